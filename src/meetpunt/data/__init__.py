@@ -1,0 +1,1 @@
+"""Versioned rule files (TOML), each with its source; loaded by meetpunt.rulebook."""

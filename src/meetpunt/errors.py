@@ -1,0 +1,43 @@
+"""The one exception root of meetpunt (DESIGN rule 3).
+
+Rules report their decisions as values (:class:`meetpunt.domain.findings.Finding`);
+only the ``assert_*`` / ``require_*`` wrappers raise, and they raise a subclass of
+:class:`MeetpuntError`, one per package, carrying the same rule IDs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meetpunt.domain.findings import Finding
+
+
+class MeetpuntError(Exception):
+    """Root of every error meetpunt raises on purpose.
+
+    ``findings`` lists the broken rules (rule ID + plain-language message); it may be
+    empty for errors that are not a rule decision (a missing file, say).
+    """
+
+    def __init__(self, message: str, findings: Iterable[Finding] = ()) -> None:
+        super().__init__(message)
+        self.findings: tuple[Finding, ...] = tuple(findings)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The rule IDs of the findings, in order."""
+        return tuple(f.rule for f in self.findings)
+
+
+class DomainError(MeetpuntError):
+    """A domain rule was broken (``meetpunt.domain``)."""
+
+
+class RulesDataError(MeetpuntError):
+    """A rules data file is missing or malformed (``meetpunt.rulebook``)."""
+
+
+class RegisterError(MeetpuntError):
+    """The connection register refused an operation (``meetpunt.register``)."""

@@ -1,0 +1,472 @@
+"""Register import and export as CSV files (REG-2..8).
+
+Three kinds of file, told apart by their header:
+
+* connections: one row per connection version (``valid_from`` = from when the row is
+  true); the same row twice changes nothing, a later ``valid_from`` records a change;
+* secondary allocation points: one row per status version of an existing SAP;
+* contracts: one row per supply contract.
+
+Transactions: one transaction per file and a SAVEPOINT per row. A bad row is rolled
+back on its own, reported with its line number and rule, and kept in the register's
+import quarantine with the raw record; the good rows go in. Either the whole file's
+outcome is committed or (on a crash) none of it, and rerunning the file is harmless
+because recording an unchanged version changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from meetpunt.domain.allocation import SapStatus
+from meetpunt.domain.capacity import Commodity, parse_capacity
+from meetpunt.domain.connection import (
+    Address,
+    AdminSwitch,
+    ConnectionAttributes,
+    ConnectionVersion,
+    GridPosition,
+    MeterType,
+    Phase,
+    PhysicalStatus,
+    RemoteReading,
+)
+from meetpunt.domain.contract import ContractType, SupplyContract, TariffKind
+from meetpunt.domain.customer import CustomerType
+from meetpunt.domain.ean import check_ean
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import MeetpuntError, RegisterError
+from meetpunt.register.store import ChangeOutcome, RegisterSession
+
+
+class RecordKind(StrEnum):
+    """The three register file kinds."""
+
+    CONNECTIONS = "connections"
+    SECONDARY_POINTS = "secondary_allocation_points"
+    CONTRACTS = "contracts"
+
+
+CONNECTION_COLUMNS = (
+    "ean",
+    "commodity",
+    "valid_from",
+    "capacity",
+    "status",
+    "admin_switch",
+    "meter_type",
+    "remote_reading",
+    "postcode",
+    "house_number",
+    "house_number_suffix",
+    "street",
+    "city",
+    "municipality",
+    "woz_object_id",
+    "substation",
+    "feeder",
+    "phase",
+    "customer_type",
+    "active_customer",
+    "solar_kwp",
+    "solar_registered_on",
+)
+SECONDARY_COLUMNS = ("ean", "primary_ean", "capacity", "status", "valid_from", "purpose")
+CONTRACT_COLUMNS = (
+    "ean",
+    "commodity",
+    "supplier",
+    "contract_holder",
+    "contract_type",
+    "tariff",
+    "start_date",
+    "end_date",
+)
+COLUMNS = {
+    RecordKind.CONNECTIONS: CONNECTION_COLUMNS,
+    RecordKind.SECONDARY_POINTS: SECONDARY_COLUMNS,
+    RecordKind.CONTRACTS: CONTRACT_COLUMNS,
+}
+REQUIRED = {
+    RecordKind.CONNECTIONS: (
+        "ean",
+        "commodity",
+        "valid_from",
+        "capacity",
+        "status",
+        "postcode",
+        "house_number",
+        "customer_type",
+    ),
+    RecordKind.SECONDARY_POINTS: SECONDARY_COLUMNS[:5],
+    RecordKind.CONTRACTS: (
+        "ean",
+        "supplier",
+        "contract_holder",
+        "contract_type",
+        "tariff",
+        "start_date",
+    ),
+}
+_ALIASES = {"aan": "on", "uit": "off"}
+_TRUE, _FALSE = {"true", "1", "yes", "ja"}, {"false", "0", "no", "nee", ""}
+
+
+@dataclass(frozen=True)
+class RowRefusal:
+    """A refused row: where, which rule, what to do."""
+
+    line: int
+    rule: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    """What importing one file did."""
+
+    source: str
+    kind: RecordKind | None
+    rows: int = 0
+    inserted: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    refused: list[RowRefusal] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready summary."""
+        return {
+            "source": self.source,
+            "kind": self.kind.value if self.kind else None,
+            "rows": self.rows,
+            "inserted": self.inserted,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "refused": [r.__dict__ for r in self.refused],
+        }
+
+
+class _RowError(Exception):
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _text(row: Mapping[str, str], column: str) -> str:
+    return (row.get(column) or "").strip()
+
+
+def _enum(row: Mapping[str, str], column: str, kind: type[E], rule: str, default: E | None) -> E:
+    raw = _text(row, column)
+    if not raw and default is not None:
+        return default
+    value = _ALIASES.get(raw.lower(), raw)
+    for member in kind:
+        if value in (member.value, member.value.lower()) or value.upper() == member.value:
+            return member
+    allowed = ", ".join(m.value for m in kind)
+    raise _RowError(Finding(rule, f"column {column!r} has {raw!r}; expected one of {allowed}"))
+
+
+def _date(row: Mapping[str, str], column: str, rule: str, optional: bool = False) -> date | None:
+    raw = _text(row, column)
+    if not raw and optional:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise _RowError(
+            Finding(rule, f"column {column!r} has {raw!r}; write the date as YYYY-MM-DD")
+        ) from None
+
+
+def _required_date(row: Mapping[str, str], column: str, rule: str) -> date:
+    value = _date(row, column, rule)
+    assert value is not None  # _date without optional never returns None
+    return value
+
+
+def _bool(row: Mapping[str, str], column: str, rule: str) -> bool:
+    raw = _text(row, column).lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise _RowError(Finding(rule, f"column {column!r} has {raw!r}; write true or false"))
+
+
+def _ean(row: Mapping[str, str], column: str) -> str:
+    code = _text(row, column)
+    finding = check_ean(code)
+    if finding is not None:
+        raise _RowError(finding)
+    return code
+
+
+def _connection_row(
+    row: Mapping[str, str], session: RegisterSession
+) -> tuple[str, Commodity, date, ConnectionAttributes]:
+    ean = _ean(row, "ean")
+    commodity = _enum(row, "commodity", Commodity, "REG-2.commodity", None)
+    valid_from = _required_date(row, "valid_from", "REG-6.date")
+    capacity = parse_capacity(commodity, _text(row, "capacity"), session.rules.classes)
+    if isinstance(capacity, Finding):
+        raise _RowError(capacity)
+    number = _text(row, "house_number")
+    if not number.isdigit():
+        raise _RowError(
+            Finding("REG-2.house_number", f"column 'house_number' has {number!r}; give digits")
+        )
+    kwp_raw = _text(row, "solar_kwp")
+    try:
+        solar_kwp = Decimal(kwp_raw) if kwp_raw else None
+    except InvalidOperation:
+        raise _RowError(
+            Finding("REG-8.solar_kwp", f"column 'solar_kwp' has {kwp_raw!r}; give a number")
+        ) from None
+    phase = _text(row, "phase")
+    attributes = ConnectionAttributes(
+        capacity=capacity,
+        status=_enum(row, "status", PhysicalStatus, "REG-2.status", None),
+        admin_switch=_enum(row, "admin_switch", AdminSwitch, "REG-2.admin_switch", AdminSwitch.ON),
+        meter_type=_enum(row, "meter_type", MeterType, "REG-2.meter_type", MeterType.SMART),
+        remote_reading=_enum(
+            row, "remote_reading", RemoteReading, "REG-7.remote_reading", RemoteReading.STANDARD
+        ),
+        address=Address(
+            postcode=_text(row, "postcode"),
+            house_number=int(number),
+            house_number_suffix=_text(row, "house_number_suffix"),
+            street=_text(row, "street"),
+            city=_text(row, "city"),
+            municipality=_text(row, "municipality"),
+            woz_object_id=_text(row, "woz_object_id"),
+        ),
+        grid=GridPosition(
+            substation=_text(row, "substation"),
+            feeder=_text(row, "feeder"),
+            phase=_enum(row, "phase", Phase, "REG-2.phase", None) if phase else None,
+        ),
+        customer_type=_enum(row, "customer_type", CustomerType, "REG-4.customer_type", None),
+        active_customer=_bool(row, "active_customer", "REG-4.active_customer"),
+        solar_kwp=solar_kwp,
+        solar_registered_on=_date(row, "solar_registered_on", "REG-8.date", optional=True),
+    )
+    return ean, commodity, valid_from, attributes
+
+
+def _apply_connection(row: Mapping[str, str], session: RegisterSession) -> ChangeOutcome:
+    ean, commodity, valid_from, attributes = _connection_row(row, session)
+    return session.record_connection(ean, commodity, attributes, valid_from)
+
+
+def _apply_secondary(row: Mapping[str, str], session: RegisterSession) -> ChangeOutcome:
+    sap_ean, primary_ean = _ean(row, "ean"), _ean(row, "primary_ean")
+    capacity = parse_capacity(Commodity.ELECTRICITY, _text(row, "capacity"), session.rules.classes)
+    if isinstance(capacity, Finding):
+        raise _RowError(capacity)
+    return session.record_secondary(
+        sap_ean,
+        primary_ean,
+        str(capacity),
+        _enum(row, "status", SapStatus, "REG-5.sap_status", None),
+        _required_date(row, "valid_from", "REG-6.date"),
+        _text(row, "purpose"),
+    )
+
+
+def _apply_contract(row: Mapping[str, str], session: RegisterSession) -> ChangeOutcome:
+    commodity_raw = _text(row, "commodity")
+    commodity = (
+        _enum(row, "commodity", Commodity, "REG-2.commodity", None) if commodity_raw else None
+    )
+    contract = SupplyContract(
+        allocation_point_ean=_ean(row, "ean"),
+        supplier=_text(row, "supplier"),
+        contract_holder=_text(row, "contract_holder"),
+        contract_type=_enum(row, "contract_type", ContractType, "MKT-1.contract_type", None),
+        tariff=_enum(row, "tariff", TariffKind, "MKT-2.tariff", None),
+        start=_required_date(row, "start_date", "REG-6.date"),
+        end=_date(row, "end_date", "REG-6.date", optional=True),
+    )
+    return session.add_contract(contract, commodity)
+
+
+_APPLY: dict[RecordKind, Callable[[Mapping[str, str], RegisterSession], ChangeOutcome]] = {
+    RecordKind.CONNECTIONS: _apply_connection,
+    RecordKind.SECONDARY_POINTS: _apply_secondary,
+    RecordKind.CONTRACTS: _apply_contract,
+}
+
+
+def detect_kind(header: Iterable[str]) -> RecordKind | Finding:
+    """Tell the file kind from its header; a :class:`Finding` naming missing columns."""
+    columns = {c.strip() for c in header}
+    if "primary_ean" in columns:
+        kind = RecordKind.SECONDARY_POINTS
+    elif "supplier" in columns:
+        kind = RecordKind.CONTRACTS
+    elif "valid_from" in columns:
+        kind = RecordKind.CONNECTIONS
+    else:
+        return Finding(
+            "REG-import.header",
+            "the header is not a register file: a connections file has valid_from and "
+            "capacity, a contracts file has supplier, a secondary points file has primary_ean",
+        )
+    missing = [c for c in REQUIRED[kind] if c not in columns]
+    if missing:
+        return Finding(
+            "REG-import.header", f"the {kind.value} file lacks column(s) {', '.join(missing)}"
+        )
+    return kind
+
+
+def import_csv(session: RegisterSession, text: str, source: str) -> ImportReport:
+    """Import one register CSV (see module docstring for the transaction rule)."""
+    reader = csv.DictReader(io.StringIO(text))
+    kind = detect_kind(reader.fieldnames or [])
+    if isinstance(kind, Finding):
+        report = ImportReport(source=source, kind=None)
+        report.refused.append(RowRefusal(1, kind.rule, kind.message))
+        session.quarantine(source, 1, text.splitlines()[0] if text else "", kind)
+        return report
+    report = ImportReport(source=source, kind=kind)
+    apply = _APPLY[kind]
+    line = 1
+    for row in reader:
+        line += 1
+        report.rows += 1
+        if None in row:  # more cells than header columns
+            finding = Finding(
+                "REG-import.columns", "the row has more cells than the header has columns"
+            )
+            _refuse(session, report, source, line, row, finding)
+            line = reader.line_num
+            continue
+        try:
+            with session.savepoint():
+                outcome = apply(row, session)
+        except _RowError as exc:
+            _refuse(session, report, source, line, row, exc.finding)
+        except MeetpuntError as exc:
+            finding = exc.findings[0] if exc.findings else Finding("REG-import.row", str(exc))
+            _refuse(session, report, source, line, row, finding)
+        else:
+            setattr(report, outcome.value, getattr(report, outcome.value) + 1)
+        line = reader.line_num
+    return report
+
+
+def _refuse(
+    session: RegisterSession,
+    report: ImportReport,
+    source: str,
+    line: int,
+    row: Mapping[str | None, object],
+    finding: Finding,
+) -> None:
+    report.refused.append(RowRefusal(line, finding.rule, finding.message))
+    record = ",".join(str(v) for v in row.values())
+    session.quarantine(source, line, record, finding)
+
+
+def import_file(session: RegisterSession, path: Path) -> ImportReport:
+    """Read ``path`` (UTF-8, BOM tolerated) and import it."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise RegisterError(f"cannot read {path}: {exc.strerror}") from exc
+    return import_csv(session, text, str(path))
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, StrEnum):
+        return value.value
+    return str(value)
+
+
+def connection_record(version: ConnectionVersion) -> dict[str, str]:
+    """A connection version as a CSV row (the inverse of the import)."""
+    a = version.attributes
+    values: dict[str, object] = {
+        "ean": version.ean,
+        "commodity": version.commodity,
+        "valid_from": version.valid_from,
+        "capacity": a.capacity,
+        "status": a.status,
+        "admin_switch": a.admin_switch,
+        "meter_type": a.meter_type,
+        "remote_reading": a.remote_reading,
+        "postcode": a.address.postcode,
+        "house_number": a.address.house_number,
+        "house_number_suffix": a.address.house_number_suffix,
+        "street": a.address.street,
+        "city": a.address.city,
+        "municipality": a.address.municipality,
+        "woz_object_id": a.address.woz_object_id,
+        "substation": a.grid.substation,
+        "feeder": a.grid.feeder,
+        "phase": a.grid.phase,
+        "customer_type": a.customer_type,
+        "active_customer": a.active_customer,
+        "solar_kwp": a.solar_kwp,
+        "solar_registered_on": a.solar_registered_on,
+    }
+    return {k: _fmt(v) for k, v in values.items()}
+
+
+def export_register(session: RegisterSession, out_dir: Path) -> dict[RecordKind, Path]:
+    """Write the whole register, history included, as the three import files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[RecordKind, Iterable[Mapping[str, str]]] = {
+        RecordKind.CONNECTIONS: (connection_record(v) for v in session.connection_versions()),
+        RecordKind.SECONDARY_POINTS: (
+            {
+                "ean": p.ean,
+                "primary_ean": p.primary_ean,
+                "capacity": p.capacity,
+                "status": s.status.value,
+                "valid_from": s.valid_from.isoformat(),
+                "purpose": p.purpose,
+            }
+            for p, s in session.all_secondary_status_versions()
+        ),
+        RecordKind.CONTRACTS: (
+            {
+                "ean": c.allocation_point_ean,
+                "commodity": commodity.value,
+                "supplier": c.supplier,
+                "contract_holder": c.contract_holder,
+                "contract_type": c.contract_type.value,
+                "tariff": c.tariff.value,
+                "start_date": c.start.isoformat(),
+                "end_date": _fmt(c.end),
+            }
+            for c, commodity in session.all_contracts()
+        ),
+    }
+    written: dict[RecordKind, Path] = {}
+    for kind, records in rows.items():
+        path = out_dir / f"{kind.value}.csv"
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS[kind])
+            writer.writeheader()
+            writer.writerows(records)
+        written[kind] = path
+    return written

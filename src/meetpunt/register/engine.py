@@ -1,0 +1,80 @@
+"""Where the register lives: database URL, engine, migrations (the imperative shell).
+
+The URL comes from ``--db``, else ``MEETPUNT_DATABASE_URL``, else a SQLite file in the
+meetpunt home folder (``MEETPUNT_HOME``, default ``~/.meetpunt``). ``postgresql://``
+URLs use psycopg 3.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+
+from meetpunt.register.store import Register, RegisterRules
+
+DATABASE_URL_ENV = "MEETPUNT_DATABASE_URL"
+HOME_ENV = "MEETPUNT_HOME"
+
+
+def meetpunt_home() -> Path:
+    """The folder for meetpunt's embedded stores (created on first use)."""
+    home = Path(os.environ.get(HOME_ENV) or Path.home() / ".meetpunt")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def default_database_url() -> str:
+    """``MEETPUNT_DATABASE_URL`` or the embedded SQLite register in the meetpunt home."""
+    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{meetpunt_home() / 'register.sqlite'}"
+
+
+def normalise_url(url: str) -> str:
+    """Pick psycopg 3 for plain ``postgresql://`` / ``postgres://`` URLs."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys and real SAVEPOINT support."""
+    url = normalise_url(url)
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+        # let SQLAlchemy, not pysqlite, open transactions, so SAVEPOINTs work
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("meetpunt.register").joinpath("migrations"))
+    )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_register(url: str | None = None, rules: RegisterRules | None = None) -> Register:
+    """Open (and migrate) the register at ``url`` or the default one."""
+    engine = make_engine(url or default_database_url())
+    migrate(engine)
+    return Register(engine, rules or RegisterRules.load())

@@ -1,0 +1,128 @@
+"""Tables of the connection register (SQLAlchemy Core).
+
+History is kept as validity intervals ``valid_from <= D < valid_to`` (``valid_to``
+NULL = still true), one row per version, so "what was true on D" is one indexed
+lookup (REG-6). Integer surrogate keys; EANs are attributes (DESIGN rule 5).
+The Alembic migrations in ``migrations/versions`` create exactly these tables; a
+test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+connection = Table(
+    "connection",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ean", String(18), nullable=False),
+    Column("commodity", String(12), nullable=False),
+    UniqueConstraint("ean", "commodity", name="uq_connection_ean_commodity"),
+)
+
+connection_version = Table(
+    "connection_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=True),
+    Column("capacity", String(16), nullable=False),
+    Column("status", String(3), nullable=False),
+    Column("admin_switch", String(3), nullable=False),
+    Column("meter_type", String(16), nullable=False),
+    Column("remote_reading", String(24), nullable=False),
+    Column("postcode", String(6), nullable=False),
+    Column("house_number", Integer, nullable=False),
+    Column("house_number_suffix", String(16), nullable=False),
+    Column("street", String(120), nullable=False),
+    Column("city", String(80), nullable=False),
+    Column("municipality", String(80), nullable=False),
+    Column("woz_object_id", String(32), nullable=False),
+    Column("substation", String(40), nullable=False),
+    Column("feeder", String(40), nullable=False),
+    Column("phase", String(2), nullable=True),
+    Column("customer_type", String(20), nullable=False),
+    Column("active_customer", Boolean, nullable=False),
+    Column("solar_kwp", Numeric(12, 3), nullable=True),
+    Column("solar_registered_on", Date, nullable=True),
+    UniqueConstraint("connection_id", "valid_from", name="uq_connection_version_from"),
+)
+
+allocation_point = Table(
+    "allocation_point",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ean", String(18), nullable=False),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("capacity", String(16), nullable=True),
+    Column("purpose", String(200), nullable=False),
+    Column("requested_on", Date, nullable=True),
+    UniqueConstraint("ean", "connection_id", name="uq_allocation_point_ean_connection"),
+)
+
+allocation_point_status = Table(
+    "allocation_point_status",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("allocation_point_id", Integer, ForeignKey("allocation_point.id"), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=True),
+    Column("status", String(16), nullable=False),
+    UniqueConstraint("allocation_point_id", "valid_from", name="uq_ap_status_from"),
+)
+
+supply_contract = Table(
+    "supply_contract",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("allocation_point_id", Integer, ForeignKey("allocation_point.id"), nullable=False),
+    Column("supplier", String(13), nullable=False),
+    Column("contract_holder", String(200), nullable=False),
+    Column("contract_type", String(10), nullable=False),
+    Column("tariff", String(8), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=True),
+)
+
+ean_sequence = Table(
+    "ean_sequence",
+    metadata,
+    Column("prefix", String(16), primary_key=True),
+    Column("next_serial", Integer, nullable=False),
+)
+
+import_quarantine = Table(
+    "import_quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(500), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("rule", String(60), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
