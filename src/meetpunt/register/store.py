@@ -379,6 +379,17 @@ class RegisterSession:
             primary_ean=row.primary_ean,
         )
 
+    def point_kinds(self, ean: str) -> set[AllocationPointKind]:
+        """The kinds of allocation point that carry ``ean`` (empty when unknown)."""
+        rows = self._conn.execute(
+            select(t.allocation_point.c.kind).where(t.allocation_point.c.ean == ean)
+        ).scalars()
+        return {AllocationPointKind(k) for k in rows}
+
+    def primary_of(self, ean: str) -> str:
+        """The EAN of the connection (primary point) that ``ean`` belongs to."""
+        return self._point(ean).primary_ean
+
     def _sap_status(self, point_id: int, on: date) -> SapStatus | None:
         status = self._conn.execute(
             select(t.allocation_point_status.c.status).where(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
@@ -38,9 +39,9 @@ instants = st.datetimes(
 )
 
 
-def local(y: int, m: int, d: int, hh: int = 12, mm: int = 0, ss: int = 0) -> datetime:
-    """A local Amsterdam wall-clock time as a UTC instant."""
-    return datetime(y, m, d, hh, mm, ss, tzinfo=LOCAL_TZ).astimezone(UTC)
+def local(y: int, m: int, d: int, hh: int = 12) -> datetime:
+    """A local Amsterdam wall-clock hour as a UTC instant."""
+    return datetime(y, m, d, hh, tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
 def last_sunday(year: int, month: int) -> date:
@@ -103,9 +104,7 @@ def test_offpeak_holidays_2025_are_the_seven_of_the_enexis_list() -> None:
         (2031, date(2031, 4, 26)),
     ],
 )
-def test_kings_day_moves_to_saturday_when_27_april_is_a_sunday(
-    year: int, kings_day: date
-) -> None:
+def test_kings_day_moves_to_saturday_when_27_april_is_a_sunday(year: int, kings_day: date) -> None:
     assert CAL.offpeak_holidays(year)[kings_day] == "Koningsdag"
 
 
@@ -229,9 +228,7 @@ def test_weekend_and_holiday_instants_are_offpeak(instant: datetime, region: str
 
 
 @given(instants, st.sampled_from(REGIONS))
-def test_tariff_is_normal_exactly_in_the_working_day_window(
-    instant: datetime, region: str
-) -> None:
+def test_tariff_is_normal_exactly_in_the_working_day_window(instant: datetime, region: str) -> None:
     wall = to_local(instant)
     reg = CAL.region(region)
     working = wall.isoweekday() <= 5 and wall.date() not in CAL.offpeak_holidays(wall.year)
@@ -285,7 +282,7 @@ def test_quarter_hour_starts_tile_the_local_day(day: date) -> None:
     assert len(starts) == quarter_hours_in_local_day(day)
     assert starts[0] == start
     assert starts[-1] + QUARTER_HOUR == end
-    assert all(b - a == QUARTER_HOUR for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == QUARTER_HOUR for a, b in itertools.pairwise(starts))
     assert all(s.tzinfo is UTC for s in starts)
     assert {local_date_of(s) for s in starts} == {day}
 
@@ -330,7 +327,9 @@ def test_operator_override_file_changes_the_hours(
 
 def test_a_holiday_added_in_the_data_is_offpeak() -> None:
     data = body()
-    data["holidays"].append({"id": "liberation_day", "name": "Bevrijdingsdag", "month": 5, "day": 5})
+    data["holidays"].append(
+        {"id": "liberation_day", "name": "Bevrijdingsdag", "month": 5, "day": 5}
+    )
     cal = OffPeakCalendar.from_mapping(data)
     assert cal.tariff_at(local(2025, 5, 5, 12)) is Tariff.T1
 

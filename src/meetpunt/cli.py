@@ -1,0 +1,316 @@
+"""The ``meetpunt`` command (Typer): thin, calls the same functions the API will.
+
+Every command has ``--help``; commands that scripts use have ``--json``. Exit codes:
+0 = all good, 1 = something was refused (an invalid EAN, a refused SAP, a refused
+import row), 2 = usage error (Typer's own).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from meetpunt.domain.allocation import SapRequest
+from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
+from meetpunt.domain.ean import check_ean, ean_from_serial
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import MeetpuntError
+from meetpunt.register import open_register
+from meetpunt.register.csvio import RecordKind, detect_kind, export_register, import_file
+from meetpunt.register.report import describe_point
+
+app = typer.Typer(
+    help="meetpunt: smart-meter data platform for Dutch grid operators.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+ean_app = typer.Typer(help="EAN codes of connections and allocation points (REG-1).")
+register_app = typer.Typer(help="The connection register (REG-1..8).", no_args_is_help=True)
+app.add_typer(ean_app, name="ean", no_args_is_help=True)
+app.add_typer(register_app, name="register")
+
+console = Console()
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="MEETPUNT_DATABASE_URL",
+        help="Register database URL (sqlite:///file or postgresql://...); "
+        "default: the SQLite register in the meetpunt home folder.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
+    if as_json:
+        _print_json({"error": str(exc), "reasons": [f.as_dict() for f in exc.findings]})
+    else:
+        console.print(f"[red]error:[/red] {exc}")
+        for finding in exc.findings[1:]:
+            console.print(f"  {finding.rule}: {finding.message}")
+    return typer.Exit(1)
+
+
+@ean_app.command("check")
+def ean_check(
+    codes: Annotated[list[str], typer.Argument(help="EAN codes to check.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check EAN codes (18 digits, GS1 check digit); exit 1 when any is invalid."""
+    results = [(code, check_ean(code)) for code in codes]
+    for code, finding in results:
+        if as_json:
+            _print_json(
+                {
+                    "ean": code,
+                    "valid": finding is None,
+                    "rule": finding.rule if finding else None,
+                    "message": finding.message if finding else None,
+                }
+            )
+        elif finding is None:
+            console.print(f"[green]valid[/green]    {code}")
+        else:
+            console.print(f"[red]invalid[/red]  {code}  {finding.rule}: {finding.message}")
+    if any(finding is not None for _, finding in results):
+        raise typer.Exit(1)
+
+
+@ean_app.command("generate")
+def ean_generate(
+    prefix: Annotated[str, typer.Option(help="The operator's digit prefix.")] = "87123450",
+    start: Annotated[int, typer.Option(help="First serial number.")] = 1,
+    count: Annotated[int, typer.Option(min=1, help="How many codes.")] = 1,
+) -> None:
+    """Print valid EAN codes made from a prefix and consecutive serial numbers."""
+    try:
+        for serial in range(start, start + count):
+            typer.echo(ean_from_serial(prefix, serial))
+    except MeetpuntError as exc:
+        raise _fail(exc, False) from exc
+
+
+@register_app.command("import")
+def register_import(
+    files: Annotated[list[Path], typer.Argument(help="Register CSV files.", exists=True)],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import connections, secondary allocation points and contracts from CSV.
+
+    Files are imported connections first, then secondary points, then contracts. A bad
+    row is reported with its line and rule and kept in quarantine; good rows go in.
+    Exit 1 when any row was refused.
+    """
+    order = list(RecordKind)
+
+    def rank(path: Path) -> int:
+        with path.open(encoding="utf-8-sig") as handle:
+            kind = detect_kind(handle.readline().strip().split(","))
+        return order.index(kind) if isinstance(kind, RecordKind) else len(order)
+
+    register = open_register(db)
+    refused = 0
+    try:
+        for path in sorted(files, key=rank):
+            with register.session() as session:
+                report = import_file(session, path)
+            refused += len(report.refused)
+            if as_json:
+                _print_json(report.as_dict())
+                continue
+            kind = report.kind.value if report.kind else "unknown"
+            console.print(
+                f"{path}: {kind}, {report.rows} rows: {report.inserted} new, "
+                f"{report.changed} changed, {report.unchanged} unchanged, "
+                f"{len(report.refused)} refused"
+            )
+            for r in report.refused:
+                console.print(f"  [red]line {r.line}[/red] {r.rule}: {r.message}")
+    except MeetpuntError as exc:
+        raise _fail(exc, as_json) from exc
+    finally:
+        register.dispose()
+    if refused:
+        raise typer.Exit(1)
+
+
+@register_app.command("export")
+def register_export(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the CSV files to.")],
+    db: DbOption = None,
+) -> None:
+    """Export the whole register, history included, as importable CSV files."""
+    register = open_register(db)
+    try:
+        with register.session() as session:
+            written = export_register(session, out)
+    finally:
+        register.dispose()
+    for kind, path in written.items():
+        console.print(f"{kind.value}: {path}")
+
+
+@register_app.command("show")
+def register_show(
+    ean: Annotated[str, typer.Argument(help="EAN of a connection or allocation point.")],
+    at: Annotated[
+        str | None, typer.Option(help="The date to look at (YYYY-MM-DD); default today.")
+    ] = None,
+    commodity: Annotated[
+        Commodity | None, typer.Option(help="Needed only when the EAN is both.")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a connection or allocation point as it was on a date, with its history."""
+    day = _parse_day(at)
+    register = open_register(db)
+    try:
+        with register.session() as session:
+            described = describe_point(session, ean, day, commodity)
+    except MeetpuntError as exc:
+        raise _fail(exc, as_json) from exc
+    finally:
+        register.dispose()
+    if as_json:
+        _print_json(described)
+        return
+    _show_table(described)
+
+
+def _show_table(described: dict[str, Any]) -> None:
+    table = Table(title=f"{described['ean']} on {described['at']}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in described.items():
+        if key in ("history", "secondary_allocation_points", "cost_lines", "status_history"):
+            continue
+        table.add_row(key, _cell(value))
+    console.print(table)
+    for key in ("secondary_allocation_points", "cost_lines", "history", "status_history"):
+        rows = described.get(key)
+        if rows:
+            sub = Table(title=key.replace("_", " "))
+            for column in rows[0]:
+                sub.add_column(column)
+            for row in rows:
+                sub.add_row(*(_cell(v) for v in row.values()))
+            console.print(sub)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, ""))
+    return "" if value is None else str(value)
+
+
+def _parse_day(text: str | None) -> date:
+    if text is None:
+        return date.today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date; write YYYY-MM-DD") from None
+
+
+@register_app.command("request-sap")
+def register_request_sap(
+    primary_ean: Annotated[str, typer.Argument(help="EAN of the connection (primary point).")],
+    capacity: Annotated[str, typer.Option(help="Capacity of the extra point, e.g. 1x40.")],
+    same_cabinet: Annotated[
+        bool,
+        typer.Option("--same-cabinet/--other-cabinet", help="Where the extra meter goes."),
+    ] = True,
+    woz: Annotated[str | None, typer.Option("--woz", help="WOZ object it will serve.")] = None,
+    residential: Annotated[bool, typer.Option(help="Used for housing.")] = False,
+    interconnected: Annotated[
+        bool, typer.Option(help="Installations behind the points are connected.")
+    ] = False,
+    purpose: Annotated[str, typer.Option(help="What it is for (charge point, ...).")] = "",
+    on: Annotated[str | None, typer.Option(help="Request date; default today.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Request a secondary allocation point (REG-5); exit 0 granted, 1 refused."""
+    day = _parse_day(on)
+    parsed = parse_electricity_capacity(capacity)
+    if isinstance(parsed, Finding):
+        result: dict[str, Any] = {"granted": False, "ean": None, "reasons": [parsed.as_dict()]}
+    else:
+        request = SapRequest(
+            capacity=parsed,
+            same_cabinet=same_cabinet,
+            woz_object_id=woz,
+            residential=residential,
+            interconnected=interconnected,
+            purpose=purpose,
+        )
+        register = open_register(db)
+        try:
+            with register.session() as session:
+                result = session.request_sap(primary_ean, request, day).as_dict()
+        finally:
+            register.dispose()
+    if as_json:
+        _print_json(result)
+    elif result["granted"]:
+        console.print(f"[green]granted[/green]: extra metering point {result['ean']}")
+    else:
+        console.print("[red]refused[/red]:")
+        for reason in result["reasons"]:
+            console.print(f"  {reason['rule']}: {reason['message']}")
+    if not result["granted"]:
+        raise typer.Exit(1)
+
+
+@register_app.command("quarantine")
+def register_quarantine(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List the import records the register refused, with their reasons."""
+    register = open_register(db)
+    try:
+        with register.session() as session:
+            records = session.quarantined()
+    finally:
+        register.dispose()
+    if as_json:
+        _print_json([r.__dict__ for r in records])
+        return
+    table = Table(title=f"{len(records)} quarantined record(s)")
+    for column in ("source", "line", "rule", "message"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r.source, str(r.line), r.rule, r.message)
+    console.print(table)
+
+
+@app.command("demo")
+def demo(
+    home: Annotated[
+        Path | None, typer.Option(help="Folder for the demo's files; default meetpunt home.")
+    ] = None,
+) -> None:
+    """Run the main job: build an example register on the embedded default and show it."""
+    from meetpunt.demo import run_demo
+
+    try:
+        run_demo(console, home)
+    except MeetpuntError as exc:
+        raise _fail(exc, False) from exc
+
+
+def main() -> None:
+    """Entry point of the ``meetpunt`` console script."""
+    app()
