@@ -106,14 +106,30 @@ def _by_address(session: RegisterSession, day: date, street: str, number: int) -
 
 def _sap_requests(console: Console, session: RegisterSession, day: date) -> None:
     cases = [
-        ("Glaslaan 2 (3x35 A) asks 3x25 A", "Glaslaan", 2, SapRequest(
-            require_electricity_capacity("3x25"), purpose="solar cooperative")),
-        ("Torenallee 12 (3x25 A) asks 1x40 A", "Torenallee", 12, SapRequest(
-            require_electricity_capacity("1x40"))),
-        ("Glaslaan 4A (3x80 A, 5 SAPs) asks a 6th", "Glaslaan", 4, SapRequest(
-            require_electricity_capacity("3x25"))),
-        ("Torenallee 10 (1x35 A) asks 1x25 A to sub-let a room", "Torenallee", 10, SapRequest(
-            require_electricity_capacity("1x25"), residential=True, same_cabinet=False)),
+        (
+            "Glaslaan 2 (3x35 A) asks 3x25 A",
+            "Glaslaan",
+            2,
+            SapRequest(require_electricity_capacity("3x25"), purpose="solar cooperative"),
+        ),
+        (
+            "Torenallee 12 (3x25 A) asks 1x40 A",
+            "Torenallee",
+            12,
+            SapRequest(require_electricity_capacity("1x40")),
+        ),
+        (
+            "Glaslaan 4A (3x80 A, 5 SAPs) asks a 6th",
+            "Glaslaan",
+            4,
+            SapRequest(require_electricity_capacity("3x25")),
+        ),
+        (
+            "Torenallee 10 (1x35 A) asks 1x25 A to sub-let a room",
+            "Torenallee",
+            10,
+            SapRequest(require_electricity_capacity("1x25"), residential=True, same_cabinet=False),
+        ),
     ]
     table = Table(title="Requests for an extra metering point (REG-5)")
     for column in ("request", "decision", "rule", "why"):
@@ -123,8 +139,12 @@ def _sap_requests(console: Console, session: RegisterSession, day: date) -> None
         if decision.granted:
             table.add_row(label, f"[green]granted[/green] {decision.ean}", "", "")
         for i, reason in enumerate(decision.reasons):
-            table.add_row(label if i == 0 else "", "[red]refused[/red]" if i == 0 else "",
-                          reason.rule, reason.message)
+            table.add_row(
+                label if i == 0 else "",
+                "[red]refused[/red]" if i == 0 else "",
+                reason.rule,
+                reason.message,
+            )
     console.print(table)
 
 

@@ -83,9 +83,7 @@ class CapacityClasses:
         return cls(
             small_max_phases=int(elec["small_max_phases"]),
             small_max_amperes=int(elec["small_max_amperes"]),
-            standard_electricity=tuple(
-                require_electricity_capacity(s) for s in elec["standard"]
-            ),
+            standard_electricity=tuple(require_electricity_capacity(s) for s in elec["standard"]),
             gas_small_max_flow=float(gas["small_max_flow_m3n_per_h"]),
             gas_meter_flow={k.upper(): float(v) for k, v in gas["meter_flow_m3n_per_h"].items()},
         )

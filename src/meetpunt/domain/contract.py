@@ -89,9 +89,7 @@ def check_contract(
             )
         )
     if contract.contract_type is ContractType.FIXED and contract.end is None:
-        findings.append(
-            Finding("MKT-1.fixed_end", "a fixed contract has an end date; give one")
-        )
+        findings.append(Finding("MKT-1.fixed_end", "a fixed contract has an end date; give one"))
     if contract.tariff is TariffKind.DOUBLE and meter_type not in (
         MeterType.SMART,
         MeterType.DIGITAL,
@@ -103,9 +101,7 @@ def check_contract(
             )
         )
     for other in existing:
-        if other.allocation_point_ean == contract.allocation_point_ean and contract.overlaps(
-            other
-        ):
+        if other.allocation_point_ean == contract.allocation_point_ean and contract.overlaps(other):
             findings.append(
                 Finding(
                     "REG-6.overlap",

@@ -57,8 +57,7 @@ def check_multisite(participants: Sequence[MultisiteParticipant]) -> list[Findin
         findings.append(
             Finding(
                 "MKT-6.mandate",
-                "these customers gave the representative no mandate: "
-                + ", ".join(without_mandate),
+                "these customers gave the representative no mandate: " + ", ".join(without_mandate),
             )
         )
     return findings

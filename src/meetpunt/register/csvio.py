@@ -44,6 +44,7 @@ from meetpunt.domain.customer import CustomerType
 from meetpunt.domain.ean import check_ean
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError, RegisterError
+from meetpunt.register.report import decimal_text
 from meetpunt.register.store import ChangeOutcome, RegisterSession
 
 
@@ -398,6 +399,8 @@ def _fmt(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, StrEnum):
         return value.value
+    if isinstance(value, Decimal):
+        return decimal_text(value)
     return str(value)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from meetpunt.domain.allocation import AllocationPointKind
@@ -12,6 +13,11 @@ from meetpunt.domain.contract import SupplyContract
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import RegisterError
 from meetpunt.register.store import RegisterSession
+
+
+def decimal_text(value: Decimal) -> str:
+    """A decimal without trailing zeros or exponent: NUMERIC 4.200 reads as 4.2."""
+    return f"{value.normalize():f}"
 
 
 def contract_view(contract: SupplyContract | None) -> dict[str, Any] | None:
@@ -55,10 +61,8 @@ def connection_view(session: RegisterSession, version: ConnectionVersion) -> dic
         },
         "customer_type": a.customer_type.value,
         "active_customer": a.active_customer,
-        "solar_kwp": str(a.solar_kwp) if a.solar_kwp is not None else None,
-        "solar_registered_on": a.solar_registered_on.isoformat()
-        if a.solar_registered_on
-        else None,
+        "solar_kwp": decimal_text(a.solar_kwp) if a.solar_kwp is not None else None,
+        "solar_registered_on": a.solar_registered_on.isoformat() if a.solar_registered_on else None,
         "valid_from": version.valid_from.isoformat(),
         "valid_to": version.valid_to.isoformat() if version.valid_to else None,
     }

@@ -16,7 +16,19 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Row,
+    Table,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from meetpunt import rulebook
@@ -149,9 +161,7 @@ class Register:
 
 
 def _holds(table: Table, day: date) -> ColumnElement[bool]:
-    return and_(
-        table.c.valid_from <= day, or_(table.c.valid_to.is_(None), table.c.valid_to > day)
-    )
+    return and_(table.c.valid_from <= day, or_(table.c.valid_to.is_(None), table.c.valid_to > day))
 
 
 class RegisterSession:
@@ -166,6 +176,13 @@ class RegisterSession:
         """Make the block atomic on its own: an error undoes just the block (imports)."""
         with self._conn.begin_nested():
             yield
+
+    def _insert_id(self, statement: Insert) -> int:
+        """Run an INSERT and return the new row's integer key."""
+        key = self._conn.execute(statement).inserted_primary_key
+        if key is None:  # pragma: no cover - every table has an integer key
+            raise RegisterError(f"no key returned for {statement.table}")
+        return int(key[0])
 
     # -- timelines -----------------------------------------------------------------
 
@@ -186,7 +203,7 @@ class RegisterSession:
         )
         if covering is None:
             later = [r.valid_from for r in rows if r.valid_from > valid_from]
-            self._conn.execute(
+            self._insert_id(
                 insert(table).values(
                     {key: key_value, "valid_from": valid_from, "valid_to": min(later, default=None)}
                     | dict(values)
@@ -202,7 +219,7 @@ class RegisterSession:
         self._conn.execute(
             update(table).where(table.c.id == covering.id).values(valid_to=valid_from)
         )
-        self._conn.execute(
+        self._insert_id(
             insert(table).values(
                 {key: key_value, "valid_from": valid_from, "valid_to": covering.valid_to}
                 | dict(values)
@@ -242,10 +259,10 @@ class RegisterSession:
             )
         ).scalar()
         if connection_id is None:
-            connection_id = self._conn.execute(
+            connection_id = self._insert_id(
                 insert(t.connection).values(ean=ean, commodity=commodity.value)
-            ).inserted_primary_key[0]
-            self._conn.execute(
+            )
+            self._insert_id(
                 insert(t.allocation_point).values(
                     ean=ean,
                     connection_id=connection_id,
@@ -462,14 +479,16 @@ class RegisterSession:
             )
             return SapDecision(granted=False, reasons=(reason,))
         connection_id, _ = self._connection_id(primary_ean, primary.commodity)
-        active = sum(
-            1 for p in self.secondaries(primary_ean, on) if p.status in ACTIVE_SAP_STATUSES
-        ) if primary.commodity is Commodity.ELECTRICITY else 0
+        active = (
+            sum(1 for p in self.secondaries(primary_ean, on) if p.status in ACTIVE_SAP_STATUSES)
+            if primary.commodity is Commodity.ELECTRICITY
+            else 0
+        )
         decision = assess_sap_request(primary, active, request, self.rules.sap, self.rules.classes)
         if not decision.granted:
             return decision
         ean = self.next_ean()
-        point_id = self._conn.execute(
+        point_id = self._insert_id(
             insert(t.allocation_point).values(
                 ean=ean,
                 connection_id=connection_id,
@@ -478,7 +497,7 @@ class RegisterSession:
                 purpose=request.purpose,
                 requested_on=on,
             )
-        ).inserted_primary_key[0]
+        )
         self._put_version(
             t.allocation_point_status,
             "allocation_point_id",
@@ -519,7 +538,7 @@ class RegisterSession:
         if existing:
             point_id = existing[0].id
         else:
-            point_id = self._conn.execute(
+            point_id = self._insert_id(
                 insert(t.allocation_point).values(
                     ean=sap_ean,
                     connection_id=connection_id,
@@ -528,7 +547,7 @@ class RegisterSession:
                     purpose=purpose,
                     requested_on=valid_from,
                 )
-            ).inserted_primary_key[0]
+            )
         return self._put_version(
             t.allocation_point_status,
             "allocation_point_id",
@@ -660,7 +679,7 @@ class RegisterSession:
         findings = check_contract(contract, version.attributes.meter_type, existing)
         if findings:
             raise RegisterError(f"contract refused: {findings[0].message}", findings)
-        self._conn.execute(
+        self._insert_id(
             insert(t.supply_contract).values(
                 allocation_point_id=point.id,
                 supplier=contract.supplier,
@@ -743,7 +762,7 @@ class RegisterSession:
 
     def quarantine(self, source: str, line: int, record: str, finding: Finding) -> None:
         """Keep a refused import record with its reason (nothing is lost)."""
-        self._conn.execute(
+        self._insert_id(
             insert(t.import_quarantine).values(
                 source=source,
                 line=line,
