@@ -36,6 +36,8 @@ app.add_typer(ean_app, name="ean", no_args_is_help=True)
 app.add_typer(register_app, name="register")
 
 console = Console()
+if not console.is_terminal:  # piped or captured: Rich would fall back to 80 columns
+    console.width = 120
 
 DbOption = Annotated[
     str | None,

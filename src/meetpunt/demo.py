@@ -54,14 +54,16 @@ def run_demo(console: Console, home: Path | None = None) -> Path:
     console.print(
         f"\nThe register is in [bold]{db_path}[/bold]. Look around with, e.g.:\n"
         f"  meetpunt register show <EAN> --at 2026-01-01 --db {url}\n"
-        f"  meetpunt register export --out out/register --db {url}"
+        f"  meetpunt register export --out out/register --db {url}",
+        soft_wrap=True,
     )
     return db_path
 
 
 def _show_register(console: Console, session: RegisterSession, day: date) -> None:
     table = Table(title=f"Connections on {day}")
-    for column in ("EAN", "", "address", "capacity", "class", "status", "meter", "contract"):
+    table.add_column("EAN", no_wrap=True, min_width=18)
+    for column in ("", "address", "capacity", "class", "status", "meter", "contract"):
         table.add_column(column)
     for version in session.connection_versions(on=day):
         a = version.attributes
@@ -132,8 +134,10 @@ def _sap_requests(console: Console, session: RegisterSession, day: date) -> None
         ),
     ]
     table = Table(title="Requests for an extra metering point (REG-5)")
-    for column in ("request", "decision", "rule", "why"):
-        table.add_column(column)
+    table.add_column("request")
+    table.add_column("decision", min_width=18)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("why")
     for label, street, number, request in cases:
         decision = session.request_sap(_by_address(session, day, street, number), request, day)
         if decision.granted:
@@ -153,7 +157,8 @@ def _lapse(console: Console, session: RegisterSession, day: date) -> None:
     out_on = day + timedelta(days=7)
     session.set_status(ean, PhysicalStatus.OUT_OF_SERVICE, out_on)
     table = Table(title=f"Glaslaan 2 goes out of service on {out_on}: its SAPs lapse (REG-5)")
-    for column in ("SAP", "purpose", f"status {day}", f"status {out_on}"):
+    table.add_column("SAP", no_wrap=True, min_width=18)
+    for column in ("purpose", f"status {day}", f"status {out_on}"):
         table.add_column(column)
     before = {p.ean: p for p in session.secondaries(ean, day)}
     after = {p.ean: p for p in session.secondaries(ean, out_on)}

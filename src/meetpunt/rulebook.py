@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from meetpunt.domain.allocation import SapRules
+from meetpunt.domain.calendar import OffPeakCalendar
 from meetpunt.domain.capacity import CapacityClasses
+from meetpunt.domain.compensation import CompensationScheme
 from meetpunt.domain.customer import MicroEnterpriseCriteria
 from meetpunt.errors import RulesDataError
 
@@ -113,3 +115,15 @@ def sap_rules() -> SapRules:
 def micro_enterprise_criteria() -> MicroEnterpriseCriteria:
     """The micro-enterprise test thresholds (REG-4)."""
     return MicroEnterpriseCriteria.from_mapping(load_rules("end_customer_types").body)
+
+
+def offpeak_calendar() -> OffPeakCalendar:
+    """The off-peak holidays and regional normal-tariff hours (MKT-2)."""
+    loaded = load_rules("offpeak_calendar")
+    return OffPeakCalendar.from_mapping(loaded.body, version=loaded.meta.version)
+
+
+def compensation_scheme() -> CompensationScheme:
+    """The outage compensation classes, thresholds and amounts (MKT-8)."""
+    loaded = load_rules("outage_compensation")
+    return CompensationScheme.from_mapping(loaded.body, version=loaded.meta.version)

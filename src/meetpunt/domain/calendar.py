@@ -6,7 +6,7 @@ day has 92, 96 or 100 quarter-hours (MTR-3); the count comes from the time zone.
 
 The off-peak (dal) holidays and the normal-tariff hours per region are data (the
 ``offpeak_calendar`` rule file, DESIGN rule 2); :class:`OffPeakCalendar` is built from
-that data and is pure. Only :func:`load_offpeak_calendar` reads the file.
+that data and is pure. Only :func:`meetpunt.rulebook.offpeak_calendar` reads the file.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import DomainError, RulesDataError
-from meetpunt.rulebook import load_rules
 
 LOCAL_TZ = ZoneInfo("Europe/Amsterdam")
 """The time zone of every local-time notion (MTR-3)."""
@@ -205,7 +204,7 @@ class TariffRegion:
 class OffPeakCalendar:
     """Off-peak holidays, off-peak weekdays and regional normal hours (MKT-2).
 
-    Build with :meth:`from_mapping` (pure) or :func:`load_offpeak_calendar` (reads the
+    Build with :meth:`from_mapping` (pure) or :func:`meetpunt.rulebook.offpeak_calendar` (reads the
     ``offpeak_calendar`` rule file).
     """
 
@@ -337,9 +336,3 @@ def _tariff_region(rid: str, raw: Mapping[str, Any]) -> TariffRegion:
             f"(got {start} and {end})"
         )
     return TariffRegion(id=rid, name=str(raw.get("name", rid)), normal_from=start, normal_until=end)
-
-
-def load_offpeak_calendar() -> OffPeakCalendar:
-    """Load the ``offpeak_calendar`` rule file (operator override first) into a calendar."""
-    rules = load_rules("offpeak_calendar")
-    return OffPeakCalendar.from_mapping(rules.body, version=rules.meta.version)

@@ -32,7 +32,6 @@ from meetpunt.domain.capacity import (
 )
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import DomainError, RulesDataError
-from meetpunt.rulebook import load_rules
 
 _ZERO = Decimal(0)
 
@@ -394,12 +393,6 @@ class CompensationScheme:
             f"{per} = {self.currency} {amount}",
         )
         return decide(amount, blocks, (reason,))
-
-
-def load_compensation_scheme() -> CompensationScheme:
-    """Load the ``outage_compensation`` rule file (operator override first)."""
-    rules = load_rules("outage_compensation")
-    return CompensationScheme.from_mapping(rules.body, version=rules.meta.version)
 
 
 def _circumstances(

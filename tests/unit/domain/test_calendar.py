@@ -19,7 +19,6 @@ from meetpunt.domain.calendar import (
     OffPeakCalendar,
     Tariff,
     easter_sunday,
-    load_offpeak_calendar,
     local_date_of,
     local_day_bounds_utc,
     quarter_hour_starts_utc,
@@ -28,9 +27,9 @@ from meetpunt.domain.calendar import (
     to_utc,
 )
 from meetpunt.errors import DomainError, RulesDataError
-from meetpunt.rulebook import RULES_DIR_ENV, load_rules
+from meetpunt.rulebook import RULES_DIR_ENV, load_rules, offpeak_calendar
 
-CAL = load_offpeak_calendar()
+CAL = offpeak_calendar()
 REGIONS = sorted(CAL.regions)
 
 days = st.dates(min_value=date(1996, 1, 1), max_value=date(2100, 12, 31))
@@ -321,7 +320,7 @@ def test_operator_override_file_changes_the_hours(
     )
     (tmp_path / "offpeak_calendar.toml").write_text(text, encoding="utf-8")
     monkeypatch.setenv(RULES_DIR_ENV, str(tmp_path))
-    cal = load_offpeak_calendar()
+    cal = offpeak_calendar()
     assert cal.tariff_at(local(2025, 1, 15, 22)) is Tariff.T1
 
 

@@ -25,12 +25,11 @@ from meetpunt.domain.compensation import (
     GridLevel,
     OutageConnection,
     VoltageConnection,
-    load_compensation_scheme,
 )
 from meetpunt.errors import DomainError, RulesDataError
-from meetpunt.rulebook import load_rules
+from meetpunt.rulebook import compensation_scheme, load_rules
 
-SCHEME = load_compensation_scheme()
+SCHEME = compensation_scheme()
 CLASSES = CapacityClasses.from_mapping(load_rules("capacity_classes").body)
 
 
