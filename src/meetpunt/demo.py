@@ -8,6 +8,7 @@ grow it into the full run: grid twin -> meter-data hub -> privacy gate -> use ca
 
 from __future__ import annotations
 
+import sys
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -51,10 +52,11 @@ def run_demo(console: Console, home: Path | None = None) -> Path:
             _contractless(console, session)
     finally:
         register.dispose()
+    program = sys.argv[0] if Path(sys.argv[0]).name == "meetpunt" else "meetpunt"
     console.print(
         f"\nThe register is in [bold]{db_path}[/bold]. Look around with, e.g.:\n"
-        f"  meetpunt register show <EAN> --at 2026-01-01 --db {url}\n"
-        f"  meetpunt register export --out out/register --db {url}",
+        f"  {program} register show <EAN> --at 2026-01-01 --db {url}\n"
+        f"  {program} register export --out out/register --db {url}",
         soft_wrap=True,
     )
     return db_path

@@ -189,7 +189,11 @@ class RegisterSession:
     def _put_version(
         self, table: Table, key: str, key_value: int, valid_from: date, values: Mapping[str, Any]
     ) -> ChangeOutcome:
-        """Record ``values`` as true from ``valid_from`` until the next recorded version."""
+        """Record ``values`` as true from ``valid_from`` until the next recorded version.
+
+        Every recorded date stays a boundary: the same values recorded again on the same
+        date change nothing; recorded on a new date they open a version of their own.
+        """
         rows = self._conn.execute(
             select(table).where(table.c[key] == key_value).order_by(table.c.valid_from)
         ).all()
@@ -211,11 +215,14 @@ class RegisterSession:
             )
             return ChangeOutcome.INSERTED
         current = covering._mapping
-        if all(current[name] == value for name, value in values.items()):
-            return ChangeOutcome.UNCHANGED
+        same = all(current[name] == value for name, value in values.items())
         if covering.valid_from == valid_from:
+            if same:
+                return ChangeOutcome.UNCHANGED
             self._conn.execute(update(table).where(table.c.id == covering.id).values(dict(values)))
             return ChangeOutcome.CHANGED
+        # a new boundary, even when the values equal the covering version's: the date was
+        # stated, and a later correction before it must not overwrite what holds from it
         self._conn.execute(
             update(table).where(table.c.id == covering.id).values(valid_to=valid_from)
         )
@@ -225,7 +232,7 @@ class RegisterSession:
                 | dict(values)
             )
         )
-        return ChangeOutcome.CHANGED
+        return ChangeOutcome.INSERTED if same else ChangeOutcome.CHANGED
 
     # -- connections ----------------------------------------------------------------
 
