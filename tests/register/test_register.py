@@ -10,32 +10,19 @@ from sqlalchemy import inspect
 from meetpunt.domain.allocation import SapRequest, SapStatus
 from meetpunt.domain.capacity import Commodity, require_electricity_capacity
 from meetpunt.domain.connection import MeterType, PhysicalStatus
-from meetpunt.domain.contract import ContractType, SupplyContract, TariffKind
+from meetpunt.domain.contract import TariffKind
 from meetpunt.domain.ean import ean_from_serial, is_valid_ean
 from meetpunt.errors import RegisterError
 from meetpunt.register import Register
 from meetpunt.register.schema import metadata
 from meetpunt.register.store import ChangeOutcome
 
-from ..unit.domain.factories import attributes
+from ..unit.domain.factories import attributes, contract
 
 EAN = "871694840008583575"
 GAS_EAN = "871694840015271748"
 GLN = "8710000000017"
 D = date
-
-
-def contract(ean: str, start: date, end: date | None = None, **kw: object) -> SupplyContract:
-    fields: dict[str, object] = {
-        "allocation_point_ean": ean,
-        "supplier": GLN,
-        "contract_holder": "J. de Vries",
-        "contract_type": ContractType.VARIABLE,
-        "tariff": TariffKind.SINGLE,
-        "start": start,
-        "end": end,
-    } | kw
-    return SupplyContract(**fields)  # type: ignore[arg-type]
 
 
 def sap(capacity: str = "3x25", **kw: object) -> SapRequest:

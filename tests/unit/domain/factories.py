@@ -17,6 +17,7 @@ from meetpunt.domain.connection import (
     PhysicalStatus,
     RemoteReading,
 )
+from meetpunt.domain.contract import ContractType, SupplyContract, TariffKind
 from meetpunt.domain.customer import CustomerType
 from meetpunt.domain.findings import Finding
 from meetpunt.rulebook import capacity_classes
@@ -53,3 +54,20 @@ def version(
         valid_to=None,
         attributes=attributes(capacity, commodity, **changes),
     )
+
+
+SUPPLIER_GLN = "8710000000017"
+
+
+def contract(ean: str, start: date, end: date | None = None, **kw: object) -> SupplyContract:
+    """A variable single-tariff contract of J. de Vries on ``ean``; ``kw`` overrides."""
+    fields: dict[str, object] = {
+        "allocation_point_ean": ean,
+        "supplier": SUPPLIER_GLN,
+        "contract_holder": "J. de Vries",
+        "contract_type": ContractType.VARIABLE,
+        "tariff": TariffKind.SINGLE,
+        "start": start,
+        "end": end,
+    } | kw
+    return SupplyContract(**fields)  # type: ignore[arg-type]

@@ -20,21 +20,14 @@ from meetpunt.domain.contract import (
 )
 from meetpunt.domain.multisite import MultisiteParticipant, check_multisite
 
+from . import factories
+
 EAN = "871694840008583575"
 GLN = "8710000000017"
 
 
 def contract(start: date, end: date | None = None, **kw: object) -> SupplyContract:
-    fields: dict[str, object] = {
-        "allocation_point_ean": EAN,
-        "supplier": GLN,
-        "contract_holder": "J. de Vries",
-        "contract_type": ContractType.VARIABLE,
-        "tariff": TariffKind.SINGLE,
-        "start": start,
-        "end": end,
-    } | kw
-    return SupplyContract(**fields)  # type: ignore[arg-type]
+    return factories.contract(EAN, start, end, **kw)
 
 
 def rules(
