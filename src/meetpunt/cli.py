@@ -34,6 +34,8 @@ ean_app = typer.Typer(help="EAN codes of connections and allocation points (REG-
 register_app = typer.Typer(help="The connection register (REG-1..8).", no_args_is_help=True)
 app.add_typer(ean_app, name="ean", no_args_is_help=True)
 app.add_typer(register_app, name="register")
+twin_app = typer.Typer(help="The grid twin: a simulated region with known truth.")
+app.add_typer(twin_app, name="twin", no_args_is_help=True)
 
 console = Console()
 if not console.is_terminal:  # piped or captured: Rich would fall back to 80 columns
@@ -296,6 +298,47 @@ def register_quarantine(db: DbOption = None, as_json: JsonOption = False) -> Non
     for r in records:
         table.add_row(r.source, str(r.line), r.rule, r.message)
     console.print(table)
+
+
+@twin_app.command("generate")
+def twin_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the twin to.")],
+    connections: Annotated[int, typer.Option(min=10, help="Electricity connections.")] = 1000,
+    days: Annotated[int, typer.Option(min=1, max=400, help="Days to simulate.")] = 30,
+    start: Annotated[str, typer.Option(help="First local day (YYYY-MM-DD).")] = "2025-06-02",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 1,
+) -> None:
+    """Simulate a region: register, meter data (Parquet), P1 telegrams and the truth."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from meetpunt.twin.generate import TwinSettings, generate
+
+    settings = TwinSettings(connections, days, _parse_day(start), seed)
+    with Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("twin", total=1.0)
+
+        def report(stage: str, done: float) -> None:
+            bar.update(task, description=stage, completed=done)
+
+        run = generate(settings, out, report)
+    rows = {k: v.get("rows") for k, v in run.files.items() if "rows" in v}
+    console.print(
+        f"twin of {connections} connections x {days} days (seed {seed}) written to {out}: "
+        f"{len(run.files)} files, {run.power_flows} power flows"
+    )
+    table = Table(title="seconds per stage")
+    for stage in run.seconds:
+        table.add_column(stage)
+    table.add_row(*(f"{v:.1f}" for v in run.seconds.values()))
+    console.print(table)
+    console.print(f"quarter-hour rows: {rows.get('meterdata/quarter_hours.parquet')}")
 
 
 @app.command("demo")

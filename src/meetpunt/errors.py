@@ -41,3 +41,7 @@ class RulesDataError(MeetpuntError):
 
 class RegisterError(MeetpuntError):
     """The connection register refused an operation (``meetpunt.register``)."""
+
+
+class TwinError(MeetpuntError):
+    """The grid twin could not simulate what it was asked (``meetpunt.twin``)."""

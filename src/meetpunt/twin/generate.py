@@ -1,0 +1,214 @@
+"""``meetpunt twin generate``: build a region, simulate it, write everything to a folder.
+
+Output layout (``--out DIR``)::
+
+    register/       connections.csv, secondary_allocation_points.csv, contracts.csv
+    meterdata/      <kind>.parquet: quarter_hours, daily_readings, monthly_readings,
+                    gas_hourly, voltages_10min, voltage_events, power_failures,
+                    power_failure_log, last_gasp, manual_readings
+    p1/             <ean>.p1: DSMR telegrams of a sample of meters, as a serial capture
+    truth/          what really happened, per use case (see meetpunt.twin.truth)
+    manifest.json   settings, seed, row counts and SHA-256 of every file
+
+Every stage draws from its own random stream derived from the seed, so the same seed
+gives the same files (the Parquet content is byte-equal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from meetpunt.twin import meters, p1, profiles, truth
+from meetpunt.twin.faults import inject_faults
+from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, TimeAxis
+from meetpunt.twin.powerflow import simulate_physics
+from meetpunt.twin.registerfile import write_register
+from meetpunt.twin.topology import build_region
+
+STREAMS = {"topology": 1, "faults": 2, "profiles": 3, "physics": 4, "meters": 5, "register": 6}
+P1_SAMPLE = 5
+P1_EVERY_STEPS = 3  # one telegram per quarter-hour in the sample's captures
+
+
+@dataclass(frozen=True)
+class TwinSettings:
+    """What to generate."""
+
+    connections: int = 1000
+    days: int = 30
+    start: date = date(2025, 6, 2)
+    seed: int = 1
+
+
+@dataclass
+class TwinRun:
+    """What a run produced and how long each stage took."""
+
+    out: Path
+    files: dict[str, dict[str, object]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    power_flows: int = 0
+    solver_seconds: float = 0.0
+
+
+def _rng(seed: int, stream: str) -> np.random.Generator:
+    return np.random.default_rng([seed, STREAMS[stream]])
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", write_statistics=True)
+
+
+def generate(
+    settings: TwinSettings,
+    out: Path,
+    progress: Callable[[str, float], None] | None = None,
+) -> TwinRun:
+    """Generate the twin into ``out``; ``progress(stage, fraction_done)`` reports progress."""
+    report = progress or (lambda _stage, _done: None)
+    run = TwinRun(out=out)
+    axis = TimeAxis.for_days(settings.start, settings.days)
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        run.seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    report("topology", 0.0)
+    region = build_region(settings.connections, _rng(settings.seed, "topology"))
+    faults = inject_faults(region, axis, _rng(settings.seed, "faults"))
+    lap("topology")
+    report("profiles", 0.05)
+    power = profiles.simulate_profiles(region.connections, axis, _rng(settings.seed, "profiles"))
+    lap("profiles")
+    total_flows = axis.n_steps * len(region.substations)
+    done = 0
+
+    def flows_done(n: int) -> None:
+        nonlocal done
+        done += n
+        report("power flow", 0.15 + 0.6 * min(done / total_flows, 1.0))
+
+    physics = simulate_physics(
+        region,
+        axis,
+        power.consumption_w,
+        power.pv_w,
+        faults.interruptions,
+        _rng(settings.seed, "physics"),
+        faults.broken_neutral,
+        progress=flows_done,
+    )
+    run.power_flows, run.solver_seconds = physics.power_flows, physics.seconds_in_solver
+    lap("power flow")
+    report("meters", 0.8)
+    metered = meters.simulate_meters(
+        region.connections,
+        axis,
+        power.consumption_w,
+        physics.pv_w,
+        physics.voltage_v,
+        faults.interruptions,
+        _rng(settings.seed, "meters"),
+        gas_m3_hourly=power.gas_m3_hourly,
+    )
+    lap("meters")
+    report("writing", 0.9)
+    write_register(
+        region, faults, settings.start, out / "register", _rng(settings.seed, "register")
+    )
+    for kind, table in metered.tables.items():
+        _write_parquet(table, out / "meterdata" / f"{kind}.parquet")
+    truths: dict[str, pa.Table] = {
+        "connections": truth.connection_truth(region, faults),
+        "outages": truth.outage_truth(faults),
+        "interruptions": truth.interruption_truth(region, faults),
+        "inverter_trips": truth.trips_truth(axis, physics.trips),
+        "gis_errors": truth.records_table(faults.gis_errors, truth.GIS_SCHEMA),
+        "pv_registration": truth.records_table(faults.pv_registration, truth.PV_SCHEMA),
+        "ev_sessions": pa.table(
+            {
+                "connection": pa.array([s.index for s in power.ev_sessions], pa.int32()),
+                "start": truth._ts([axis.step_start(s.start_step) for s in power.ev_sessions]),
+                "end": truth._ts([axis.step_start(s.end_step) for s in power.ev_sessions]),
+                "power_w": pa.array([s.power_w for s in power.ev_sessions], pa.float32()),
+                "energy_kwh": pa.array([s.energy_kwh for s in power.ev_sessions], pa.float32()),
+            }
+        ),
+        "voltages_15min": _voltages_15min(axis, physics.voltage_v),
+        **metered.truth,
+    }
+    for name, table in truths.items():
+        _write_parquet(table, out / "truth" / f"{name}.parquet")
+    _write_p1(region, axis, metered, out / "p1")
+    lap("writing")
+    report("done", 1.0)
+    _manifest(settings, run, region, axis)
+    return run
+
+
+def _voltages_15min(axis: TimeAxis, voltage: np.ndarray) -> pa.Table:
+    """The physical per-phase voltage as 15-minute means (0 V rows left out)."""
+    steps, n_conn, _ = voltage.shape
+    quarters = steps // STEPS_PER_QUARTER
+    mean = voltage[: quarters * STEPS_PER_QUARTER].reshape(quarters, STEPS_PER_QUARTER, n_conn, 3)
+    mean = mean.mean(axis=1)
+    q, c, ph = np.nonzero(mean > 0)
+    start = np.datetime64(axis.start_utc.replace(tzinfo=None), "s") + q.astype(
+        np.int64
+    ) * np.timedelta64(STEP_S * STEPS_PER_QUARTER, "s")
+    return pa.table(
+        {
+            "connection": pa.array(c.astype(np.int32)),
+            "start": pa.array(start, pa.timestamp("s")).cast(truth.UTC_TS),
+            "phase": pa.array((ph + 1).astype(np.int8)),
+            "voltage_v": pa.array(mean[q, c, ph].astype(np.float32)),
+        }
+    )
+
+
+def _write_p1(region: object, axis: TimeAxis, metered: meters.MeterData, folder: Path) -> None:
+    """Telegram captures of the first smart meters of the region (one file per meter)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for ean, data in p1.captures(metered, axis, sample=P1_SAMPLE, every_steps=P1_EVERY_STEPS):
+        (folder / f"{ean}.p1").write_bytes(data)
+
+
+def _manifest(settings: TwinSettings, run: TwinRun, region: object, axis: TimeAxis) -> None:
+    files: dict[str, dict[str, object]] = {}
+    for path in sorted(p for p in run.out.rglob("*") if p.is_file() and p.name != "manifest.json"):
+        rel = path.relative_to(run.out).as_posix()
+        entry: dict[str, object] = {
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+        if path.suffix == ".parquet":
+            entry["rows"] = pq.read_metadata(path).num_rows
+        files[rel] = entry
+    run.files = files
+    manifest = {
+        "generator": "meetpunt twin",
+        "settings": {
+            "connections": settings.connections,
+            "days": settings.days,
+            "start": settings.start.isoformat(),
+            "seed": settings.seed,
+        },
+        "steps": axis.n_steps,
+        "step_seconds": STEP_S,
+        "files": files,
+    }
+    (run.out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,173 @@
+"""The twin's truth folder: what really happened, per use case.
+
+Each table is keyed by the internal integer ``connection`` (and the EAN where a use
+case's answer is per customer), so an analysis can be scored against it:
+UC1 outages and their extent, UC3 inverter trips, UC4 the compensation owed (from the
+packaged scheme, planned work excluded), UC6 solar registration, UC7 GIS errors, UC9
+interruptions to the second, UC12 the unsafe situation, UC13 EV sessions, UC15
+contractless and out-of-service consumption, plus the whole connection truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pyarrow as pa
+
+from meetpunt import rulebook
+from meetpunt.domain.compensation import CapacityConnection, GridLevel
+from meetpunt.twin.faults import Faults
+from meetpunt.twin.model import TimeAxis
+from meetpunt.twin.powerflow import InverterTrip
+from meetpunt.twin.topology import Region
+
+UTC_TS = pa.timestamp("s", tz="UTC")
+
+
+def _ts(values: Sequence[datetime]) -> pa.Array:
+    return pa.array(list(values), type=UTC_TS)
+
+
+def connection_truth(region: Region, faults: Faults) -> pa.Table:
+    """Everything about each electricity connection as it really is."""
+    c = region.connections
+    return pa.table(
+        {
+            "connection": pa.array([x.index for x in c], pa.int32()),
+            "ean": [x.ean for x in c],
+            "kind": [x.kind.value for x in c],
+            "capacity": [str(x.capacity) for x in c],
+            "substation": [x.substation for x in c],
+            "feeder": [x.feeder for x in c],
+            "registered_feeder": [x.registered_feeder or x.feeder for x in c],
+            "phase": [None if x.phase is None else f"L{x.phase + 1}" for x in c],
+            "registered_phase": [
+                None if x.registered_phase is None else f"L{x.registered_phase + 1}" for x in c
+            ],
+            "position": pa.array([x.house_number for x in c], pa.int32()),
+            "postcode": [x.postcode for x in c],
+            "meter": [x.meter.value for x in c],
+            "opt_out": [x.opt_out for x in c],
+            "annual_kwh": pa.array([x.annual_kwh for x in c], pa.float32()),
+            "household_type": [x.extra.get("household_type", "") for x in c],
+            "pv_kwp": pa.array([x.pv_kwp for x in c], pa.float32()),
+            "registered_pv_kwp": pa.array([x.registered_pv_kwp for x in c], pa.float32()),
+            "ev": [x.ev.value for x in c],
+            "heat_pump": [x.heat_pump for x in c],
+            "gas_ean": [x.gas_ean for x in c],
+            "contractless": [x.index in faults.contractless for x in c],
+            "out_of_service_consuming": [x.index in faults.out_of_service_consuming for x in c],
+            "broken_neutral": [x.index in faults.broken_neutral for x in c],
+        }
+    )
+
+
+def outage_truth(faults: Faults) -> pa.Table:
+    """UC1/UC9: each outage, its cause, extent, level, period and affected count."""
+    o = faults.outages
+    return pa.table(
+        {
+            "outage_id": [x.id for x in o],
+            "cause": [x.cause for x in o],
+            "extent": [x.extent for x in o],
+            "grid_level": [x.grid_level for x in o],
+            "planned": [x.planned for x in o],
+            "start": _ts([x.start for x in o]),
+            "end": _ts([x.end for x in o]),
+            "duration_s": pa.array([int((x.end - x.start).total_seconds()) for x in o], pa.int64()),
+            "substation": [x.substation for x in o],
+            "feeder": [x.feeder for x in o],
+            "affected": pa.array([len(x.affected) for x in o], pa.int32()),
+        }
+    )
+
+
+def interruption_truth(region: Region, faults: Faults) -> pa.Table:
+    """UC4/UC9: every interrupted connection, to the second, and what it is owed (MKT-8)."""
+    scheme = rulebook.compensation_scheme()
+    classes = rulebook.capacity_classes()
+    levels = {o.id: GridLevel(o.grid_level) for o in faults.outages}
+    rows: dict[str, list[object]] = {
+        k: []
+        for k in (
+            "connection",
+            "ean",
+            "outage_id",
+            "start",
+            "end",
+            "duration_s",
+            "planned",
+            "compensation_eur",
+            "compensation_class",
+        )
+    }
+    for cut in faults.interruptions:
+        conn = region.connections[cut.index]
+        owed = scheme.compensate(
+            CapacityConnection.classify(conn.capacity, classes),
+            levels[cut.outage_id],
+            cut.end - cut.start,
+            planned=cut.planned,
+            duration_source="twin truth",
+        )
+        for key, value in (
+            ("connection", cut.index),
+            ("ean", conn.ean),
+            ("outage_id", cut.outage_id),
+            ("start", cut.start),
+            ("end", cut.end),
+            ("duration_s", cut.duration_s),
+            ("planned", cut.planned),
+            ("compensation_eur", str(owed.amount)),
+            ("compensation_class", owed.class_id),
+        ):
+            rows[key].append(value)
+    return pa.table(
+        {
+            "connection": pa.array(rows["connection"], pa.int32()),
+            "ean": pa.array(rows["ean"], pa.string()),
+            "outage_id": pa.array(rows["outage_id"], pa.string()),
+            "start": pa.array(rows["start"], UTC_TS),
+            "end": pa.array(rows["end"], UTC_TS),
+            "duration_s": pa.array(rows["duration_s"], pa.int64()),
+            "planned": pa.array(rows["planned"], pa.bool_()),
+            "compensation_eur": pa.array(rows["compensation_eur"], pa.string()),
+            "compensation_class": pa.array(rows["compensation_class"], pa.string()),
+        }
+    )
+
+
+def trips_truth(axis: TimeAxis, trips: Sequence[InverterTrip]) -> pa.Table:
+    """UC3: PV inverters that disconnected on overvoltage."""
+    return pa.table(
+        {
+            "connection": pa.array([t.index for t in trips], pa.int32()),
+            "phase": pa.array([t.phase + 1 for t in trips], pa.int8()),
+            "at": _ts([axis.step_start(t.step) for t in trips]),
+            "voltage_v": pa.array([t.voltage_v for t in trips], pa.float32()),
+        }
+    )
+
+
+def records_table(records: Sequence[dict[str, object]], schema: pa.Schema) -> pa.Table:
+    """A list of dicts as a table with a fixed schema (empty lists keep their columns)."""
+    return pa.Table.from_pylist(list(records), schema=schema)
+
+
+GIS_SCHEMA = pa.schema(
+    [
+        ("connection", pa.int32()),
+        ("kind", pa.string()),
+        ("true", pa.string()),
+        ("registered", pa.string()),
+    ]
+)
+PV_SCHEMA = pa.schema(
+    [
+        ("connection", pa.int32()),
+        ("kind", pa.string()),
+        ("true_kwp", pa.float32()),
+        ("registered_kwp", pa.float32()),
+    ]
+)
