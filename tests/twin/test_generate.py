@@ -131,3 +131,43 @@ def test_failure_logs_match_the_injected_outages(twin: Path) -> None:
         assert len(match) == (1 if smart and cut["duration_s"] > 180 else 0), cut.to_dict()
     assert len(seen) == len(truth)
     assert len(log) == int((truth["connection"].map(meters) != "ferraris").sum())
+
+
+def test_a_meter_swap_restarts_the_registers(twin: Path) -> None:
+    from meetpunt.twin.model import TimeAxis
+    from meetpunt.twin.swaps import apply_meter_swaps
+    from meetpunt.twin.topology import build_region
+
+    tables = {
+        k: pq.read_table(twin / f"meterdata/{k}.parquet")
+        for k in ("daily_readings", "monthly_readings", "manual_readings")
+    }
+    before = tables["daily_readings"].to_pandas()
+    connection = int(before["connection"].iloc[0])
+    region = build_region(SMALL.connections, np.random.default_rng(0))
+    axis = TimeAxis.for_days(SMALL.start, SMALL.days)
+    swaps = {connection: -1}
+    truth = apply_meter_swaps(tables, swaps, region, axis, np.random.default_rng(1))
+    assert truth.num_rows == 1 and swaps[connection] > 0
+    at = truth.column("swapped_at")[0].as_py()
+    after = tables["daily_readings"].to_pandas()
+    mine_before = before[before["connection"] == connection].sort_values("at")
+    mine_after = after[after["connection"] == connection].sort_values("at")
+    moved = mine_after["at"] >= at
+    assert (
+        mine_after.loc[~moved, "import_t1_kwh"].to_numpy()
+        == mine_before.loc[~moved, "import_t1_kwh"].to_numpy()
+    ).all()
+    new_start = truth.column("new_import_t1_kwh")[0].as_py()
+    assert mine_after.loc[moved, "import_t1_kwh"].iloc[0] == pytest.approx(new_start)
+    # energy between readings after the swap is unchanged
+    assert np.allclose(
+        np.diff(mine_after.loc[moved, "import_t1_kwh"].to_numpy()),
+        np.diff(mine_before.loc[moved, "import_t1_kwh"].to_numpy()),
+        atol=1e-6,
+    )
+    others = after["connection"] != connection
+    assert (
+        after.loc[others, "import_t1_kwh"].to_numpy()
+        == before.loc[others, "import_t1_kwh"].to_numpy()
+    ).all()

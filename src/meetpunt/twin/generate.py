@@ -33,9 +33,18 @@ from meetpunt.twin.faults import inject_faults
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, TimeAxis
 from meetpunt.twin.powerflow import simulate_physics
 from meetpunt.twin.registerfile import write_register
+from meetpunt.twin.swaps import apply_meter_swaps
 from meetpunt.twin.topology import build_region
 
-STREAMS = {"topology": 1, "faults": 2, "profiles": 3, "physics": 4, "meters": 5, "register": 6}
+STREAMS = {
+    "topology": 1,
+    "faults": 2,
+    "profiles": 3,
+    "physics": 4,
+    "meters": 5,
+    "register": 6,
+    "swaps": 7,
+}
 P1_SAMPLE = 5
 P1_EVERY_STEPS = 3  # one telegram per quarter-hour in the sample's captures
 
@@ -125,6 +134,9 @@ def generate(
         _rng(settings.seed, "meters"),
         gas_m3_hourly=power.gas_m3_hourly,
     )
+    swapped = apply_meter_swaps(
+        metered.tables, faults.meter_swaps, region, axis, _rng(settings.seed, "swaps")
+    )
     lap("meters")
     report("writing", 0.9)
     write_register(
@@ -149,11 +161,13 @@ def generate(
             }
         ),
         "voltages_15min": _voltages_15min(axis, physics.voltage_v),
+        "meter_swaps": swapped,
         **metered.truth,
     }
     for name, table in truths.items():
         _write_parquet(table, out / "truth" / f"{name}.parquet")
-    _write_p1(region, axis, metered, out / "p1")
+    unswapped = [i for i in metered.smart if i not in faults.meter_swaps][:P1_SAMPLE]
+    _write_p1(axis, metered, unswapped, out / "p1")
     lap("writing")
     report("done", 1.0)
     _manifest(settings, run, region, axis)
@@ -180,10 +194,10 @@ def _voltages_15min(axis: TimeAxis, voltage: np.ndarray) -> pa.Table:
     )
 
 
-def _write_p1(region: object, axis: TimeAxis, metered: meters.MeterData, folder: Path) -> None:
-    """Telegram captures of the first smart meters of the region (one file per meter)."""
+def _write_p1(axis: TimeAxis, metered: meters.MeterData, sample: list[int], folder: Path) -> None:
+    """Telegram captures of a sample of smart meters (one file per meter)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for ean, data in p1.captures(metered, axis, sample=P1_SAMPLE, every_steps=P1_EVERY_STEPS):
+    for ean, data in p1.captures(metered, axis, sample=sample, every_steps=P1_EVERY_STEPS):
         (folder / f"{ean}.p1").write_bytes(data)
 
 

@@ -1,0 +1,89 @@
+"""Meter swaps: a smart meter replaced at a local midnight, its registers restart.
+
+The energy per quarter-hour does not change; the cumulative registers after the swap
+come from a new meter that starts near zero. The readings tables are adjusted and the
+truth records when each swap happened and the old meter's final registers (MTR-5
+checks must recognise a swap rather than a counter going backwards).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from meetpunt.twin.model import TimeAxis
+from meetpunt.twin.topology import Region
+
+REGISTERS = ("import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh")
+UTC_TS = pa.timestamp("s", tz="UTC")
+
+
+def apply_meter_swaps(
+    tables: dict[str, pa.Table],
+    swaps: dict[int, int],
+    region: Region,
+    axis: TimeAxis,
+    rng: np.random.Generator,
+) -> pa.Table:
+    """Swap the meters of ``swaps`` (connection -> step, -1 = draw a midnight) in place.
+
+    Returns the truth table: connection, ean, swapped_at, the old meter's final and
+    the new meter's first registers.
+    """
+    daily = tables["daily_readings"]
+    rows: list[dict[str, object]] = []
+    for connection in sorted(swaps):
+        mine = daily.filter(pc.equal(daily.column("connection"), connection))
+        if mine.num_rows < 3:
+            continue
+        moments = sorted(mine.column("at").to_pylist())[1:-1]  # a midnight inside the run
+        at: datetime = moments[int(rng.integers(0, len(moments)))]
+        at_reading = mine.filter(pc.equal(mine.column("at"), pa.scalar(at, UTC_TS)))
+        old = {r: float(at_reading.column(r)[0].as_py() or 0.0) for r in REGISTERS}
+        new = {r: round(float(rng.uniform(0.0, 3.0)), 3) for r in REGISTERS}
+        for kind, time_column in (
+            ("daily_readings", "at"),
+            ("monthly_readings", "at"),
+            ("manual_readings", "read_at"),
+        ):
+            tables[kind] = _shift(tables[kind], connection, time_column, at, old, new)
+        rows.append(
+            {
+                "connection": connection,
+                "ean": region.connections[connection].ean,
+                "swapped_at": at,
+                **{f"old_{r}": old[r] for r in REGISTERS},
+                **{f"new_{r}": new[r] for r in REGISTERS},
+            }
+        )
+        swaps[connection] = axis.step_of(at)
+    schema = pa.schema(
+        [("connection", pa.int32()), ("ean", pa.string()), ("swapped_at", UTC_TS)]
+        + [(f"old_{r}", pa.float64()) for r in REGISTERS]
+        + [(f"new_{r}", pa.float64()) for r in REGISTERS]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _shift(
+    table: pa.Table,
+    connection: int,
+    time_column: str,
+    at: datetime,
+    old: dict[str, float],
+    new: dict[str, float],
+) -> pa.Table:
+    """Registers of ``connection`` from ``at`` on restart from ``new`` instead of ``old``."""
+    after = pc.and_(
+        pc.equal(table.column("connection"), connection),
+        pc.greater_equal(table.column(time_column), pa.scalar(at, UTC_TS)),
+    )
+    for register in REGISTERS:
+        column = table.column(register)
+        moved = pc.round(pc.add(pc.subtract(column, old[register] - new[register]), 0.0), 3)
+        index = table.schema.get_field_index(register)
+        table = table.set_column(index, table.schema.field(index), pc.if_else(after, moved, column))
+    return table
