@@ -217,3 +217,29 @@ def test_console_script_is_installed() -> None:
         [str(exe), "ean", "check", VALID], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and "valid" in done.stdout
+
+
+def test_twin_generate_writes_an_importable_region(tmp_path: Path) -> None:
+    out = tmp_path / "twin"
+    code, output = run(
+        "twin",
+        "generate",
+        "--connections",
+        "30",
+        "--days",
+        "1",
+        "--start",
+        "2025-03-30",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"] == {"connections": 30, "days": 1, "start": "2025-03-30", "seed": 3}
+    assert manifest["steps"] == 276  # the DST day: 23 hours of 5-minute steps
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    files = sorted(str(p) for p in (out / "register").glob("*.csv"))
+    code, output = run("register", "import", *files, "--db", db)
+    assert code == 0, output
