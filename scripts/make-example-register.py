@@ -6,11 +6,10 @@ valid but belong to no real connection.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from meetpunt.domain.ean import ean_from_serial, gs1_check_digit
-from meetpunt.register.csvio import COLUMNS, RecordKind
+from meetpunt.register.csvio import RecordKind, write_register_files
 
 OUT = Path(__file__).resolve().parent.parent / "src/meetpunt/data/example_register"
 SUPPLIERS = {
@@ -257,16 +256,10 @@ def main() -> None:
         )
     k.append(contract(saps[5]["ean"], "C", "LaadNet BV", "dynamic", "single", "2024-04-01"))
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    for kind, rows in (
-        (RecordKind.CONNECTIONS, c),
-        (RecordKind.SECONDARY_POINTS, saps),
-        (RecordKind.CONTRACTS, k),
-    ):
-        with (OUT / f"{kind.value}.csv").open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS[kind])
-            writer.writeheader()
-            writer.writerows(rows)
+    write_register_files(
+        OUT,
+        {RecordKind.CONNECTIONS: c, RecordKind.SECONDARY_POINTS: saps, RecordKind.CONTRACTS: k},
+    )
 
 
 if __name__ == "__main__":

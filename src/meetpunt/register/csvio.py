@@ -464,6 +464,14 @@ def export_register(session: RegisterSession, out_dir: Path) -> dict[RecordKind,
             for c, commodity in session.all_contracts()
         ),
     }
+    return write_register_files(out_dir, rows)
+
+
+def write_register_files(
+    out_dir: Path, rows: Mapping[RecordKind, Iterable[Mapping[str, str]]]
+) -> dict[RecordKind, Path]:
+    """Write one ``<kind>.csv`` per record kind, in the import format, into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[RecordKind, Path] = {}
     for kind, records in rows.items():
         path = out_dir / f"{kind.value}.csv"

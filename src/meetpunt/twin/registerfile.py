@@ -7,14 +7,13 @@ not registered or wrong); the truth folder says what is really there.
 
 from __future__ import annotations
 
-import csv
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from meetpunt.domain.ean import gs1_check_digit
-from meetpunt.register.csvio import COLUMNS, RecordKind
+from meetpunt.register.csvio import RecordKind, write_register_files
 from meetpunt.twin.faults import Faults
 from meetpunt.twin.model import ConnectionKind, MeterKind, TwinConnection
 from meetpunt.twin.topology import MUNICIPALITY, Region
@@ -142,15 +141,7 @@ def write_register(
         RecordKind.SECONDARY_POINTS: saps,
         RecordKind.CONTRACTS: contracts,
     }
-    written: dict[RecordKind, Path] = {}
-    for kind, records in rows.items():
-        path = out_dir / f"{kind.value}.csv"
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS[kind])
-            writer.writeheader()
-            writer.writerows(records)
-        written[kind] = path
-    return written
+    return write_register_files(out_dir, rows)
 
 
 def _contracts(
