@@ -151,15 +151,7 @@ def generate(
         "inverter_trips": truth.trips_truth(axis, physics.trips),
         "gis_errors": truth.records_table(faults.gis_errors, truth.GIS_SCHEMA),
         "pv_registration": truth.records_table(faults.pv_registration, truth.PV_SCHEMA),
-        "ev_sessions": pa.table(
-            {
-                "connection": pa.array([s.index for s in power.ev_sessions], pa.int32()),
-                "start": truth._ts([axis.step_start(s.start_step) for s in power.ev_sessions]),
-                "end": truth._ts([axis.step_start(s.end_step) for s in power.ev_sessions]),
-                "power_w": pa.array([s.power_w for s in power.ev_sessions], pa.float32()),
-                "energy_kwh": pa.array([s.energy_kwh for s in power.ev_sessions], pa.float32()),
-            }
-        ),
+        "ev_sessions": truth.ev_session_truth(axis, power.ev_sessions),
         "voltages_15min": _voltages_15min(axis, physics.voltage_v),
         "meter_swaps": swapped,
         **metered.truth,

@@ -20,12 +20,14 @@ from meetpunt.domain.compensation import CapacityConnection, GridLevel
 from meetpunt.twin.faults import Faults
 from meetpunt.twin.model import TimeAxis
 from meetpunt.twin.powerflow import InverterTrip
+from meetpunt.twin.profiles import EvSession
 from meetpunt.twin.topology import Region
 
 UTC_TS = pa.timestamp("s", tz="UTC")
 
 
-def _ts(values: Sequence[datetime]) -> pa.Array:
+def timestamps(values: Sequence[datetime]) -> pa.Array:
+    """Aware datetimes as a UTC timestamp column (whole seconds)."""
     return pa.array(list(values), type=UTC_TS)
 
 
@@ -73,8 +75,8 @@ def outage_truth(faults: Faults) -> pa.Table:
             "extent": [x.extent for x in o],
             "grid_level": [x.grid_level for x in o],
             "planned": [x.planned for x in o],
-            "start": _ts([x.start for x in o]),
-            "end": _ts([x.end for x in o]),
+            "start": timestamps([x.start for x in o]),
+            "end": timestamps([x.end for x in o]),
             "duration_s": pa.array([int((x.end - x.start).total_seconds()) for x in o], pa.int64()),
             "substation": [x.substation for x in o],
             "feeder": [x.feeder for x in o],
@@ -144,8 +146,21 @@ def trips_truth(axis: TimeAxis, trips: Sequence[InverterTrip]) -> pa.Table:
         {
             "connection": pa.array([t.index for t in trips], pa.int32()),
             "phase": pa.array([t.phase + 1 for t in trips], pa.int8()),
-            "at": _ts([axis.step_start(t.step) for t in trips]),
+            "at": timestamps([axis.step_start(t.step) for t in trips]),
             "voltage_v": pa.array([t.voltage_v for t in trips], pa.float32()),
+        }
+    )
+
+
+def ev_session_truth(axis: TimeAxis, sessions: Sequence[EvSession]) -> pa.Table:
+    """UC13: every home charging session, its power and the energy delivered."""
+    return pa.table(
+        {
+            "connection": pa.array([s.index for s in sessions], pa.int32()),
+            "start": timestamps([axis.step_start(s.start_step) for s in sessions]),
+            "end": timestamps([axis.step_start(s.end_step) for s in sessions]),
+            "power_w": pa.array([s.power_w for s in sessions], pa.float32()),
+            "energy_kwh": pa.array([s.energy_kwh for s in sessions], pa.float32()),
         }
     )
 
