@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from meetpunt.twin import meters, p1, profiles, truth
 from meetpunt.twin.faults import inject_faults
-from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, TimeAxis
+from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, UTC_TS, TimeAxis
 from meetpunt.twin.powerflow import simulate_physics
 from meetpunt.twin.registerfile import write_register
 from meetpunt.twin.swaps import apply_meter_swaps
@@ -179,7 +179,7 @@ def _voltages_15min(axis: TimeAxis, voltage: np.ndarray) -> pa.Table:
     return pa.table(
         {
             "connection": pa.array(c.astype(np.int32)),
-            "start": pa.array(start, pa.timestamp("s")).cast(truth.UTC_TS),
+            "start": pa.array(start, pa.timestamp("s")).cast(UTC_TS),
             "phase": pa.array((ph + 1).astype(np.int8)),
             "voltage_v": pa.array(mean[q, c, ph].astype(np.float32)),
         }

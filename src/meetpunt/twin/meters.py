@@ -71,6 +71,7 @@ from meetpunt.twin.model import (
     STEP_S,
     STEPS_PER_QUARTER,
     STEPS_PER_TEN_MINUTES,
+    UTC_TS,
     Float64Array,
     FloatArray,
     IntArray,
@@ -87,7 +88,6 @@ STEPS_PER_HOUR = 12
 MWH_PER_WATT_STEP = STEP_S / 3.6
 """Milliwatt-hours from one watt during one step (W * s / 3600 * 1000)."""
 
-UTC_TS = pa.timestamp("s", tz="UTC")
 
 SCHEMAS: dict[str, pa.Schema] = {
     "quarter_hours": pa.schema(

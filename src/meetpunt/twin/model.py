@@ -23,6 +23,7 @@ from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from meetpunt.domain.calendar import LOCAL_TZ, local_day_bounds_utc
 from meetpunt.domain.capacity import ElectricityCapacity
@@ -30,6 +31,8 @@ from meetpunt.domain.capacity import ElectricityCapacity
 STEP_S = 300
 STEPS_PER_QUARTER = 3
 STEPS_PER_TEN_MINUTES = 2
+UTC_TS = pa.timestamp("s", tz="UTC")
+"""The Arrow type of every instant the twin writes: whole seconds, UTC."""
 
 FloatArray = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]

@@ -14,11 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from meetpunt.twin.model import TimeAxis
+from meetpunt.twin.model import UTC_TS, TimeAxis
 from meetpunt.twin.topology import Region
 
 REGISTERS = ("import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh")
-UTC_TS = pa.timestamp("s", tz="UTC")
 
 
 def apply_meter_swaps(

@@ -18,12 +18,10 @@ import pyarrow as pa
 from meetpunt import rulebook
 from meetpunt.domain.compensation import CapacityConnection, GridLevel
 from meetpunt.twin.faults import Faults
-from meetpunt.twin.model import TimeAxis
+from meetpunt.twin.model import UTC_TS, TimeAxis
 from meetpunt.twin.powerflow import InverterTrip
 from meetpunt.twin.profiles import EvSession
 from meetpunt.twin.topology import Region
-
-UTC_TS = pa.timestamp("s", tz="UTC")
 
 
 def timestamps(values: Sequence[datetime]) -> pa.Array:
