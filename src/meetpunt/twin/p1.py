@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from meetpunt.domain.calendar import Tariff, to_local
+from meetpunt.io.crc import crc16_arc  # the one CRC of meetpunt (MTR-2)
 from meetpunt.twin.meters import MeterData
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, MeterKind, TimeAxis, TwinConnection
 
@@ -32,27 +33,6 @@ LOG_BUFFER_TYPE = "0-0:96.7.19"
 MAX_LOG_ENTRIES = 10
 _VERSIONS = {"5": "50", "5.0": "50", "5.0.2": "50", "50": "50", "4": "42", "4.2": "42", "42": "42"}
 _PHASE_CODES = (("32", "52", "72"), ("31", "51", "71"), ("21", "41", "61"), ("22", "42", "62"))
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16_arc(data: bytes) -> int:
-    """CRC16/ARC (poly 0x8005 reflected, init 0), as DSMR 4+ P1 telegrams carry it."""
-    crc = 0
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
-    return crc
 
 
 @dataclass(frozen=True)
