@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-p1 clean
+.PHONY: demo test lint bench bench-ingest bench-p1 clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meetpunt needs Python 3.11 or newer")'
@@ -28,6 +28,9 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/twin_generate.py
+
+bench-ingest: $(STAMP)
+	$(BIN)/python benchmarks/ingest_quarter_hours.py
 
 bench-p1: $(STAMP)
 	$(BIN)/python benchmarks/p1_parse.py

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from meetpunt.cli_meterdata import ingest_app, retention_app
 from meetpunt.domain.allocation import SapRequest
 from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
 from meetpunt.domain.ean import check_ean, ean_from_serial
@@ -38,6 +39,8 @@ twin_app = typer.Typer(help="The grid twin: a simulated region with known truth.
 app.add_typer(twin_app, name="twin", no_args_is_help=True)
 p1_app = typer.Typer(help="DSMR P1 telegrams: parse and check captures (MTR-2).")
 app.add_typer(p1_app, name="p1", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(retention_app, name="retention")
 
 console = Console()
 if not console.is_terminal:  # piped or captured: Rich would fall back to 80 columns

@@ -45,3 +45,7 @@ class RegisterError(MeetpuntError):
 
 class TwinError(MeetpuntError):
     """The grid twin could not simulate what it was asked (``meetpunt.twin``)."""
+
+
+class MeterDataError(MeetpuntError):
+    """The meter-data hub could not read or store what it was given (``meetpunt.meterdata``)."""

@@ -22,6 +22,7 @@ from meetpunt.domain.calendar import OffPeakCalendar
 from meetpunt.domain.capacity import CapacityClasses
 from meetpunt.domain.compensation import CompensationScheme
 from meetpunt.domain.customer import MicroEnterpriseCriteria
+from meetpunt.domain.vee import VeeRules
 from meetpunt.errors import RulesDataError
 
 RULES_DIR_ENV = "MEETPUNT_RULES_DIR"
@@ -127,3 +128,9 @@ def compensation_scheme() -> CompensationScheme:
     """The outage compensation classes, thresholds and amounts (MKT-8)."""
     loaded = load_rules("outage_compensation")
     return CompensationScheme.from_mapping(loaded.body, version=loaded.meta.version)
+
+
+def vee_rules() -> VeeRules:
+    """The VEE thresholds and the retention period of daily readings (MTR-5, MTR-6)."""
+    loaded = load_rules("vee_rules")
+    return VeeRules.from_mapping(loaded.body, version=loaded.meta.version)

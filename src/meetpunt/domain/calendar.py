@@ -18,6 +18,11 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import DomainError, RulesDataError
 
@@ -72,6 +77,20 @@ def local_day_bounds_utc(day: date) -> tuple[datetime, datetime]:
     The span is 23, 24 or 25 hours: DST starts and ends on a Sunday in March/October.
     """
     return local_midnight_utc(day), local_midnight_utc(day + timedelta(days=1))
+
+
+MICROS_PER_DAY = 86_400 * 1_000_000
+
+
+def local_wall_micros(instants_us: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Europe/Amsterdam wall-clock time of UTC instants, as microseconds since
+    1970-01-01 00:00 local (vectorised, for meter-data tables; MTR-3).
+
+    ``local_wall_micros(x) // MICROS_PER_DAY`` is the local date as days since the epoch;
+    the remainder is the time of day on the local clock.
+    """
+    zoned = pa.array(instants_us, pa.timestamp("us", "UTC")).cast(pa.timestamp("us", str(LOCAL_TZ)))
+    return np.asarray(pc.local_timestamp(zoned).cast(pa.int64()).to_numpy(), dtype=np.int64)
 
 
 def quarter_hours_in_local_day(day: date) -> int:

@@ -6,9 +6,16 @@ register through :class:`RegisterSession`.
 """
 
 from meetpunt.register.engine import default_database_url, open_register
-from meetpunt.register.store import Register, RegisterRules, RegisterSession, SecondaryPoint
+from meetpunt.register.store import (
+    MeterIndexEntry,
+    Register,
+    RegisterRules,
+    RegisterSession,
+    SecondaryPoint,
+)
 
 __all__ = [
+    "MeterIndexEntry",
     "Register",
     "RegisterRules",
     "RegisterSession",

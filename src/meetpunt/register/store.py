@@ -142,6 +142,20 @@ class _Point:
     primary_ean: str
 
 
+@dataclass(frozen=True, slots=True)
+class MeterIndexEntry:
+    """One connection version, flattened for the meter-data hub (see ``meter_index``)."""
+
+    connection_id: int
+    ean: str
+    commodity: Commodity
+    valid_from: date
+    valid_to: date | None
+    capacity: str
+    meter_type: str
+    status: str
+
+
 class Register:
     """The connection register on one database; open it with ``open_register``."""
 
@@ -357,6 +371,41 @@ class RegisterSession:
         )
         for row in self._conn.execute(query):
             yield self._version(row.ean, Commodity(row.commodity), row)
+
+    def meter_index(self) -> list[MeterIndexEntry]:
+        """Every connection version as the meter-data hub needs it (MTR-4/5, DESIGN rule 5).
+
+        The hub keys its tables by ``connection_id`` and checks values against the
+        capacity and meter type that held on the reading's date.
+        """
+        cv = t.connection_version
+        query = (
+            select(
+                t.connection.c.id,
+                t.connection.c.ean,
+                t.connection.c.commodity,
+                cv.c.valid_from,
+                cv.c.valid_to,
+                cv.c.capacity,
+                cv.c.meter_type,
+                cv.c.status,
+            )
+            .join(cv, cv.c.connection_id == t.connection.c.id)
+            .order_by(t.connection.c.id, cv.c.valid_from)
+        )
+        return [
+            MeterIndexEntry(
+                r.id,
+                r.ean,
+                Commodity(r.commodity),
+                r.valid_from,
+                r.valid_to,
+                r.capacity,
+                r.meter_type,
+                r.status,
+            )
+            for r in self._conn.execute(query)
+        ]
 
     def _version(self, ean: str, commodity: Commodity, row: Row[Any]) -> ConnectionVersion:
         return ConnectionVersion(

@@ -1,0 +1,291 @@
+"""``meetpunt ingest`` and ``meetpunt retention``: the meter-data hub's commands (MTR-4..6).
+
+Thin like the rest of the CLI: parse, call :mod:`meetpunt.meterdata.service`, print.
+``meetpunt ingest PATH...`` ingests files (``ingest files`` is the same command spelled
+out); ``meetpunt ingest mqtt`` subscribes to a broker.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from meetpunt.errors import MeetpuntError
+from meetpunt.meterdata.ingest import BatchReport
+from meetpunt.meterdata.source import SourceData
+from meetpunt.meterdata.store import STORE_ENV, open_store
+from meetpunt.register import open_register
+
+
+class _FilesByDefault(TyperGroup):
+    """``meetpunt ingest PATH...`` means ``meetpunt ingest files PATH...``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["files", *args]
+        return super().parse_args(ctx, args)
+
+
+ingest_app = typer.Typer(
+    cls=_FilesByDefault,
+    help="Ingest meter data: files (P1, CSV, Parquet, a twin folder) or a live MQTT feed.",
+    no_args_is_help=True,
+)
+retention_app = typer.Typer(help="Retention of meter data (MTR-6).", no_args_is_help=True)
+
+console = Console()
+if not console.is_terminal:
+    console.width = 120
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help="Meter-data store (DuckDB file); default: meterdata.duckdb in the meetpunt home.",
+    ),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="MEETPUNT_DATABASE_URL",
+        help="Register database URL; default: the SQLite register in the meetpunt home.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _fail(exc: MeetpuntError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+def print_reports(reports: list[BatchReport], as_json: bool) -> None:
+    """The ingest summary: per source accepted, duplicates, estimated, quarantined by rule."""
+    if as_json:
+        for report in reports:
+            typer.echo(json.dumps(report.as_dict(), default=str))
+        return
+    table = Table(title="ingested")
+    for column in ("source", "rows", "accepted", "duplicates", "estimated", "quarantined"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    refused: Counter[str] = Counter()
+    for r in reports:
+        quarantined = r.quarantined
+        refused.update(quarantined)
+        note = " (already ingested)" if r.already_ingested else ""
+        table.add_row(
+            r.source + note,
+            str(r.total("rows")),
+            str(r.total("accepted")),
+            str(r.total("duplicates")),
+            str(r.total("estimated")),
+            str(sum(quarantined.values())),
+        )
+    console.print(table)
+    for rule, count in sorted(refused.items()):
+        console.print(f"  quarantined {count} by {rule}")
+    if refused:
+        console.print("  see them with: meetpunt ingest quarantine")
+
+
+@ingest_app.command("files")
+def ingest_files(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (a twin's output).")],
+    kind: Annotated[
+        str | None, typer.Option(help="Kind of the files when their name does not say it.")
+    ] = None,
+    ean: Annotated[
+        str | None, typer.Option(help="EAN of the connection a P1 capture belongs to.")
+    ] = None,
+    store: StoreOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Print each batch as it starts (to stderr).")
+    ] = False,
+) -> None:
+    """Ingest meter-data files; each file is one batch in one transaction.
+
+    Prints per file: rows, accepted, duplicates, estimated and quarantined by rule.
+    Ingesting the same file again changes nothing.
+    """
+    from meetpunt.meterdata.service import ingest_paths
+
+    def begin(source: str) -> None:
+        print(f"begin {source}", file=sys.stderr, flush=True)
+
+    register = open_register(db)
+    try:
+        with open_store(store) as opened:
+            reports = ingest_paths(
+                opened, register, paths, kind, ean, on_begin=begin if verbose else None
+            )
+    except MeetpuntError as exc:
+        raise _fail(exc) from exc
+    finally:
+        register.dispose()
+    print_reports(reports, as_json)
+
+
+@ingest_app.command("mqtt")
+def ingest_mqtt(
+    broker: Annotated[
+        str, typer.Option(help="Broker URL mqtt://host[:port] (port 1883 by default).")
+    ] = "mqtt://127.0.0.1:1883",
+    topic: Annotated[
+        str, typer.Option(help="Topic filter; the last level of a topic is the EAN.")
+    ] = "meetpunt/p1/+",
+    ean: Annotated[
+        str | None, typer.Option(help="EAN of the connection of every message (topic ignored).")
+    ] = None,
+    max_messages: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many messages.")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(min=0.001, help="Stop after this many seconds.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Messages per batch at most.")] = 20,
+    batch_seconds: Annotated[
+        float, typer.Option(min=0.001, help="Seconds a message waits for its batch at most.")
+    ] = 2.0,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="MQTT client id (the broker session); default: one per topic and EAN."),
+    ] = None,
+    store: StoreOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest live P1 telegrams from an MQTT broker (QoS 1) in micro-batches (MTR-4).
+
+    Each batch of each EAN is one transaction. Runs until --max-messages or --seconds,
+    or Ctrl-C; then ingests what is pending and prints the same summary as
+    ``ingest files``. Messages sent while it was away are delivered when it is back.
+    """
+    import asyncio
+    import signal
+
+    from meetpunt.io.mqtt import P1Subscription, parse_broker_url
+    from meetpunt.meterdata.service import ingestor
+
+    reports: list[BatchReport] = []
+
+    async def listen(subscription: P1Subscription) -> None:
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, subscription.stop)
+                handled.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or no signals here: stop by count or time
+        try:
+            await subscription.run()
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+
+    register = open_register(db)
+    try:
+        address = parse_broker_url(broker)
+        with open_store(store) as opened:
+            engine = ingestor(opened, register)
+
+            def on_source(source: SourceData) -> None:
+                engine.now = datetime.now(UTC)  # the clock check runs against each batch
+                reports.append(engine.ingest(source))
+
+            subscription = P1Subscription(
+                address,
+                topic,
+                on_source,
+                ean=ean,
+                client_id=client_id,
+                batch_size=batch_size,
+                batch_seconds=batch_seconds,
+                max_messages=max_messages,
+                seconds=seconds,
+            )
+            print(
+                f"listening on {address.url} to {topic} as {subscription.client_id}",
+                file=sys.stderr,
+                flush=True,
+            )
+            asyncio.run(listen(subscription))
+    except MeetpuntError as exc:
+        raise _fail(exc) from exc
+    finally:
+        register.dispose()
+    print_reports(reports, as_json)
+
+
+@ingest_app.command("quarantine")
+def ingest_quarantine(
+    store: StoreOption = None,
+    rule: Annotated[str | None, typer.Option(help="Only this rule ID.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many records.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List refused meter-data records with rule, reason and the raw record."""
+    with open_store(store) as opened:
+        where = "WHERE rule = ?" if rule else ""
+        rows = opened.query(
+            f"SELECT batch, kind, source, record, ean, rule, message, raw FROM quarantine "
+            f"{where} ORDER BY batch, record LIMIT {int(limit)}",
+            [rule] if rule else [],
+        ).to_pylist()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, default=str))
+        return
+    table = Table(title=f"{len(rows)} quarantined record(s)")
+    for column in ("source", "record", "ean", "rule", "message"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["source"]), str(row["record"]), row["ean"], row["rule"], row["message"]
+        )
+    console.print(table)
+
+
+@retention_app.command("run")
+def retention_run(
+    today: Annotated[
+        str | None, typer.Option(help="Run as if today were this date (YYYY-MM-DD).")
+    ] = None,
+    store: StoreOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete daily readings older than 24 months or than the current contract (MTR-6)."""
+    from meetpunt.meterdata.service import retention
+
+    day = date.fromisoformat(today) if today else datetime.now(UTC).date()
+    register = open_register(db)
+    try:
+        with open_store(store) as opened:
+            records = retention(opened, register, day)
+    except MeetpuntError as exc:
+        raise _fail(exc) from exc
+    finally:
+        register.dispose()
+    if as_json:
+        out: list[dict[str, Any]] = [r.__dict__ for r in records]
+        typer.echo(json.dumps(out, default=str))
+        return
+    deleted = sum(r.rows for r in records)
+    console.print(
+        f"retention on {day}: deleted {deleted} daily reading(s) of {len(records)} "
+        "connection(s); logged in retention_log"
+    )

@@ -1,0 +1,486 @@
+"""Live P1 ingestion over MQTT (MTR-4): broker messages in, one source per EAN per batch out.
+
+A meter (or its P1 dongle) publishes telegrams on ``<prefix>/<EAN>``, e.g.
+``meetpunt/p1/871687400000000014``; a payload is one or more telegrams or a fragment
+of one. :class:`P1Subscription` subscribes with QoS 1 and collects the messages in
+micro-batches: every ``batch_size`` messages or ``batch_seconds`` after the first
+pending one (whichever comes first) it hands one :class:`SourceData` per EAN to
+``on_source`` (the CLI passes :meth:`Ingestor.ingest`; each source is one batch in
+one transaction). A message whose topic has no EAN is not lost: it is refused into the
+quarantine with rule ``MTR-4.topic``.
+
+Delivery. The client keeps a fixed identifier and ``clean_session=False`` (MQTT
+3.1.1), so the broker keeps the subscription and queues QoS-1 messages while we are
+away. A message is acknowledged (PUBACK) only after its batch was handed on: messages
+still pending when the connection drops, or left unread when we stop, are delivered
+again by the broker, so nothing is lost between broker and store (at least once; the
+store is idempotent, so a telegram delivered twice is stored once). Mosquitto sends at
+most ``max_inflight_messages`` (default 20) unacknowledged messages to a client, so a
+``batch_size`` above that fills by time, not by count.
+
+Reconnects. aiomqtt has no reconnect of its own: on :class:`aiomqtt.MqttError` the
+pending messages are dropped (the broker redelivers them), we wait
+:data:`BACKOFF_START_S`, doubling up to :data:`BACKOFF_CAP_S` while attempts keep
+failing, and connect and subscribe again.
+
+I/O only: telegrams are split and parsed by :mod:`meetpunt.io.p1`, turned into rows
+by :func:`meetpunt.io.p1_source.source_from_telegrams`; :class:`P1Batcher` is the
+part without a network (messages in, sources out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from meetpunt.domain.ean import check_ean, is_valid_ean
+from meetpunt.errors import MeterDataError
+from meetpunt.io.p1 import Telegram, TelegramSplitter
+from meetpunt.io.p1_source import source_from_telegrams
+from meetpunt.meterdata.source import Refusal, SourceData
+
+__all__ = [
+    "BACKOFF_CAP_S",
+    "BACKOFF_START_S",
+    "DEFAULT_BATCH_SECONDS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_PORT",
+    "TOPIC_RULE",
+    "Broker",
+    "P1Batcher",
+    "P1Subscription",
+    "default_client_id",
+    "ean_of_topic",
+    "parse_broker_url",
+]
+
+log = logging.getLogger(__name__)
+
+#: First wait after a lost connection or failed attempt, in seconds.
+BACKOFF_START_S: Final = 0.5
+#: The wait doubles per failed attempt up to this many seconds.
+BACKOFF_CAP_S: Final = 30.0
+#: The port of ``mqtt://host`` without one.
+DEFAULT_PORT: Final = 1883
+#: QoS of the subscription: at least once.
+QOS: Final = 1
+#: MQTT keepalive, seconds.
+KEEPALIVE_S: Final = 30
+#: How long connect, CONNACK and SUBACK may take, seconds.
+TIMEOUT_S: Final = 10.0
+#: Messages per micro-batch (at most Mosquitto's default in-flight window of 20).
+DEFAULT_BATCH_SIZE: Final = 20
+#: Seconds a message may wait in a micro-batch.
+DEFAULT_BATCH_SECONDS: Final = 2.0
+#: The refusal of a message whose topic does not end in a valid EAN.
+TOPIC_RULE: Final = "MTR-4.topic"
+
+OnSource = Callable[[SourceData], None]
+
+
+# --- the broker address --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Host and port of an MQTT broker."""
+
+    host: str
+    port: int = DEFAULT_PORT
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mqtt://{host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> Broker:
+    """``mqtt://host[:port]`` -> :class:`Broker` (port 1883 when left out); anything else
+    is a :class:`MeterDataError` saying what is wrong (MTR-4)."""
+    expected = "expected mqtt://host[:port], e.g. mqtt://127.0.0.1:1883"
+    parts = urlsplit(url.strip())
+    if parts.scheme != "mqtt":
+        raise MeterDataError(f"broker URL {url!r} does not start with mqtt://: {expected}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise MeterDataError(f"broker URL {url!r} has no valid port: {expected}") from None
+    if not parts.hostname:
+        raise MeterDataError(f"broker URL {url!r} names no host: {expected}")
+    if parts.username is not None or parts.password is not None:
+        raise MeterDataError(f"broker URL {url!r}: user and password are not supported")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise MeterDataError(
+            f"broker URL {url!r} has a path, query or fragment: {expected} (pass the "
+            "topic with --topic)"
+        )
+    return Broker(parts.hostname, DEFAULT_PORT if port is None else port)
+
+
+# --- messages in, sources out (no network) -------------------------------------------
+
+
+def ean_of_topic(topic: str) -> str | None:
+    """The EAN a topic names as its last level (``meetpunt/p1/<EAN>``), or None."""
+    last = topic.rsplit("/", 1)[-1]
+    return last if is_valid_ean(last) else None
+
+
+def default_client_id(topic: str, ean: str | None = None) -> str:
+    """A fixed client identifier per subscription: the same topic (and ``--ean``) gets
+    the same broker session back after a restart, different ones do not share it."""
+    key = f"{topic}\n{ean or ''}".encode()
+    return "meetpunt-ingest-" + hashlib.sha256(key).hexdigest()[:16]
+
+
+def _topic_refusal(topic: str, record: int, payload: bytes) -> Refusal:
+    last = topic.rsplit("/", 1)[-1]
+    finding = check_ean(last)
+    why = finding.message if finding is not None else f"{last!r} is not an EAN"
+    message = (
+        f"MQTT topic {topic!r} does not end in the EAN of a connection ({why}); "
+        "publish P1 telegrams on <prefix>/<EAN> or ingest this topic with --ean"
+    )
+    return Refusal("p1_readings", record, "", TOPIC_RULE, message, payload.decode("latin-1"))
+
+
+def _digest(kind: bytes, key: str, parts: Iterable[bytes]) -> str:
+    """SHA-256 of what a source was built from, each part length-prefixed."""
+    h = hashlib.sha256(kind + b"\0" + key.encode() + b"\0")
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+class P1Batcher:
+    """Micro-batches of MQTT messages -> sources, one per EAN per batch (MTR-4).
+
+    One :class:`TelegramSplitter` per EAN lives across batches, so a telegram split
+    over messages (and batches) is put back together. Messages are only fed to the
+    splitters when the batch is taken, so :meth:`drop` (a lost connection: the broker
+    delivers the messages again) leaves the splitters as they were.
+
+    A source's ``sha256`` is taken over its EAN and the raw telegrams it holds (the
+    topic and payloads for ``MTR-4.topic`` refusals): the same telegrams published
+    again, however they are cut into messages, are recognised as already ingested, and
+    the same bytes from another connection are not.
+    """
+
+    def __init__(self, label: str, subscription: str, ean: str | None = None) -> None:
+        self.label = label
+        self.subscription = subscription
+        self.ean = ean
+        self._pending: list[tuple[str, bytes]] = []
+        self._splitters: dict[str, TelegramSplitter] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, topic: str, payload: bytes) -> None:
+        """One message into the pending batch."""
+        self._pending.append((topic, payload))
+
+    def drop(self) -> int:
+        """Forget the pending messages (they will be delivered again); how many."""
+        dropped = len(self._pending)
+        self._pending.clear()
+        return dropped
+
+    def take(self, final: bool = False) -> list[SourceData]:
+        """The sources of the pending messages, in order of first arrival; ``final``
+        also flushes every splitter (a telegram cut off at the end is refused as
+        ``MTR-2.truncated``, not lost)."""
+        groups: dict[tuple[bool, str], list[tuple[str, bytes]]] = {}
+        for topic, payload in self._pending:
+            ean = self.ean or ean_of_topic(topic)
+            key = (True, ean) if ean is not None else (False, topic)
+            groups.setdefault(key, []).append((topic, payload))
+        self._pending.clear()
+        if final:
+            for ean in self._splitters:
+                groups.setdefault((True, ean), [])
+        sources: list[SourceData] = []
+        for (is_ean, owner), messages in groups.items():
+            source = (
+                self._ean_source(owner, messages, final)
+                if is_ean
+                else self._refused(owner, messages)
+            )
+            if source is not None:
+                sources.append(source)
+        return sources
+
+    def _name(self, messages: list[tuple[str, bytes]]) -> str:
+        topics = {topic for topic, _ in messages}
+        topic = topics.pop() if len(topics) == 1 else self.subscription
+        self._count += 1
+        return f"{self.label}/{topic} #{self._count}"
+
+    def _ean_source(
+        self, ean: str, messages: list[tuple[str, bytes]], final: bool
+    ) -> SourceData | None:
+        splitter = self._splitters.setdefault(ean, TelegramSplitter())
+        telegrams: list[Telegram] = []
+        for _, payload in messages:
+            telegrams += splitter.feed(payload)
+        if final:
+            telegrams += splitter.flush()
+        if not telegrams:
+            return None  # a fragment: its telegram completes in a later batch
+        digest = _digest(b"p1", ean, (t.raw for t in telegrams))
+        return source_from_telegrams(telegrams, ean, self._name(messages), digest)
+
+    def _refused(self, topic: str, messages: list[tuple[str, bytes]]) -> SourceData:
+        payloads = [payload for _, payload in messages]
+        source = SourceData(self._name(messages), _digest(b"topic", topic, payloads))
+        source.refused += [_topic_refusal(topic, n, p) for n, p in enumerate(payloads, start=1)]
+        return source
+
+
+# --- the subscription ----------------------------------------------------------------
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()
+
+
+def _refused_subscription(codes: Iterable[Any]) -> bool:
+    for code in codes:
+        if isinstance(code, ReasonCode):
+            if code.is_failure:
+                return True
+        elif int(code) >= 0x80:
+            return True
+    return False
+
+
+async def _discard(task: asyncio.Future[Any]) -> None:
+    """Cancel a task and collect its outcome (no 'exception never retrieved')."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()
+
+
+class P1Subscription:
+    """Subscribe to P1 telegrams on an MQTT broker and hand on sources (MTR-4).
+
+    ``topic`` is a subscription filter (``meetpunt/p1/+``); the EAN of a message is
+    ``ean`` when given, else the last level of its topic. :meth:`run` returns when
+    ``max_messages`` messages were taken, ``seconds`` have passed or :meth:`stop` was
+    called (or ``stop`` was set), after handing on what is pending. ``on_connect`` is
+    called with the number of the connection each time the subscription is in place.
+    An exception from ``on_source`` ends the run; the batch is then not acknowledged
+    and the broker delivers it again to the next run with the same ``client_id``.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        topic: str,
+        on_source: OnSource,
+        *,
+        ean: str | None = None,
+        client_id: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_seconds: float = DEFAULT_BATCH_SECONDS,
+        max_messages: int | None = None,
+        seconds: float | None = None,
+        stop: asyncio.Event | None = None,
+        on_connect: Callable[[int], None] | None = None,
+    ) -> None:
+        try:
+            aiomqtt.Wildcard(topic)
+        except ValueError:
+            raise MeterDataError(f"{topic!r} is not an MQTT topic filter") from None
+        if ean is not None and not is_valid_ean(ean):
+            finding = check_ean(ean)
+            raise MeterDataError(finding.message if finding else f"{ean!r} is not an EAN")
+        if batch_size < 1 or batch_seconds <= 0:
+            raise MeterDataError("the batch size must be 1 or more and its time above 0 s")
+        if (max_messages is not None and max_messages < 1) or (
+            seconds is not None and seconds <= 0
+        ):
+            raise MeterDataError("stop after at least 1 message and more than 0 seconds")
+        self.broker = broker
+        self.topic = topic
+        self.ean = ean
+        self.client_id = client_id or default_client_id(topic, ean)
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.max_messages = max_messages
+        self.seconds = seconds
+        self.messages = 0
+        """Messages taken into batches (those dropped at a lost connection not counted)."""
+        self.sources = 0
+        self.connections = 0
+        self._on_source = on_source
+        self._on_connect = on_connect
+        self._stop = stop or asyncio.Event()
+        self._batcher = P1Batcher(broker.url, topic, ean)
+        self._acks: list[tuple[int, int]] = []
+        self._batch_started = 0.0
+        self._deadline: float | None = None
+        self._online = False
+        self._closed = False
+
+    # -- control ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop soon: hand on what is pending, acknowledge it, disconnect."""
+        self._stop.set()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _finished(self) -> bool:
+        if self._stop.is_set():
+            return True
+        if self.max_messages is not None and self.messages >= self.max_messages:
+            return True
+        return self._deadline is not None and self._now() >= self._deadline
+
+    def _remaining(self) -> float | None:
+        return None if self._deadline is None else max(self._deadline - self._now(), 0.0)
+
+    # -- the reconnect loop --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, subscribe, ingest; reconnect with backoff until told to stop."""
+        if self._deadline is None and self.seconds is not None:
+            self._deadline = self._now() + self.seconds
+        stopper = asyncio.ensure_future(self._stop.wait())
+        delay = BACKOFF_START_S
+        try:
+            while not self._finished():
+                connections = self.connections
+                try:
+                    await self._attempt(stopper)
+                except aiomqtt.MqttError as exc:
+                    if self.connections > connections:
+                        delay = BACKOFF_START_S  # it was up: start the backoff over
+                    if self._finished():
+                        break
+                    remaining = self._remaining()
+                    wait = delay if remaining is None else min(delay, remaining)
+                    log.warning(
+                        "MQTT %s: %s; connecting again in %.1f s", self.broker.url, exc, wait
+                    )
+                    await asyncio.wait({stopper}, timeout=wait)
+                    delay = min(delay * 2, BACKOFF_CAP_S)
+            if not self._closed:
+                self._flush(None, final=True)
+        finally:
+            await _discard(stopper)
+
+    async def _attempt(self, stopper: asyncio.Future[Any]) -> None:
+        """One connection; given up when told to stop before it is subscribed."""
+        session = asyncio.ensure_future(self._session(stopper))
+        try:
+            while not session.done():
+                waiters: set[asyncio.Future[Any]] = {session}
+                if not stopper.done():
+                    waiters.add(stopper)
+                timeout = None if self._online else self._remaining()
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not session.done() and not self._online and self._finished():
+                    break  # still connecting: give up (an online session stops itself)
+        finally:
+            if not session.done():
+                await _discard(session)
+        if not session.cancelled():
+            session.result()
+
+    async def _session(self, stopper: asyncio.Future[Any]) -> None:
+        client = aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            identifier=self.client_id,
+            clean_session=False,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            keepalive=KEEPALIVE_S,
+            timeout=TIMEOUT_S,
+        )
+        # PUBACK after the batch is handed on, not on receipt. aiomqtt has no API for
+        # it yet (empicano/aiomqtt#345): use its paho client, as that issue shows.
+        client._client.manual_ack_set(True)
+        async with client:
+            granted = await client.subscribe(self.topic, qos=QOS)
+            if _refused_subscription(granted):
+                raise MeterDataError(f"{self.broker.url} refused the subscription to {self.topic}")
+            self.connections += 1
+            self._online = True
+            try:
+                if self._on_connect is not None:
+                    self._on_connect(self.connections)
+                await self._consume(client, stopper)
+            finally:
+                self._online = False
+                self.messages -= self._batcher.drop()
+                self._acks.clear()
+
+    async def _consume(self, client: aiomqtt.Client, stopper: asyncio.Future[Any]) -> None:
+        messages = client.messages
+        getter: asyncio.Future[aiomqtt.Message] | None = None
+        try:
+            while not self._finished():
+                if getter is None:
+                    getter = asyncio.ensure_future(messages.__anext__())
+                waiters: set[asyncio.Future[Any]] = {getter}
+                if not stopper.done():
+                    waiters.add(stopper)
+                await asyncio.wait(
+                    waiters, timeout=self._wait_s(), return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter.done():
+                    message, getter = getter.result(), None
+                    self._take(message)
+                if self._batcher and (
+                    len(self._batcher) >= self.batch_size
+                    or self._now() >= self._batch_started + self.batch_seconds
+                ):
+                    self._flush(client)
+            self._flush(client, final=True)
+        finally:
+            if getter is not None:
+                await _discard(getter)  # unread: not acknowledged, so delivered again
+
+    def _wait_s(self) -> float | None:
+        waits = [self._remaining()]
+        if self._batcher:
+            waits.append(max(self._batch_started + self.batch_seconds - self._now(), 0.0))
+        known = [w for w in waits if w is not None]
+        return min(known) if known else None
+
+    def _take(self, message: aiomqtt.Message) -> None:
+        if not self._batcher:
+            self._batch_started = self._now()
+        self._batcher.add(message.topic.value, _payload_bytes(message.payload))
+        self._acks.append((message.mid, message.qos))
+        self.messages += 1
+
+    def _flush(self, client: aiomqtt.Client | None, final: bool = False) -> None:
+        """Hand on the sources of the pending batch, then acknowledge its messages."""
+        for source in self._batcher.take(final):
+            self._on_source(source)
+            self.sources += 1
+        if client is not None:
+            for mid, qos in self._acks:
+                client._client.ack(mid, qos)
+        self._acks.clear()
+        self._closed = final

@@ -1,0 +1,916 @@
+"""Ingestion: raw -> validated -> curated, one source per transaction (MTR-3, MTR-4, MTR-5).
+
+* **raw**: a source as read (:class:`SourceData`), identified by the SHA-256 of its
+  bytes; records the reader could not parse are already refusals.
+* **validated**: every row is looked up in the register (EAN -> connection id and the
+  capacity on the row's date) and checked (:mod:`meetpunt.meterdata.vee`); rows with
+  the same key inside the batch are duplicates (identical) or conflicts (different).
+* **curated**: the kind's table, written with its declared merge policy
+  ``append_if_not_exists`` (see :mod:`meetpunt.meterdata.kinds`); counters are checked
+  against the stored readings around them; for interval kinds the gaps inside the
+  batch's window are found and estimated, each estimate marked with status and method.
+
+Everything of one source happens in one DuckDB transaction and the ``batch`` row is
+its last write, so a crash leaves no half batch and a rerun completes it; the same
+source ingested twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from meetpunt.domain.calendar import (
+    MICROS_PER_DAY,
+    local_day_bounds_utc,
+    local_wall_micros,
+)
+from meetpunt.domain.capacity import Commodity, ElectricityCapacity, parse_electricity_capacity
+from meetpunt.domain.vee import VeeRules
+from meetpunt.meterdata.kinds import (
+    ESTIMATED_CODES,
+    FROM_HISTORY,
+    FROM_READINGS,
+    KINDS,
+    MEASURED,
+    MEASURED_CODES,
+    METER_SWAP,
+    READINGS_FIRST,
+    REGISTERS,
+    Kind,
+)
+from meetpunt.meterdata.source import Refusal, SourceData
+from meetpunt.meterdata.store import MeterStore, arrow
+from meetpunt.meterdata.vee import (
+    NO_TIME,
+    ROW_RULES,
+    US,
+    CounterPoint,
+    RowInput,
+    row_codes,
+    row_message,
+    spread,
+    walk_counters,
+)
+from meetpunt.register.store import MeterIndexEntry
+
+_EPOCH = date(1970, 1, 1)
+
+
+# --- the register as the hub sees it -----------------------------------------------------
+
+
+class ConnectionIndex:
+    """EAN -> register connection id, and each connection's capacity by date.
+
+    Built once per ingest run from :meth:`RegisterSession.meter_index` (the hub reads the
+    register through its API).
+    """
+
+    def __init__(self, entries: Iterable[MeterIndexEntry], phase_voltage_v: float) -> None:
+        self._ids: dict[tuple[str, Commodity], int] = {}
+        self.ean_of: dict[int, tuple[str, Commodity]] = {}
+        versions: dict[int, list[tuple[int, int, float]]] = {}
+        for e in entries:
+            self._ids[(e.ean, e.commodity)] = e.connection_id
+            self.ean_of[e.connection_id] = (e.ean, e.commodity)
+            capacity = parse_electricity_capacity(e.capacity)
+            watts = (
+                capacity.phases * capacity.amperes * phase_voltage_v
+                if isinstance(capacity, ElectricityCapacity)
+                else np.nan
+            )
+            start = (e.valid_from - _EPOCH).days
+            end = (e.valid_to - _EPOCH).days if e.valid_to else 1 << 30
+            versions.setdefault(e.connection_id, []).append((start, end, watts))
+        size = max(versions, default=0) + 1
+        self._single = np.full(size, np.nan)
+        self._versions = versions
+        self._varying = np.zeros(size, dtype=bool)
+        for cid, spans in versions.items():
+            distinct = {w for _, _, w in spans}
+            if len(distinct) == 1:
+                self._single[cid] = spans[0][2]
+            else:
+                self._varying[cid] = True
+
+    def connection_ids(self, eans: pa.Array, commodity: Commodity) -> npt.NDArray[np.int32]:
+        """The connection id per row; -1 where the EAN is not such a connection."""
+        encoded = eans if pa.types.is_dictionary(eans.type) else pc.dictionary_encode(eans)
+        known = [self._ids.get((str(e), commodity), -1) for e in encoded.dictionary.to_pylist()]
+        lookup = np.array([*known, -1], dtype=np.int32)  # the last entry: no EAN at all
+        indices = encoded.indices.fill_null(len(known))
+        return np.asarray(lookup[indices.to_numpy(zero_copy_only=False)], dtype=np.int32)
+
+    def capacity_watts(
+        self, ids: npt.NDArray[np.int32], time_us: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        """Nominal watts (phases x A x V) on each row's local date; NaN when unknown."""
+        known = ids >= 0
+        out = np.full(len(ids), np.nan)
+        out[known] = self._single[ids[known]]
+        varying = np.zeros(len(ids), dtype=bool)
+        varying[known] = self._varying[ids[known]]
+        if varying.any():
+            rows = np.flatnonzero(varying)
+            days = local_wall_micros(time_us[rows]) // MICROS_PER_DAY
+            spans = sorted(
+                (cid, start, end, watts)
+                for cid in map(int, np.unique(ids[rows]))
+                for start, end, watts in self._versions[cid]
+            )
+            keys = np.array([(cid << 32) + start for cid, start, _, _ in spans], dtype=np.int64)
+            ends = np.array([end for _, _, end, _ in spans], dtype=np.int64)
+            watts = np.array([w for _, _, _, w in spans])
+            at = np.searchsorted(keys, (ids[rows].astype(np.int64) << 32) + days, "right") - 1
+            same = (at >= 0) & ((keys[at] >> 32) == ids[rows]) & (days < ends[at])
+            out[rows] = np.where(same, watts[at], np.nan)
+        return out
+
+
+# --- reports -----------------------------------------------------------------------------
+
+
+@dataclass
+class KindReport:
+    """What happened to one kind's rows of a source."""
+
+    rows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    corrected: int = 0
+    estimated: int = 0
+    gaps_missing: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class BatchReport:
+    """What happened to one source (file, MQTT micro-batch): MTR-4's summary."""
+
+    source: str
+    batch: int | None
+    already_ingested: bool = False
+    kinds: dict[str, KindReport] = field(default_factory=dict)
+
+    def total(self, attribute: str) -> int:
+        return sum(int(getattr(k, attribute)) for k in self.kinds.values())
+
+    @property
+    def quarantined(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for k in self.kinds.values():
+            out.update(k.quarantined)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "batch": self.batch,
+            "already_ingested": self.already_ingested,
+            "rows": self.total("rows"),
+            "accepted": self.total("accepted"),
+            "duplicates": self.total("duplicates"),
+            "corrected": self.total("corrected"),
+            "estimated": self.total("estimated"),
+            "quarantined": dict(sorted(self.quarantined.items())),
+            "kinds": {
+                name: {
+                    "rows": k.rows,
+                    "accepted": k.accepted,
+                    "duplicates": k.duplicates,
+                    "corrected": k.corrected,
+                    "estimated": k.estimated,
+                    "gaps_missing": k.gaps_missing,
+                    "quarantined": dict(sorted(k.quarantined.items())),
+                }
+                for name, k in self.kinds.items()
+            },
+        }
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+
+@dataclass
+class Ingestor:
+    """Ingests sources into one store against one register snapshot.
+
+    ``now`` is the ingestion moment for the clock check (MTR-5.clock); ``on_begin`` is
+    called with the source name when its transaction starts (progress, crash tests).
+    """
+
+    store: MeterStore
+    index: ConnectionIndex
+    rules: VeeRules
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    on_begin: Callable[[str], None] | None = None
+
+    def ingest(self, source: SourceData) -> BatchReport:
+        """Ingest one source as one batch; a source whose bytes were committed before is
+        skipped as a whole (every row a duplicate)."""
+        done = self.store.committed_batch(source.sha256) if source.sha256 else None
+        if done is not None:
+            report = BatchReport(source.source, done, already_ingested=True)
+            for name, table in source.tables.items():
+                report.kinds[name] = KindReport(rows=table.num_rows, duplicates=table.num_rows)
+            if source.refused:
+                kind_name = source.refused[0].kind
+                k = report.kinds.setdefault(kind_name, KindReport())
+                k.rows += len(source.refused)
+                k.duplicates += len(source.refused)
+            return report
+        if self.on_begin is not None:
+            self.on_begin(source.source)
+        with self.store.transaction() as con:
+            batch = _next_batch(con)
+            report = BatchReport(source.source, batch)
+            refused = [_refusal_table(source.refused)]
+            for refusal in source.refused:
+                k = report.kinds.setdefault(refusal.kind, KindReport())
+                k.rows += 1
+                k.quarantined[refusal.rule] += 1
+            order = sorted(
+                source.tables,
+                key=lambda n: (READINGS_FIRST.index(n) if n in READINGS_FIRST else 99, n),
+            )
+            for name in order:
+                kind = KINDS[name]
+                k = report.kinds.setdefault(name, KindReport())
+                refused.append(self._ingest_table(con, kind, source.tables[name], batch, k))
+            _write_quarantine(con, batch, source.source, refused)
+            con.execute(
+                "INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    batch,
+                    source.source,
+                    source.sha256,
+                    self.now.astimezone(UTC).replace(tzinfo=None),
+                    report.total("rows"),
+                    report.total("accepted"),
+                    report.total("duplicates"),
+                    report.total("estimated"),
+                    sum(report.quarantined.values()),
+                ],
+            )
+        return report
+
+    def ingest_all(self, sources: Iterable[SourceData]) -> list[BatchReport]:
+        """Ingest sources one after another, each its own batch."""
+        return [self.ingest(source) for source in sources]
+
+    # -- one kind of one source -------------------------------------------------------------
+
+    def _ingest_table(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        kind: Kind,
+        table: pa.Table,
+        batch: int,
+        report: KindReport,
+    ) -> pa.Table:
+        n = table.num_rows
+        report.rows += n
+        if n == 0:
+            return _refusal_table([])
+        times = table.column(kind.time).combine_chunks()
+        time_us = micros(times)
+        ids = self.index.connection_ids(
+            table.column(kind.ean_column).combine_chunks(), kind.commodity
+        )
+        values = {name: _numbers(table.column(name)) for name in kind.value_names}
+        capacity = self.index.capacity_watts(ids, time_us) if kind.energy else None
+        now_us = int(self.now.timestamp() * US)
+        codes = row_codes(kind, RowInput(ids, time_us, values, capacity), self.rules, now_us)
+        refused: dict[int, tuple[str, str]] = {}
+        messages = {
+            int(code): (ROW_RULES[code], row_message(kind, int(code), self.rules))
+            for code in np.unique(codes)
+            if code
+        }
+        for at, code in zip(
+            np.flatnonzero(codes).tolist(), codes[codes != 0].tolist(), strict=True
+        ):
+            refused[at] = messages[code]
+        work = _working_table(kind, table, ids, time_us, codes == 0)
+        duplicates, conflicts = _batch_duplicates(kind, work)
+        for conflict in conflicts:
+            refused[conflict] = ("MTR-5.conflict", _CONFLICT_IN_BATCH)
+        report.duplicates += len(duplicates)
+        work = _without(work, np.array([*duplicates, *conflicts], dtype=np.int64), n)
+        if work.num_rows:
+            merged = _against_store(con, kind, work, batch)
+            for key, old in merged.conflicts.items():
+                refused[key] = ("MTR-5.conflict", _CONFLICT_IN_STORE.format(old=old))
+            report.duplicates += len(merged.duplicates)
+            report.corrected += merged.corrected
+            conflict_rows = np.fromiter(merged.conflicts, dtype=np.int64)
+            work = _without(work, np.concatenate([merged.duplicates, conflict_rows]), n)
+        swaps: set[int] = set()
+        if kind.counters and work.num_rows:
+            backwards, swaps = _check_counters(con, kind, work, self.rules)
+            for key, message in backwards.items():
+                refused[key] = ("MTR-5.counter_backwards", message)
+            work = _without(work, np.fromiter(backwards, dtype=np.int64), n)
+        if work.num_rows:
+            _insert(con, kind, work, batch, swaps)
+            report.accepted += work.num_rows
+            if swaps:
+                _swap_findings(con, kind, work, batch, swaps)
+            if kind.estimate_gaps:
+                estimated, missing = _fill_gaps(con, kind, work, batch, self.rules)
+                report.estimated += estimated
+                report.gaps_missing += missing
+        return _refusals(con, kind, table, refused, report)
+
+
+_CONFLICT_IN_BATCH = (
+    "another record in this source has the same connection and time with different "
+    "values; all of them are kept here: send one corrected record"
+)
+_CONFLICT_IN_STORE = (
+    "a different value is already stored for this connection and time ({old}); a "
+    "measured value is not overwritten silently: send a correction"
+)
+
+
+def _without(work: pa.Table, rows: npt.NDArray[np.int64], n: int) -> pa.Table:
+    """``work`` without the given source rows (``n`` = rows in the source)."""
+    if len(rows) == 0:
+        return work
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    return work.filter(pa.array(keep[work.column("row").to_numpy()]))
+
+
+def _refusals(
+    con: duckdb.DuckDBPyConnection,
+    kind: Kind,
+    table: pa.Table,
+    refused: dict[int, tuple[str, str]],
+    report: KindReport,
+) -> pa.Table:
+    """The refused rows in quarantine layout: record, EAN, rule, message and the raw
+    record as JSON (built in bulk: a file with a wrong clock refuses every row)."""
+    rows = np.array(sorted(refused), dtype=np.int64)
+    rules = [refused[r][0] for r in rows.tolist()]
+    report.quarantined.update(rules)
+    taken = table.take(pa.array(rows))
+    records = (
+        taken.column("record").combine_chunks().fill_null(0).to_numpy(zero_copy_only=False)
+        if "record" in taken.column_names
+        else rows + 1
+    )
+    con.register("refused_rows", taken)
+    raw = con.sql("SELECT CAST(to_json(r) AS VARCHAR) FROM refused_rows r").to_arrow_table()
+    con.unregister("refused_rows")
+    return pa.table(
+        {
+            "kind": pa.array([kind.name] * len(rows), pa.string()),
+            "record": pa.array(records, pa.int64()),
+            "ean": taken.column(kind.ean_column).cast(pa.string()).fill_null(""),
+            "rule": pa.array(rules, pa.string()),
+            "message": pa.array([refused[r][1] for r in rows.tolist()], pa.string()),
+            "raw": raw.column(0),
+        }
+    )
+
+
+def _refusal_table(refused: Sequence[Refusal]) -> pa.Table:
+    """Reader refusals in quarantine layout."""
+    return pa.table(
+        {
+            "kind": pa.array([r.kind for r in refused], pa.string()),
+            "record": pa.array([r.record for r in refused], pa.int64()),
+            "ean": pa.array([r.ean for r in refused], pa.string()),
+            "rule": pa.array([r.rule for r in refused], pa.string()),
+            "message": pa.array([r.message for r in refused], pa.string()),
+            "raw": pa.array([r.raw for r in refused], pa.string()),
+        }
+    )
+
+
+def _next_batch(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT nextval('batch_id')").fetchall()[0][0])
+
+
+def micros(times: pa.Array) -> npt.NDArray[np.int64]:
+    """Microseconds since the epoch (UTC) of a timestamp column; NO_TIME where empty."""
+    unit = times.type.unit if pa.types.is_timestamp(times.type) else "us"
+    factor = {"s": US, "ms": 1000, "us": 1, "ns": 1}[unit]
+    raw = times.cast(pa.int64())
+    if times.null_count:
+        raw = raw.fill_null(NO_TIME)
+    out = raw.to_numpy(zero_copy_only=False)
+    if unit == "ns":
+        return np.asarray(out // 1000, dtype=np.int64)
+    return np.asarray(out * factor if factor != 1 else out, dtype=np.int64)
+
+
+def _numbers(column: pa.ChunkedArray) -> npt.NDArray[Any]:
+    """A value column as NumPy: as stored when complete, float64 with NaN when not."""
+    array = column.combine_chunks()
+    if array.null_count:
+        return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    return np.asarray(array.to_numpy(zero_copy_only=False))
+
+
+def _working_table(
+    kind: Kind,
+    table: pa.Table,
+    ids: npt.NDArray[np.int32],
+    time_us: npt.NDArray[np.int64],
+    ok: npt.NDArray[np.bool_],
+) -> pa.Table:
+    """The rows that passed the row checks, in the curated column order plus ``row``.
+
+    Times become naive microseconds holding UTC, the store's form (see ``store``).
+    """
+    columns: dict[str, pa.Array] = {
+        "row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
+        "connection": pa.array(ids, pa.int32()),
+        kind.time: pa.array(time_us, pa.timestamp("us")),
+    }
+    for c in (*kind.extra_key, *kind.values):
+        columns[c.name] = table.column(c.name).combine_chunks().cast(c.arrow)
+    work = pa.table(columns)
+    return work if ok.all() else work.filter(pa.array(ok))
+
+
+def _batch_duplicates(kind: Kind, work: pa.Table) -> tuple[list[int], list[int]]:
+    """Rows repeating a key inside the batch: identical copies (duplicates, all but the
+    first) and keys with different values (conflicts, every copy)."""
+    if work.num_rows < 2:
+        return [], []
+    if not kind.extra_key:
+        key = work.column("connection").to_numpy().astype(np.int64) << 40
+        key += work.column(kind.time).cast(pa.int64()).to_numpy() // US
+        if np.all(key[1:] > key[:-1]):
+            return [], []
+    grouped = work.group_by(list(kind.key)).aggregate([("row", "count")])
+    repeated = grouped.filter(pc.greater(grouped.column("row_count"), 1))
+    if repeated.num_rows == 0:
+        return [], []
+    dup_rows = work.join(repeated.select(list(kind.key)), keys=list(kind.key), join_type="inner")
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for rec in dup_rows.to_pylist():
+        groups.setdefault(tuple(rec[k] for k in kind.key), []).append(rec)
+    duplicates: list[int] = []
+    conflicts: list[int] = []
+    for records in groups.values():
+        records.sort(key=lambda r: r["row"])
+        first = tuple(records[0][v] for v in kind.value_names)
+        if all(tuple(r[v] for v in kind.value_names) == first for r in records):
+            duplicates += [r["row"] for r in records[1:]]
+        else:
+            conflicts += [r["row"] for r in records]
+    return duplicates, conflicts
+
+
+def _q(name: str) -> str:
+    """A quoted SQL identifier (column names come from the kinds, never from input)."""
+    return f'"{name}"'
+
+
+def _values_json(kind: Kind, alias: str) -> str:
+    """SQL for a row's values as a JSON object (kept with conflicts and corrections)."""
+    fields = ", ".join(f"{v} := {alias}.{_q(v)}" for v in kind.value_names)
+    return f"to_json(struct_pack({fields or 'none := NULL'}))"
+
+
+def _key_join(kind: Kind, left: str, right: str) -> str:
+    return " AND ".join(f'{left}."{k}" = {right}."{k}"' for k in kind.key)
+
+
+@dataclass
+class _Merge:
+    """How incoming rows meet the stored ones (see ``_against_store``)."""
+
+    duplicates: npt.NDArray[np.int64]
+    corrected: int
+    conflicts: dict[int, str]
+
+
+def _against_store(
+    con: duckdb.DuckDBPyConnection, kind: Kind, work: pa.Table, batch: int
+) -> _Merge:
+    """Compare with stored rows of the same keys (the merge policy of ``kinds``):
+    identical -> duplicate; a stored estimate -> replaced by the measured value, the
+    estimate kept in ``correction``; a different measured value -> conflict."""
+    lo, hi = (v.as_py() for v in pc.min_max(work.column(kind.time)).values())
+    stored = con.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {_q(kind.name)} WHERE {_q(kind.time)} BETWEEN ? AND ?)",
+        [lo, hi],
+    ).fetchall()
+    if not stored[0][0]:  # nothing stored in the window: every row is new
+        return _Merge(np.zeros(0, dtype=np.int64), 0, {})
+    con.register("incoming", work)
+    same = " AND ".join(f"c.{_q(v)} IS NOT DISTINCT FROM i.{_q(v)}" for v in kind.value_names)
+    old = _values_json(kind, "c")
+    on = f"{_key_join(kind, 'c', 'i')} AND c.{_q(kind.time)} BETWEEN ? AND ?"
+    estimated = ", ".join(str(code) for code in ESTIMATED_CODES)
+    matched = arrow(
+        con,
+        f"SELECT i.row, CASE WHEN {same or 'TRUE'} THEN 0 "
+        f"WHEN c.quality IN ({estimated}) THEN 1 ELSE 2 END AS verdict, "
+        f"CASE WHEN NOT ({same or 'TRUE'}) THEN {old} || ', status ' || q.status END AS old "
+        f"FROM incoming i JOIN {_q(kind.name)} c ON {on} JOIN quality q ON q.code = c.quality",
+        [lo, hi],
+    )
+    rows = matched.column("row").to_numpy()
+    verdict = matched.column("verdict").to_numpy()
+    corrections = rows[verdict == 1]
+    conflicts = {
+        int(r): str(o)
+        for r, v, o in zip(
+            rows[verdict == 2],
+            verdict[verdict == 2],
+            matched.filter(pc.equal(matched.column("verdict"), 2)).column("old").to_pylist(),
+            strict=True,
+        )
+        if v == 2
+    }
+    if len(corrections):
+        extra = ", ".join(f"c.{_q(c.name)}" for c in kind.extra_key)
+        key_json = f"to_json(list_value({extra}))" if extra else "'[]'"
+        con.register("corrected_rows", pa.table({"row": pa.array(corrections, pa.int64())}))
+        con.execute(
+            f"INSERT INTO correction SELECT ?, ?, c.connection, c.{_q(kind.time)}, {key_json}, "
+            f"{old}, q.status, c.batch FROM incoming i "
+            f"JOIN corrected_rows r ON r.row = i.row JOIN {_q(kind.name)} c ON {on} "
+            "JOIN quality q ON q.code = c.quality",
+            [batch, kind.name, lo, hi],
+        )
+        con.execute(
+            f"DELETE FROM {_q(kind.name)} c USING incoming i, corrected_rows r "
+            f"WHERE r.row = i.row AND {on}",
+            [lo, hi],
+        )
+        con.unregister("corrected_rows")
+    con.unregister("incoming")
+    return _Merge(np.asarray(rows[verdict == 0], dtype=np.int64), len(corrections), conflicts)
+
+
+def _check_counters(
+    con: duckdb.DuckDBPyConnection, kind: Kind, work: pa.Table, rules: VeeRules
+) -> tuple[dict[int, str], set[int]]:
+    """Counters of each connection in time order, incoming rows between the stored
+    readings around them (MTR-5.counter_backwards, MTR-5.meter_swap)."""
+    counters = list(kind.counters)
+    extra = [c.name for c in kind.extra_key]
+    series = ["connection", *extra]
+    con.register("incoming", work)
+    lo, hi = pc.min_max(work.column(kind.time)).values()
+    cols = ", ".join(f'"{c}"' for c in [*series, kind.time, *counters])
+    part = " AND ".join(f's."{c}" = i."{c}"' for c in series)
+    t = _q(kind.time)
+    by = ", ".join(f"s.{_q(c)}" for c in series)
+    wanted = ", ".join(f"s.{_q(c)}" for c in [*series, kind.time, *counters])
+    stored = arrow(
+        con,
+        f"WITH keys AS (SELECT DISTINCT {', '.join(_q(c) for c in series)} FROM incoming), "
+        f"near AS (SELECT {wanted}, "
+        f"row_number() OVER (PARTITION BY {by}, s.{t} < ? ORDER BY s.{t} DESC) AS before_rank, "
+        f"row_number() OVER (PARTITION BY {by}, s.{t} > ? ORDER BY s.{t}) AS after_rank "
+        f"FROM {_q(kind.name)} s JOIN keys i ON {part}) "
+        f"SELECT {cols} FROM near WHERE {t} BETWEEN ? AND ? "
+        f"OR ({t} < ? AND before_rank = 1) OR ({t} > ? AND after_rank = 1)",
+        [lo.as_py(), hi.as_py(), lo.as_py(), hi.as_py(), lo.as_py(), hi.as_py()],
+    )
+    con.unregister("incoming")
+    incoming = work.select(["row", *series, kind.time, *counters])
+    stored = stored.append_column("row", pa.array(np.full(stored.num_rows, -1, dtype=np.int64)))
+    both = pa.concat_tables([incoming, stored.select(incoming.column_names).cast(incoming.schema)])
+    both = both.sort_by([(c, "ascending") for c in [*series, kind.time]] + [("row", "ascending")])
+    regs = np.column_stack(
+        [both.column(c).cast(pa.float64()).to_numpy(zero_copy_only=False) for c in counters]
+    )
+    group = np.zeros(both.num_rows, dtype=np.int64)
+    for c in series:
+        col = pc.dictionary_encode(both.column(c).combine_chunks()).indices.to_numpy()
+        group = group * (int(col.max(initial=0)) + 1) + col
+    same_series = group[1:] == group[:-1]
+    down = np.any(regs[1:] < regs[:-1], axis=1) & same_series
+    if not down.any():
+        return {}, set()
+    rows = both.column("row").to_numpy()
+    times = both.column(kind.time).cast(pa.int64()).to_numpy()
+    refused: dict[int, str] = {}
+    swaps: set[int] = set()
+    for g in np.unique(group[1:][down]):
+        members = np.flatnonzero(group == g)
+        points = [CounterPoint(int(times[i]), tuple(regs[i]), int(rows[i])) for i in members]
+        r, s = walk_counters(points, rules)
+        refused.update(r)
+        swaps |= s
+    return refused, swaps
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, kind: Kind, work: pa.Table, batch: int, swaps: set[int]
+) -> None:
+    """Append the rows as measured; a meter swap's first reading carries its rule."""
+    names = ["connection", kind.time, *(c.name for c in kind.extra_key), *kind.value_names]
+    columns = ", ".join(_q(c) for c in names)
+    quality = str(MEASURED.code)
+    if swaps:
+        swapped = np.isin(work.column("row").to_numpy(), np.fromiter(swaps, dtype=np.int64))
+        codes = np.where(swapped, METER_SWAP.code, MEASURED.code).astype(np.uint8)
+        work = work.append_column("quality", pa.array(codes))
+        quality = "quality"
+    con.register("accepted", work)
+    con.execute(
+        f"INSERT INTO {_q(kind.name)} SELECT {columns}, {quality}, ? FROM accepted", [batch]
+    )
+    con.unregister("accepted")
+
+
+def _swap_findings(
+    con: duckdb.DuckDBPyConnection, kind: Kind, work: pa.Table, batch: int, swaps: set[int]
+) -> None:
+    rows = work.column("row").to_numpy()
+    conn = work.column("connection").to_numpy()
+    times = work.column(kind.time)
+    for i in np.flatnonzero(np.isin(rows, np.fromiter(swaps, dtype=np.int64))):
+        at = times[int(i)].as_py()
+        con.execute(
+            "INSERT INTO finding VALUES (?, ?, ?, ?, ?, 'MTR-5.meter_swap', ?)",
+            [
+                batch,
+                kind.name,
+                int(conn[i]),
+                at,
+                at,
+                "registers restarted near zero: a new meter; consumption across the swap "
+                "is not the difference of the two readings",
+            ],
+        )
+
+
+# --- gaps and estimates ------------------------------------------------------------------
+
+
+def _fill_gaps(
+    con: duckdb.DuckDBPyConnection, kind: Kind, work: pa.Table, batch: int, rules: VeeRules
+) -> tuple[int, int]:
+    """Find missing intervals in the batch's window for the connections it holds and
+    estimate them (MTR-5.gap): from the register readings around the local day when
+    both exist (the estimates add up to their difference), else from the connection's
+    own history; otherwise they stay missing. Returns (estimated, left missing)."""
+    assert kind.interval_s is not None
+    step = kind.interval_s * US
+    lo, hi = (v.as_py() for v in pc.min_max(work.column(kind.time)).values())
+    con.register("incoming", work)
+    counts = con.execute(
+        f'SELECT q.connection, count(*) AS n, min(q."{kind.time}") AS first FROM "{kind.name}" q '
+        f"WHERE q.connection IN (SELECT DISTINCT connection FROM incoming) "
+        f'AND q."{kind.time}" <= ? GROUP BY q.connection',
+        [hi],
+    ).fetchall()
+    in_window = dict(
+        con.execute(
+            f'SELECT connection, count(*) FROM "{kind.name}" WHERE "{kind.time}" BETWEEN ? AND ? '
+            f"AND connection IN (SELECT DISTINCT connection FROM incoming) GROUP BY connection",
+            [lo, hi],
+        ).fetchall()
+    )
+    con.unregister("incoming")
+    lo_us = _us(lo)
+    hi_us = _us(hi)
+    estimated = 0
+    missing_total = 0
+    for connection, _, first in counts:
+        start_us = max(lo_us, _us(first))
+        expected = (hi_us - start_us) // step + 1
+        if in_window.get(connection, 0) >= expected:
+            continue
+        present = micros(
+            arrow(
+                con,
+                f"SELECT {_q(kind.time)} FROM {_q(kind.name)} WHERE connection = ? "
+                f"AND {_q(kind.time)} BETWEEN ? AND ?",
+                [connection, _naive(start_us), hi],
+            )
+            .column(0)
+            .combine_chunks()
+        )
+        grid = np.arange(start_us, hi_us + 1, step, dtype=np.int64)
+        gaps = np.setdiff1d(grid, present)
+        if len(gaps) == 0:
+            continue
+        e, m = _estimate(con, kind, int(connection), gaps, batch, rules)
+        estimated += e
+        missing_total += m
+    return estimated, missing_total
+
+
+def _us(value: datetime) -> int:
+    return int(value.replace(tzinfo=UTC).timestamp()) * US + value.microsecond
+
+
+def _naive(us: int) -> datetime:
+    return datetime(1970, 1, 1) + timedelta(microseconds=us)
+
+
+def _estimate(
+    con: duckdb.DuckDBPyConnection,
+    kind: Kind,
+    connection: int,
+    gaps: npt.NDArray[np.int64],
+    batch: int,
+    rules: VeeRules,
+) -> tuple[int, int]:
+    """Estimate the missing intervals ``gaps`` of one connection; record the findings."""
+    values = list(kind.energy) or list(kind.value_names)
+    span = rules.history_days * MICROS_PER_DAY
+    history = arrow(
+        con,
+        f"SELECT {_q(kind.time)}, {', '.join(_q(v) for v in values)} FROM {_q(kind.name)} "
+        f"WHERE connection = ? AND quality IN ({', '.join(map(str, MEASURED_CODES))}) "
+        f"AND {_q(kind.time)} >= ? AND {_q(kind.time)} < ? ORDER BY {_q(kind.time)}",
+        [connection, _naive(int(gaps.min()) - span), _naive(int(gaps.max()))],
+    )
+    est = np.full((len(gaps), len(values)), np.nan)
+    if history.num_rows:
+        h_us = micros(history.column(0).combine_chunks())
+        for j, name in enumerate(values):
+            h_values = _numbers(history.column(name))
+            est[:, j] = history_means(h_us, h_values, gaps, span, rules.history_min_values)
+    quality = np.where(np.isnan(est).any(axis=1), -1, FROM_HISTORY.code).astype(np.int16)
+    if kind.name == "quarter_hours":
+        _from_readings(con, connection, gaps, est, quality, values)
+    done = quality >= 0
+    if done.any():
+        rows = pa.table(
+            {
+                "connection": pa.array(np.full(int(done.sum()), connection), pa.int32()),
+                kind.time: pa.array(gaps[done], pa.timestamp("us")),
+                **{
+                    name: pa.array(np.rint(est[done, j]).astype(np.int64))
+                    for j, name in enumerate(values)
+                },
+                "quality": pa.array(quality[done].astype(np.uint8)),
+            }
+        )
+        con.register("estimates", rows)
+        value_sql = ", ".join(_q(n) if n in values else "NULL" for n in kind.value_names)
+        con.execute(
+            f"INSERT INTO {_q(kind.name)} SELECT connection, {_q(kind.time)}, {value_sql}, "
+            "quality, ? FROM estimates",
+            [batch],
+        )
+        con.unregister("estimates")
+    _gap_findings(con, kind, connection, gaps, quality, batch)
+    return int(done.sum()), int((~done).sum())
+
+
+def history_means(
+    h_us: npt.NDArray[np.int64],
+    h_values: npt.NDArray[Any],
+    gaps: npt.NDArray[np.int64],
+    span_us: int,
+    least: int,
+) -> npt.NDArray[np.float64]:
+    """Per gap: the mean of the measured values at the same local time of day in the
+    ``span_us`` before it (MTR-5 own-history estimate); NaN with fewer than ``least``."""
+    day = MICROS_PER_DAY
+    h_tod = local_wall_micros(h_us) % day
+    g_tod = local_wall_micros(gaps) % day
+    ok = ~np.isnan(h_values.astype(np.float64))
+    out = np.full(len(gaps), np.nan)
+    for tod in np.unique(g_tod):
+        mine = ok & (h_tod == tod)
+        times = h_us[mine]
+        sums = np.concatenate([[0.0], np.cumsum(h_values[mine].astype(np.float64))])
+        which = np.flatnonzero(g_tod == tod)
+        lo = np.searchsorted(times, gaps[which] - span_us, "left")
+        hi = np.searchsorted(times, gaps[which], "left")
+        count = hi - lo
+        out[which] = np.where(count >= least, (sums[hi] - sums[lo]) / np.maximum(count, 1), np.nan)
+    return out
+
+
+def _from_readings(
+    con: duckdb.DuckDBPyConnection,
+    connection: int,
+    gaps: npt.NDArray[np.int64],
+    est: npt.NDArray[np.float64],
+    quality: npt.NDArray[np.int16],
+    values: Sequence[str],
+) -> None:
+    """Quarter-hour estimates per local day that add up to the daily register readings
+    (import = 1.8.1 + 1.8.2, export = 2.8.1 + 2.8.2) minus the values present; the
+    shape follows the own-history estimate where there is one (MTR-5)."""
+    gap_days = local_wall_micros(gaps) // MICROS_PER_DAY
+    first = _EPOCH + timedelta(days=int(gap_days.min()))
+    last = _EPOCH + timedelta(days=int(gap_days.max()) + 1)
+    lo, _ = local_day_bounds_utc(first)
+    hi, _ = local_day_bounds_utc(last)
+    lo_n, hi_n = lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+    readings = arrow(
+        con,
+        f'SELECT "at", {", ".join(REGISTERS)} FROM daily_readings '
+        'WHERE connection = ? AND "at" BETWEEN ? AND ?',
+        [connection, lo_n, hi_n],
+    )
+    if readings.num_rows < 2:
+        return
+    r_us = micros(readings.column("at").combine_chunks())
+    r_regs = {name: _numbers(readings.column(name)) for name in REGISTERS}
+    present = arrow(
+        con,
+        "SELECT start, import_wh, export_wh FROM quarter_hours "
+        "WHERE connection = ? AND start >= ? AND start < ?",
+        [connection, lo_n, hi_n],
+    )
+    p_days = local_wall_micros(micros(present.column("start").combine_chunks())) // MICROS_PER_DAY
+    pairs = {
+        "import_wh": ("import_t1_wh", "import_t2_wh"),
+        "export_wh": ("export_t1_wh", "export_t2_wh"),
+    }
+    for day in np.unique(gap_days):
+        start, end = local_day_bounds_utc(_EPOCH + timedelta(days=int(day)))
+        at = np.searchsorted(r_us, [_us(start), _us(end)])
+        if at[0] >= len(r_us) or at[1] >= len(r_us):
+            continue
+        if r_us[at[0]] != _us(start) or r_us[at[1]] != _us(end):
+            continue
+        in_day = gap_days == day
+        totals: dict[str, int] = {}
+        for name in values:
+            t1, t2 = pairs[name]
+            ends = [r_regs[t][i] for t in (t1, t2) for i in at]
+            if any(np.isnan(float(v)) for v in ends):
+                totals[name] = 0
+                continue
+            used = _numbers(present.column(name))[p_days == day].sum()
+            totals[name] = int(
+                r_regs[t1][at[1]] + r_regs[t2][at[1]] - r_regs[t1][at[0]] - r_regs[t2][at[0]] - used
+            )
+        if any(total < 0 for total in totals.values()):
+            continue
+        for j, name in enumerate(values):
+            est[in_day, j] = spread(totals[name], est[in_day, j])
+        quality[in_day] = FROM_READINGS.code
+
+
+def _gap_findings(
+    con: duckdb.DuckDBPyConnection,
+    kind: Kind,
+    connection: int,
+    gaps: npt.NDArray[np.int64],
+    quality: npt.NDArray[np.int16],
+    batch: int,
+) -> None:
+    """One finding per run of consecutive missing intervals with the same outcome."""
+    assert kind.interval_s is not None
+    step = kind.interval_s * US
+    breaks = np.flatnonzero((np.diff(gaps) != step) | (quality[1:] != quality[:-1])) + 1
+    outcome = {
+        FROM_READINGS.code: "estimated from the register readings at both ends of the day",
+        FROM_HISTORY.code: "estimated from the connection's own history",
+        -1: "left missing: no register readings and too little history",
+    }
+    runs = np.split(np.arange(len(gaps)), breaks)
+    firsts = np.array([run[0] for run in runs])
+    lasts = np.array([run[-1] for run in runs])
+    findings = pa.table(
+        {
+            "batch": pa.array(np.full(len(runs), batch), pa.int32()),
+            "kind": [kind.name] * len(runs),
+            "connection": pa.array(np.full(len(runs), connection), pa.int32()),
+            "from": pa.array(gaps[firsts], pa.timestamp("us")),
+            "until": pa.array(gaps[lasts] + step, pa.timestamp("us")),
+            "rule": ["MTR-5.gap"] * len(runs),
+            "message": [
+                f"{len(run)} interval(s) missing; {outcome[int(quality[run[0]])]}" for run in runs
+            ],
+        }
+    )
+    con.register("gap_findings", findings)
+    con.execute("INSERT INTO finding SELECT * FROM gap_findings")
+    con.unregister("gap_findings")
+
+
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection, batch: int, source: str, refused: Sequence[pa.Table]
+) -> None:
+    """Keep every refused record with its reason (MTR-4/5: nothing is dropped)."""
+    table = pa.concat_tables(refused)
+    if table.num_rows == 0:
+        return
+    con.register("refused", table)
+    con.execute(
+        "INSERT INTO quarantine SELECT ?, kind, ?, record, ean, rule, message, raw FROM refused",
+        [batch, source],
+    )
+    con.unregister("refused")

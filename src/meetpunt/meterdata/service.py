@@ -1,0 +1,88 @@
+"""The hub's imperative shell: register + store + readers wired for the CLI and the demo.
+
+The functions here open nothing themselves: the caller passes the register and the
+store (DESIGN rule 6), so tests and the demo can hand in their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from meetpunt import rulebook
+from meetpunt.domain.vee import VeeRules
+from meetpunt.io.files import find_sources, read_meter_file
+from meetpunt.meterdata.ingest import BatchReport, ConnectionIndex, Ingestor
+from meetpunt.meterdata.retention import RetentionRecord, run_retention
+from meetpunt.meterdata.source import SourceData
+from meetpunt.meterdata.store import MeterStore
+from meetpunt.register.store import Register
+
+
+def connection_index(register: Register, rules: VeeRules) -> ConnectionIndex:
+    """The register as the hub needs it (EAN -> connection id, capacity by date)."""
+    with register.session() as session:
+        return ConnectionIndex(session.meter_index(), rules.phase_voltage_v)
+
+
+def ingestor(
+    store: MeterStore,
+    register: Register,
+    rules: VeeRules | None = None,
+    now: datetime | None = None,
+    on_begin: Callable[[str], None] | None = None,
+) -> Ingestor:
+    """An :class:`Ingestor` for ``store`` against the current register."""
+    rules = rules or rulebook.vee_rules()
+    return Ingestor(
+        store,
+        connection_index(register, rules),
+        rules,
+        now=now or datetime.now(UTC),
+        on_begin=on_begin,
+    )
+
+
+def read_sources(
+    paths: Sequence[Path], kind: str | None = None, ean: str | None = None
+) -> Iterable[SourceData]:
+    """Read every file under ``paths``, one source at a time (files stay on disk)."""
+    for path in find_sources(paths):
+        yield read_meter_file(path, kind, ean)
+
+
+def ingest_paths(
+    store: MeterStore,
+    register: Register,
+    paths: Sequence[Path],
+    kind: str | None = None,
+    ean: str | None = None,
+    on_begin: Callable[[str], None] | None = None,
+) -> list[BatchReport]:
+    """``meetpunt ingest PATH...``: every file its own batch, readings before intervals."""
+    engine = ingestor(store, register, on_begin=on_begin)
+    files = find_sources(paths)
+    files.sort(key=lambda p: (0 if "reading" in p.stem else 1, str(p)))
+    return [engine.ingest(read_meter_file(path, kind, ean)) for path in files]
+
+
+def contract_starts(register: Register, index: ConnectionIndex, today: date) -> dict[int, date]:
+    """Start of the contract in force on ``today`` per connection id (MTR-6)."""
+    ids = {key: cid for cid, key in index.ean_of.items()}
+    starts: dict[int, date] = {}
+    with register.session() as session:
+        for contract, commodity in session.all_contracts():
+            cid = ids.get((contract.allocation_point_ean, commodity))
+            if cid is not None and contract.holds_on(today):
+                starts[cid] = contract.start
+    return starts
+
+
+def retention(
+    store: MeterStore, register: Register, today: date, rules: VeeRules | None = None
+) -> list[RetentionRecord]:
+    """``meetpunt retention run``: delete daily readings past their retention (MTR-6)."""
+    rules = rules or rulebook.vee_rules()
+    index = connection_index(register, rules)
+    return run_retention(store, contract_starts(register, index, today), rules, today)

@@ -1,0 +1,111 @@
+"""Readers (MTR-3/4): CSV and Parquet in our names and units, bad cells refused by row."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meetpunt.errors import MeterDataError
+from meetpunt.io.files import detect_kind, parse_meter_csv, read_meter_file
+from tests.meterdata.conftest import E3X25, Hub, utc
+
+
+def test_a_csv_with_bad_cells_refuses_those_rows_and_keeps_the_rest(
+    hub: Hub, tmp_path: Path
+) -> None:
+    path = tmp_path / "daily.csv"
+    path.write_text(
+        "ean,at,import_t1_kwh,import_t2_kwh,export_t1_kwh,export_t2_kwh\n"
+        f"{E3X25},2025-06-01T00:00:00+02:00,1000.5,2000.25,0,0\n"
+        f"{E3X25},2025-06-02T00:00:00,1001,2001,0,0\n"
+        f"{E3X25},2025-06-03T00:00:00+02:00,lots,2002,0,0\n"
+        f"{E3X25},2025-06-04T00:00:00Z,1003.125,2003,,\n",
+        encoding="utf-8",
+    )
+    source = read_meter_file(path, "daily_readings")
+    assert [(r.record, r.rule) for r in source.refused] == [(3, "MTR-3.naive"), (4, "MTR-4.parse")]
+    assert "lots" in source.refused[1].raw
+    report = hub.ingestor.ingest(source)
+    assert report.total("accepted") == 2 and report.quarantined == {
+        "MTR-3.naive": 1,
+        "MTR-4.parse": 1,
+    }
+    stored = hub.values("daily_readings", "at", "import_t1_wh", "import_t2_wh", "export_t1_wh")
+    assert stored == [
+        (utc(2025, 5, 31, 22), 1_000_500, 2_000_250, 0),
+        (utc(2025, 6, 4), 1_003_125, 2_003_000, None),
+    ]
+
+
+def test_parquet_columns_are_mapped_to_our_names_and_units(hub: Hub, tmp_path: Path) -> None:
+    path = tmp_path / "gas_hourly.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "gas_ean": ["871687410000000044"],
+                "start": pa.array([utc(2025, 6, 1, 10)], pa.timestamp("ms", "UTC")),
+                "volume_m3": [0.125],
+                "reading_m3": [1234.5],
+            }
+        ),
+        path,
+    )
+    source = read_meter_file(path)
+    table = source.tables["gas_hourly"]
+    assert table.column("volume_dm3").to_pylist() == [125]
+    assert table.column("reading_dm3").to_pylist() == [1_234_500]
+
+
+def test_timestamps_without_a_zone_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "quarter_hours.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "ean": [E3X25],
+                "start": pa.array([0], pa.timestamp("s")),
+                "import_wh": [1],
+                "export_wh": [0],
+            }
+        ),
+        path,
+    )
+    with pytest.raises(MeterDataError, match="no time zone"):
+        read_meter_file(path)
+
+
+def test_the_kind_comes_from_the_name_or_the_columns() -> None:
+    assert detect_kind("quarter_hours.2025-06", []).name == "quarter_hours"
+    assert detect_kind("x", ["ean", "start", "phase", "voltage_v"]).name == "voltages_10min"
+    with pytest.raises(MeterDataError, match="pass --kind"):
+        detect_kind(
+            "x", ["ean", "at", "import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh"]
+        )
+
+
+cells = st.one_of(
+    st.text(alphabet='0123456789.-+eE:TZ ,"abc', max_size=12),
+    st.integers(-(10**12), 10**12).map(str),
+    st.sampled_from(["", "nan", "inf", "2025-06-01T00:00:00Z", "2025-06-01T00:00:00"]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(cells, min_size=0, max_size=6), max_size=12))
+def test_the_csv_reader_accounts_for_every_row_whatever_the_cells_hold(
+    rows: list[list[str]],
+) -> None:
+    header = "ean,start,import_wh,export_wh"
+    lines = [",".join(f'"{c}"' if "," in c or '"' in c else c for c in row) for row in rows]
+    text = "\n".join([header, *lines]) + "\n"
+    source = parse_meter_csv(text, "fuzz.csv", "quarter_hours", "x")
+    parsed = list(csv.reader(io.StringIO(text)))[1:]
+    non_empty = sum(1 for row in parsed if any(c.strip() for c in row))
+    assert source.tables["quarter_hours"].num_rows + len(source.refused) == non_empty
+    assert all(r.rule in {"MTR-4.parse", "MTR-3.naive"} and r.record >= 2 for r in source.refused)

@@ -1,0 +1,59 @@
+"""Retention (MTR-6): daily readings older than 24 months, or than the contract, go."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from meetpunt import rulebook
+from meetpunt.domain.calendar import local_day_bounds_utc
+from meetpunt.meterdata.service import retention
+from tests.meterdata.conftest import CONTRACT_START, E1X25, E3X25, Hub, reading
+
+
+def _daily(ean: str, first: date, days: int) -> list[dict[str, object]]:
+    return [
+        reading(ean, local_day_bounds_utc(first + timedelta(days=d))[0], 1000 * d)
+        for d in range(days)
+    ]
+
+
+def test_the_cutoff_is_24_months_or_the_contract_start_if_later() -> None:
+    rules = rulebook.vee_rules()
+    assert rules.retention_cutoff(date(2026, 11, 23), None) == date(2024, 11, 23)
+    assert rules.retention_cutoff(date(2026, 11, 23), date(2025, 3, 1)) == date(2025, 3, 1)
+    assert rules.retention_cutoff(date(2026, 11, 23), date(2020, 3, 1)) == date(2024, 11, 23)
+    assert rules.retention_cutoff(date(2028, 2, 29), None) == date(2026, 2, 28)
+
+
+def test_retention_deletes_old_daily_readings_and_logs_what_went(hub: Hub) -> None:
+    first = date(2023, 1, 1)
+    hub.ingest("daily_readings", _daily(E3X25, first, 1000) + _daily(E1X25, first, 1000))
+    today = date(2025, 9, 1)
+    records = retention(hub.store, hub.register, today)
+    kept = hub.store.read("daily_readings")
+    by_connection = {
+        cid: sorted(
+            at
+            for c, at in zip(
+                kept.column("connection").to_pylist(), kept.column("at").to_pylist(), strict=True
+            )
+            if c == cid
+        )
+        for cid in (hub.ids[E3X25], hub.ids[E1X25])
+    }
+    # E3X25 has a contract since 2025-01-01: nothing from before it stays
+    assert by_connection[hub.ids[E3X25]][0] == local_day_bounds_utc(CONTRACT_START)[0]
+    # E1X25 has no contract: 24 months back from today
+    assert by_connection[hub.ids[E1X25]][0] == local_day_bounds_utc(date(2023, 9, 1))[0]
+    assert {(r.connection, r.cutoff) for r in records} == {
+        (hub.ids[E3X25], CONTRACT_START),
+        (hub.ids[E1X25], date(2023, 9, 1)),
+    }
+    log = hub.store.query("SELECT * FROM retention_log ORDER BY connection").to_pylist()
+    assert [row["rows"] for row in log] == [
+        (CONTRACT_START - first).days,
+        (date(2023, 9, 1) - first).days,
+    ]
+    assert {row["rule"] for row in log} == {"MTR-6.daily_readings"}
+    assert retention(hub.store, hub.register, today) == []  # nothing left to delete
+    assert hub.store.count("retention_log") == 2
