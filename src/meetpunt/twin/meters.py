@@ -175,6 +175,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 SCHEMAS["monthly_readings"] = SCHEMAS["daily_readings"]
+FERRARIS_WRAP_MWH = 100_000 * 1_000_000
+"""A ferraris register has five kWh drums: it wraps at 100,000 kWh (in mWh here)."""
 """Schemas of the meter data kinds (MTR-1). Times are UTC; ``connection`` is the
 twin's integer :attr:`TwinConnection.index`. ``voltages_10min.phase`` and the counters'
 ``phase`` are the meter's own phase numbers (a single-phase meter reports only phase 1,
@@ -1294,10 +1296,12 @@ def _manual_tables(
             true = {
                 name: float(mwh // 1_000_000) for name, mwh in zip(REGISTERS, values, strict=True)
             }
-            if ferraris:  # runs backwards while PV exports: net registers, no export
+            if ferraris:  # runs backwards while PV exports: net registers, no export;
+                # its 5-digit drums wrap below zero instead of showing a minus (the hub
+                # refuses negative registers, MTR-5.negative)
                 true = {
-                    "import_t1": float((values[0] - values[2]) // 1_000_000),
-                    "import_t2": float((values[1] - values[3]) // 1_000_000),
+                    "import_t1": float((values[0] - values[2]) % FERRARIS_WRAP_MWH // 1_000_000),
+                    "import_t2": float((values[1] - values[3]) % FERRARIS_WRAP_MWH // 1_000_000),
                 }
             reported = dict(true)
             reading_id = len(reading_rows["reading_id"])
