@@ -21,6 +21,8 @@ from meetpunt.twin.p1 import (
     snapshots_for,
     telegrams_for,
 )
+from tests.io.p1data import crc_bitwise
+from tests.io.p1data import snapshot as base_snapshot
 from tests.twin.test_meters import CUTS, SPRING, run
 
 LINE = re.compile(r"^(\d+-\d+:\d+\.\d+\.\d+)((?:\([^()]*\))+)$")
@@ -29,44 +31,20 @@ TELEGRAM = re.compile(
 )
 
 
-def crc_bitwise(data: bytes) -> int:
-    """CRC16/ARC straight from its definition: reflected poly 0x8005 (0xA001), init 0."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
 def snapshot(**changes: object) -> P1Snapshot:
+    """The P1 tests' meter with values that show which phase is which."""
     values: dict[str, object] = {
         "identification": "XMX5LGF0000000000000",
-        "timestamp": datetime(2025, 6, 2, 10, 0, tzinfo=UTC),
-        "equipment_id": "E0045000012345678",
-        "import_wh": (1_234_567, 2_345_678),
-        "export_wh": (345_678, 456_789),
-        "tariff": Tariff.T2,
-        "power_import_w": 1_193,
-        "power_export_w": 0,
-        "failures": 4,
-        "long_failures": 2,
         "failure_log": (
             (datetime(2010, 12, 8, 14, 24, 15, tzinfo=UTC), 240),
             (datetime(2010, 12, 8, 14, 10, 4, tzinfo=UTC), 301),
         ),
-        "sags": (2, 1, 0),
-        "swells": (0, 3, 0),
         "voltages_v": (220.1, 220.2, 220.3),
-        "currents_a": (1, 2, 3),
         "phase_import_w": (1_111, 2_222, 3_333),
         "phase_export_w": (4_444, 5_555, 6_666),
-        "gas": GasReading(
-            2, "G0032000012345678", datetime(2025, 6, 2, 9, 55, tzinfo=UTC), 1_234_567
-        ),
     }
     values.update(changes)
-    return P1Snapshot(**values)  # type: ignore[arg-type]
+    return base_snapshot(**values)
 
 
 def parse(telegram: bytes) -> tuple[str, dict[str, list[str]]]:
