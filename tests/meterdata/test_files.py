@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from meetpunt.errors import MeterDataError
 from meetpunt.io.files import detect_kind, parse_meter_csv, read_meter_file
+from meetpunt.meterdata.store import open_store
 from tests.meterdata.conftest import E3X25, Hub, utc
 
 
@@ -109,3 +111,13 @@ def test_the_csv_reader_accounts_for_every_row_whatever_the_cells_hold(
     non_empty = sum(1 for row in parsed if any(c.strip() for c in row))
     assert source.tables["quarter_hours"].num_rows + len(source.refused) == non_empty
     assert all(r.rule in {"MTR-4.parse", "MTR-3.naive"} and r.record >= 2 for r in source.refused)
+
+
+def test_a_store_of_another_layout_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    open_store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(MeterDataError, match=r"layout version 0.*ingest the sources again"):
+        open_store(path)
