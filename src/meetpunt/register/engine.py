@@ -43,7 +43,8 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys and real SAVEPOINT support."""
+    """An engine for ``url``; SQLite gets foreign keys, real SAVEPOINT support and a
+    write-ahead log."""
     url = normalise_url(url)
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
@@ -54,6 +55,12 @@ def make_engine(url: str) -> Engine:
         # let SQLAlchemy, not pysqlite, open transactions, so SAVEPOINTs work
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        # write-ahead log, synced at checkpoints: a commit costs ~0.05 ms instead of a
+        # ~1 ms fsync (the gate commits every decision), and a crash of the program
+        # still loses nothing committed; only a power cut can lose the last commits
+        if url != "sqlite://" and ":memory:" not in url:
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:

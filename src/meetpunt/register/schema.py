@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -126,3 +127,89 @@ import_quarantine = Table(
     Column("message", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- the privacy gate (PRV-1..7) ---------------------------------------------------------
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("party", String(64), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("connections", Text, nullable=False),
+    Column("kinds", Text, nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=True),
+    Column("period_end", DateTime(timezone=True), nullable=True),
+    Column("rules", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+"""PRV-7: every decision and read, append-only; ``hash`` = SHA-256 over the entry and
+``prev_hash``, so an edited, deleted or reordered entry breaks the chain."""
+
+privacy_grant = Table(
+    "privacy_grant",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("audit_seq", Integer, nullable=False),
+    Column("party", String(64), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("kinds", Text, nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("period_end", DateTime(timezone=True), nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Index("ix_privacy_grant_connection_purpose", "connection_id", "purpose", "period_start"),
+)
+"""PRV-1/PRV-2: past grants per connection, so frequency and pause rules hold across
+requests and restarts."""
+
+consent = Table(
+    "consent",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("party", String(64), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("given_by", String(200), nullable=False),
+    Column("kinds", Text, nullable=False),
+    Column("valid_from", DateTime(timezone=True), nullable=False),
+    Column("valid_to", DateTime(timezone=True), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+"""PRV-4: a customer's consent for one party, purpose, connection and data kinds."""
+
+disclosure_release = Table(
+    "disclosure_release",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("purpose", String(40), nullable=False),
+    Column("party", String(64), nullable=False),
+    Column("area_level", String(16), nullable=False),
+    Column("area", String(80), nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("period_end", DateTime(timezone=True), nullable=False),
+    Column("connections", Text, nullable=False),
+    Column("released_at", DateTime(timezone=True), nullable=False),
+    Index("ix_disclosure_release_area", "area_level", "area", "period_start"),
+)
+"""PRV-6: the connection sets of released aggregate cells, against differencing."""
+
+privacy_copy = Table(
+    "privacy_copy",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("audit_seq", Integer, nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("path", String(1000), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+)
+"""PRV-5: meter data copied out under a grant, with its purpose and expiry."""

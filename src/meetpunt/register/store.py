@@ -185,6 +185,12 @@ class RegisterSession:
         self._conn = conn
         self.rules = rules
 
+    @property
+    def db(self) -> Connection:
+        """The transaction's database connection, for the packages that keep their own
+        tables in the register database (the privacy gate: audit log, grants, consents)."""
+        return self._conn
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Make the block atomic on its own: an error undoes just the block (imports)."""
