@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-ingest bench-p1 clean
+.PHONY: demo test lint bench bench-ingest bench-p1 bench-gate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meetpunt needs Python 3.11 or newer")'
@@ -34,6 +34,9 @@ bench-ingest: $(STAMP)
 
 bench-p1: $(STAMP)
 	$(BIN)/python benchmarks/p1_parse.py
+
+bench-gate: $(STAMP)
+	$(BIN)/python benchmarks/gate_decisions.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

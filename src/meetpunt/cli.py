@@ -16,7 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from meetpunt.cli_audit import audit_app
+from meetpunt.cli_consent import consent_app
 from meetpunt.cli_meterdata import ingest_app, retention_app
+from meetpunt.cli_privacy import privacy_app
 from meetpunt.domain.allocation import SapRequest
 from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
 from meetpunt.domain.ean import check_ean, ean_from_serial
@@ -41,6 +44,9 @@ p1_app = typer.Typer(help="DSMR P1 telegrams: parse and check captures (MTR-2)."
 app.add_typer(p1_app, name="p1", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(retention_app, name="retention")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(consent_app, name="consent")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 if not console.is_terminal:  # piped or captured: Rich would fall back to 80 columns

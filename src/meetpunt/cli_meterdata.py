@@ -21,8 +21,9 @@ from typer.core import TyperGroup
 
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.ingest import BatchReport
+from meetpunt.meterdata.service import hub_store, quarantined
 from meetpunt.meterdata.source import SourceData
-from meetpunt.meterdata.store import STORE_ENV, open_store
+from meetpunt.meterdata.store import STORE_ENV
 from meetpunt.register import open_register
 
 
@@ -127,7 +128,7 @@ def ingest_files(
 
     register = open_register(db)
     try:
-        with open_store(store) as opened:
+        with hub_store(store) as opened:
             reports = ingest_paths(
                 opened, register, paths, kind, ean, on_begin=begin if verbose else None
             )
@@ -199,7 +200,7 @@ def ingest_mqtt(
     register = open_register(db)
     try:
         address = parse_broker_url(broker)
-        with open_store(store) as opened:
+        with hub_store(store) as opened:
             engine = ingestor(opened, register)
 
             def on_source(source: SourceData) -> None:
@@ -238,13 +239,8 @@ def ingest_quarantine(
     as_json: JsonOption = False,
 ) -> None:
     """List refused meter-data records with rule, reason and the raw record."""
-    with open_store(store) as opened:
-        where = "WHERE rule = ?" if rule else ""
-        rows = opened.query(
-            f"SELECT batch, kind, source, record, ean, rule, message, raw FROM quarantine "
-            f"{where} ORDER BY batch, record LIMIT {int(limit)}",
-            [rule] if rule else [],
-        ).to_pylist()
+    with hub_store(store) as opened:
+        rows = quarantined(opened, rule, limit)
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row, default=str))
@@ -253,9 +249,7 @@ def ingest_quarantine(
     for column in ("source", "record", "ean", "rule", "message"):
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            str(row["source"]), str(row["record"]), row["ean"], row["rule"], row["message"]
-        )
+        table.add_row(*(str(row[c]) for c in ("source", "record", "ean", "rule", "message")))
     console.print(table)
 
 
@@ -268,24 +262,32 @@ def retention_run(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete daily readings older than 24 months or than the current contract (MTR-6)."""
+    """Delete daily readings older than 24 months or than the current contract (MTR-6),
+    and copies made under a grant whose purpose has expired (PRV-5)."""
     from meetpunt.meterdata.service import retention
+    from meetpunt.privacy.retention import delete_copies
 
     day = date.fromisoformat(today) if today else datetime.now(UTC).date()
     register = open_register(db)
     try:
-        with open_store(store) as opened:
+        with hub_store(store) as opened:
             records = retention(opened, register, day)
+        with register.session() as session:
+            copies = delete_copies(session.db, datetime.now(UTC))
     except MeetpuntError as exc:
         raise _fail(exc) from exc
     finally:
         register.dispose()
     if as_json:
-        out: list[dict[str, Any]] = [r.__dict__ for r in records]
+        out: dict[str, list[dict[str, Any]]] = {
+            "daily_readings": [r.__dict__ for r in records],
+            "copies": [c.__dict__ for c in copies],
+        }
         typer.echo(json.dumps(out, default=str))
         return
     deleted = sum(r.rows for r in records)
     console.print(
         f"retention on {day}: deleted {deleted} daily reading(s) of {len(records)} "
-        "connection(s); logged in retention_log"
+        f"connection(s), logged in retention_log; deleted {len(copies)} expired "
+        "copy(ies) of granted data, logged in the audit log"
     )

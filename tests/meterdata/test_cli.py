@@ -52,5 +52,5 @@ def test_retention_run_reports_what_it_deleted(tmp_path: Path) -> None:
     assert runner.invoke(app, ["ingest", str(path)]).exit_code == 0
     result = runner.invoke(app, ["retention", "run", "--today", str(date(2025, 6, 1)), "--json"])
     assert result.exit_code == 0, result.output
-    (record,) = json.loads(result.output)
+    (record,) = json.loads(result.output)["daily_readings"]
     assert (record["rows"], record["cutoff"]) == (6, "2025-01-01")  # the contract's start

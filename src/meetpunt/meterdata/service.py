@@ -6,9 +6,11 @@ store (DESIGN rule 6), so tests and the demo can hand in their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from meetpunt import rulebook
 from meetpunt.domain.vee import VeeRules
@@ -16,8 +18,35 @@ from meetpunt.io.files import find_sources, read_meter_file
 from meetpunt.meterdata.ingest import BatchReport, ConnectionIndex, Ingestor
 from meetpunt.meterdata.retention import RetentionRecord, run_retention
 from meetpunt.meterdata.source import SourceData
-from meetpunt.meterdata.store import MeterStore
+from meetpunt.meterdata.store import MeterStore, open_store
 from meetpunt.register.store import Register
+
+
+@contextmanager
+def hub_store(path: Path | None = None) -> Iterator[MeterStore]:
+    """The store opened for the hub's own writers (ingestion, retention, quarantine).
+
+    Readers of meter data go through the privacy gate instead (DESIGN rule 1); a test
+    checks that only ``meterdata`` and ``privacy`` open a store.
+    """
+    store = open_store(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def quarantined(
+    store: MeterStore, rule: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Refused records with their reasons and raw records (MTR-4/5)."""
+    where = "WHERE rule = ?" if rule else ""
+    rows: list[dict[str, Any]] = store.query(
+        f"SELECT batch, kind, source, record, ean, rule, message, raw FROM quarantine "
+        f"{where} ORDER BY batch, record LIMIT {int(limit)}",
+        [rule] if rule else [],
+    ).to_pylist()
+    return rows
 
 
 def connection_index(register: Register, rules: VeeRules) -> ConnectionIndex:

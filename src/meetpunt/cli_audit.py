@@ -1,0 +1,169 @@
+"""``meetpunt audit``: check the audit log and read it as the customer would (PRV-7).
+
+Thin like the rest of the CLI: open the register, call :mod:`meetpunt.privacy.audit`,
+print. ``verify`` exits 1 when the chain shows tampering.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from meetpunt.errors import MeetpuntError
+from meetpunt.privacy import audit
+from meetpunt.register import open_register
+
+audit_app = typer.Typer(
+    help="The audit log of every read and decision (PRV-7).", no_args_is_help=True
+)
+
+console = Console()
+if not console.is_terminal:
+    console.width = 120
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="MEETPUNT_DATABASE_URL",
+        help="Register database URL (sqlite:///file or postgresql://...); "
+        "default: the SQLite register in the meetpunt home folder.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class Lang(StrEnum):
+    """Language of the sentences of ``audit list``."""
+
+    NL = "nl"
+    EN = "en"
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` (as ``audit head`` prints it) as ``(seq, hash)``."""
+    seq, _, digest = text.partition(":")
+    digest = digest.strip().lower()
+    if (
+        not seq.strip().isdigit()
+        or len(digest) != 64
+        or any(c not in "0123456789abcdef" for c in digest)
+    ):
+        raise typer.BadParameter(
+            f"{text!r} is not a head; write SEQ:HASH as 'meetpunt audit head' prints it"
+        )
+    return int(seq), digest
+
+
+def titles_nl() -> dict[str, str]:
+    """Dutch titles of the purposes from the use-case catalogue, when there is one."""
+    try:
+        from meetpunt.privacy.catalogue import load_catalogue
+    except ImportError:
+        return {}
+    try:
+        return {p.id: p.title_nl for p in load_catalogue().purposes.values()}
+    except MeetpuntError:  # no usable catalogue: the purpose ids are shown instead
+        return {}
+
+
+@audit_app.command("verify")
+def audit_verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            help="A head noted before (SEQ:HASH from 'meetpunt audit head'): also catch "
+            "records removed from the end.",
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk the hash chain; exit 0 when intact, 1 with every problem listed."""
+    expected = parse_head(expect_head) if expect_head is not None else None
+    register = open_register(db)
+    try:
+        with register.session() as session:
+            findings = audit.verify(session.db, expect_head=expected)
+            seq, digest = audit.head(session.db)
+            total = audit.count(session.db)
+    finally:
+        register.dispose()
+    if as_json:
+        _print_json(
+            {
+                "intact": not findings,
+                "records": total,
+                "head": {"seq": seq, "hash": digest},
+                "findings": [f.as_dict() for f in findings],
+            }
+        )
+    elif findings:
+        console.print(
+            f"[red]audit log NOT intact[/red]: {len(findings)} problem(s)", highlight=False
+        )
+        for finding in findings:
+            console.print(f"  {finding.rule}: {finding.message}", highlight=False)
+    else:
+        console.print(
+            f"[green]audit log intact[/green]: {total} record(s), head {seq}:{digest}",
+            highlight=False,
+        )
+    if findings:
+        raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def audit_list(
+    ean: Annotated[
+        str | None, typer.Option("--ean", help="Only the records of this connection (EAN).")
+    ] = None,
+    lang: Annotated[Lang, typer.Option("--lang", help="Language of the sentences.")] = Lang.NL,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every read and decision, one plain sentence each (Dutch by default)."""
+    register = open_register(db)
+    try:
+        with register.session() as session:
+            found = audit.records(session.db, ean=ean)
+    finally:
+        register.dispose()
+    if lang is Lang.NL:
+        titles = titles_nl()
+        sentences = [audit.describe_nl(r, titles) for r in found]
+    else:
+        sentences = [audit.describe_en(r) for r in found]
+    if as_json:
+        for record, sentence in zip(found, sentences, strict=True):
+            _print_json({**record.as_dict(), "text": sentence})
+        return
+    if not found:
+        typer.echo("Geen gegevens gevonden." if lang is Lang.NL else "No records found.")
+    for sentence in sentences:
+        typer.echo(sentence)
+
+
+@audit_app.command("head")
+def audit_head(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Print the head of the chain as SEQ:HASH: note it elsewhere, check it later with
+    'meetpunt audit verify --expect-head SEQ:HASH'."""
+    register = open_register(db)
+    try:
+        with register.session() as session:
+            seq, digest = audit.head(session.db)
+    finally:
+        register.dispose()
+    if as_json:
+        _print_json({"seq": seq, "hash": digest})
+    else:
+        typer.echo(f"{seq}:{digest}")

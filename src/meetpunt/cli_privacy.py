@@ -1,0 +1,87 @@
+"""``meetpunt privacy``: the privacy gate's commands (PRV-1..7).
+
+Thin like the rest of the CLI. ``catalogue`` shows the use-case catalogue (PRV-2): every
+purpose meter data may be read for, with its limits, as loaded from
+``use_case_catalogue.toml`` (or the operator's override in ``MEETPUNT_RULES_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from meetpunt.errors import MeetpuntError
+from meetpunt.privacy.catalogue import PurposeRule, load_catalogue
+
+privacy_app = typer.Typer(
+    help="The privacy gate: purposes, consents, audit (PRV-1..7).", no_args_is_help=True
+)
+
+console = Console()
+if not console.is_terminal:
+    console.width = 160
+
+
+@privacy_app.command("catalogue")
+def privacy_catalogue(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show the use-case catalogue (PRV-2): each purpose and its limits.
+
+    --json prints one object: version, valid_from, source and the purposes by id.
+    Exit 1 when the catalogue file is broken.
+    """
+    try:
+        catalogue = load_catalogue()
+    except MeetpuntError as exc:
+        if as_json:
+            typer.echo(json.dumps({"error": str(exc)}, ensure_ascii=False))
+        else:
+            console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(catalogue.as_dict(), ensure_ascii=False))
+        return
+    table = Table(
+        title=f"use-case catalogue {catalogue.version} (valid from {catalogue.valid_from})"
+    )
+    for column in (
+        "id",
+        "title",
+        "parties",
+        "kinds",
+        "window",
+        "frequency",
+        "pause",
+        "aggregate",
+        "grid mgmt",
+    ):
+        table.add_column(column, overflow="fold")
+    for rule in catalogue.purposes.values():
+        table.add_row(*_row(rule))
+    console.print(table)
+
+
+def _row(rule: PurposeRule) -> tuple[str, ...]:
+    window = f"{rule.window_days:g}d" if rule.window_days else "-"
+    frequency = ", ".join(f.describe() for f in rule.frequency) or "-"
+    pause = f"{rule.pause_days:g}d" if rule.pause_days else "-"
+    aggregate = rule.aggregate.describe() if rule.aggregate else "-"
+    if rule.pseudonymise:
+        aggregate += ", no EAN"
+    title = rule.title_en + (f" (until {rule.sunset})" if rule.sunset else "")
+    return (
+        rule.id,
+        title,
+        ", ".join(sorted(r.value for r in rule.parties)),
+        ", ".join(sorted(rule.kinds)),
+        window,
+        frequency,
+        pause,
+        aggregate,
+        "yes" if rule.grid_management else "no",
+    )

@@ -1,0 +1,321 @@
+"""The gate end to end (PRV-1, PRV-3, PRV-4, PRV-7): grants read exactly what they
+allow, every decision and read is audited, revocation stops the next read, and past
+grants survive a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from meetpunt import rulebook
+from meetpunt.cli import app
+from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.domain.capacity import Commodity
+from meetpunt.domain.connection import RemoteReading
+from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
+from meetpunt.meterdata.store import MeterStore, open_store
+from meetpunt.privacy import audit, consent, retention
+from meetpunt.privacy.catalogue import load_catalogue
+from meetpunt.privacy.gate import Gate, GateError, Grant
+from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
+from meetpunt.register import Register, default_database_url, open_register
+from meetpunt.register.store import RegisterSession
+from tests.meterdata.conftest import E1X25, E3X25, quarters
+from tests.unit.domain.factories import attributes, contract
+
+GRID = Party("grid", Role.GRID_OPERATOR)
+APP = Party("app-1", Role.APP)
+DAY = date(2025, 7, 1)
+T0 = local_midnight_utc(DAY)
+
+
+def _period(days: float, first: datetime = T0) -> Period:
+    return Period(first, first + timedelta(days=days))
+
+
+def _setup(session: RegisterSession) -> None:
+    session.record_connection(E3X25, Commodity.ELECTRICITY, attributes("3x25"), date(2020, 1, 1))
+    opted = replace(attributes("1x25"), remote_reading=RemoteReading.ADMINISTRATIVELY_OFF)
+    session.record_connection(E1X25, Commodity.ELECTRICITY, opted, date(2020, 1, 1))
+    session.add_contract(contract(E3X25, date(2024, 1, 1)))
+    session.add_contract(contract(E1X25, date(2024, 1, 1)))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Register, MeterStore]]:
+    register = open_register(f"sqlite:///{tmp_path / 'register.sqlite'}")
+    with register.session() as s:
+        _setup(s)
+        index = ConnectionIndex(s.meter_index(), 230.0)
+    store = open_store(tmp_path / "meterdata.duckdb")
+    ingestor = Ingestor(store, index, rulebook.vee_rules(), now=datetime(2026, 1, 1, tzinfo=UTC))
+    for ean in (E3X25, E1X25):
+        rows = quarters(ean, T0 - timedelta(days=2), 96 * 20)
+        ingestor.ingest(ingestor_source(rows))
+    yield register, store
+    store.close()
+    register.dispose()
+
+
+def ingestor_source(rows: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from meetpunt.meterdata.kinds import KINDS
+    from meetpunt.meterdata.source import SourceData
+
+    schema = KINDS["quarter_hours"].source_schema()
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema if f.name != "record"}
+    table = pa.Table.from_pydict(
+        columns, schema=pa.schema([f for f in schema if f.name != "record"])
+    )
+    return SourceData(f"rows-{id(rows)}", "", {"quarter_hours": table})
+
+
+def _gate(register: Register, store: MeterStore | None, at: datetime = T0) -> Gate:
+    return Gate(register, store, load_catalogue(), clock=lambda: at)
+
+
+def _uc3(eans: tuple[str, ...], days: float = 10, first: datetime = T0) -> AccessRequest:
+    return AccessRequest(
+        GRID,
+        "UC3",
+        eans,
+        frozenset({"quarter_hours"}),
+        _period(days, first),
+        first,
+        trigger="UC2 ranking",
+    )
+
+
+def test_a_grant_reads_exactly_its_connections_kinds_and_period(world) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    grant = _gate(register, store).request(_uc3((E3X25,), days=2))
+    assert isinstance(grant, Grant)
+    rows = grant.read("quarter_hours")
+    assert rows.num_rows == 2 * 96
+    assert set(rows.column("connection").to_pylist()) == {grant.connection_ids[E3X25]}
+    starts = rows.column("start").to_pylist()
+    assert min(starts) == T0 and max(starts) == T0 + timedelta(days=2, minutes=-15)
+    assert rows.schema.metadata[b"purpose"] == b"UC3"
+    with pytest.raises(GateError) as refused:
+        grant.read("voltages_10min")
+    assert refused.value.rules == ("UC3.kinds",)
+
+
+def test_every_decision_and_read_is_in_the_audit_log(world) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    gate = _gate(register, store)
+    grant = gate.request(_uc3((E3X25,), days=2))
+    assert isinstance(grant, Grant)
+    grant.read("quarter_hours")
+    refused = gate.request(_uc3((E3X25,), days=11))
+    assert isinstance(refused, Decision) and not refused.granted
+    with register.session() as s:
+        records = audit.records(s.db)
+        assert not audit.verify(s.db)
+    assert [(r.entry.event, r.entry.outcome) for r in records] == [
+        ("decision", "granted"),
+        ("read", "read"),
+        ("decision", "refused"),
+    ]
+    assert records[2].entry.rules == ("UC3.window", "UC3.frequency")
+    assert records[1].entry.detail["rows"] == 192
+
+
+def test_frequency_holds_across_a_restart(world) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    assert isinstance(_gate(register, store).request(_uc3((E3X25,))), Grant)
+    again = _gate(register, store).request(_uc3((E3X25,), first=T0 + timedelta(days=20)))
+    assert isinstance(again, Decision) and again.rules == ("UC3.frequency",)
+
+
+def test_opt_out_stops_everything_but_grid_management(world) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    gate = _gate(register, store)
+    assert isinstance(gate.request(_uc3((E1X25,))), Grant)
+    supplier = AccessRequest(
+        Party("8710000000017", Role.SUPPLIER),
+        "supplier_daily",
+        (E1X25,),
+        frozenset({"daily_readings"}),
+        _period(1),
+        T0,
+    )
+    refused = gate.request(supplier)
+    assert isinstance(refused, Decision) and refused.rules == ("PRV-3.opt_out",)
+
+
+def test_a_revoked_consent_stops_the_next_read(world) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    with register.session() as s:
+        given = consent.give(
+            s.db,
+            APP.id,
+            "app_consent",
+            E3X25,
+            ["quarter_hours"],
+            _period(30, T0),
+            "J. de Vries",
+            T0,
+        )
+    gate = _gate(register, store)
+    request = AccessRequest(
+        APP, "app_consent", (E3X25,), frozenset({"quarter_hours"}), _period(2), T0
+    )
+    grant = gate.request(request)
+    assert isinstance(grant, Grant)
+    assert grant.read("quarter_hours").num_rows == 192
+    with register.session() as s:
+        consent.revoke(s.db, given.id, T0 + timedelta(hours=1))
+    with pytest.raises(GateError) as refused:
+        grant.read("quarter_hours")
+    assert refused.value.rules == ("PRV-4.consent",)
+    again = gate.request(request)
+    assert isinstance(again, Decision) and again.rules == ("PRV-4.consent",)
+    with register.session() as s:
+        trail = [(r.entry.event, r.entry.outcome) for r in audit.records(s.db)]
+    assert ("consent", "given") in trail and ("consent", "revoked") in trail
+    assert trail[-2:] == [("read", "refused"), ("decision", "refused")]
+
+
+def test_the_consent_state_machine_refuses_what_it_must(world) -> None:  # type: ignore[no-untyped-def]
+    register, _ = world
+    with register.session() as s:
+        given = consent.give(
+            s.db, APP.id, "app_consent", E3X25, ["quarter_hours"], _period(1), "J. de Vries", T0
+        )
+        consent.revoke(s.db, given.id, T0)
+    with register.session() as s, pytest.raises(consent.ConsentError) as refused:
+        consent.change(s.db, given.id, "given", T0)
+    assert refused.value.rules == ("PRV-4.transition",)
+    with register.session() as s:
+        late = consent.give(
+            s.db, APP.id, "app_consent", E3X25, ["quarter_hours"], _period(1), "J. de Vries", T0
+        )
+        expired = consent.expire(s.db, T0 + timedelta(days=2))
+    assert [c.id for c in expired] == [late.id]
+
+
+def test_aggregate_only_purposes_never_hand_out_rows(world) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    gate = _gate(register, store)
+    assert isinstance(gate.request(_uc3((E3X25,), days=2)), Grant)  # read for UC3 first
+    uc11 = AccessRequest(GRID, "UC11", (E3X25,), frozenset({"quarter_hours"}), _period(2), T0)
+    grant = gate.request(uc11)
+    assert isinstance(grant, Grant)
+    with pytest.raises(GateError) as refused:
+        grant.read("quarter_hours")
+    assert refused.value.rules == ("UC11.aggregate",)
+
+
+def test_consent_cli_gives_lists_and_revokes() -> None:
+    register = open_register(default_database_url())
+    with register.session() as s:
+        _setup(s)
+    register.dispose()
+    runner = CliRunner()
+    given = runner.invoke(
+        app,
+        [
+            "consent",
+            "give",
+            E3X25,
+            "--party",
+            "app-1",
+            "--kinds",
+            "quarter_hours",
+            "--from",
+            "2025-07-01",
+            "--until",
+            "2025-08-01",
+            "--given-by",
+            "J. de Vries",
+            "--json",
+        ],
+    )
+    assert given.exit_code == 0, given.output
+    made = __import__("json").loads(given.output)
+    assert made["state"] == "given"
+    revoked = runner.invoke(app, ["consent", "revoke", str(made["id"]), "--json"])
+    assert '"state": "revoked"' in revoked.output
+    again = runner.invoke(app, ["consent", "revoke", str(made["id"]), "--json"])
+    assert again.exit_code == 1 and "PRV-4.transition" in again.output
+    listed = runner.invoke(app, ["consent", "list", "--ean", E3X25])
+    assert "revoked" in listed.output
+
+
+def test_copies_carry_their_purpose_and_go_when_the_purpose_says(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    gate = _gate(register, store)
+    uc7 = AccessRequest(
+        GRID,
+        "UC7",
+        (E3X25,),
+        frozenset({"voltages_10min"}),
+        _period(2),
+        T0,
+        trigger="GIS review of feeder K3",
+    )
+    grant = gate.request(uc7)
+    assert isinstance(grant, Grant)
+    copy = grant.export("voltages_10min", tmp_path / "uc7.parquet")
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(copy).metadata[b"purpose"] == b"UC7"
+    assert copy.exists()
+    deleted = grant.finish()  # UC7: the source data goes right after the analysis
+    assert [d.path for d in deleted] == [str(copy)] and not copy.exists()
+    uc3 = gate.request(_uc3((E3X25,), days=2))
+    assert isinstance(uc3, Grant)
+    left = uc3.export("quarter_hours", tmp_path / "uc3.parquet")  # never finished
+    with register.session() as s:  # what `meetpunt retention run` does
+        swept = retention.delete_copies(s.db, T0 + timedelta(days=1))
+    assert [d.path for d in swept] == [str(left)] and not left.exists()
+    with register.session() as s:
+        trail = [(r.entry.event, r.entry.outcome) for r in audit.records(s.db)]
+    assert trail.count(("retention", "deleted")) == 2
+
+
+def test_aggregates_leave_only_through_disclosure_control(tmp_path: Path) -> None:
+    from meetpunt.domain.ean import ean_from_serial
+
+    register = open_register(f"sqlite:///{tmp_path / 'area.sqlite'}")
+    base = attributes("1x35")
+    streets = [("Dorpsstraat", "5617BD")] * 10 + [("Kerkstraat", "5617BE")] * 9
+    eans = [ean_from_serial("87168740", 700 + i) for i in range(len(streets))]
+    with register.session() as s:
+        for ean, (street, postcode) in zip(eans, streets, strict=True):
+            address = replace(
+                base.address, street=street, postcode=postcode, municipality="Eindhoven"
+            )
+            s.record_connection(
+                ean, Commodity.ELECTRICITY, replace(base, address=address), date(2020, 1, 1)
+            )
+        index = ConnectionIndex(s.meter_index(), 230.0)
+    store = open_store(tmp_path / "area.duckdb")
+    ingestor = Ingestor(store, index, rulebook.vee_rules(), now=datetime(2026, 1, 1, tzinfo=UTC))
+    for ean in eans:
+        ingestor.ingest(ingestor_source(quarters(ean, T0, 96)))
+    gate = _gate(register, store)
+    assert isinstance(gate.request(_uc3(tuple(eans), days=1)), Grant)  # read for UC3 first
+    uc11 = AccessRequest(GRID, "UC11", tuple(eans), frozenset({"quarter_hours"}), _period(1), T0)
+    grant = gate.request(uc11)
+    assert isinstance(grant, Grant)
+    released = grant.aggregate("quarter_hours", "import_wh")
+    assert [(c.area, c.n, c.value) for c in released.cells] == [("5617:Dorpsstraat", 10, 96_000.0)]
+    kerkstraat = {grant.connection_ids[e] for e in eans[10:]}
+    assert all(not (c.connections & kerkstraat) for c in released.cells)
+    assert "PRV-6.min_connections" in released.rules
+    with register.session() as s:
+        last = audit.records(s.db)[-1]
+    assert (last.entry.event, last.entry.detail["cells"]) == ("release", 1)
+    with pytest.raises(GateError) as refused:
+        grant.read("quarter_hours")
+    assert refused.value.rules == ("UC11.aggregate",)
+    store.close()
+    register.dispose()
