@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from meetpunt.cli_audit import audit_app
+from meetpunt.cli_common import DbOption, JsonOption, make_console
 from meetpunt.cli_consent import consent_app
 from meetpunt.cli_meterdata import ingest_app, retention_app
 from meetpunt.cli_privacy import privacy_app
@@ -48,20 +48,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(consent_app, name="consent")
 app.add_typer(audit_app, name="audit")
 
-console = Console()
-if not console.is_terminal:  # piped or captured: Rich would fall back to 80 columns
-    console.width = 120
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="MEETPUNT_DATABASE_URL",
-        help="Register database URL (sqlite:///file or postgresql://...); "
-        "default: the SQLite register in the meetpunt home folder.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+console = make_console()
 
 
 def _print_json(value: Any) -> None:

@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from meetpunt.cli_common import DbOption, JsonOption, make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import audit
 from meetpunt.register import open_register
@@ -21,20 +21,7 @@ audit_app = typer.Typer(
     help="The audit log of every read and decision (PRV-7).", no_args_is_help=True
 )
 
-console = Console()
-if not console.is_terminal:
-    console.width = 120
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="MEETPUNT_DATABASE_URL",
-        help="Register database URL (sqlite:///file or postgresql://...); "
-        "default: the SQLite register in the meetpunt home folder.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+console = make_console()
 
 
 class Lang(StrEnum):

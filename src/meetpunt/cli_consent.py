@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from meetpunt.cli_common import DbOption, JsonOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import consent
@@ -21,19 +21,7 @@ from meetpunt.privacy.model import Period
 from meetpunt.register import open_register
 
 consent_app = typer.Typer(help="Customers' consents for apps (PRV-4).", no_args_is_help=True)
-console = Console()
-if not console.is_terminal:
-    console.width = 120
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="MEETPUNT_DATABASE_URL",
-        help="Register database URL; default: the SQLite register in the meetpunt home.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+console = make_console()
 
 
 def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:

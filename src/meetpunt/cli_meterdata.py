@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from meetpunt.cli_common import DbOption, JsonOption, make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.meterdata.service import hub_store, quarantined
@@ -43,9 +43,7 @@ ingest_app = typer.Typer(
 )
 retention_app = typer.Typer(help="Retention of meter data (MTR-6).", no_args_is_help=True)
 
-console = Console()
-if not console.is_terminal:
-    console.width = 120
+console = make_console()
 
 StoreOption = Annotated[
     Path | None,
@@ -55,15 +53,6 @@ StoreOption = Annotated[
         help="Meter-data store (DuckDB file); default: meterdata.duckdb in the meetpunt home.",
     ),
 ]
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="MEETPUNT_DATABASE_URL",
-        help="Register database URL; default: the SQLite register in the meetpunt home.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _fail(exc: MeetpuntError) -> typer.Exit:

@@ -11,9 +11,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from meetpunt.cli_common import make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.catalogue import PurposeRule, load_catalogue
 
@@ -21,9 +21,7 @@ privacy_app = typer.Typer(
     help="The privacy gate: purposes, consents, audit (PRV-1..7).", no_args_is_help=True
 )
 
-console = Console()
-if not console.is_terminal:
-    console.width = 160
+console = make_console(160)
 
 
 @privacy_app.command("catalogue")

@@ -1,0 +1,28 @@
+"""What every ``meetpunt`` command module shares: the console and the common options."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def make_console(width: int = 120) -> Console:
+    """A Rich console; piped or captured output gets ``width`` columns, not 80."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = width
+    return console
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="MEETPUNT_DATABASE_URL",
+        help="Register database URL (sqlite:///file or postgresql://...); "
+        "default: the SQLite register in the meetpunt home folder.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
