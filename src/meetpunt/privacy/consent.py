@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import audit
-from meetpunt.privacy.model import Period
+from meetpunt.privacy.model import Period, stored_utc
 from meetpunt.register import schema as t
 
 TRANSITIONS = {
@@ -59,10 +59,6 @@ class Consent:
             "valid_to": self.valid_to.isoformat(),
             "state": self.state,
         }
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _audit(db: Connection, c: Consent, outcome: str, at: datetime) -> None:
@@ -192,8 +188,8 @@ def list_consents(
             r.ean,
             r.given_by,
             frozenset(json.loads(r.kinds)),
-            _utc(r.valid_from),
-            _utc(r.valid_to),
+            stored_utc(r.valid_from),
+            stored_utc(r.valid_to),
             r.state,
         )
         for r in db.execute(query.order_by(c.c.id))
@@ -228,7 +224,7 @@ def consented_connections(
     )
     out: set[int] = set()
     for r in rows:
-        start, end = _utc(r.valid_from), _utc(r.valid_to)
+        start, end = stored_utc(r.valid_from), stored_utc(r.valid_to)
         if (
             kinds <= frozenset(json.loads(r.kinds))
             and start <= period.start

@@ -30,7 +30,7 @@ from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.store import MeterStore
 from meetpunt.privacy import audit, consent, disclosure, retention
 from meetpunt.privacy.catalogue import AggregateRule, Catalogue, PurposeRule
-from meetpunt.privacy.model import AccessRequest, Decision
+from meetpunt.privacy.model import AccessRequest, Decision, stored_utc
 from meetpunt.privacy.rules import ConnectionFacts, ContractFact, PastGrant, evaluate
 from meetpunt.register import schema as t
 from meetpunt.register.store import Register
@@ -38,10 +38,6 @@ from meetpunt.register.store import Register
 
 class GateError(MeetpuntError):
     """A read the grant does not allow (``meetpunt.privacy``)."""
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def gather_facts(
@@ -103,8 +99,8 @@ def gather_facts(
             grants.setdefault(p.connection_id, []).append(
                 PastGrant(
                     p.purpose,
-                    _utc(p.period_start),
-                    _utc(p.period_end),
+                    stored_utc(p.period_start),
+                    stored_utc(p.period_end),
                     frozenset(json.loads(p.kinds)),
                 )
             )

@@ -10,7 +10,7 @@ Times are aware UTC datetimes; a period is ``start <= t < end``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from meetpunt.domain.findings import Finding
@@ -19,6 +19,12 @@ VOLTAGE_PRESENCE = "voltage_presence"
 """Data kind of UC1: whether the meter has voltage now (yes/no), nothing else."""
 REACHABILITY = "reachability"
 """Data kind of UC15 for switched-off meters: does the meter answer (a 'ping')."""
+
+
+def stored_utc(moment: datetime) -> datetime:
+    """A time read back from the register database as aware UTC: PostgreSQL returns it
+    aware, SQLite naive (it was written as UTC)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Role(StrEnum):

@@ -12,12 +12,13 @@ deletes its copies when it is done (:func:`delete_copies` for its grant), and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, select, update
 
 from meetpunt.privacy import audit
+from meetpunt.privacy.model import stored_utc
 from meetpunt.register import schema as t
 
 
@@ -29,10 +30,6 @@ class DeletedCopy:
     purpose: str
     audit_seq: int
     expires_at: datetime
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def delete_copies(db: Connection, now: datetime, audit_seq: int | None = None) -> list[DeletedCopy]:
@@ -47,7 +44,7 @@ def delete_copies(db: Connection, now: datetime, audit_seq: int | None = None) -
     for row in db.execute(query.order_by(c.c.id)).all():
         Path(row.path).unlink(missing_ok=True)
         db.execute(update(c).where(c.c.id == row.id).values(deleted_at=now))
-        copy = DeletedCopy(row.path, row.purpose, row.audit_seq, _utc(row.expires_at))
+        copy = DeletedCopy(row.path, row.purpose, row.audit_seq, stored_utc(row.expires_at))
         audit.append(
             db,
             audit.AuditEntry(
