@@ -130,6 +130,8 @@ def evaluate(
         return out.findings
     pid = rule.id
     period = request.period
+    first = to_local(period.start).date()
+    last = to_local(period.end - timedelta(microseconds=1)).date()
     if period.end <= period.start:
         out.add("PRV-1.period", "the period ends before it starts; give start < end")
     if request.party.role not in rule.parties:
@@ -150,16 +152,13 @@ def evaluate(
     if rule.trigger != "none" and not request.trigger:
         out.add(f"{pid}.trigger", f"{pid} reads only with a reason: {rule.trigger} (trigger)")
     if rule.sunset is not None and (
-        to_local(request.at).date() >= rule.sunset
-        or to_local(period.end - timedelta(microseconds=1)).date() >= rule.sunset
+        to_local(request.at).date() >= rule.sunset or last >= rule.sunset
     ):
         out.add(f"{pid}.sunset", f"{pid} ended on {rule.sunset}; no reads from that day on")
     unknown = [e for e, f in facts.items() if f is None]
     if unknown:
         out.add("PRV-1.unknown_connection", f"not in the register: {_names(unknown)}")
     known = [f for f in facts.values() if f is not None]
-    first = to_local(period.start).date()
-    last = to_local(period.end - timedelta(microseconds=1)).date()
     _population(rule, request, known, first, last, out)
     if not rule.grid_management:
         opted = [f.ean for f in known if f.opted_out]
