@@ -220,6 +220,48 @@ def ingest_mqtt(
     print_reports(reports, as_json)
 
 
+@ingest_app.command("completeness")
+def ingest_completeness(
+    day: Annotated[str, typer.Option(help="Local day (YYYY-MM-DD).")],
+    by: Annotated[str, typer.Option(help="Area: pc4 or municipality.")] = "pc4",
+    store: StoreOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Share of quarter-hour values measured, measured by D+1 and billing-ready by D+5,
+    per area (MTR-5)."""
+    from meetpunt.meterdata.completeness import completeness
+    from meetpunt.meterdata.service import expected_areas
+
+    if by not in ("pc4", "municipality"):
+        raise typer.BadParameter("--by is pc4 or municipality")
+    local_day = date.fromisoformat(day)
+    register = open_register(db)
+    try:
+        areas = expected_areas(register, local_day, by)
+        with hub_store(store) as opened:
+            found = completeness(opened, areas, local_day)
+    finally:
+        register.dispose()
+    if as_json:
+        for area in found:
+            typer.echo(json.dumps(area.as_dict()))
+        return
+    table = Table(title=f"quarter-hour completeness on {local_day}")
+    for column in ("area", "connections", "expected", "measured", "D+1", "billing-ready D+5"):
+        table.add_column(column, justify="left" if column == "area" else "right")
+    for a in found:
+        table.add_row(
+            a.area,
+            str(a.connections),
+            str(a.expected),
+            f"{a.share(a.measured):.1%}",
+            f"{a.share(a.measured_by_d1):.1%}",
+            f"{a.share(a.billing_ready_by_d5):.1%}",
+        )
+    console.print(table)
+
+
 @ingest_app.command("quarantine")
 def ingest_quarantine(
     store: StoreOption = None,

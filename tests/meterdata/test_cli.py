@@ -54,3 +54,22 @@ def test_retention_run_reports_what_it_deleted(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.output)["daily_readings"]
     assert (record["rows"], record["cutoff"]) == (6, "2025-01-01")  # the contract's start
+
+
+def test_completeness_reports_per_area(tmp_path: Path) -> None:
+    _register().dispose()
+    path = tmp_path / "quarter_hours.csv"
+    lines = ["ean,start,import_wh,export_wh"]
+    lines += [
+        f"{E3X25},2025-06-01T{h:02d}:{m:02d}:00+02:00,10,0"
+        for h in range(24)
+        for m in (0, 15, 30, 45)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert runner.invoke(app, ["ingest", str(path)]).exit_code == 0
+    result = runner.invoke(app, ["ingest", "completeness", "--day", "2025-06-01", "--json"])
+    assert result.exit_code == 0, result.output
+    (area,) = [json.loads(line) for line in result.output.splitlines()]
+    # three in-service smart electricity connections in 5617; one delivered all 96
+    assert (area["area"], area["connections"], area["expected"]) == ("5617", 3, 288)
+    assert area["measured"] == round(96 / 288, 4)

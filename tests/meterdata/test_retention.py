@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from meetpunt import rulebook
 from meetpunt.domain.calendar import local_day_bounds_utc
 from meetpunt.meterdata.service import retention
-from tests.meterdata.conftest import CONTRACT_START, E1X25, E3X25, Hub, reading
+from tests.meterdata.conftest import CONTRACT_START, E1X25, E3X25, E_CHANGES, Hub, quarters, reading
 
 
 def _daily(ean: str, first: date, days: int) -> list[dict[str, object]]:
@@ -57,3 +57,26 @@ def test_retention_deletes_old_daily_readings_and_logs_what_went(hub: Hub) -> No
     assert {row["rule"] for row in log} == {"MTR-6.daily_readings"}
     assert retention(hub.store, hub.register, today) == []  # nothing left to delete
     assert hub.store.count("retention_log") == 2
+
+
+def test_completeness_counts_measured_d1_and_billing_ready_per_area(hub: Hub) -> None:
+    from datetime import UTC, datetime
+
+    from meetpunt.meterdata.completeness import completeness
+
+    day = date(2025, 10, 26)  # 100 quarter-hours
+    start, end = local_day_bounds_utc(day)
+    hub.ingestor.now = datetime(2025, 10, 27, 12, tzinfo=UTC)  # D+1
+    hub.ingest("daily_readings", [reading(E3X25, start, 0), reading(E3X25, end, 10_000)])
+    rows = quarters(E3X25, start, 100)
+    hub.ingest("quarter_hours", rows[:60] + rows[70:])  # 10 missing: estimated from readings
+    hub.ingestor.now = datetime(2025, 11, 5, 12, tzinfo=UTC)  # after D+5
+    hub.ingest("quarter_hours", quarters(E1X25, start, 100))
+    areas = {hub.ids[E3X25]: "5617", hub.ids[E1X25]: "5617", hub.ids[E_CHANGES]: "5618"}
+    found = {a.area: a for a in completeness(hub.store, areas, day)}
+    a = found["5617"]
+    assert (a.connections, a.expected) == (2, 200)
+    assert a.measured == 190  # E1X25's 100 came, but only after D+5
+    assert a.measured_by_d1 == 90
+    assert a.billing_ready_by_d5 == 100  # E3X25's 90 measured + 10 estimated in time
+    assert found["5618"].as_dict()["measured"] == 0.0 and found["5618"].expected == 100

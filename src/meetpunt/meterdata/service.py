@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from meetpunt import rulebook
+from meetpunt.domain.capacity import Commodity
+from meetpunt.domain.connection import MeterType, PhysicalStatus
 from meetpunt.domain.vee import VeeRules
 from meetpunt.io.files import find_sources, read_meter_file
 from meetpunt.meterdata.ingest import BatchReport, ConnectionIndex, Ingestor
@@ -115,3 +117,22 @@ def retention(
     rules = rules or rulebook.vee_rules()
     index = connection_index(register, rules)
     return run_retention(store, contract_starts(register, index, today), rules, today)
+
+
+def expected_areas(register: Register, day: date, by: str = "pc4") -> dict[int, str]:
+    """Connection id -> area (``pc4`` or ``municipality``) of every in-service
+    electricity connection with a smart meter on ``day``: those quarter-hour values are
+    expected from (MTR-5 completeness)."""
+    with register.session() as session:
+        ids = {(e.ean, e.commodity): e.connection_id for e in session.meter_index()}
+        out: dict[int, str] = {}
+        for version in session.connection_versions(on=day):
+            a = version.attributes
+            if (
+                version.commodity is Commodity.ELECTRICITY
+                and a.status is PhysicalStatus.IN_SERVICE
+                and a.meter_type is MeterType.SMART
+            ):
+                area = a.address.municipality if by == "municipality" else a.address.postcode[:4]
+                out[ids[(version.ean, version.commodity)]] = area
+    return out
