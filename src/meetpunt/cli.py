@@ -20,6 +20,7 @@ from meetpunt.cli_common import DbOption, JsonOption, make_console
 from meetpunt.cli_consent import consent_app
 from meetpunt.cli_meterdata import ingest_app, retention_app
 from meetpunt.cli_privacy import privacy_app
+from meetpunt.cli_usecases import usecase_app
 from meetpunt.domain.allocation import SapRequest
 from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
 from meetpunt.domain.ean import check_ean, ean_from_serial
@@ -47,6 +48,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(consent_app, name="consent")
 app.add_typer(audit_app, name="audit")
+app.add_typer(usecase_app, name="usecase")
 
 console = make_console()
 

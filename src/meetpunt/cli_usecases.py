@@ -1,0 +1,142 @@
+"""``meetpunt usecase uc09 ...``: the approved use cases of seed 001 (UC9 so far).
+
+Thin: parses, opens a gate (:func:`meetpunt.privacy.session.open_gate`), calls the use
+case, prints a table or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from meetpunt.cli_common import DbOption, JsonOption, make_console
+from meetpunt.domain.calendar import local_midnight_utc, to_local
+from meetpunt.errors import MeetpuntError
+from meetpunt.meterdata.store import STORE_ENV
+from meetpunt.privacy.model import Party, Period, Role
+from meetpunt.privacy.session import open_gate
+from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
+
+usecase_app = typer.Typer(
+    help="The approved use cases (seed 001), each through the privacy gate.",
+    no_args_is_help=True,
+)
+console = make_console()
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help="Meter-data store (DuckDB file); default: meterdata.duckdb in the meetpunt home.",
+    ),
+]
+
+
+def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "error": str(exc),
+                    "rules": list(exc.rules),
+                    "reasons": [f.as_dict() for f in exc.findings],
+                }
+            )
+        )
+    else:
+        console.print(f"[red]refused:[/red] {exc}")
+    return typer.Exit(1)
+
+
+def _when(moment: datetime) -> str:
+    return to_local(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _minutes(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _show_uc09(result: Uc09Result) -> None:
+    table = Table(title=f"UC9: {len(result.outages)} outage(s), local time")
+    table.add_column("outage", no_wrap=True)
+    table.add_column("substation")
+    table.add_column("feeders")
+    table.add_column("customers", justify="right")
+    table.add_column("start", no_wrap=True)
+    table.add_column("end", no_wrap=True)
+    table.add_column("minutes", justify="right")
+    for o in result.outages:
+        table.add_row(
+            o.id,
+            o.substation,
+            ", ".join(o.feeders),
+            str(o.affected),
+            _when(o.start),
+            _when(o.end),
+            f"{o.duration_s / 60:,.1f}",
+        )
+    console.print(table)
+    f = result.figures
+    figures = Table(title="Reliability (IEEE 1366 style)")
+    figures.add_column("figure")
+    figures.add_column("value", justify="right")
+    for name, value in (
+        ("customers served (N)", f"{f.customers_served:,}"),
+        ("customer interruptions (CI)", f"{f.customer_interruptions:,}"),
+        ("customer minutes lost (CML)", f"{f.customer_minutes_lost:,.1f}"),
+        ("SAIFI = CI / N", "-" if f.saifi is None else f"{f.saifi:.4f}"),
+        ("CAIDI = CML / CI (min)", _minutes(f.caidi_min)),
+        ("SAIDI = CML / N (min, period)", _minutes(f.saidi_min)),
+        ("SAIDI per year (min)", _minutes(f.saidi_min_per_year)),
+    ):
+        figures.add_row(name, value)
+    console.print(figures)
+    console.print(f"source: {result.outages[0].source if result.outages else 'none logged'}")
+
+
+@usecase_app.command("uc09")
+def uc09(
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")],
+    date_to: Annotated[str, typer.Option("--to", help="Day after the last (exclusive).")],
+    area: Annotated[
+        str | None, typer.Option(help="Only this municipality or postcode-4 area.")
+    ] = None,
+    trigger: Annotated[
+        str, typer.Option(help="The outage incident this registration answers.")
+    ] = "interruption registration for Nestor",
+    party: Annotated[str, typer.Option(help="The grid operator asking (GLN).")] = "grid_operator",
+    db: DbOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """UC9 Interruption registration: outages and reliability figures from the meters'
+    power failure logs, for Nestor."""
+    try:
+        period = Period(
+            local_midnight_utc(date.fromisoformat(date_from)),
+            local_midnight_utc(date.fromisoformat(date_to)),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        with open_gate(db, store) as gate:
+            result = register_interruptions(
+                gate,
+                Party(party, Role.GRID_OPERATOR),
+                period,
+                datetime.now(UTC),
+                trigger,
+                area,
+            )
+    except MeetpuntError as exc:
+        raise _fail(exc, as_json) from exc
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+    else:
+        _show_uc09(result)

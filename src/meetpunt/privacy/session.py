@@ -1,0 +1,31 @@
+"""Open a privacy gate over a register and a meter-data store (PRV-1).
+
+Callers outside ``meterdata`` and ``privacy`` may not open a store themselves
+(DESIGN rule 1); they get a :class:`~meetpunt.privacy.gate.Gate` from here instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from meetpunt.meterdata.store import open_store
+from meetpunt.privacy.catalogue import load_catalogue
+from meetpunt.privacy.gate import Gate
+from meetpunt.register import open_register
+
+
+@contextmanager
+def open_gate(db: str | None = None, store: Path | None = None) -> Iterator[Gate]:
+    """A gate over the register at ``db`` and the store at ``store`` (read-only), with
+    the packaged use-case catalogue; both are closed when the block ends."""
+    register = open_register(db)
+    try:
+        meter_store = open_store(store, read_only=True)
+        try:
+            yield Gate(register, meter_store, load_catalogue())
+        finally:
+            meter_store.close()
+    finally:
+        register.dispose()

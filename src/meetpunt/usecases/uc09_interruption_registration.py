@@ -1,0 +1,382 @@
+"""UC9 Interruption registration (Nestor) from the meters' power failure logs.
+
+Seed 001 UC9: per outage the affected customers, start, end and duration for the
+national outage register (Nestor), and the reliability figures derived from them. The
+only data read is ``power_failure_log`` (DSMR 1-0:99.97.0: END of each long failure
+and its duration), asked once from the privacy gate for every in-service electricity
+connection with a smart meter (optionally one municipality or postcode-4 area). UC9 is
+grid management, so an administrative opt-out does not stop it (PRV-3).
+
+Everything except :func:`register_interruptions`' gate call is a pure function over
+plain values or Arrow tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from meetpunt.domain.calendar import to_local
+from meetpunt.domain.capacity import Commodity
+from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
+from meetpunt.errors import MeetpuntError
+from meetpunt.privacy.gate import Gate, Grant
+from meetpunt.privacy.model import AccessRequest, Party, Period, stored_utc
+
+PURPOSE = "UC9"
+KIND = "power_failure_log"
+SOURCE = "meter power failure log (1-0:99.97.0)"
+SIMULTANEOUS_S = 60
+"""Entries on different feeders of one substation belong to one outage only when they
+overlap and start within this many seconds of each other (a substation or MV outage
+takes every feeder down at once); entries on one feeder join whenever they overlap."""
+
+
+class Uc09Error(MeetpuntError):
+    """The gate refused UC9; ``rules`` carries the decision's rule IDs."""
+
+
+@dataclass(frozen=True)
+class GridSpot:
+    """Where a connection hangs in the grid (from the register)."""
+
+    substation: str
+    feeder: str
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One 1-0:99.97.0 entry of one meter: start = end - duration (UTC)."""
+
+    ean: str
+    substation: str
+    feeder: str
+    start: datetime
+    end: datetime
+    duration_s: int
+
+
+@dataclass(frozen=True)
+class CustomerInterruption:
+    """One customer's part of an outage, as its meter logged it."""
+
+    ean: str
+    feeder: str
+    start: datetime
+    end: datetime
+    duration_s: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ean": self.ean,
+            "feeder": self.feeder,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "duration_s": self.duration_s,
+        }
+
+
+@dataclass(frozen=True)
+class Outage:
+    """One registered outage (UC9): its substation, feeders and affected customers."""
+
+    id: str
+    substation: str
+    feeders: tuple[str, ...]
+    customers: tuple[CustomerInterruption, ...]
+    start: datetime
+    end: datetime
+    source: str = SOURCE
+
+    @property
+    def affected(self) -> int:
+        return len(self.customers)
+
+    @property
+    def duration_s(self) -> int:
+        return int((self.end - self.start).total_seconds())
+
+    @property
+    def customer_minutes(self) -> float:
+        return sum(c.duration_s for c in self.customers) / 60
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "substation": self.substation,
+            "feeders": list(self.feeders),
+            "affected_customers": self.affected,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "duration_s": self.duration_s,
+            "customer_minutes_lost": round(self.customer_minutes, 3),
+            "source": self.source,
+            "customers": [c.as_dict() for c in self.customers],
+        }
+
+
+@dataclass(frozen=True)
+class ReliabilityFigures:
+    """IEEE 1366-style indices of the population over the period (UC9).
+
+    N = customers served, CI = customer interruptions (customer, outage pairs),
+    CML = customer minutes lost (sum of each customer's logged duration, minutes).
+    SAIFI = CI / N; CAIDI = CML / CI (minutes per interruption); SAIDI = CML / N
+    (minutes per customer in the period); ``saidi_per_year`` = SAIDI x 365.25 / days.
+    An index whose denominator is 0 is ``None``.
+    """
+
+    customers_served: int
+    customer_interruptions: int
+    customer_minutes_lost: float
+    period_days: float
+    saifi: float | None
+    caidi_min: float | None
+    saidi_min: float | None
+    saidi_min_per_year: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "customers_served": self.customers_served,
+            "customer_interruptions": self.customer_interruptions,
+            "customer_minutes_lost": round(self.customer_minutes_lost, 3),
+            "period_days": round(self.period_days, 6),
+            "saifi": self.saifi,
+            "caidi_min": self.caidi_min,
+            "saidi_min": self.saidi_min,
+            "saidi_min_per_year": self.saidi_min_per_year,
+        }
+
+
+@dataclass(frozen=True)
+class Uc09Result:
+    """What UC9 registers for one period: the outages and the reliability figures."""
+
+    period: Period
+    area: str | None
+    outages: tuple[Outage, ...]
+    figures: ReliabilityFigures
+    entries_read: int
+    audit_seq: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "use_case": PURPOSE,
+            "period": {
+                "start": self.period.start.isoformat(),
+                "end": self.period.end.isoformat(),
+            },
+            "area": self.area,
+            "source": SOURCE,
+            "entries_read": self.entries_read,
+            "audit_seq": self.audit_seq,
+            "outages": [o.as_dict() for o in self.outages],
+            "figures": self.figures.as_dict(),
+        }
+
+
+def in_population(version: ConnectionVersion, area: str | None = None) -> bool:
+    """UC9's population: an in-service electricity connection with a smart meter,
+    in ``area`` (municipality or postcode-4) when one is given."""
+    a = version.attributes
+    if version.commodity is not Commodity.ELECTRICITY:
+        return False
+    if a.status is not PhysicalStatus.IN_SERVICE or a.meter_type is not MeterType.SMART:
+        return False
+    if area is None:
+        return True
+    wanted = area.strip().casefold()
+    return wanted in (a.address.municipality.casefold(), a.address.postcode[:4].casefold())
+
+
+def population(
+    versions: Iterable[ConnectionVersion], area: str | None = None
+) -> dict[str, GridSpot]:
+    """The population's EANs with their grid position, in EAN order."""
+    return {
+        v.ean: GridSpot(v.attributes.grid.substation, v.attributes.grid.feeder)
+        for v in sorted(versions, key=lambda v: v.ean)
+        if in_population(v, area)
+    }
+
+
+def log_entries(
+    table: pa.Table,
+    eans: Mapping[int, str],
+    spots: Mapping[str, GridSpot],
+    period: Period,
+) -> list[LogEntry]:
+    """The log rows (``connection``, ``end``, ``duration_s``) as entries with their
+    start (end - duration) and grid position; only those overlapping ``period``."""
+    out: list[LogEntry] = []
+    for cid, end, duration in zip(
+        table.column("connection").to_pylist(),
+        table.column("end").to_pylist(),
+        table.column("duration_s").to_pylist(),
+        strict=True,
+    ):
+        if end is None or duration is None or cid not in eans:
+            continue
+        stop = stored_utc(end)
+        start = stop - timedelta(seconds=int(duration))
+        if not (start < period.end and stop > period.start):
+            continue
+        ean = eans[cid]
+        spot = spots.get(ean, GridSpot("", ""))
+        out.append(LogEntry(ean, spot.substation, spot.feeder, start, stop, int(duration)))
+    return out
+
+
+def _joins(a: LogEntry, b: LogEntry, simultaneous_s: int) -> bool:
+    if a.start > b.end or b.start > a.end:
+        return False
+    if a.feeder == b.feeder:
+        return True
+    return abs((a.start - b.start).total_seconds()) <= simultaneous_s
+
+
+def group_outages(
+    entries: Sequence[LogEntry], simultaneous_s: int = SIMULTANEOUS_S
+) -> list[Outage]:
+    """Group log entries into outages (UC9), per substation, transitively in time order.
+
+    Two entries of one substation join when their intervals overlap or touch and they
+    are on the same feeder, or start within ``simultaneous_s`` of each other (a
+    substation outage takes every feeder down at once, whatever feeder the register
+    says); independent faults on other feeders at the same time stay apart. A customer
+    with several entries in one outage counts once: its earliest start, latest end and
+    the sum of the logged durations. Outages come in start order.
+    """
+    by_substation: dict[str, list[LogEntry]] = {}
+    for e in entries:
+        by_substation.setdefault(e.substation, []).append(e)
+    outages = [
+        _outage(substation, members)
+        for substation, group in by_substation.items()
+        for members in _clusters(group, simultaneous_s)
+    ]
+    return sorted(outages, key=lambda o: (o.start, o.substation, o.id))
+
+
+def _root(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _clusters(group: Sequence[LogEntry], simultaneous_s: int) -> list[list[LogEntry]]:
+    """The transitive merge of one substation's entries, swept in start order."""
+    ordered = sorted(group, key=lambda e: (e.start, e.end, e.ean))
+    parent = list(range(len(ordered)))
+    active: list[int] = []
+    for i, entry in enumerate(ordered):
+        active = [j for j in active if ordered[j].end >= entry.start]
+        for j in active:
+            if _joins(ordered[j], entry, simultaneous_s):
+                parent[_root(parent, i)] = _root(parent, j)
+        active.append(i)
+    clusters: dict[int, list[LogEntry]] = {}
+    for i, entry in enumerate(ordered):
+        clusters.setdefault(_root(parent, i), []).append(entry)
+    return list(clusters.values())
+
+
+def _outage(substation: str, members: Sequence[LogEntry]) -> Outage:
+    per_customer: dict[str, list[LogEntry]] = {}
+    for m in members:
+        per_customer.setdefault(m.ean, []).append(m)
+    customers = tuple(
+        CustomerInterruption(
+            ean,
+            own[0].feeder,
+            min(e.start for e in own),
+            max(e.end for e in own),
+            sum(e.duration_s for e in own),
+        )
+        for ean, own in sorted(per_customer.items())
+    )
+    start = min(c.start for c in customers)
+    end = max(c.end for c in customers)
+    return Outage(
+        id=f"{substation or 'unknown'}-{start:%Y%m%dT%H%M%SZ}",
+        substation=substation,
+        feeders=tuple(sorted({c.feeder for c in customers})),
+        customers=customers,
+        start=start,
+        end=end,
+    )
+
+
+def reliability(
+    outages: Sequence[Outage], customers_served: int, period: Period
+) -> ReliabilityFigures:
+    """SAIFI, CAIDI and SAIDI (IEEE 1366 style) of ``outages`` over ``period``:
+    SAIFI = CI / N, CAIDI = CML / CI, SAIDI = CML / N and SAIDI x 365.25 / days."""
+    ci = sum(o.affected for o in outages)
+    cml = sum(o.customer_minutes for o in outages)
+    days = period.days
+    n = customers_served
+    saidi = cml / n if n else None
+    return ReliabilityFigures(
+        customers_served=n,
+        customer_interruptions=ci,
+        customer_minutes_lost=cml,
+        period_days=days,
+        saifi=ci / n if n else None,
+        caidi_min=cml / ci if ci else None,
+        saidi_min=saidi,
+        saidi_min_per_year=saidi * 365.25 / days if saidi is not None and days > 0 else None,
+    )
+
+
+def _population_day(period: Period) -> date:
+    return to_local(period.start).date()
+
+
+def register_interruptions(
+    gate: Gate,
+    party: Party,
+    period: Period,
+    at: datetime,
+    trigger: str,
+    area: str | None = None,
+) -> Uc09Result:
+    """UC9: ask the gate once for the population's power failure logs over ``period``,
+    group them into outages and derive the reliability figures.
+
+    The population is taken from the register on the period's first local day. An
+    interruption is read in the period its log entry ENDS in (the meter writes it on
+    return of the voltage). Raises :class:`Uc09Error` with the rule IDs when refused.
+    """
+    with gate.register.session() as session:
+        spots = population(session.connection_versions(_population_day(period)), area)
+    if not spots:
+        figures = reliability((), 0, period)
+        return Uc09Result(period, area, (), figures, 0, None)
+    request = AccessRequest(
+        party,
+        PURPOSE,
+        tuple(spots),
+        frozenset({KIND}),
+        period,
+        at,
+        justification="UC9 interruption registration for Nestor (legal duty)",
+        trigger=trigger,
+    )
+    answer = gate.request(request)
+    if not isinstance(answer, Grant):
+        rules = ", ".join(answer.rules)
+        raise Uc09Error(f"the privacy gate refused UC9: {rules}", answer.findings)
+    table = answer.read(KIND)
+    eans = {cid: ean for ean, cid in answer.connection_ids.items()}
+    entries = log_entries(table, eans, spots, period)
+    outages = group_outages(entries)
+    figures = reliability(outages, len(spots), period)
+    return Uc09Result(
+        period, area, tuple(outages), figures, len(entries), answer.decision.audit_seq
+    )

@@ -1,0 +1,262 @@
+"""UC9 interruption registration through the privacy gate, scored against the twin's
+truth (what each meter really logged) on several seeds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from meetpunt.cli import app
+from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.meterdata.service import hub_store, ingest_paths
+from meetpunt.privacy import audit
+from meetpunt.privacy.catalogue import load_catalogue
+from meetpunt.privacy.gate import Gate
+from meetpunt.privacy.model import Party, Period, Role
+from meetpunt.register import Register, open_register
+from meetpunt.register.csvio import import_file
+from meetpunt.twin.generate import TwinSettings, generate
+from meetpunt.usecases.uc09_interruption_registration import (
+    SOURCE,
+    GridSpot,
+    LogEntry,
+    Outage,
+    Uc09Error,
+    Uc09Result,
+    group_outages,
+    register_interruptions,
+    reliability,
+)
+
+START = date(2025, 6, 2)
+DAYS = 10
+CONNECTIONS = 200
+SEEDS = (1, 2, 4, 5)
+OPERATOR = Party("8716874000009", Role.GRID_OPERATOR, "Meetnet")
+AT = datetime(2025, 6, 20, 9, 0, tzinfo=UTC)
+TRIGGER = "outage incident: interruption registration for Nestor"
+
+
+def _period() -> Period:
+    return Period(local_midnight_utc(START), local_midnight_utc(START + timedelta(days=DAYS)))
+
+
+@dataclass
+class Twin:
+    """A generated twin with its register, store, the UC9 result and the audit log."""
+
+    seed: int
+    folder: Path
+    db_url: str
+    store_path: Path
+    result: Uc09Result
+    audit_records: list[audit.AuditRecord]
+    register: Register
+
+
+def _build(folder: Path, seed: int) -> Twin:
+    generate(TwinSettings(CONNECTIONS, DAYS, START, seed), folder / "twin")
+    db_url = f"sqlite:///{folder / 'register.sqlite'}"
+    register = open_register(db_url)
+    for name in ("connections", "secondary_allocation_points", "contracts"):
+        with register.session() as session:
+            import_file(session, folder / "twin" / "register" / f"{name}.csv")
+    store_path = folder / "meterdata.duckdb"
+    with hub_store(store_path) as store:
+        ingest_paths(store, register, [folder / "twin" / "meterdata"])
+        gate = Gate(register, store, load_catalogue(), clock=lambda: AT)
+        result = register_interruptions(gate, OPERATOR, _period(), AT, TRIGGER)
+    with register.session() as session:
+        records = audit.records(session.db)
+    return Twin(seed, folder, db_url, store_path, result, records, register)
+
+
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
+def twin(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Twin]:
+    built = _build(tmp_path_factory.mktemp(f"uc9_{request.param}"), request.param)
+    yield built
+    built.register.dispose()
+
+
+def _truth(twin: Twin) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    truth = twin.folder / "twin" / "truth"
+    outages = pq.read_table(truth / "outages.parquet").to_pylist()
+    asked = _population(twin)
+    seen = [
+        r
+        for r in pq.read_table(truth / "interruptions_seen.parquet").to_pylist()
+        if r["logged"] and r["ean"] in asked
+    ]
+    return outages, seen
+
+
+def _population(twin: Twin) -> frozenset[str]:
+    """The EANs UC9 asked for: in service with a smart meter in the register. The twin
+    also has meters that log while the register says out of service (seed 5); UC9's
+    population leaves them out, so the truth is compared on the population."""
+    decision = next(r.entry for r in twin.audit_records if r.entry.purpose == "UC9")
+    return frozenset(decision.connections)
+
+
+def _registered_by_ean(result: Uc09Result) -> dict[str, list[Outage]]:
+    out: dict[str, list[Outage]] = {}
+    for o in result.outages:
+        for c in o.customers:
+            out.setdefault(c.ean, []).append(o)
+    return out
+
+
+def test_every_logged_interruption_is_in_exactly_one_outage_to_the_second(twin: Twin) -> None:
+    _, seen = _truth(twin)
+    assert seen, "the twin should have logged interruptions"
+    by_ean = _registered_by_ean(twin.result)
+    for row in seen:
+        found = by_ean.get(str(row["ean"]), [])
+        assert len(found) == 1, f"{row['ean']} of {row['outage_id']} in {len(found)} outages"
+        customer = next(c for c in found[0].customers if c.ean == row["ean"])
+        assert customer.duration_s == row["log_duration_s"]
+        assert customer.end == row["log_end"]
+        assert customer.start == customer.end - timedelta(seconds=customer.duration_s)
+
+
+def test_truth_outages_map_one_to_one_to_registered_outages(twin: Twin) -> None:
+    outages, seen = _truth(twin)
+    by_ean = _registered_by_ean(twin.result)
+    logged: dict[str, set[str]] = {}
+    for row in seen:
+        logged.setdefault(str(row["outage_id"]), set()).add(str(row["ean"]))
+    mapping: dict[str, str] = {}
+    for truth in outages:
+        eans = logged.get(str(truth["outage_id"]))
+        if not eans:  # only Ferraris meters were hit: nothing was logged, nothing to register
+            continue
+        registered = {by_ean[e][0].id for e in eans}
+        assert len(registered) == 1, f"{truth['outage_id']} split into {registered}"
+        outage = next(o for o in twin.result.outages if o.id in registered)
+        assert outage.substation == truth["substation"]
+        assert {c.ean for c in outage.customers} == eans
+        rows = [r for r in seen if r["outage_id"] == truth["outage_id"]]
+        assert outage.start == min(
+            r["log_end"] - timedelta(seconds=int(r["log_duration_s"])) for r in rows
+        )
+        assert outage.end == max(r["log_end"] for r in rows)
+        assert outage.source == SOURCE
+        mapping[str(truth["outage_id"])] = outage.id
+    assert len(set(mapping.values())) == len(mapping), "two truth outages merged into one"
+    assert set(mapping.values()) == {o.id for o in twin.result.outages}, "an outage not in truth"
+    planned = [str(t["outage_id"]) for t in outages if t["planned"]]
+    assert planned and all(p in mapping for p in planned), "UC9 registers planned work too"
+    assert len(mapping) >= 3
+
+
+def test_reliability_figures_follow_from_the_outages(twin: Twin) -> None:
+    result = twin.result
+    f = result.figures
+    _, seen = _truth(twin)
+    assert f.customer_interruptions == len(seen)
+    assert f.customer_minutes_lost == pytest.approx(
+        sum(int(r["log_duration_s"]) for r in seen) / 60
+    )
+    assert f.customers_served > 0
+    assert f.saifi == pytest.approx(f.customer_interruptions / f.customers_served)
+    assert f.caidi_min == pytest.approx(f.customer_minutes_lost / f.customer_interruptions)
+    assert f.saidi_min == pytest.approx(f.customer_minutes_lost / f.customers_served)
+    assert f.saidi_min is not None
+    assert f.saidi_min_per_year == pytest.approx(f.saidi_min * 365.25 / DAYS)
+    json.dumps(result.as_dict())
+
+
+def test_one_decision_and_one_read_are_audited(twin: Twin) -> None:
+    uc9 = [r.entry for r in twin.audit_records if r.entry.purpose == "UC9"]
+    assert [(e.event, e.outcome) for e in uc9] == [("decision", "granted"), ("read", "read")]
+    assert uc9[0].kinds == ("power_failure_log",)
+    assert len(uc9[0].connections) == twin.result.figures.customers_served
+
+
+def test_without_a_trigger_the_gate_refuses(twin: Twin) -> None:
+    with hub_store(twin.store_path) as store:
+        gate = Gate(twin.register, store, load_catalogue(), clock=lambda: AT)
+        with pytest.raises(Uc09Error) as caught:
+            register_interruptions(gate, OPERATOR, _period(), AT, trigger="")
+    assert "UC9.trigger" in caught.value.rules
+    with twin.register.session() as session:
+        last = audit.records(session.db)[-1].entry
+    assert (last.purpose, last.event, last.outcome) == ("UC9", "decision", "refused")
+
+
+def test_a_supplier_may_not_register_interruptions(twin: Twin) -> None:
+    with hub_store(twin.store_path) as store:
+        gate = Gate(twin.register, store, load_catalogue(), clock=lambda: AT)
+        supplier = Party("8712423000005", Role.SUPPLIER)
+        with pytest.raises(Uc09Error) as caught:
+            register_interruptions(gate, supplier, _period(), AT, TRIGGER)
+    assert "UC9.party" in caught.value.rules
+
+
+def test_area_limits_the_population(twin: Twin) -> None:
+    with hub_store(twin.store_path) as store:
+        gate = Gate(twin.register, store, load_catalogue(), clock=lambda: AT)
+        nowhere = register_interruptions(gate, OPERATOR, _period(), AT, TRIGGER, area="9999")
+    assert nowhere.outages == () and nowhere.figures.customers_served == 0
+
+
+def test_the_cli_prints_outages_and_figures(tmp_path: Path) -> None:
+    built = _build(tmp_path, SEEDS[0])
+    built.register.dispose()
+    to = (START + timedelta(days=DAYS)).isoformat()
+    common = ["--from", START.isoformat(), "--to", to, "--db", built.db_url]
+    common += ["--store", str(built.store_path)]
+    runner = CliRunner()
+    shown = runner.invoke(app, ["usecase", "uc09", *common])
+    assert shown.exit_code == 0, shown.output
+    assert "SAIFI" in shown.output and built.result.outages[0].substation in shown.output
+    as_json = runner.invoke(app, ["usecase", "uc09", *common, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert len(data["outages"]) == len(built.result.outages)
+    assert data["figures"]["customer_interruptions"] == built.result.figures.customer_interruptions
+    refused = runner.invoke(app, ["usecase", "uc09", *common, "--trigger", "", "--json"])
+    assert refused.exit_code == 1
+    assert "UC9.trigger" in json.loads(refused.output)["rules"]
+
+
+def _entry(
+    ean: str, feeder: str, start_min: int, minutes: int, substation: str = "OS1"
+) -> LogEntry:
+    start = datetime(2025, 6, 2, 10, 0, tzinfo=UTC) + timedelta(minutes=start_min)
+    end = start + timedelta(minutes=minutes)
+    return LogEntry(ean, substation, feeder, start, end, minutes * 60)
+
+
+def test_grouping_rules_on_plain_entries() -> None:
+    entries = [
+        _entry("a", "K1", 0, 60),
+        _entry("b", "K1", 30, 60),  # overlaps a on the same feeder: one outage
+        _entry("c", "K1", 90, 10),  # touches b: still the same outage (transitive)
+        _entry("d", "K2", 20, 30),  # another feeder, overlapping, other start: apart
+        _entry("e", "K3", 200, 30),
+        _entry("f", "K4", 200, 31),  # a substation outage: every feeder at once
+        _entry("g", "K1", 200, 30, substation="OS2"),  # another substation: apart
+    ]
+    outages = group_outages(entries)
+    groups = sorted(tuple(c.ean for c in o.customers) for o in outages)
+    assert groups == [("a", "b", "c"), ("d",), ("e", "f"), ("g",)]
+    abc = next(o for o in outages if o.affected == 3)
+    assert abc.duration_s == 100 * 60 and abc.feeders == ("K1",)
+    assert abc.customer_minutes == 60 + 60 + 10
+    period = Period(datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 6, 4, tzinfo=UTC))
+    f = reliability(outages, 10, period)
+    assert f.customer_interruptions == 7 and f.saifi == pytest.approx(0.7)
+    assert f.saidi_min_per_year == pytest.approx(f.customer_minutes_lost / 10 * 365.25 / 2)
+    assert reliability([], 0, period).saifi is None
+    assert GridSpot("OS1", "K1").feeder == "K1"
