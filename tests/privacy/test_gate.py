@@ -319,3 +319,44 @@ def test_aggregates_leave_only_through_disclosure_control(tmp_path: Path) -> Non
     assert refused.value.rules == ("UC11.aggregate",)
     store.close()
     register.dispose()
+
+
+def test_uc1_learns_only_whether_each_meter_has_voltage(world) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from meetpunt.meterdata.kinds import KINDS
+    from meetpunt.meterdata.source import SourceData
+
+    register, store = world
+    with register.session() as s:
+        index = ConnectionIndex(s.meter_index(), 230.0)
+    outage_end = T0 + timedelta(hours=5)
+    schema = pa.schema(
+        [f for f in KINDS["power_failure_log"].source_schema() if f.name != "record"]
+    )
+    log = pa.Table.from_pydict(
+        {"ean": [E3X25], "end": [outage_end], "duration_s": [4 * 3600]}, schema=schema
+    )
+    Ingestor(store, index, rulebook.vee_rules(), now=datetime(2026, 1, 1, tzinfo=UTC)).ingest(
+        SourceData("log", "", {"power_failure_log": log})
+    )
+    gate = _gate(register, store)
+    uc1 = AccessRequest(
+        GRID,
+        "UC1",
+        (E3X25, E1X25),
+        frozenset({"voltage_presence"}),
+        _period(1),
+        T0,
+        trigger="outage report by phone, 02:10",
+    )
+    grant = gate.request(uc1)
+    assert isinstance(grant, Grant)
+    assert grant.presence(T0 + timedelta(hours=2)) == {E3X25: False, E1X25: True}
+    assert grant.presence(T0 + timedelta(hours=6)) == {E3X25: True, E1X25: True}
+    with pytest.raises(GateError) as refused:
+        grant.read("voltages_10min")
+    assert refused.value.rules == ("UC1.kinds",)
+    with pytest.raises(GateError) as outside:
+        grant.presence(T0 + timedelta(days=2))
+    assert outside.value.rules == ("UC1.window",)

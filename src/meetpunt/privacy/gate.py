@@ -30,7 +30,7 @@ from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.store import MeterStore
 from meetpunt.privacy import audit, consent, disclosure, retention
 from meetpunt.privacy.catalogue import AggregateRule, Catalogue, PurposeRule
-from meetpunt.privacy.model import AccessRequest, Decision, stored_utc
+from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Decision, stored_utc
 from meetpunt.privacy.rules import ConnectionFacts, ContractFact, PastGrant, evaluate
 from meetpunt.register import schema as t
 from meetpunt.register.store import Register
@@ -222,6 +222,29 @@ class Grant:
             self.gate.refuse_read(self, finding)
         return self.gate._read(self, kind)
 
+    def presence(self, at: datetime) -> dict[str, bool | None]:
+        """Voltage presence (yes/no) of each granted meter at ``at``, and nothing else
+        (UC1: "alleen of de meter op dat moment wel of geen spanning heeft").
+
+        The store stands in for asking the meters: a smart meter has no voltage at
+        ``at`` when its failure log holds an interruption around that moment (start =
+        end - duration <= at < end); a meter the register does not list as smart
+        answers ``None`` (unknown: a traditional meter cannot be asked). Audited as a
+        read of ``voltage_presence``.
+        """
+        request = self.request
+        if VOLTAGE_PRESENCE not in request.kinds:
+            finding = Finding(
+                f"{self.rule.id}.kinds", f"this grant does not cover {VOLTAGE_PRESENCE}"
+            )
+            self.gate.refuse_read(self, finding)
+        if not request.period.start <= at < request.period.end:
+            finding = Finding(
+                f"{self.rule.id}.window", f"{at.isoformat()} lies outside the granted period"
+            )
+            self.gate.refuse_read(self, finding)
+        return self.gate._presence(self, at)
+
     def aggregate(self, kind: str, column: str) -> disclosure.Release:
         """The sum of ``column`` per area at the purpose's level, through disclosure
         control (PRV-6): only cells with enough connections, none dominant, and none
@@ -368,6 +391,53 @@ class Gate:
                 now,
             )
         return outcome
+
+    def _presence(self, grant: Grant, at: datetime) -> dict[str, bool | None]:
+        if self.store is None:
+            raise GateError("this gate has no meter-data store to ask")
+        ids = grant.connection_ids
+        moment = at.astimezone(UTC).replace(tzinfo=None)
+        placeholders = ", ".join("?" for _ in ids)
+        dark = {
+            int(row[0])
+            for row in self.store.con.execute(
+                f"SELECT DISTINCT connection FROM power_failure_log WHERE connection IN "
+                f'({placeholders}) AND "end" > ? '
+                f'AND "end" - to_seconds(duration_s) <= ?',
+                [*ids.values(), moment, moment],
+            ).fetchall()
+        }
+        with self.register.session() as session:
+            day = to_local(at).date()
+            cv = t.connection_version
+            smart = {
+                r.connection_id
+                for r in session.db.execute(
+                    select(cv.c.connection_id).where(
+                        cv.c.connection_id.in_(list(ids.values())),
+                        cv.c.meter_type == "smart",
+                        cv.c.valid_from <= day,
+                        or_(cv.c.valid_to.is_(None), cv.c.valid_to > day),
+                    )
+                )
+            }
+            answers: dict[str, bool | None] = {
+                ean: (cid not in dark) if cid in smart else None for ean, cid in ids.items()
+            }
+            audit.append(
+                session.db,
+                _entry(
+                    grant.request,
+                    "read",
+                    "read",
+                    [],
+                    kind=VOLTAGE_PRESENCE,
+                    at=at.isoformat(),
+                    rows=len(answers),
+                ),
+                self.clock(),
+            )
+        return answers
 
     def expiry(self, rule: PurposeRule) -> datetime:
         """When copies made under ``rule`` must go: now + the purpose's days, or now when
