@@ -1,4 +1,4 @@
-"""``meetpunt usecase uc09 ...``: the approved use cases of seed 001 (UC9 so far).
+"""``meetpunt usecase uc01|uc09 ...``: the approved use cases of seed 001 (UC1, UC9).
 
 Thin: parses, opens a gate (:func:`meetpunt.privacy.session.open_gate`), calls the use
 case, prints a table or JSON.
@@ -20,6 +20,7 @@ from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.store import STORE_ENV
 from meetpunt.privacy.model import Party, Period, Role
 from meetpunt.privacy.session import open_gate
+from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 usecase_app = typer.Typer(
@@ -140,3 +141,64 @@ def uc09(
         typer.echo(json.dumps(result.as_dict()))
     else:
         _show_uc09(result)
+
+
+def _show_uc01(result: Uc01Result) -> None:
+    table = Table(title=f"UC1: meters asked at {_when(result.at)} (local), {result.trigger}")
+    table.add_column("feeder", no_wrap=True)
+    table.add_column("meter (EAN)", no_wrap=True)
+    table.add_column("why asked")
+    table.add_column("answer")
+    colour = {True: "green", False: "red", None: "dim"}
+    for m in sorted(result.asked, key=lambda m: (m.feeder, m.reason != "reporting meter", m.ean)):
+        feeder = (
+            m.feeder
+            if m.feeder == m.registered_feeder
+            else f"{m.feeder} (reg. {m.registered_feeder})"
+        )
+        table.add_row(feeder, m.ean, m.reason, f"[{colour[m.voltage]}]{m.answer}[/]")
+    console.print(table)
+    counts = Table(title=f"Substation {result.substation or '?'}: dark meters per feeder")
+    counts.add_column("feeder")
+    for name in ("dark", "lit", "cannot be asked"):
+        counts.add_column(name, justify="right")
+    for f in result.feeders:
+        counts.add_row(f.feeder, str(f.dark), str(f.lit), str(f.unknown))
+    console.print(counts)
+    for line in result.verdict.evidence:
+        console.print(f"- {line}")
+    for line in result.suspected_gis_errors:
+        console.print(f"- suspected GIS feeder error: {line}")
+    crew = result.crew or "nobody"
+    console.print(f"verdict: [bold]{result.classification}[/bold]; send: [bold]{crew}[/bold]")
+
+
+@usecase_app.command("uc01")
+def uc01(
+    ean: Annotated[str, typer.Option(help="The reporting connection (EAN).")],
+    at: Annotated[str, typer.Option(help="When (ISO 8601 with offset).")],
+    trigger: Annotated[
+        str, typer.Option(help="The outage report or suspicion this answers.")
+    ] = "outage report",
+    party: Annotated[str, typer.Option(help="The grid operator asking (GLN).")] = "grid_operator",
+    db: DbOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """UC1 Outage localisation: voltage presence (yes/no) of the reporting meter and the
+    meters on its feeder and substation; single connection or cable fault, and whom to send."""
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--at") from exc
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give the time with its UTC offset", param_hint="--at")
+    try:
+        with open_gate(db, store) as gate:
+            result = localise(gate, Party(party, Role.GRID_OPERATOR), ean, moment, trigger)
+    except MeetpuntError as exc:
+        raise _fail(exc, as_json) from exc
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+    else:
+        _show_uc01(result)

@@ -1,0 +1,348 @@
+"""UC1 Outage localisation: which part of the grid is dark, and whom to send.
+
+Seed 001 UC1: on a customer's outage report or a suspected outage (a DSMR 5 last gasp
+is a report by itself), ask ONLY voltage presence (yes/no) at that moment, of the
+reporting meter and the meters on the same cable (feeder) and substation; decide
+between a single-connection fault (send a meter-cabinet mechanic) and a cable /
+street / area fault (send a cable crew). The gate's :meth:`Grant.presence` is the only
+thing UC1 learns from the meters: True = voltage, False = no voltage, None = the meter
+cannot be asked (a traditional meter).
+
+Feeders are the register's, corrected where the register contradicts itself: a feeder
+is one street in the grid model, so a meter whose registered street is the street of
+ANOTHER feeder of the substation (that feeder's "home street") is taken to hang on
+that feeder, and reported as a suspected GIS feeder registration error (UC7 checks
+it). Everything except :func:`localise`'s register and gate calls is pure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from meetpunt.domain.calendar import local_midnight_utc, to_local
+from meetpunt.domain.capacity import Commodity
+from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
+from meetpunt.errors import MeetpuntError
+from meetpunt.privacy.gate import Gate, Grant
+from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Party, Period
+from meetpunt.usecases.uc09_interruption_registration import GridSpot
+
+PURPOSE = "UC1"
+KIND = VOLTAGE_PRESENCE
+
+REPORTER = "reporting meter"
+SINGLE = "single_connection"
+PART = "part_of_feeder"
+WHOLE = "whole_feeder"
+SUBSTATION = "substation"
+NONE_FOUND = "no_outage_found"
+
+MECHANIC = "meter-cabinet mechanic"
+CABLE_CREW = "cable crew"
+CREW = {
+    SINGLE: MECHANIC,
+    PART: CABLE_CREW,
+    WHOLE: CABLE_CREW,
+    SUBSTATION: CABLE_CREW,
+    NONE_FOUND: None,
+}
+
+
+class Uc01Error(MeetpuntError):
+    """UC1 could not ask: the gate refused (``rules`` carries its rule IDs), or the
+    reporting connection is not in the register."""
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One electricity connection of the substation, from the register."""
+
+    ean: str
+    spot: GridSpot
+    street: str
+    smart: bool
+
+
+@dataclass(frozen=True)
+class AskedMeter:
+    """One meter UC1 asked, why, on which feeder, and its answer."""
+
+    ean: str
+    reason: str
+    registered_feeder: str
+    feeder: str
+    """The feeder UC1 takes it to hang on (differs on a suspected GIS error)."""
+    voltage: bool | None
+
+    @property
+    def answer(self) -> str:
+        return {True: "voltage", False: "no voltage", None: "cannot be asked"}[self.voltage]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ean": self.ean,
+            "reason": self.reason,
+            "registered_feeder": self.registered_feeder,
+            "feeder": self.feeder,
+            "voltage": self.voltage,
+            "answer": self.answer,
+        }
+
+
+@dataclass(frozen=True)
+class FeederCount:
+    """Answers on one feeder (as UC1 takes the feeders)."""
+
+    feeder: str
+    dark: int
+    lit: int
+    unknown: int
+
+    @property
+    def smart(self) -> int:
+        return self.dark + self.lit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"feeder": self.feeder, "dark": self.dark, "lit": self.lit, "unknown": self.unknown}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The classification, the crew to send, and the evidence for it."""
+
+    classification: str
+    feeder: str
+    evidence: tuple[str, ...]
+
+    @property
+    def crew(self) -> str | None:
+        return CREW[self.classification]
+
+
+@dataclass(frozen=True)
+class Uc01Result:
+    """What UC1 found for one report."""
+
+    ean: str
+    at: datetime
+    trigger: str
+    substation: str
+    asked: tuple[AskedMeter, ...]
+    feeders: tuple[FeederCount, ...]
+    verdict: Verdict
+    suspected_gis_errors: tuple[str, ...]
+    audit_seq: int | None
+
+    @property
+    def classification(self) -> str:
+        return self.verdict.classification
+
+    @property
+    def crew(self) -> str | None:
+        return self.verdict.crew
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "use_case": PURPOSE,
+            "ean": self.ean,
+            "at": self.at.isoformat(),
+            "trigger": self.trigger,
+            "substation": self.substation,
+            "classification": self.classification,
+            "crew": self.crew,
+            "feeder": self.verdict.feeder,
+            "evidence": list(self.verdict.evidence),
+            "suspected_gis_errors": list(self.suspected_gis_errors),
+            "dark_per_feeder": [f.as_dict() for f in self.feeders],
+            "asked": [m.as_dict() for m in self.asked],
+            "audit_seq": self.audit_seq,
+        }
+
+
+def neighbours(versions: Iterable[ConnectionVersion], reporter: str) -> list[Neighbour]:
+    """The reporting connection and every in-service electricity connection of its
+    substation, in EAN order (the reporter first). Raises :class:`Uc01Error` when the
+    reporter is not an electricity connection in the register."""
+    rows = {
+        v.ean: v
+        for v in versions
+        if v.commodity is Commodity.ELECTRICITY
+        and (v.ean == reporter or v.attributes.status is PhysicalStatus.IN_SERVICE)
+    }
+    if reporter not in rows:
+        raise Uc01Error(f"{reporter} is not an electricity connection in the register")
+
+    def as_neighbour(v: ConnectionVersion) -> Neighbour:
+        a = v.attributes
+        spot = GridSpot(a.grid.substation, a.grid.feeder)
+        return Neighbour(v.ean, spot, a.address.street, a.meter_type is MeterType.SMART)
+
+    own = as_neighbour(rows[reporter])
+    others = [
+        as_neighbour(v)
+        for ean, v in sorted(rows.items())
+        if ean != reporter
+        and own.spot.substation
+        and v.attributes.grid.substation == own.spot.substation
+    ]
+    return [own, *others]
+
+
+def reasons(meters: Iterable[Neighbour], reporter: str) -> dict[str, str]:
+    """Why each meter is asked: the reporter, its feeder, or its substation."""
+    out: dict[str, str] = {}
+    own: GridSpot | None = None
+    listed = list(meters)
+    for m in listed:
+        if m.ean == reporter:
+            own = m.spot
+    for m in listed:
+        if m.ean == reporter:
+            out[m.ean] = REPORTER
+        elif own is not None and m.spot.feeder == own.feeder:
+            out[m.ean] = f"same feeder {own.feeder}"
+        else:
+            out[m.ean] = f"same substation {m.spot.substation}"
+    return out
+
+
+def home_streets(meters: Iterable[Neighbour]) -> dict[str, str]:
+    """Each registered feeder's home street (the street most of its connections are on);
+    a street that is home to two feeders is nobody's home street."""
+    streets: dict[str, Counter[str]] = {}
+    for m in meters:
+        streets.setdefault(m.spot.feeder, Counter())[m.street] += 1
+    homes = {f: c.most_common(1)[0][0] for f, c in streets.items() if c}
+    taken = Counter(homes.values())
+    return {f: s for f, s in homes.items() if taken[s] == 1}
+
+
+def probable_feeders(meters: Iterable[Neighbour]) -> dict[str, str]:
+    """The feeder each meter most likely hangs on: the feeder whose home street is the
+    meter's street, else its registered feeder."""
+    listed = list(meters)
+    by_street = {s: f for f, s in home_streets(listed).items()}
+    return {m.ean: by_street.get(m.street, m.spot.feeder) for m in listed}
+
+
+def count_per_feeder(
+    feeders: Mapping[str, str], answers: Mapping[str, bool | None]
+) -> tuple[FeederCount, ...]:
+    """Dark, lit and unknown meters per feeder, in feeder order."""
+    counts: dict[str, list[int]] = {}
+    for ean, feeder in feeders.items():
+        c = counts.setdefault(feeder, [0, 0, 0])
+        c[{False: 0, True: 1, None: 2}[answers.get(ean)]] += 1
+    return tuple(FeederCount(f, *c) for f, c in sorted(counts.items()))
+
+
+def classify(
+    reporter: str, feeders: Mapping[str, str], answers: Mapping[str, bool | None]
+) -> Verdict:
+    """UC1's decision from the voltage answers (True lit, False dark, None unknown) and
+    each meter's feeder (``feeders``: EAN -> feeder, every asked meter).
+
+    * nobody dark: ``no_outage_found`` when the reporter has voltage, else (it cannot be
+      asked) ``single_connection``;
+    * no dark meter on the reporter's feeder but the reporter itself:
+      ``single_connection`` (meter-cabinet mechanic);
+    * dark meters on every feeder of the substation that has smart meters:
+      ``substation``;
+    * every smart meter of the reporter's feeder dark: ``whole_feeder``; some:
+      ``part_of_feeder`` (cable crew).
+    """
+    own = feeders[reporter]
+    mine = answers.get(reporter)
+    counts = {c.feeder: c for c in count_per_feeder(feeders, answers)}
+    dark = sorted(e for e, v in answers.items() if v is False)
+    others_here = [e for e in dark if e != reporter and feeders.get(e) == own]
+    c = counts[own]
+    said = {True: "has voltage", False: "has no voltage", None: "cannot be asked"}[mine]
+    evidence = [f"reporting meter {reporter} {said}"]
+    elsewhere = [f for f in counts.values() if f.feeder != own and f.dark]
+    if elsewhere:
+        shown = ", ".join(f"{f.feeder} {f.dark}/{f.smart}" for f in elsewhere)
+        evidence.append(f"dark elsewhere on the substation: {shown}")
+    if not dark:
+        evidence.append(f"all {sum(f.smart for f in counts.values())} asked smart meters lit")
+        return Verdict(NONE_FOUND if mine else SINGLE, own, tuple(evidence))
+    if not others_here:
+        evidence.append(f"no other meter on feeder {own} dark ({c.lit} lit)")
+        return Verdict(SINGLE, own, tuple(evidence))
+    evidence.append(f"feeder {own}: {c.dark} of {c.smart} smart meters dark")
+    with_smart = [f for f in counts.values() if f.smart]
+    if len(with_smart) > 1 and all(f.dark for f in with_smart):
+        evidence.append(f"dark meters on all {len(with_smart)} feeders")
+        return Verdict(SUBSTATION, own, tuple(evidence))
+    return Verdict(WHOLE if c.dark == c.smart else PART, own, tuple(evidence))
+
+
+def window(at: datetime) -> Period:
+    """The 1-day period UC1 asks for: the local day of ``at``."""
+    day = to_local(at).date()
+    return Period(local_midnight_utc(day), local_midnight_utc(day + timedelta(days=1)))
+
+
+def localise(gate: Gate, party: Party, ean: str, at: datetime, trigger: str) -> Uc01Result:
+    """UC1: ask voltage presence at ``at`` of the reporter and every meter on its
+    feeder and substation (register on the local date of ``at``), once through the
+    gate, and classify the outage. Raises :class:`Uc01Error` when refused."""
+    with gate.register.session() as session:
+        meters = neighbours(session.connection_versions(to_local(at).date()), ean)
+    why = reasons(meters, ean)
+    request = AccessRequest(
+        party,
+        PURPOSE,
+        tuple(m.ean for m in meters),
+        frozenset({KIND}),
+        window(at),
+        at,
+        justification="UC1 outage localisation: voltage presence (yes/no) only",
+        trigger=trigger,
+    )
+    answer = gate.request(request)
+    if not isinstance(answer, Grant):
+        rules = ", ".join(answer.rules)
+        raise Uc01Error(f"the privacy gate refused UC1: {rules}", answer.findings)
+    answers = answer.presence(at)
+    feeders = probable_feeders(meters)
+    suspected = tuple(
+        f"{m.ean} ({m.street}) registered on {m.spot.feeder}, street of {feeders[m.ean]}"
+        for m in meters
+        if feeders[m.ean] != m.spot.feeder
+    )
+    asked = tuple(
+        AskedMeter(m.ean, why[m.ean], m.spot.feeder, feeders[m.ean], answers.get(m.ean))
+        for m in meters
+    )
+    verdict = classify(ean, feeders, answers)
+    if feeders[ean] != meters[0].spot.feeder:
+        verdict = Verdict(
+            verdict.classification,
+            verdict.feeder,
+            (
+                *verdict.evidence,
+                f"reporter registered on {meters[0].spot.feeder}, its street is on {feeders[ean]}",
+            ),
+        )
+    return Uc01Result(
+        ean,
+        at,
+        trigger,
+        meters[0].spot.substation,
+        asked,
+        count_per_feeder(feeders, answers),
+        verdict,
+        suspected,
+        answer.decision.audit_seq,
+    )
+
+
+def localise_last_gasp(gate: Gate, party: Party, ean: str, sent_at: datetime) -> Uc01Result:
+    """UC1 on a DSMR 5 last-gasp message: the message is the report by itself."""
+    trigger = f"last gasp of {ean} at {sent_at.isoformat()}"
+    return localise(gate, party, ean, sent_at, trigger)
