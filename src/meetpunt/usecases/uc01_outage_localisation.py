@@ -27,8 +27,9 @@ from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
 from meetpunt.errors import MeetpuntError
-from meetpunt.privacy.gate import Gate, Grant
+from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Party, Period
+from meetpunt.usecases.common import ask
 from meetpunt.usecases.uc09_interruption_registration import GridSpot
 
 PURPOSE = "UC1"
@@ -304,10 +305,7 @@ def localise(gate: Gate, party: Party, ean: str, at: datetime, trigger: str) -> 
         justification="UC1 outage localisation: voltage presence (yes/no) only",
         trigger=trigger,
     )
-    answer = gate.request(request)
-    if not isinstance(answer, Grant):
-        rules = ", ".join(answer.rules)
-        raise Uc01Error(f"the privacy gate refused UC1: {rules}", answer.findings)
+    answer = ask(gate, request, Uc01Error)
     answers = answer.presence(at)
     feeders = probable_feeders(meters)
     suspected = tuple(

@@ -24,8 +24,9 @@ from meetpunt.domain.calendar import to_local
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
 from meetpunt.errors import MeetpuntError
-from meetpunt.privacy.gate import Gate, Grant
+from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period, stored_utc
+from meetpunt.usecases.common import ask
 
 PURPOSE = "UC9"
 KIND = "power_failure_log"
@@ -368,10 +369,7 @@ def register_interruptions(
         justification="UC9 interruption registration for Nestor (legal duty)",
         trigger=trigger,
     )
-    answer = gate.request(request)
-    if not isinstance(answer, Grant):
-        rules = ", ".join(answer.rules)
-        raise Uc09Error(f"the privacy gate refused UC9: {rules}", answer.findings)
+    answer = ask(gate, request, Uc09Error)
     table = answer.read(KIND)
     eans = {cid: ean for ean, cid in answer.connection_ids.items()}
     entries = log_entries(table, eans, spots, period)
