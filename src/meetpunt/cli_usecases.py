@@ -202,3 +202,70 @@ def uc01(
         typer.echo(json.dumps(result.as_dict()))
     else:
         _show_uc01(result)
+
+
+@usecase_app.command("uc04")
+def uc04(
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")],
+    date_to: Annotated[str, typer.Option("--to", help="Day after the last (exclusive).")],
+    planned: Annotated[
+        Path | None,
+        typer.Option(help="CSV of planned works: substation,feeder,start,end (ISO 8601)."),
+    ] = None,
+    letters: Annotated[
+        Path | None, typer.Option(help="Write one Dutch letter per payment into this folder.")
+    ] = None,
+    trigger: Annotated[
+        str, typer.Option(help="The outage incident this compensation answers.")
+    ] = "outage incident: compensation",
+    party: Annotated[str, typer.Option(help="The grid operator asking (GLN).")] = "grid_operator",
+    db: DbOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """UC4 Outage compensation: who is owed what (MKT-8) from the power failure logs,
+    planned works left out; a payment list, a review list and letters."""
+    from meetpunt.usecases.uc04_outage_compensation import compensate, read_planned
+
+    try:
+        period = Period(
+            local_midnight_utc(date.fromisoformat(date_from)),
+            local_midnight_utc(date.fromisoformat(date_to)),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        works = read_planned(planned) if planned is not None else []
+        with open_gate(db, store) as gate:
+            result = compensate(
+                gate, Party(party, Role.GRID_OPERATOR), period, datetime.now(UTC), trigger, works
+            )
+    except MeetpuntError as exc:
+        raise _fail(exc, as_json) from exc
+    if letters is not None:
+        letters.mkdir(parents=True, exist_ok=True)
+        for item in result.letters:
+            (letters / f"{item.ean}_{item.outage_id}.txt").write_text(item.text, encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+        return
+    table = Table(title=f"UC4: {len(result.payments)} payment(s), total EUR {result.total}")
+    for name in ("EAN", "customer", "start", "duration", "class", "amount"):
+        table.add_column(name)
+    for p in result.payments:
+        minutes = p.duration.total_seconds() / 60
+        table.add_row(
+            p.ean,
+            p.customer,
+            _when(p.start),
+            f"{minutes:,.0f} min",
+            p.compensation.class_id,
+            f"{p.amount}",
+        )
+    console.print(table)
+    review = Table(title=f"UC4: {len(result.reviews)} connection(s) to review")
+    for name in ("EAN", "outage", "reason"):
+        review.add_column(name)
+    for r in result.reviews:
+        review.add_row(r.ean, r.outage_id, r.reason)
+    console.print(review)

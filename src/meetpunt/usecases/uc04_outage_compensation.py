@@ -1,0 +1,613 @@
+"""UC4 Outage compensation (compensatievergoeding, MKT-8) from the power failure logs.
+
+Seed 001 UC4: after an unplanned interruption longer than 4 hours the customer is owed
+a fixed amount, paid unasked; "uw netbeheerder heeft het storingsregister uit de slimme
+meter nodig" and "controleert ook de omliggende slimme meters". UC4 asks the privacy
+gate ONCE for ``power_failure_log`` of every in-service electricity connection with a
+smart meter (UC9's population), groups the entries into outages with UC9's grouping,
+and decides per connection with :class:`meetpunt.domain.compensation.CompensationScheme`.
+
+Rules (each decision carries its source and reason):
+
+* planned work is the operator's own knowledge (:class:`PlannedWork`); an outage that
+  overlaps a planned work on its substation (and feeder, when given) pays nothing;
+* the fault's grid level is MV when every feeder of a substation with at least two
+  feeders went dark at once (a substation/MV outage), LV otherwise;
+* a smart meter with a log entry is paid on its own logged duration;
+* a connection of a faulted feeder without a log entry (traditional meter, meter
+  without a log) is paid with the outage's duration only when its neighbours on the
+  cable place it in the dark part: the whole feeder went dark, a dark meter on its own
+  backbone node (the house opposite), dark neighbours on both sides, or it lies beyond
+  the last dark meter, away from the lit ones (a radial LV cable is dark from the fault
+  to its end; house numbers run along the cable). Otherwise it is listed for review;
+* a meter whose street is the home street of ANOTHER feeder (UC1's street rule) is a
+  suspected GIS feeder error: never paid because of its registration, always listed
+  for review (a smart meter with its own log is still paid on that log);
+* a registered out-of-service connection on a faulted feeder is not asked and not
+  paid, but listed for review (it may still be in use); an owed connection without a
+  contract holder in the register is listed for review instead of paid.
+
+Everything except :func:`compensate`'s register and gate calls is pure.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from meetpunt import rulebook
+from meetpunt.domain.calendar import to_local
+from meetpunt.domain.capacity import Capacity, CapacityClasses, Commodity
+from meetpunt.domain.compensation import (
+    CapacityConnection,
+    Compensation,
+    CompensationScheme,
+    GridLevel,
+)
+from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
+from meetpunt.errors import MeetpuntError
+from meetpunt.privacy.gate import Gate
+from meetpunt.privacy.model import AccessRequest, Party, Period
+from meetpunt.usecases.common import ask
+from meetpunt.usecases.uc01_outage_localisation import Neighbour, probable_feeders
+from meetpunt.usecases.uc09_interruption_registration import (
+    GridSpot,
+    Outage,
+    group_outages,
+    log_entries,
+    population,
+)
+
+PURPOSE = "UC4"
+KIND = "power_failure_log"
+SOURCE_LOG = "own meter power failure log (1-0:99.97.0)"
+SOURCE_NEIGHBOURS = "outage duration, placed in the dark part by its neighbours"
+LEGAL_TERM = "zes maanden"
+
+
+class Uc04Error(MeetpuntError):
+    """The gate refused UC4 (``rules`` carries its rule IDs), or the planned-work file
+    is malformed."""
+
+
+@dataclass(frozen=True)
+class PlannedWork:
+    """One planned interruption from the operator's own work planning."""
+
+    substation: str
+    feeder: str | None
+    start: datetime
+    end: datetime
+
+    def covers(
+        self, substation: str, feeders: Iterable[str], start: datetime, end: datetime
+    ) -> bool:
+        """True when an outage on ``substation``/``feeders`` over [start, end) is this work."""
+        if substation != self.substation or not (start < self.end and end > self.start):
+            return False
+        return self.feeder is None or self.feeder in set(feeders)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "substation": self.substation,
+            "feeder": self.feeder,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+
+def read_planned(path: Path) -> list[PlannedWork]:
+    """The planned works of a CSV file with columns substation,feeder,start,end (ISO 8601
+    with offset; an empty feeder means the whole substation)."""
+    out: list[PlannedWork] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                start = datetime.fromisoformat(row["start"].strip())
+                end = datetime.fromisoformat(row["end"].strip())
+                substation = row["substation"].strip()
+                feeder = (row.get("feeder") or "").strip() or None
+            except (KeyError, ValueError, AttributeError) as exc:
+                raise Uc04Error(f"{path}:{line}: not a planned work ({exc})") from exc
+            if start.tzinfo is None or end.tzinfo is None or not substation or end <= start:
+                raise Uc04Error(
+                    f"{path}:{line}: give substation and start < end with their UTC offset"
+                )
+            out.append(PlannedWork(substation, feeder, start, end))
+    return out
+
+
+@dataclass(frozen=True)
+class Meter:
+    """One electricity connection as the register has it (what UC4 needs)."""
+
+    ean: str
+    substation: str
+    feeder: str
+    street: str
+    house_number: int
+    address: str
+    capacity: Capacity
+    smart: bool
+    in_service: bool
+
+    @property
+    def node(self) -> int:
+        """The backbone node: houses n and n+1 (odd, even) sit opposite each other."""
+        return (self.house_number + 1) // 2
+
+
+def meters_of(versions: Iterable[ConnectionVersion]) -> dict[str, Meter]:
+    """Every electricity connection of the register that is in service or out of
+    service (not demolished, not in construction), in EAN order."""
+    out: dict[str, Meter] = {}
+    for v in sorted(versions, key=lambda v: v.ean):
+        a = v.attributes
+        if v.commodity is not Commodity.ELECTRICITY:
+            continue
+        if a.status not in (PhysicalStatus.IN_SERVICE, PhysicalStatus.OUT_OF_SERVICE):
+            continue
+        ad = a.address
+        number = f"{ad.house_number}{ad.house_number_suffix}"
+        out[v.ean] = Meter(
+            ean=v.ean,
+            substation=a.grid.substation,
+            feeder=a.grid.feeder,
+            street=ad.street,
+            house_number=ad.house_number,
+            address=f"{ad.street} {number}, {ad.postcode} {ad.city}".strip(),
+            capacity=a.capacity,
+            smart=a.meter_type is MeterType.SMART,
+            in_service=a.status is PhysicalStatus.IN_SERVICE,
+        )
+    return out
+
+
+def street_feeders(meters: Mapping[str, Meter]) -> dict[str, str]:
+    """UC1's street rule per substation: the feeder each meter most likely hangs on."""
+    by_substation: dict[str, list[Neighbour]] = {}
+    for m in meters.values():
+        spot = GridSpot(m.substation, m.feeder)
+        by_substation.setdefault(m.substation, []).append(Neighbour(m.ean, spot, m.street, m.smart))
+    out: dict[str, str] = {}
+    for group in by_substation.values():
+        out.update(probable_feeders(group))
+    return out
+
+
+@dataclass(frozen=True)
+class OutageDecision:
+    """One outage as UC4 sees it: where, when, the fault's grid level, planned or not."""
+
+    id: str
+    substation: str
+    feeders: tuple[str, ...]
+    start: datetime
+    end: datetime
+    grid_level: GridLevel
+    planned: PlannedWork | None
+    logged: int
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "substation": self.substation,
+            "feeders": list(self.feeders),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "duration_s": int(self.duration.total_seconds()),
+            "grid_level": str(self.grid_level),
+            "planned": None if self.planned is None else self.planned.as_dict(),
+            "meters_logged": self.logged,
+        }
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A connection UC4 decided is owed an amount for one outage (before the payee)."""
+
+    ean: str
+    outage_id: str
+    start: datetime
+    end: datetime
+    compensation: Compensation
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One line of the payment list."""
+
+    ean: str
+    customer: str
+    address: str
+    outage_id: str
+    start: datetime
+    end: datetime
+    compensation: Compensation
+
+    @property
+    def amount(self) -> Decimal:
+        return self.compensation.amount
+
+    @property
+    def duration(self) -> timedelta:
+        return self.compensation.duration
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.compensation
+        return {
+            "ean": self.ean,
+            "customer": self.customer,
+            "address": self.address,
+            "outage_id": self.outage_id,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "duration_s": int(c.duration.total_seconds()),
+            "class": c.class_id,
+            "amount": str(c.amount),
+            "currency": c.currency,
+            "duration_source": c.duration_source,
+            "reasons": [r.as_dict() for r in c.reasons],
+        }
+
+
+@dataclass(frozen=True)
+class Review:
+    """One line of the review list: a connection a person must decide on, and why."""
+
+    ean: str
+    outage_id: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ean": self.ean, "outage_id": self.outage_id, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Letter:
+    """The letter to one paid customer, in Dutch."""
+
+    ean: str
+    outage_id: str
+    customer: str
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ean": self.ean,
+            "outage_id": self.outage_id,
+            "customer": self.customer,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class Uc04Result:
+    """What UC4 decided for one period."""
+
+    period: Period
+    trigger: str
+    outages: tuple[OutageDecision, ...]
+    payments: tuple[Payment, ...]
+    reviews: tuple[Review, ...]
+    letters: tuple[Letter, ...]
+    entries_read: int
+    audit_seq: int | None
+    scheme_version: str
+
+    @property
+    def total(self) -> Decimal:
+        return sum((p.amount for p in self.payments), Decimal(0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "use_case": PURPOSE,
+            "period": {
+                "start": self.period.start.isoformat(),
+                "end": self.period.end.isoformat(),
+            },
+            "trigger": self.trigger,
+            "scheme_version": self.scheme_version,
+            "entries_read": self.entries_read,
+            "audit_seq": self.audit_seq,
+            "outages": [o.as_dict() for o in self.outages],
+            "payments": [p.as_dict() for p in self.payments],
+            "total": str(self.total),
+            "reviews": [r.as_dict() for r in self.reviews],
+            "letters": [letter.as_dict() for letter in self.letters],
+        }
+
+
+def grid_level(
+    outage: Outage, feeders: Sequence[str], substation_feeders: Sequence[str]
+) -> GridLevel:
+    """MV when the outage darkened every feeder (with smart meters) of a substation that
+    has at least two, all at once (UC9's grouping joins feeders only on a simultaneous
+    start); LV otherwise. ``feeders`` are the outage's feeders by the street rule."""
+    everything = set(substation_feeders)
+    if len(everything) >= 2 and everything <= set(feeders):
+        return GridLevel.MV
+    return GridLevel.LV
+
+
+@dataclass
+class _Assessment:
+    outages: list[OutageDecision] = field(default_factory=list)
+    owed: list[Owed] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
+
+
+def _placed_dark(node: int, dark: set[int], lit: set[int], whole: bool) -> tuple[bool, str]:
+    """Whether the neighbours on the cable place a meter at ``node`` in the dark part."""
+    if whole:
+        return True, "the whole feeder went dark"
+    if len(dark) < 2:
+        return False, "only one meter of the feeder logged it (a single-connection fault?)"
+    if node in dark:
+        return True, "the meter opposite on the same cable node logged the outage"
+    below = [n for n in dark | lit if n < node]
+    above = [n for n in dark | lit if n > node]
+    low = max(below) if below else None
+    high = min(above) if above else None
+    if low in dark and high in dark:
+        return True, "dark neighbours on both sides"
+    if low in lit and high in lit:
+        return False, "lit"
+    if dark and lit and max(lit) < min(dark) and high is None and low in dark:
+        return True, "beyond the last dark meter, away from the lit part of the cable"
+    if dark and lit and min(lit) > max(dark) and low is None and high in dark:
+        return True, "beyond the last dark meter, away from the lit part of the cable"
+    return False, (
+        "its neighbours do not place it: "
+        f"nearest meter below is {_state(low, dark)}, above is {_state(high, dark)}"
+    )
+
+
+def _state(node: int | None, dark: set[int]) -> str:
+    if node is None:
+        return "none"
+    return "dark" if node in dark else "lit"
+
+
+def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
+    outages: Sequence[Outage],
+    meters: Mapping[str, Meter],
+    smart: Iterable[str],
+    planned: Sequence[PlannedWork],
+    scheme: CompensationScheme,
+    classes: CapacityClasses,
+    operator: str | None = None,
+) -> _Assessment:
+    """UC4's decisions over the grouped outages (pure; see the module docstring).
+
+    ``meters`` is every in/out-of-service electricity connection of the register,
+    ``smart`` the EANs whose logs were asked.
+    """
+    asked = set(smart)
+    street = street_feeders(meters)
+    suspects = {e for e, f in street.items() if f != meters[e].feeder}
+    feeders_of: dict[str, set[str]] = {}
+    for m in meters.values():
+        if m.in_service and m.ean in asked:
+            feeders_of.setdefault(m.substation, set()).add(street[m.ean])
+    out = _Assessment()
+    for o in outages:
+        logged = {c.ean: c for c in o.customers}
+        faulted = sorted({street.get(e, meters[e].feeder if e in meters else "") for e in logged})
+        level = grid_level(o, faulted, sorted(feeders_of.get(o.substation, ())))
+        here = {e for e in asked if e in meters and meters[e].substation == o.substation}
+        if level is GridLevel.MV and not here <= set(logged):
+            level = GridLevel.LV  # a meter of the substation kept its voltage
+        work = next((w for w in planned if w.covers(o.substation, faulted, o.start, o.end)), None)
+        decision = OutageDecision(
+            o.id, o.substation, tuple(faulted), o.start, o.end, level, work, len(logged)
+        )
+        out.outages.append(decision)
+        if work is not None:
+            continue
+        reviewed: set[str] = set()
+
+        def review(ean: str, reason: str, *, _o: Outage = o, _seen: set[str] = reviewed) -> None:
+            if ean not in _seen:
+                _seen.add(ean)
+                out.reviews.append(Review(ean, _o.id, reason))
+
+        def owed(
+            ean: str, seconds: float, source: str, *, _level: GridLevel = level
+        ) -> Compensation:
+            m = meters[ean]
+            return scheme.compensate(
+                CapacityConnection.classify(m.capacity, classes),
+                _level,
+                timedelta(seconds=seconds),
+                operator=operator,
+                duration_source=source,
+            )
+
+        for ean, c in logged.items():
+            if ean not in meters:
+                review(ean, "logged the outage but is not in the register")
+                continue
+            comp = owed(ean, c.duration_s, SOURCE_LOG)
+            if comp.paid:
+                out.owed.append(Owed(ean, o.id, c.start, c.end, comp))
+            if ean in suspects:
+                m = meters[ean]
+                paid = f"; paid EUR {comp.amount} on its own log" if comp.paid else ""
+                review(
+                    ean,
+                    f"suspected GIS feeder error: registered on {m.feeder}, its street "
+                    f"({m.street}) is on {street[ean]}{paid}",
+                )
+        dark_nodes: dict[str, set[int]] = {}
+        lit_nodes: dict[str, dict[int, set[str]]] = {}
+        for m in meters.values():
+            if m.substation != o.substation or m.ean in suspects or not m.in_service:
+                continue
+            if m.ean in logged:
+                dark_nodes.setdefault(m.feeder, set()).add(m.node)
+            elif m.ean in asked:
+                lit_nodes.setdefault(m.feeder, {}).setdefault(m.node, set()).add(m.ean)
+        for m in meters.values():
+            if m.substation != o.substation or m.ean in logged:
+                continue
+            if m.feeder not in faulted and street.get(m.ean) not in faulted:
+                continue
+            if m.ean in suspects:
+                review(
+                    m.ean,
+                    f"suspected GIS feeder error: registered on {m.feeder}, its street "
+                    f"({m.street}) is on {street[m.ean]}; not paid on its registration, "
+                    "no log of its own",
+                )
+                continue
+            could = owed(m.ean, o.duration_s, SOURCE_NEIGHBOURS)
+            if not could.paid:
+                continue
+            if not m.in_service:
+                review(
+                    m.ean,
+                    f"registered out of service on faulted feeder {m.feeder}: not asked; "
+                    f"if it is in use it may be owed EUR {could.amount}",
+                )
+                continue
+            dark = dark_nodes.get(m.feeder, set())
+            lit = set(lit_nodes.get(m.feeder, {})) - dark  # an asked meter without a log: lit
+            ok, why = _placed_dark(m.node, dark, lit, whole=len(dark) > 1 and not lit)
+            if ok:
+                out.owed.append(Owed(m.ean, o.id, o.start, o.end, could))
+            elif m.ean not in asked and why != "lit":
+                review(m.ean, f"meter without a log on faulted feeder {m.feeder}: {why}")
+            # a smart meter asked without a log entry logged no long failure: it had voltage
+    return out
+
+
+def _duration_nl(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} uur en {rest} minuten"
+
+
+def _euro_nl(amount: Decimal) -> str:
+    whole, _, cents = f"{amount:.2f}".partition(".")
+    return f"€ {whole},{cents}"
+
+
+def letter(payment: Payment, operator: str) -> Letter:
+    """The Dutch letter to a paid customer: amount, date and duration, payment follows."""
+    start, end = to_local(payment.start), to_local(payment.end)
+    text = "\n".join(
+        (
+            f"Geachte {payment.customer},",
+            "",
+            f"Op {start:%d-%m-%Y} om {start:%H:%M} uur viel de stroom uit op uw aansluiting "
+            f"(EAN {payment.ean}, {payment.address}). De stroom was terug op "
+            f"{end:%d-%m-%Y} om {end:%H:%M} uur. De onderbreking duurde "
+            f"{_duration_nl(payment.duration)}.",
+            "",
+            "Bij een onverwachte stroomonderbreking die langer duurt dan de wettelijke "
+            "grens, heeft u recht op een compensatievergoeding. Voor uw aansluiting is dat "
+            f"{_euro_nl(payment.amount)}.",
+            "",
+            "U hoeft hiervoor niets te doen. Wij betalen het bedrag automatisch aan u, "
+            f"binnen de wettelijke termijn van {LEGAL_TERM}.",
+            "",
+            "Met vriendelijke groet,",
+            operator,
+        )
+    )
+    return Letter(payment.ean, payment.outage_id, payment.customer, text + "\n")
+
+
+def compensate(
+    gate: Gate,
+    party: Party,
+    period: Period,
+    at: datetime,
+    trigger: str,
+    planned: Sequence[PlannedWork],
+    operator: str | None = None,
+) -> Uc04Result:
+    """UC4: ask the gate once for the power failure logs of the in-service smart meters
+    over ``period`` (register on the period's first local day), group them into outages,
+    leave out the ``planned`` works and decide who is owed what (MKT-8).
+
+    ``operator`` is the grid operator's name for operator-specific rules (Stedin pays
+    nothing up to 1x6 A) and signs the letters. Raises :class:`Uc04Error` when refused.
+    """
+    scheme = rulebook.compensation_scheme()
+    classes = rulebook.capacity_classes()
+    day = to_local(period.start).date()
+    with gate.register.session() as session:
+        versions = list(session.connection_versions(day))
+    spots = population(versions)
+    meters = meters_of(versions)
+    if not spots:
+        return Uc04Result(period, trigger, (), (), (), (), 0, None, scheme.version)
+    request = AccessRequest(
+        party,
+        PURPOSE,
+        tuple(spots),
+        frozenset({KIND}),
+        period,
+        at,
+        justification="UC4 outage compensation (MKT-8): power failure logs",
+        trigger=trigger,
+    )
+    answer = ask(gate, request, Uc04Error)
+    table = answer.read(KIND)
+    eans = {cid: ean for ean, cid in answer.connection_ids.items()}
+    entries = log_entries(table, eans, spots, period)
+    outages = group_outages(entries)
+    found = assess(outages, meters, spots, planned, scheme, classes, operator)
+    payments: list[Payment] = []
+    reviews = list(found.reviews)
+    with gate.register.session() as session:
+        for item in found.owed:
+            on: date = to_local(item.start).date()
+            contract = session.contract_on(item.ean, on, Commodity.ELECTRICITY)
+            if contract is None:
+                reviews.append(
+                    Review(
+                        item.ean,
+                        item.outage_id,
+                        f"owed EUR {item.compensation.amount} but no contract holder in the "
+                        f"register on {on.isoformat()}: find out whom to pay",
+                    )
+                )
+                continue
+            payments.append(
+                Payment(
+                    item.ean,
+                    contract.contract_holder,
+                    meters[item.ean].address,
+                    item.outage_id,
+                    item.start,
+                    item.end,
+                    item.compensation,
+                )
+            )
+    payments.sort(key=lambda p: (p.start, p.ean))
+    reviews.sort(key=lambda r: (r.outage_id, r.ean))
+    signer = operator or party.name or "Uw netbeheerder"
+    letters = tuple(letter(p, signer) for p in payments)
+    return Uc04Result(
+        period,
+        trigger,
+        tuple(found.outages),
+        tuple(payments),
+        tuple(reviews),
+        letters,
+        len(entries),
+        answer.decision.audit_seq,
+        scheme.version,
+    )
