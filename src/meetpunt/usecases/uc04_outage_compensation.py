@@ -53,14 +53,12 @@ from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalSta
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period
-from meetpunt.usecases.common import ask
 from meetpunt.usecases.uc01_outage_localisation import Neighbour, probable_feeders
 from meetpunt.usecases.uc09_interruption_registration import (
     GridSpot,
     Outage,
-    group_outages,
-    log_entries,
     population,
+    read_outages,
 )
 
 PURPOSE = "UC4"
@@ -553,22 +551,22 @@ def compensate(
     meters = meters_of(versions)
     if not spots:
         return Uc04Result(period, trigger, (), (), (), (), 0, None, scheme.version)
-    request = AccessRequest(
-        party,
-        PURPOSE,
-        tuple(spots),
-        frozenset({KIND}),
-        period,
-        at,
-        justification="UC4 outage compensation (MKT-8): power failure logs",
-        trigger=trigger,
+    read = read_outages(
+        gate,
+        AccessRequest(
+            party,
+            PURPOSE,
+            tuple(spots),
+            frozenset({KIND}),
+            period,
+            at,
+            justification="UC4 outage compensation (MKT-8): power failure logs",
+            trigger=trigger,
+        ),
+        spots,
+        Uc04Error,
     )
-    answer = ask(gate, request, Uc04Error)
-    table = answer.read(KIND)
-    eans = {cid: ean for ean, cid in answer.connection_ids.items()}
-    entries = log_entries(table, eans, spots, period)
-    outages = group_outages(entries)
-    found = assess(outages, meters, spots, planned, scheme, classes, operator)
+    found = assess(read.outages, meters, spots, planned, scheme, classes, operator)
     payments: list[Payment] = []
     reviews = list(found.reviews)
     with gate.register.session() as session:
@@ -607,7 +605,7 @@ def compensate(
         tuple(payments),
         tuple(reviews),
         letters,
-        len(entries),
-        answer.decision.audit_seq,
+        read.entries,
+        read.audit_seq,
         scheme.version,
     )

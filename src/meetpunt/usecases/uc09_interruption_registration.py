@@ -359,22 +359,44 @@ def register_interruptions(
     if not spots:
         figures = reliability((), 0, period)
         return Uc09Result(period, area, (), figures, 0, None)
-    request = AccessRequest(
-        party,
-        PURPOSE,
-        tuple(spots),
-        frozenset({KIND}),
-        period,
-        at,
-        justification="UC9 interruption registration for Nestor (legal duty)",
-        trigger=trigger,
+    read = read_outages(
+        gate,
+        AccessRequest(
+            party,
+            PURPOSE,
+            tuple(spots),
+            frozenset({KIND}),
+            period,
+            at,
+            justification="UC9 interruption registration for Nestor (legal duty)",
+            trigger=trigger,
+        ),
+        spots,
+        Uc09Error,
     )
-    answer = ask(gate, request, Uc09Error)
+    figures = reliability(read.outages, len(spots), period)
+    return Uc09Result(period, area, tuple(read.outages), figures, read.entries, read.audit_seq)
+
+
+@dataclass(frozen=True)
+class OutagesRead:
+    """The outages one grant's failure logs show, and how many entries were read."""
+
+    outages: list[Outage]
+    entries: int
+    audit_seq: int | None
+
+
+def read_outages(
+    gate: Gate,
+    request: AccessRequest,
+    spots: Mapping[str, GridSpot],
+    error: type[MeetpuntError],
+) -> OutagesRead:
+    """Ask the gate for the failure logs of ``request`` (UC4, UC9), keep the entries
+    inside its period and group them into outages; ``error`` on a refusal."""
+    answer = ask(gate, request, error)
     table = answer.read(KIND)
     eans = {cid: ean for ean, cid in answer.connection_ids.items()}
-    entries = log_entries(table, eans, spots, period)
-    outages = group_outages(entries)
-    figures = reliability(outages, len(spots), period)
-    return Uc09Result(
-        period, area, tuple(outages), figures, len(entries), answer.decision.audit_seq
-    )
+    entries = log_entries(table, eans, spots, request.period)
+    return OutagesRead(group_outages(entries), len(entries), answer.decision.audit_seq)
