@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from meetpunt.meterdata.store import STORE_ENV
 
 
 def make_console(width: int = 120) -> Console:
@@ -26,3 +29,12 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help="Meter-data store (DuckDB file); default: meterdata.duckdb in the meetpunt home.",
+    ),
+]

@@ -18,12 +18,11 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from meetpunt.cli_common import DbOption, JsonOption, make_console
+from meetpunt.cli_common import DbOption, JsonOption, StoreOption, make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.meterdata.service import hub_store, quarantined
 from meetpunt.meterdata.source import SourceData
-from meetpunt.meterdata.store import STORE_ENV
 from meetpunt.register import open_register
 
 
@@ -44,15 +43,6 @@ ingest_app = typer.Typer(
 retention_app = typer.Typer(help="Retention of meter data (MTR-6).", no_args_is_help=True)
 
 console = make_console()
-
-StoreOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        envvar=STORE_ENV,
-        help="Meter-data store (DuckDB file); default: meterdata.duckdb in the meetpunt home.",
-    ),
-]
 
 
 def _fail(exc: MeetpuntError) -> typer.Exit:

@@ -1,4 +1,4 @@
-"""``meetpunt usecase uc01|uc09 ...``: the approved use cases of seed 001 (UC1, UC9).
+"""``meetpunt usecase uc01|uc04|uc09 ...``: the approved use cases of seed 001.
 
 Thin: parses, opens a gate (:func:`meetpunt.privacy.session.open_gate`), calls the use
 case, prints a table or JSON.
@@ -14,10 +14,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from meetpunt.cli_common import DbOption, JsonOption, make_console
+from meetpunt.cli_common import DbOption, JsonOption, StoreOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
-from meetpunt.meterdata.store import STORE_ENV
 from meetpunt.privacy.model import Party, Period, Role
 from meetpunt.privacy.session import open_gate
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
@@ -29,14 +28,21 @@ usecase_app = typer.Typer(
 )
 console = make_console()
 
-StoreOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        envvar=STORE_ENV,
-        help="Meter-data store (DuckDB file); default: meterdata.duckdb in the meetpunt home.",
-    ),
-]
+
+FromOption = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")]
+ToOption = Annotated[str, typer.Option("--to", help="Day after the last (exclusive).")]
+PartyOption = Annotated[str, typer.Option(help="The grid operator asking (GLN).")]
+
+
+def _days(date_from: str, date_to: str) -> Period:
+    """The period from local midnight of ``date_from`` to that of ``date_to``."""
+    try:
+        return Period(
+            local_midnight_utc(date.fromisoformat(date_from)),
+            local_midnight_utc(date.fromisoformat(date_to)),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
@@ -103,28 +109,22 @@ def _show_uc09(result: Uc09Result) -> None:
 
 @usecase_app.command("uc09")
 def uc09(
-    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")],
-    date_to: Annotated[str, typer.Option("--to", help="Day after the last (exclusive).")],
+    date_from: FromOption,
+    date_to: ToOption,
     area: Annotated[
         str | None, typer.Option(help="Only this municipality or postcode-4 area.")
     ] = None,
     trigger: Annotated[
         str, typer.Option(help="The outage incident this registration answers.")
     ] = "interruption registration for Nestor",
-    party: Annotated[str, typer.Option(help="The grid operator asking (GLN).")] = "grid_operator",
+    party: PartyOption = "grid_operator",
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """UC9 Interruption registration: outages and reliability figures from the meters'
     power failure logs, for Nestor."""
-    try:
-        period = Period(
-            local_midnight_utc(date.fromisoformat(date_from)),
-            local_midnight_utc(date.fromisoformat(date_to)),
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    period = _days(date_from, date_to)
     try:
         with open_gate(db, store) as gate:
             result = register_interruptions(
@@ -180,7 +180,7 @@ def uc01(
     trigger: Annotated[
         str, typer.Option(help="The outage report or suspicion this answers.")
     ] = "outage report",
-    party: Annotated[str, typer.Option(help="The grid operator asking (GLN).")] = "grid_operator",
+    party: PartyOption = "grid_operator",
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -206,8 +206,8 @@ def uc01(
 
 @usecase_app.command("uc04")
 def uc04(
-    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")],
-    date_to: Annotated[str, typer.Option("--to", help="Day after the last (exclusive).")],
+    date_from: FromOption,
+    date_to: ToOption,
     planned: Annotated[
         Path | None,
         typer.Option(help="CSV of planned works: substation,feeder,start,end (ISO 8601)."),
@@ -218,7 +218,7 @@ def uc04(
     trigger: Annotated[
         str, typer.Option(help="The outage incident this compensation answers.")
     ] = "outage incident: compensation",
-    party: Annotated[str, typer.Option(help="The grid operator asking (GLN).")] = "grid_operator",
+    party: PartyOption = "grid_operator",
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -227,13 +227,7 @@ def uc04(
     planned works left out; a payment list, a review list and letters."""
     from meetpunt.usecases.uc04_outage_compensation import compensate, read_planned
 
-    try:
-        period = Period(
-            local_midnight_utc(date.fromisoformat(date_from)),
-            local_midnight_utc(date.fromisoformat(date_to)),
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    period = _days(date_from, date_to)
     try:
         works = read_planned(planned) if planned is not None else []
         with open_gate(db, store) as gate:
