@@ -76,6 +76,8 @@ def test_output_layout(twin: Path) -> None:
         "register/connections.csv",
         "register/contracts.csv",
         "register/secondary_allocation_points.csv",
+        "operator/planned_works.csv",
+        "operator/outage_reports.csv",
     } <= files.keys()
     assert any(k.startswith("p1/") for k in files)
 

@@ -75,9 +75,14 @@ def detect_kind(stem: str, columns: Sequence[str]) -> Kind:
     )
 
 
+NOT_METER_DATA = frozenset({"truth", "register", "operator"})
+"""Folders of a twin's output that hold no meter data (skipped in a folder search)."""
+
+
 def find_sources(paths: Sequence[Path]) -> list[Path]:
     """Files to ingest: files as given; a folder (a twin's output, say) is searched for
-    meter data (``meterdata/*.parquet``, ``*.csv``) and P1 captures (``p1/*.p1``)."""
+    meter data (``meterdata/*.parquet``, ``*.csv``) and P1 captures (``p1/*.p1``), not
+    in the twin's ``truth/``, ``register/`` and ``operator/`` folders."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -86,8 +91,7 @@ def find_sources(paths: Sequence[Path]) -> list[Path]:
                 for p in path.rglob("*")
                 if p.is_file()
                 and p.suffix in (*TABLE_SUFFIXES, *P1_SUFFIXES)
-                and "truth" not in p.relative_to(path).parts
-                and "register" not in p.relative_to(path).parts
+                and not NOT_METER_DATA & set(p.relative_to(path).parts)
             )
         elif path.is_file():
             found.append(path)

@@ -3,6 +3,7 @@
 Output layout (``--out DIR``)::
 
     register/       connections.csv, secondary_allocation_points.csv, contracts.csv
+    operator/       planned_works.csv, outage_reports.csv (the operator's own knowledge)
     meterdata/      <kind>.parquet: quarter_hours, daily_readings, monthly_readings,
                     gas_hourly, voltages_10min, voltage_events, power_failures,
                     power_failure_log, last_gasp, manual_readings
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 from meetpunt.twin import meters, p1, profiles, truth
 from meetpunt.twin.faults import inject_faults
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, UTC_TS, TimeAxis
+from meetpunt.twin.operatorfile import write_operator_files
 from meetpunt.twin.powerflow import simulate_physics
 from meetpunt.twin.registerfile import write_register
 from meetpunt.twin.swaps import apply_meter_swaps
@@ -44,6 +46,7 @@ STREAMS = {
     "meters": 5,
     "register": 6,
     "swaps": 7,
+    "operator": 8,
 }
 P1_SAMPLE = 5
 P1_EVERY_STEPS = 3  # one telegram per quarter-hour in the sample's captures
@@ -142,6 +145,7 @@ def generate(
     write_register(
         region, faults, settings.start, out / "register", _rng(settings.seed, "register")
     )
+    write_operator_files(region, faults, out / "operator", _rng(settings.seed, "operator"))
     for kind, table in metered.tables.items():
         _write_parquet(table, out / "meterdata" / f"{kind}.parquet")
     truths: dict[str, pa.Table] = {
