@@ -30,11 +30,16 @@ from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate
 from meetpunt.rulebook import capacity_classes, compensation_scheme
 from meetpunt.usecases.uc04_outage_compensation import (
+    INTERRUPTED,
+    NOT_INTERRUPTED,
+    SOURCE_NEIGHBOURS,
+    UNKNOWN,
     Meter,
     PlannedWork,
     Uc04Result,
     assess,
     compensate,
+    read_planned,
 )
 from meetpunt.usecases.uc09_interruption_registration import LogEntry, group_outages
 from tests.usecases.conftest import AT, DAYS, OPERATOR, START, Twin
@@ -48,12 +53,8 @@ def _read(twin: Twin, name: str) -> list[dict[str, Any]]:
 
 
 def _planned(twin: Twin) -> list[PlannedWork]:
-    """The operator's own knowledge: its planned works (from the truth's planned outages)."""
-    return [
-        PlannedWork(r["substation"], r["feeder"], r["start"], r["end"])
-        for r in _read(twin, "outages")
-        if r["planned"]
-    ]
+    """The operator's own knowledge: its work planning, as the twin writes it."""
+    return read_planned(twin.folder / "twin" / "operator" / "planned_works.csv")
 
 
 def _run(twin: Twin, planned: list[PlannedWork] | None = None) -> tuple[Uc04Result, list[Any]]:
@@ -134,6 +135,50 @@ def test_planned_outages_pay_nothing(twin: Twin, runs: dict[int, Any]) -> None:
     if long:  # planned work over 4 h would pay if the operator forgot to list it
         unplanned, _ = _run(twin, planned=[])
         assert {p.outage_id for p in unplanned.payments} >= long
+
+
+def test_the_outage_maps_agree_with_the_truth_and_the_payments(
+    twin: Twin, runs: dict[int, Any]
+) -> None:
+    """Seed 001's picture: every '1' was really cut off and every 'N' was not ('?' is
+    what UC4 could not place); a meter paid on its neighbours is a '1', one reviewed
+    for lack of a log a '?'."""
+    result, _ = _result(twin, runs)
+    assert len(result.maps) == len(result.outages)
+    truth = _read(twin, "outages")
+    cut: dict[str, set[str]] = {}
+    for row in _read(twin, "interruptions"):
+        cut.setdefault(str(row["outage_id"]), set()).add(str(row["ean"]))
+    neighbours = {
+        (p.outage_id, p.ean)
+        for p in result.payments
+        if p.compensation.duration_source == SOURCE_NEIGHBOURS
+    }
+    no_log = {(r.outage_id, r.ean) for r in result.reviews if "meter without a log" in r.reason}
+    states: dict[str, int] = {}
+    for m in result.maps:
+        decided = next(o for o in result.outages if o.id == m.outage_id)
+        real = next(  # outages may overlap in time on a substation: match the feeder too
+            t
+            for t in truth
+            if t["substation"] == m.substation
+            and (t["feeder"] is None or t["feeder"] in m.faulted)
+            and t["start"] < decided.end
+            and t["end"] > decided.start
+        )
+        affected = cut[str(real["outage_id"])]
+        for meter in m.meters:
+            states[meter.state] = states.get(meter.state, 0) + 1
+            if meter.state == INTERRUPTED:
+                assert meter.ean in affected, (m.outage_id, meter)
+            elif meter.state == NOT_INTERRUPTED:
+                assert meter.ean not in affected, (m.outage_id, meter)
+            key = (m.outage_id, meter.ean)
+            if key in neighbours:
+                assert meter.state == INTERRUPTED and not meter.smart
+            if key in no_log:
+                assert meter.state == UNKNOWN
+    assert states.get(INTERRUPTED) and states.get(NOT_INTERRUPTED)
 
 
 def test_one_decision_and_one_read_are_audited(twin: Twin, runs: dict[int, Any]) -> None:

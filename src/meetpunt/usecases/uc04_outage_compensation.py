@@ -301,6 +301,7 @@ class Uc04Result:
     entries_read: int
     audit_seq: int | None
     scheme_version: str
+    maps: tuple[OutageMap, ...] = ()
 
     @property
     def total(self) -> Decimal:
@@ -322,6 +323,7 @@ class Uc04Result:
             "total": str(self.total),
             "reviews": [r.as_dict() for r in self.reviews],
             "letters": [letter.as_dict() for letter in self.letters],
+            "maps": [m.as_dict() for m in self.maps],
         }
 
 
@@ -337,11 +339,106 @@ def grid_level(
     return GridLevel.LV
 
 
+INTERRUPTED = "1"
+NOT_INTERRUPTED = "N"
+UNKNOWN = "?"
+
+
+@dataclass(frozen=True)
+class MapMeter:
+    """One meter on an outage map (seed 001 UC4's picture): its place on the cable and
+    whether it was interrupted ('1'), not ('N') or cannot be placed ('?')."""
+
+    ean: str
+    feeder: str
+    """The registered feeder."""
+    street_feeder: str
+    """The feeder UC1's street rule puts it on (differs for a suspected GIS error)."""
+    house_number: int
+    smart: bool
+    state: str
+    why: str
+
+    @property
+    def suspect(self) -> bool:
+        return self.street_feeder != self.feeder
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ean": self.ean,
+            "feeder": self.feeder,
+            "street_feeder": self.street_feeder,
+            "house_number": self.house_number,
+            "smart": self.smart,
+            "state": self.state,
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True)
+class OutageMap:
+    """Every in-service meter of an outage's substation and what UC4 made of it."""
+
+    outage_id: str
+    substation: str
+    faulted: tuple[str, ...]
+    meters: tuple[MapMeter, ...]
+
+    def count(self, state: str) -> int:
+        return sum(1 for m in self.meters if m.state == state)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outage_id": self.outage_id,
+            "substation": self.substation,
+            "faulted": list(self.faulted),
+            "meters": [m.as_dict() for m in self.meters],
+        }
+
+
 @dataclass
 class _Assessment:
     outages: list[OutageDecision] = field(default_factory=list)
     owed: list[Owed] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
+    maps: list[OutageMap] = field(default_factory=list)
+
+
+def outage_map(
+    outage: Outage,
+    faulted: Sequence[str],
+    meters: Mapping[str, Meter],
+    asked: set[str],
+    street: Mapping[str, str],
+    dark_nodes: Mapping[str, set[int]],
+    lit_nodes: Mapping[str, set[int]],
+) -> OutageMap:
+    """The picture of one outage (seed 001 UC4), and the one placement rule payment
+    uses: a smart meter asked is '1' when it logged the outage and 'N' when not; a
+    meter without a log (traditional, not asked) is placed by its neighbours on the
+    cable (:func:`_placed_dark`), '?' when they do not place it."""
+    logged = {c.ean for c in outage.customers}
+    shown: list[MapMeter] = []
+    for m in meters.values():
+        if m.substation != outage.substation or not (m.in_service or m.ean in logged):
+            continue
+        on = street.get(m.ean, m.feeder)
+        if m.ean in logged:
+            state, why = INTERRUPTED, "logged the outage"
+        elif m.ean in asked:
+            state, why = NOT_INTERRUPTED, "asked, no log entry"
+        elif m.feeder not in faulted and on not in faulted:
+            state, why = NOT_INTERRUPTED, "no log; its feeder is not faulted"
+        elif on != m.feeder:
+            state, why = UNKNOWN, "no log; suspected GIS feeder error on a faulted feeder"
+        else:
+            dark = dark_nodes.get(m.feeder, set())
+            lit = lit_nodes.get(m.feeder, set()) - dark
+            placed, why = _placed_dark(m.node, dark, lit, whole=len(dark) > 1 and not lit)
+            state = INTERRUPTED if placed else (NOT_INTERRUPTED if why == "lit" else UNKNOWN)
+        shown.append(MapMeter(m.ean, m.feeder, on, m.house_number, m.smart, state, why))
+    shown.sort(key=lambda x: (x.feeder, x.house_number, x.ean))
+    return OutageMap(outage.id, outage.substation, tuple(faulted), tuple(shown))
 
 
 def _placed_dark(node: int, dark: set[int], lit: set[int], whole: bool) -> tuple[bool, str]:
@@ -410,6 +507,18 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             o.id, o.substation, tuple(faulted), o.start, o.end, level, work, len(logged)
         )
         out.outages.append(decision)
+        dark_nodes: dict[str, set[int]] = {}
+        lit_nodes: dict[str, set[int]] = {}
+        for m in meters.values():
+            if m.substation != o.substation or m.ean in suspects or not m.in_service:
+                continue
+            if m.ean in logged:
+                dark_nodes.setdefault(m.feeder, set()).add(m.node)
+            elif m.ean in asked:
+                lit_nodes.setdefault(m.feeder, set()).add(m.node)
+        drawn = outage_map(o, faulted, meters, asked, street, dark_nodes, lit_nodes)
+        out.maps.append(drawn)
+        on_map = {x.ean: x for x in drawn.meters}
         if work is not None:
             continue
         reviewed: set[str] = set()
@@ -446,15 +555,6 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                     f"suspected GIS feeder error: registered on {m.feeder}, its street "
                     f"({m.street}) is on {street[ean]}{paid}",
                 )
-        dark_nodes: dict[str, set[int]] = {}
-        lit_nodes: dict[str, dict[int, set[str]]] = {}
-        for m in meters.values():
-            if m.substation != o.substation or m.ean in suspects or not m.in_service:
-                continue
-            if m.ean in logged:
-                dark_nodes.setdefault(m.feeder, set()).add(m.node)
-            elif m.ean in asked:
-                lit_nodes.setdefault(m.feeder, {}).setdefault(m.node, set()).add(m.ean)
         for m in meters.values():
             if m.substation != o.substation or m.ean in logged:
                 continue
@@ -478,14 +578,13 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                     f"if it is in use it may be owed EUR {could.amount}",
                 )
                 continue
-            dark = dark_nodes.get(m.feeder, set())
-            lit = set(lit_nodes.get(m.feeder, {})) - dark  # an asked meter without a log: lit
-            ok, why = _placed_dark(m.node, dark, lit, whole=len(dark) > 1 and not lit)
-            if ok:
+            placed = on_map[m.ean]  # the map places it as the payment needs (one rule)
+            if placed.state == INTERRUPTED:
                 out.owed.append(Owed(m.ean, o.id, o.start, o.end, could))
-            elif m.ean not in asked and why != "lit":
-                review(m.ean, f"meter without a log on faulted feeder {m.feeder}: {why}")
-            # a smart meter asked without a log entry logged no long failure: it had voltage
+            elif placed.state == UNKNOWN:
+                review(m.ean, f"meter without a log on faulted feeder {m.feeder}: {placed.why}")
+            # 'N': lit by its neighbours, or a smart meter asked without a log entry (no
+            # long failure logged: it had voltage)
     return out
 
 
@@ -608,4 +707,5 @@ def compensate(
         read.entries,
         read.audit_seq,
         scheme.version,
+        tuple(found.maps),
     )

@@ -1,0 +1,1 @@
+"""Pictures and reports built from use-case results (pure: data in, text out)."""
