@@ -8,6 +8,7 @@ import row), 2 = usage error (Typer's own).
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ import typer
 from rich.table import Table
 
 from meetpunt.cli_audit import audit_app
-from meetpunt.cli_common import DbOption, JsonOption, make_console
+from meetpunt.cli_common import DbOption, JsonOption, make_console, progress_bar
 from meetpunt.cli_consent import consent_app
 from meetpunt.cli_meterdata import ingest_app, retention_app
 from meetpunt.cli_privacy import privacy_app
@@ -309,19 +310,10 @@ def twin_generate(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 1,
 ) -> None:
     """Simulate a region: register, meter data (Parquet), P1 telegrams and the truth."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from meetpunt.twin.generate import TwinSettings, generate
 
     settings = TwinSettings(connections, days, _parse_day(start), seed)
-    with Progress(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=not console.is_terminal,
-    ) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task("twin", total=1.0)
 
         def report(stage: str, done: float) -> None:
@@ -390,16 +382,43 @@ def p1_parse(
 @app.command("demo")
 def demo(
     home: Annotated[
-        Path | None, typer.Option(help="Folder for the demo's files; default meetpunt home.")
+        Path | None,
+        typer.Option(help="Folder for the demo's files (DIR/demo); default meetpunt home."),
     ] = None,
+    connections: Annotated[int, typer.Option(min=50, help="Electricity connections.")] = 1000,
+    days: Annotated[int, typer.Option(min=2, max=92, help="Days to simulate.")] = 30,
+    start: Annotated[str, typer.Option(help="First local day (YYYY-MM-DD).")] = "2025-06-02",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same region.")] = 1,
+    register_example: Annotated[
+        bool,
+        typer.Option(
+            "--register-example",
+            help="Instead: walk through the small example register (REG-5 decisions).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the main job: build an example register on the embedded default and show it."""
-    from meetpunt.demo import run_demo
+    """Run the main job: generate a region, ingest it, run UC1, UC4 and UC9 through the
+    privacy gate, score them against the twin's truth and write an HTML report."""
+    from meetpunt.demo.chain import DemoSettings, run_demo
+    from meetpunt.demo.register_example import run_register_example
+    from meetpunt.demo.summary import show
+    from meetpunt.register.engine import meetpunt_home
 
+    folder = (home or meetpunt_home()) / "demo"
     try:
-        run_demo(console, home)
+        if register_example:
+            run_register_example(console, folder)
+            return
+        settings = DemoSettings(folder, connections, days, _parse_day(start), seed)
+        console.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")
+        show(console, run_demo(console, settings), _program())
     except MeetpuntError as exc:
         raise _fail(exc, False) from exc
+
+
+def _program() -> str:
+    """How the user called us, for the hints we print."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "meetpunt" else "meetpunt"
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from meetpunt.meterdata.store import STORE_ENV
 
@@ -17,6 +18,19 @@ def make_console(width: int = 120) -> Console:
     if not console.is_terminal:
         console.width = width
     return console
+
+
+def progress_bar(console: Console, label_width: int = 12) -> Progress:
+    """The progress bar of long work (SPEC interfaces): label, bar, percent, time; it
+    stays on a terminal and is left out of piped output."""
+    return Progress(
+        TextColumn(f"{{task.description:<{label_width}}}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not console.is_terminal,
+    )
 
 
 DbOption = Annotated[

@@ -203,12 +203,12 @@ def test_every_command_has_help() -> None:
         assert code == 0 and "Usage" in out, path
 
 
-def test_demo_builds_and_shows_the_example_register(tmp_path: Path) -> None:
-    code, out = run("demo", "--home", str(tmp_path))
+def test_demo_register_example_builds_and_shows_the_example_register(tmp_path: Path) -> None:
+    code, out = run("demo", "--register-example", "--home", str(tmp_path))
     assert code == 0, out
     assert "REG-5.capacity" in out and "REG-5.max_count" in out and "granted" in out
     assert "lapsed" in out and "contractless" in out
-    assert (tmp_path / "demo" / "register.sqlite").is_file()
+    assert (tmp_path / "demo" / "example-register.sqlite").is_file()
 
 
 def test_console_script_is_installed() -> None:

@@ -6,8 +6,9 @@ Callers outside ``meterdata`` and ``privacy`` may not open a store themselves
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from meetpunt.meterdata.store import open_store
@@ -17,14 +18,22 @@ from meetpunt.register import open_register
 
 
 @contextmanager
-def open_gate(db: str | None = None, store: Path | None = None) -> Iterator[Gate]:
+def open_gate(
+    db: str | None = None,
+    store: Path | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Iterator[Gate]:
     """A gate over the register at ``db`` and the store at ``store`` (read-only), with
-    the packaged use-case catalogue; both are closed when the block ends."""
+    the packaged use-case catalogue; both are closed when the block ends. ``clock``
+    replaces the wall clock (the demo replays a month of reports in order)."""
     register = open_register(db)
     try:
         meter_store = open_store(store, read_only=True)
         try:
-            yield Gate(register, meter_store, load_catalogue())
+            if clock is None:
+                yield Gate(register, meter_store, load_catalogue())
+            else:
+                yield Gate(register, meter_store, load_catalogue(), clock=clock)
         finally:
             meter_store.close()
     finally:

@@ -1,14 +1,12 @@
-"""``meetpunt demo``: the main job, on the embedded default (no server needed).
+"""``meetpunt demo --register-example``: a walk through the example register.
 
-Today it builds the small example register shipped with meetpunt in a fresh SQLite
-file, assesses a few secondary-allocation-point requests (REG-5), takes a connection
-out of service so its SAPs lapse, and shows the register as it stands. Later issues
-grow it into the full run: grid twin -> meter-data hub -> privacy gate -> use cases.
+It builds the small example register shipped with meetpunt in a fresh SQLite file,
+assesses a few secondary-allocation-point requests (REG-5), takes a connection out of
+service so its SAPs lapse, and shows the register as it stands.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -20,21 +18,20 @@ from meetpunt.domain.allocation import SapRequest
 from meetpunt.domain.capacity import Commodity, require_electricity_capacity, size_class
 from meetpunt.domain.connection import PhysicalStatus
 from meetpunt.register.csvio import RecordKind, import_csv
-from meetpunt.register.engine import meetpunt_home, open_register
+from meetpunt.register.engine import open_register
 from meetpunt.register.store import RegisterSession
 
 EXAMPLE_DAY = date(2026, 11, 23)
 
 
-def run_demo(console: Console, home: Path | None = None) -> Path:
-    """Build the example register in ``home`` (default: meetpunt home) and show it."""
-    folder = (home or meetpunt_home()) / "demo"
+def run_register_example(console: Console, folder: Path) -> Path:
+    """Build the example register in ``folder`` and show it."""
     folder.mkdir(parents=True, exist_ok=True)
-    db_path = folder / "register.sqlite"
+    db_path = folder / "example-register.sqlite"
     db_path.unlink(missing_ok=True)
     url = f"sqlite:///{db_path}"
     register = open_register(url)
-    console.rule("[bold]meetpunt demo[/bold]: the connection register")
+    console.rule("[bold]meetpunt demo --register-example[/bold]: the connection register")
     try:
         examples = resources.files("meetpunt.data").joinpath("example_register")
         for kind in RecordKind:
@@ -52,7 +49,7 @@ def run_demo(console: Console, home: Path | None = None) -> Path:
             _contractless(console, session)
     finally:
         register.dispose()
-    program = sys.argv[0] if Path(sys.argv[0]).name == "meetpunt" else "meetpunt"
+    program = "meetpunt"
     console.print(
         f"\nThe register is in [bold]{db_path}[/bold]. Look around with, e.g.:\n"
         f"  {program} register show <EAN> --at 2026-01-01 --db {url}\n"

@@ -1,0 +1,230 @@
+"""Score use-case results against the grid twin's truth (the demo's accuracy column).
+
+The twin writes what really happened to ``truth/`` (see :mod:`meetpunt.twin.truth`);
+the use cases only ever see the register, the operator's own files and the meter data
+through the privacy gate. These functions compare the two and name every miss, so the
+demo's summary says how right each use case was, not just what it found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from meetpunt.usecases.uc01_outage_localisation import PART, SINGLE, SUBSTATION, WHOLE, Uc01Result
+from meetpunt.usecases.uc04_outage_compensation import Uc04Result
+from meetpunt.usecases.uc09_interruption_registration import Outage, Uc09Result
+
+EXTENT = {  # the twin's extent names (twin/faults.py) -> UC1's classifications
+    "single_connection": SINGLE,
+    "part_of_feeder": PART,
+    "whole_feeder": WHOLE,
+    "whole_substation": SUBSTATION,
+}
+GIS_FLAG = "GIS feeder error"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The truth tables the scores need, as rows (a twin's ``truth/`` folder)."""
+
+    connections: list[dict[str, Any]]
+    outages: list[dict[str, Any]]
+    interruptions: list[dict[str, Any]]
+    interruptions_seen: list[dict[str, Any]]
+    gis_errors: list[dict[str, Any]]
+
+    @classmethod
+    def read(cls, folder: Path) -> Truth:
+        """Read the truth of the twin in ``folder`` (the folder holding ``truth/``)."""
+
+        def rows(name: str) -> list[dict[str, Any]]:
+            rows_: list[dict[str, Any]] = pq.read_table(
+                folder / "truth" / f"{name}.parquet"
+            ).to_pylist()
+            return rows_
+
+        return cls(
+            rows("connections"),
+            rows("outages"),
+            rows("interruptions"),
+            rows("interruptions_seen"),
+            rows("gis_errors"),
+        )
+
+    def ean_of(self) -> dict[int, str]:
+        return {int(c["connection"]): str(c["ean"]) for c in self.connections}
+
+
+@dataclass(frozen=True)
+class Score:
+    """How one use case did against the truth: ``correct`` of ``total`` checks, what it
+    found (one line), the accuracy line and every miss, named."""
+
+    use_case: str
+    found: str
+    accuracy: str
+    correct: int
+    total: int
+    misses: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def perfect(self) -> bool:
+        return self.correct == self.total and not self.misses
+
+
+def truth_outage_of(truth: Truth, ean: str, at: datetime) -> dict[str, Any] | None:
+    """The truth outage that cut ``ean`` off at ``at``, if any."""
+    for row in truth.interruptions:
+        if row["ean"] == ean and row["start"] <= at < row["end"]:
+            return next(o for o in truth.outages if o["outage_id"] == row["outage_id"])
+    return None
+
+
+def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
+    """UC1: every report's classification against the extent of the outage the truth
+    says cut the reporter off at the report's time."""
+    misses: list[str] = []
+    correct = 0
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.classification] = counts.get(r.classification, 0) + 1
+        outage = truth_outage_of(truth, r.ean, r.at)
+        expected = EXTENT[str(outage["extent"])] if outage else None
+        if expected is not None and r.classification == expected:
+            correct += 1
+        else:
+            name = outage["outage_id"] if outage else "no truth outage"
+            misses.append(f"{r.ean} at {r.at:%Y-%m-%d %H:%M}Z: {r.classification}, {name}")
+    found = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in sorted(counts.items()))
+    return Score(
+        "UC1",
+        f"{len(results)} report(s): {found or 'none'}",
+        f"{correct}/{len(results)} classified as the truth's extent",
+        correct,
+        len(results),
+        tuple(misses),
+    )
+
+
+def owed_by_truth(truth: Truth) -> dict[str, Decimal]:
+    """What the truth says each connection is owed in total (unplanned, over the
+    threshold, from the packaged scheme)."""
+    owed: dict[str, Decimal] = {}
+    for row in truth.interruptions:
+        amount = Decimal(str(row["compensation_eur"]))
+        if amount > 0:
+            owed[str(row["ean"])] = owed.get(str(row["ean"]), Decimal(0)) + amount
+    return owed
+
+
+def faulted_gis_errors(truth: Truth) -> list[str]:
+    """EANs of the injected GIS feeder errors that touch a feeder an unplanned outage
+    darkened: the ones UC4 must put on its review list."""
+    faulted = {o["feeder"] for o in truth.outages if not o["planned"] and o["feeder"]}
+    faulted |= {
+        c["feeder"]
+        for o in truth.outages
+        if not o["planned"] and not o["feeder"]
+        for c in truth.connections
+        if c["substation"] == o["substation"]
+    }
+    eans = truth.ean_of()
+    return sorted(
+        eans[int(g["connection"])]
+        for g in truth.gis_errors
+        if g["kind"] == "feeder" and {g["true"], g["registered"]} & faulted
+    )
+
+
+def score_uc4(result: Uc04Result, truth: Truth) -> Score:
+    """UC4: paid against owed per connection. Exact pays and owed connections on the
+    review list with a reason count as right; a missed or overpaid connection and an
+    unflagged GIS feeder error are misses."""
+    owed = owed_by_truth(truth)
+    paid: dict[str, Decimal] = {}
+    for p in result.payments:
+        paid[p.ean] = paid.get(p.ean, Decimal(0)) + p.amount
+    reviewed: dict[str, list[str]] = {}
+    for r in result.reviews:
+        reviewed.setdefault(r.ean, []).append(r.reason)
+    misses: list[str] = []
+    exact = sum(1 for e, a in paid.items() if owed.get(e) == a)
+    for ean, amount in sorted(paid.items()):
+        if owed.get(ean) != amount:
+            misses.append(f"{ean} overpaid: EUR {amount}, owed EUR {owed.get(ean, 0)}")
+    on_review = 0
+    for ean, amount in sorted(owed.items()):
+        if ean in paid:
+            continue
+        if ean in reviewed:
+            on_review += 1
+        else:
+            misses.append(f"{ean} missed: owed EUR {amount}, neither paid nor reviewed")
+    gis = faulted_gis_errors(truth)
+    flagged = [e for e in gis if any(GIS_FLAG in why for why in reviewed.get(e, []))]
+    misses.extend(f"{e} GIS feeder error not flagged" for e in gis if e not in flagged)
+    overpaid = sum(1 for e, a in paid.items() if owed.get(e) != a)
+    missed = len(owed) - exact - on_review
+    return Score(
+        "UC4",
+        f"{len(result.payments)} payment(s), EUR {result.total}; {len(result.reviews)} on review",
+        f"{exact}/{len(owed)} owed paid exactly, {on_review} owed on review, "
+        f"{missed} missed, {overpaid} overpaid; {len(flagged)}/{len(gis)} GIS errors flagged",
+        exact + on_review + len(flagged),
+        len(owed) + len(gis),
+        tuple(misses),
+    )
+
+
+def _registered_by_ean(outages: Iterable[Outage]) -> dict[str, list[Outage]]:
+    out: dict[str, list[Outage]] = {}
+    for o in outages:
+        for c in o.customers:
+            out.setdefault(c.ean, []).append(o)
+    return out
+
+
+def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
+    """UC9: every interruption a meter of the population (``asked``) logged must be in
+    exactly one registered outage with the logged end and duration, to the second."""
+    population = set(asked)
+    seen = [r for r in truth.interruptions_seen if r["logged"] and r["ean"] in population]
+    by_ean = _registered_by_ean(result.outages)
+    misses: list[str] = []
+    correct = 0
+    for row in seen:
+        found = by_ean.get(str(row["ean"]), [])
+        customer = next((c for o in found for c in o.customers if c.ean == row["ean"]), None)
+        if len(found) != 1 or customer is None:
+            misses.append(f"{row['ean']} of {row['outage_id']} in {len(found)} outages")
+        elif customer.end != row["log_end"] or customer.duration_s != row["log_duration_s"]:
+            misses.append(
+                f"{row['ean']} of {row['outage_id']}: {customer.duration_s} s ending "
+                f"{customer.end:%H:%M:%S}, logged {row['log_duration_s']} s"
+            )
+        else:
+            correct += 1
+    logged_outages = {str(r["outage_id"]) for r in seen}
+    f = result.figures
+    return Score(
+        "UC9",
+        f"{len(result.outages)} outage(s), {f.customer_interruptions} customer interruptions; "
+        f"SAIDI {f.saidi_min or 0:.1f} min",
+        f"{correct}/{len(seen)} logged interruptions to the second; "
+        f"{len(result.outages)} registered for {len(logged_outages)} logged truth outages",
+        correct + (1 if len(result.outages) == len(logged_outages) else 0),
+        len(seen) + 1,
+        tuple(misses)
+        + (
+            ()
+            if len(result.outages) == len(logged_outages)
+            else (f"{len(result.outages)} outages registered, truth has {len(logged_outages)}",)
+        ),
+    )

@@ -1,0 +1,73 @@
+"""The demo's console output: steps, the per-use-case summary, the audit log, the files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rich.console import Console
+from rich.table import Table
+
+from meetpunt.demo.chain import DemoRun
+
+
+def show(console: Console, run: DemoRun, program: str = "meetpunt") -> None:
+    """Print what the demo did, how right it was, and where to look further."""
+    steps = Table(title="Steps")
+    steps.add_column("step")
+    steps.add_column("seconds", justify="right")
+    steps.add_column("what it did")
+    for s in run.steps:
+        steps.add_row(s.name, f"{s.seconds:.1f}", s.summary)
+    steps.add_row("total", f"{sum(s.seconds for s in run.steps):.1f}", "")
+    console.print(steps)
+
+    summary = Table(title="Use cases through the privacy gate, against the twin's truth")
+    summary.add_column("use case")
+    summary.add_column("what was found")
+    summary.add_column("accuracy against the truth")
+    summary.add_column("seconds", justify="right")
+    for score in run.scores:
+        colour = "green" if score.perfect else "red"
+        summary.add_row(
+            score.use_case,
+            score.found,
+            f"[{colour}]{score.accuracy}[/{colour}]",
+            f"{run.seconds.get(score.use_case, 0.0):.1f}",
+        )
+    console.print(summary)
+    for score in run.scores:
+        for miss in score.misses:
+            console.print(f"[red]{score.use_case} miss:[/red] {miss}")
+
+    if run.refusal is not None:
+        rules = ", ".join(f.rule for f in run.refusal.findings)
+        console.print(f"The gate refused UC1 asking for quarter-hour values ({rules}).")
+    audit = run.require_audit()
+    table = Table(title="Audit log (PRV-7)")
+    for column in ("purpose", "event", "outcome", "records", "expected"):
+        table.add_column(column, justify="right" if column in ("records", "expected") else "left")
+    for key in sorted(set(audit.counts) | set(audit.expected)):
+        table.add_row(*key, str(audit.counts.get(key, 0)), str(audit.expected.get(key, 0)))
+    console.print(table)
+    if audit.as_expected:
+        console.print(
+            "[green]The audit log holds exactly the use cases' decisions and reads; "
+            "the chain is intact.[/green]"
+        )
+    else:
+        console.print("[red]The audit log does not hold what the demo asked for:[/red]")
+        for finding in audit.findings:
+            console.print(f"  {finding}")
+
+    folder = run.settings.folder
+    end = run.settings.start + timedelta(days=run.settings.days)
+    payments = run.require_uc4().payments
+    customer = f"--ean {payments[0].ean} " if payments else ""
+    console.print(
+        f"\nReport: [bold]{run.report_path}[/bold] (outage maps also in {folder / 'maps'}, "
+        f"letters in {folder / 'letters'}).\nLook further with, e.g.:\n"
+        f"  {program} usecase uc09 --from {run.settings.start} --to {end} "
+        f"--db {run.db_url} --store {run.store_path}\n"
+        f"  {program} audit list {customer}--lang en --db {run.db_url}",
+        soft_wrap=True,
+    )

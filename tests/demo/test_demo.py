@@ -1,0 +1,178 @@
+"""``meetpunt demo`` (issue 6) on a small region: the whole chain runs, every use case
+is scored against the twin's truth, the report holds the maps, and the audit log holds
+exactly the use cases' decisions and reads. The checks themselves are shown to fail on
+doctored results."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from meetpunt.cli import app
+from meetpunt.demo.chain import DemoRun, DemoSettings, check_audit, run_demo
+from meetpunt.demo.report import write_report
+from meetpunt.demo.score import Truth, score_uc1, score_uc4, score_uc9
+from meetpunt.privacy import audit
+from meetpunt.register import open_register
+from meetpunt.usecases.uc01_outage_localisation import SINGLE, SUBSTATION
+
+SMALL: dict[str, Any] = {"connections": 200, "days": 10, "start": date(2025, 6, 2), "seed": 1}
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    folder = tmp_path_factory.mktemp("demo")
+    console = Console(record=True, width=160)
+    return run_demo(console, DemoSettings(folder, **SMALL))
+
+
+@pytest.fixture(scope="module")
+def truth(demo: DemoRun) -> Truth:
+    return Truth.read(demo.twin)
+
+
+def test_every_use_case_is_scored_and_right_on_the_twin(demo: DemoRun) -> None:
+    assert [s.use_case for s in demo.scores] == ["UC1", "UC4", "UC9"]
+    for score in demo.scores:
+        assert score.total > 0 and score.perfect, (score.use_case, score.accuracy, score.misses)
+    assert [s.name for s in demo.steps] == ["twin", "register", "ingest", "UC1", "UC9", "UC4"]
+    assert all(s.seconds > 0 and s.summary for s in demo.steps)
+    assert demo.uc1 and len(demo.uc1) == len(demo.reports)
+
+
+def test_the_audit_log_holds_each_use_case_and_nothing_else(demo: DemoRun) -> None:
+    summary = demo.require_audit()
+    assert summary.as_expected and not summary.findings
+    assert {purpose for purpose, _, _ in summary.counts} == {"UC1", "UC4", "UC9"}
+    assert summary.counts[("UC1", "read", "read")] == len(demo.uc1)
+    assert demo.refusal is not None
+    assert [f.rule for f in demo.refusal.findings] == ["UC1.kinds"]
+
+
+def test_the_audit_check_catches_a_read_the_demo_did_not_make(
+    demo: DemoRun, tmp_path: Path
+) -> None:
+    shutil.copy(demo.settings.folder / "register.sqlite", tmp_path / "register.sqlite")
+    copy = replace(demo, settings=replace(demo.settings, folder=tmp_path))
+    assert check_audit(copy).as_expected
+    register = open_register(copy.db_url)
+    try:
+        with register.session() as session:
+            reporter = demo.uc1[0].ean
+            entry = audit.AuditEntry("read", "8716874000009", "UC3", "read", (reporter,))
+            audit.append(session.db, entry, datetime.now(UTC))
+    finally:
+        register.dispose()
+    caught = check_audit(copy)
+    assert not caught.as_expected
+    assert caught.counts[("UC3", "read", "read")] == 1
+
+
+def test_the_report_holds_the_summary_the_maps_and_the_audit(demo: DemoRun) -> None:
+    assert demo.report_path is not None
+    html = demo.report_path.read_text(encoding="utf-8")
+    summary = html[
+        html.index('data-testid="summary"') : html.index(
+            "</table>", html.index('data-testid="summary"')
+        )
+    ]
+    for use_case in ("UC1", "UC4", "UC9"):
+        assert f"<td>{use_case}</td>" in summary
+    result = demo.require_uc4()
+    assert html.count("<svg") == len(result.maps) == len(result.outages) >= 1
+    assert "holds exactly the use cases" in html
+    shapes: set[str] = set()
+    labels: set[str] = set()
+    for path in sorted((demo.settings.folder / "maps").glob("*.svg")):
+        root = ElementTree.fromstring(path.read_text(encoding="utf-8"))
+        for group in root.iter(f"{SVG}g"):
+            if group.get("data-shape"):
+                shapes.add(str(group.get("data-shape")))
+                labels.add(str(group.get("data-state")))
+    assert shapes == {"circle", "diamond"}
+    assert {"1", "N"} <= labels
+    letters = sorted((demo.settings.folder / "letters").glob("*.txt"))
+    assert len(letters) == len(result.payments) >= 1
+    assert letters[0].read_text(encoding="utf-8").startswith("Geachte ")
+
+
+def test_the_report_escapes_what_comes_from_the_register(
+    demo: DemoRun, truth: Truth, tmp_path: Path
+) -> None:
+    result = demo.require_uc4()
+    evil = replace(result.payments[0], customer="<script>alert(1)</script>")
+    doctored = replace(
+        demo,
+        settings=replace(demo.settings, folder=tmp_path),
+        uc4=replace(result, payments=(evil, *result.payments[1:])),
+    )
+    html = write_report(doctored, truth, datetime.now(UTC)).read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>" not in html
+
+
+def test_the_scores_name_a_missed_and_an_overpaid_payment(demo: DemoRun, truth: Truth) -> None:
+    result = demo.require_uc4()
+    first, *rest = result.payments
+    missed = score_uc4(replace(result, payments=tuple(rest)), truth)
+    assert not missed.perfect and any(f"{first.ean} missed" in m for m in missed.misses)
+    more = replace(first, compensation=replace(first.compensation, amount=first.amount + 1))
+    overpaid = score_uc4(replace(result, payments=(more, *rest)), truth)
+    assert any(f"{first.ean} overpaid" in m for m in overpaid.misses)
+    unflagged = score_uc4(replace(result, reviews=()), truth)
+    assert any("GIS feeder error not flagged" in m for m in unflagged.misses)
+
+
+def test_the_scores_name_a_wrong_classification_and_a_wrong_duration(
+    demo: DemoRun, truth: Truth
+) -> None:
+    first = demo.uc1[0]
+    wrong = SUBSTATION if first.classification == SINGLE else SINGLE
+    swapped = replace(first, verdict=replace(first.verdict, classification=wrong))
+    score = score_uc1([swapped, *demo.uc1[1:]], truth)
+    assert score.correct == len(demo.uc1) - 1 and first.ean in score.misses[0]
+    result = demo.require_uc9()
+    outage = result.outages[0]
+    customer = outage.customers[0]
+    late = replace(customer, duration_s=customer.duration_s + 1)
+    shifted = replace(outage, customers=(late, *outage.customers[1:]))
+    asked = {c.ean for o in result.outages for c in o.customers}
+    score9 = score_uc9(replace(result, outages=(shifted, *result.outages[1:])), truth, asked)
+    assert not score9.perfect and any(customer.ean in m for m in score9.misses)
+
+
+def test_meetpunt_demo_on_the_command_line(tmp_path: Path) -> None:
+    done = CliRunner().invoke(
+        app,
+        ["demo", "--home", str(tmp_path), "--connections", "200", "--days", "7", "--seed", "2"],
+        env={"COLUMNS": "200"},
+    )
+    assert done.exit_code == 0, done.output
+    out = done.output
+    assert re.search(r"UC1 .*classified as the truth", out)
+    assert re.search(r"UC4 .*paid exactly", out)
+    assert re.search(r"UC9 .*to the second", out)
+    assert "holds exactly the use cases' decisions and reads" in out
+    assert (tmp_path / "demo" / "report.html").is_file()
+
+
+def test_meetpunt_demo_refuses_a_region_too_small_to_mean_anything(tmp_path: Path) -> None:
+    done = CliRunner().invoke(app, ["demo", "--home", str(tmp_path), "--connections", "10"])
+    assert done.exit_code == 2
+    assert not (tmp_path / "demo").exists()
+
+
+def test_the_period_covers_the_days_in_local_time() -> None:
+    settings = DemoSettings(Path(), days=30, start=date(2025, 10, 1))
+    span = settings.period.end - settings.period.start
+    assert span == timedelta(days=30, hours=1)  # the October DST change adds an hour
