@@ -124,3 +124,28 @@ def test_a_load_the_grid_cannot_carry_is_a_clear_error(region: Region) -> None:
     cons[:, :, 0] = 3000.0  # 360 kW on one phase of a 400 kVA transformer
     with pytest.raises(TwinError, match="did not converge"):
         solve(region, cons)
+
+
+def test_a_broken_neutral_under_an_ev_charge_solves_and_shows_the_sag(region: Region) -> None:
+    """Seed 4 of 1,000 x 30: a broken neutral (UC12) behind a 7.4 kW single-phase charge
+    had no constant-power solution and stopped the twin. Its appliances now draw as
+    impedances, so the step solves and the charging phase sags far below 207 V."""
+    single = [c for c in region.connections if len(c.phases()) == 1]
+    victim = max(single, key=lambda c: region.service_length_km[c.index])
+    phase = next(iter(victim.phases()))
+    cons = flat(region, 500.0)
+    cons[:, victim.index, phase] = 7400.0
+    result = simulate_physics(
+        region,
+        AXIS,
+        cons,
+        np.zeros_like(cons),
+        [],
+        np.random.default_rng(1),
+        broken_neutral={victim.index},
+        settings=NO_TRIPS,
+    )
+    sagged = result.voltage_v[:, victim.index, phase]
+    assert np.isfinite(sagged).all() and sagged.max() < 200.0
+    healthy = solve(region, cons).voltage_v[:, victim.index, phase]
+    assert healthy.min() > 207.0  # the same charge with the neutral intact is fine
