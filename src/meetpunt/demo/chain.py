@@ -49,7 +49,6 @@ from meetpunt.usecases.uc09_interruption_registration import Uc09Result, registe
 _T = TypeVar("_T")
 OPERATOR = Party("8716874000009", Role.GRID_OPERATOR, "Netbeheer Meetdorp")
 REGISTER_FILES = ("connections", "secondary_allocation_points", "contracts")
-USE_CASES = ("UC1", "UC4", "UC9")
 MORNING_AFTER = timedelta(hours=8)
 """UC4 and UC9 run at 08:00 UTC on the day after the month."""
 
