@@ -24,6 +24,7 @@ from meetpunt.demo.score import Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.privacy import audit
 from meetpunt.register import open_register
 from meetpunt.usecases.uc01_outage_localisation import SINGLE, SUBSTATION
+from meetpunt.usecases.uc04_outage_compensation import Review
 
 SMALL: dict[str, Any] = {"connections": 200, "days": 10, "start": date(2025, 6, 2), "seed": 1}
 SVG = "{http://www.w3.org/2000/svg}"
@@ -131,6 +132,9 @@ def test_the_scores_name_a_missed_and_an_overpaid_payment(demo: DemoRun, truth: 
     assert any(f"{first.ean} overpaid" in m for m in overpaid.misses)
     unflagged = score_uc4(replace(result, reviews=()), truth)
     assert any("GIS feeder error not flagged" in m for m in unflagged.misses)
+    parked = Review(first.ean, first.outage_id, "a person should look at it")
+    needless = score_uc4(replace(result, payments=tuple(rest), reviews=(parked,)), truth)
+    assert any(f"{first.ean} owed" in m and "no reason in the truth" in m for m in needless.misses)
 
 
 def test_the_scores_name_a_wrong_classification_and_a_wrong_duration(

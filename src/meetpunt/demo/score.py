@@ -143,10 +143,24 @@ def faulted_gis_errors(truth: Truth) -> list[str]:
     )
 
 
+def review_explained(truth: Truth) -> set[str]:
+    """EANs an owed payment may rightly wait on review for: no contract holder
+    (contractless), registered out of service while in use, or a GIS feeder error."""
+    eans = truth.ean_of()
+    out = {
+        str(c["ean"])
+        for c in truth.connections
+        if c["contractless"] or c["out_of_service_consuming"]
+    }
+    out |= {eans[int(g["connection"])] for g in truth.gis_errors if g["kind"] == "feeder"}
+    return out
+
+
 def score_uc4(result: Uc04Result, truth: Truth) -> Score:
-    """UC4: paid against owed per connection. Exact pays and owed connections on the
-    review list with a reason count as right; a missed or overpaid connection and an
-    unflagged GIS feeder error are misses."""
+    """UC4: paid against owed per connection. Exact pays, and owed connections on the
+    review list that the truth explains (:func:`review_explained`), count as right; a
+    missed, overpaid or needlessly reviewed connection and an unflagged GIS feeder
+    error are misses."""
     owed = owed_by_truth(truth)
     paid: dict[str, Decimal] = {}
     for p in result.payments:
@@ -160,22 +174,27 @@ def score_uc4(result: Uc04Result, truth: Truth) -> Score:
         if owed.get(ean) != amount:
             misses.append(f"{ean} overpaid: EUR {amount}, owed EUR {owed.get(ean, 0)}")
     on_review = 0
+    explained = review_explained(truth)
     for ean, amount in sorted(owed.items()):
         if ean in paid:
             continue
-        if ean in reviewed:
+        if ean in reviewed and ean in explained:
             on_review += 1
+        elif ean in reviewed:
+            why = "; ".join(reviewed[ean])
+            misses.append(f"{ean} owed EUR {amount}, on review for no reason in the truth: {why}")
         else:
             misses.append(f"{ean} missed: owed EUR {amount}, neither paid nor reviewed")
     gis = faulted_gis_errors(truth)
     flagged = [e for e in gis if any(GIS_FLAG in why for why in reviewed.get(e, []))]
     misses.extend(f"{e} GIS feeder error not flagged" for e in gis if e not in flagged)
     overpaid = sum(1 for e, a in paid.items() if owed.get(e) != a)
-    missed = len(owed) - exact - on_review
+    missed = sum(1 for e in owed if e not in paid and e not in reviewed)
     return Score(
         "UC4",
         f"{len(result.payments)} payment(s), EUR {result.total}; {len(result.reviews)} on review",
-        f"{exact}/{len(owed)} owed paid exactly, {on_review} owed on review, "
+        f"{exact}/{len(owed)} owed paid exactly, {on_review} owed on review "
+        "(contractless, out of service or a GIS error in the truth), "
         f"{missed} missed, {overpaid} overpaid; {len(flagged)}/{len(gis)} GIS errors flagged",
         exact + on_review + len(flagged),
         len(owed) + len(gis),
