@@ -50,16 +50,19 @@ def parse_head(text: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def titles_nl() -> dict[str, str]:
-    """Dutch titles of the purposes from the use-case catalogue, when there is one."""
+def purpose_titles(lang: Lang) -> dict[str, str]:
+    """The purposes' titles in ``lang`` from the use-case catalogue, when there is one."""
     try:
         from meetpunt.privacy.catalogue import load_catalogue
     except ImportError:
         return {}
     try:
-        return {p.id: p.title_nl for p in load_catalogue().purposes.values()}
+        purposes = load_catalogue().purposes.values()
     except MeetpuntError:  # no usable catalogue: the purpose ids are shown instead
         return {}
+    if lang is Lang.NL:
+        return {p.id: p.title_nl for p in purposes}
+    return {p.id: p.title_en for p in purposes}
 
 
 @audit_app.command("verify")
@@ -125,11 +128,9 @@ def audit_list(
             found = audit.records(session.db, ean=ean)
     finally:
         register.dispose()
-    if lang is Lang.NL:
-        titles = titles_nl()
-        sentences = [audit.describe_nl(r, titles) for r in found]
-    else:
-        sentences = [audit.describe_en(r) for r in found]
+    titles = purpose_titles(lang)
+    describe = audit.describe_nl if lang is Lang.NL else audit.describe_en
+    sentences = [describe(r, titles) for r in found]
     if as_json:
         for record, sentence in zip(found, sentences, strict=True):
             _print_json({**record.as_dict(), "text": sentence})

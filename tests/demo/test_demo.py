@@ -180,3 +180,29 @@ def test_the_period_covers_the_days_in_local_time() -> None:
     settings = DemoSettings(Path(), days=30, start=date(2025, 10, 1))
     span = settings.period.end - settings.period.start
     assert span == timedelta(days=30, hours=1)  # the October DST change adds an hour
+
+
+def test_the_customer_reads_each_use_case_once_in_plain_words(demo: DemoRun) -> None:
+    """PRV-7 for a reporter of an outage: the gate's permission and the read are two
+    different sentences, with the purpose's title from the catalogue, in either language."""
+    reporter = demo.uc1[0].ean
+    runner = CliRunner()
+    done = runner.invoke(
+        app, ["audit", "list", "--ean", reporter, "--lang", "en", "--db", demo.db_url]
+    )
+    assert done.exit_code == 0, done.output
+    lines = done.output.strip().splitlines()
+    assert any(
+        "the privacy gate gave your grid operator access to 1 day of" in line
+        and line.endswith("for: Outage localisation.")
+        for line in lines
+    )
+    assert any(
+        "your grid operator read 1 day of" in line and "Outage localisation" in line
+        for line in lines
+    )
+    granted = [line for line in lines if "the privacy gate gave" in line]
+    read = [line for line in lines if "your grid operator read" in line]
+    assert len(granted) == len(read) >= 3  # each UC1 asking this meter, UC9 and UC4
+    dutch = runner.invoke(app, ["audit", "list", "--ean", reporter, "--db", demo.db_url]).output
+    assert "voor: het opsporen van storingen (storingslokalisatie)." in dutch

@@ -437,8 +437,17 @@ def test_the_dutch_list_of_a_connection(register: Register) -> None:
     assert all(EAN_A in r.entry.connections for r in mine)
     text_nl = [audit.describe_nl(r, TITLES) for r in mine]
     assert text_nl[0] == (
+        "Op 3 maart 2026 gaf de privacycontrole uw netbeheerder toegang tot 10 dagen "
+        "spanningsgegevens voor: seizoensanalyse van de spanningskwaliteit."
+    )
+    read = AuditRecord(9, mine[0].at, replace(mine[0].entry, event="read", outcome="read"), "", "")
+    assert audit.describe_nl(read, TITLES) == (  # the read itself, in its own words
         "Op 3 maart 2026 heeft uw netbeheerder 10 dagen spanningsgegevens uitgelezen "
         "voor: seizoensanalyse van de spanningskwaliteit."
+    )
+    assert audit.describe_en(read, {"UC3": "Seasonal voltage quality"}) == (
+        "On 3 March 2026 your grid operator read 10 days of voltage data for: "
+        "Seasonal voltage quality."
     )
     assert text_nl[1] == (
         "Op 3 maart 2026 heeft u de app app-1 toestemming gegeven om kwartierwaarden en "
@@ -488,6 +497,10 @@ def test_refusal_reasons_and_roles() -> None:
     )
     own = replace(entry, outcome="granted", rules=(), detail={"role": "customer"})
     assert audit.describe_nl(AuditRecord(1, T0, own, GENESIS, GENESIS)).startswith(
+        "Op 3 maart 2026 gaf de privacycontrole u toegang tot 6 uur spanningsgegevens"
+    )
+    own_read = replace(own, event="read", outcome="read")
+    assert audit.describe_nl(AuditRecord(1, T0, own_read, GENESIS, GENESIS)).startswith(
         "Op 3 maart 2026 heeft u zelf 6 uur spanningsgegevens uitgelezen"
     )
     unknown = replace(entry, detail={})
@@ -623,7 +636,8 @@ def test_cli_head_verify_and_list(db_url: str) -> None:
     lines = out.strip().splitlines()
     assert len(lines) == 4
     assert lines[0].startswith(
-        "Op 3 maart 2026 heeft uw netbeheerder 10 dagen spanningsgegevens uitgelezen voor: "
+        "Op 3 maart 2026 gaf de privacycontrole uw netbeheerder toegang tot 10 dagen "
+        "spanningsgegevens voor: "
     )
     code, out = run("audit", "list", "--ean", EAN_B, "--lang", "en", "--db", db_url)
     assert code == 0

@@ -972,7 +972,9 @@ def describe_nl(record: AuditRecord, titles: Mapping[str, str] | None = None) ->
     what = _what(record, True)
     title = _after_colon(_title(record, titles))
     event, outcome = entry.event, entry.outcome
-    if event in ("decision", "read") and outcome in ("granted", "read"):
+    if event == "decision" and outcome == "granted":
+        return f"{on} gaf de privacycontrole {obj} toegang tot {what} voor: {title}."
+    if event == "read" and outcome == "read":
         return f"{on} heeft {subject} {what} uitgelezen voor: {title}."
     if event in ("decision", "read") and outcome == "refused":
         return (
@@ -1011,7 +1013,9 @@ def describe_en(record: AuditRecord, titles: Mapping[str, str] | None = None) ->
     what = _what(record, False)
     title = _title(record, titles)
     event, outcome = entry.event, entry.outcome
-    if event in ("decision", "read") and outcome in ("granted", "read"):
+    if event == "decision" and outcome == "granted":
+        return f"{on} the privacy gate gave {obj} access to {what} for: {title}."
+    if event == "read" and outcome == "read":
         return f"{on} {subject} read {what} for: {title}."
     if event in ("decision", "read") and outcome == "refused":
         return (
