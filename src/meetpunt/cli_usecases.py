@@ -19,6 +19,7 @@ from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.model import Party, Period, Role
 from meetpunt.privacy.session import open_gate
+from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
@@ -32,6 +33,10 @@ console = make_console()
 FromOption = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, local).")]
 ToOption = Annotated[str, typer.Option("--to", help="Day after the last (exclusive).")]
 PartyOption = Annotated[str, typer.Option(help="The grid operator asking (GLN).")]
+PlannedOption = Annotated[
+    Path | None,
+    typer.Option(help="CSV of planned works: substation,feeder,start,end (ISO 8601)."),
+]
 
 
 def _days(date_from: str, date_to: str) -> Period:
@@ -180,13 +185,15 @@ def uc01(
     trigger: Annotated[
         str, typer.Option(help="The outage report or suspicion this answers.")
     ] = "outage report",
+    planned: PlannedOption = None,
     party: PartyOption = "grid_operator",
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """UC1 Outage localisation: voltage presence (yes/no) of the reporting meter and the
-    meters on its feeder and substation; single connection or cable fault, and whom to send."""
+    meters on its feeder and substation; single connection or cable fault, and whom to
+    send. Feeders out for planned work (--planned) are not taken as part of a fault."""
     try:
         moment = datetime.fromisoformat(at)
     except ValueError as exc:
@@ -194,8 +201,9 @@ def uc01(
     if moment.tzinfo is None:
         raise typer.BadParameter("give the time with its UTC offset", param_hint="--at")
     try:
+        works = read_planned(planned) if planned is not None else []
         with open_gate(db, store) as gate:
-            result = localise(gate, Party(party, Role.GRID_OPERATOR), ean, moment, trigger)
+            result = localise(gate, Party(party, Role.GRID_OPERATOR), ean, moment, trigger, works)
     except MeetpuntError as exc:
         raise _fail(exc, as_json) from exc
     if as_json:
@@ -208,10 +216,7 @@ def uc01(
 def uc04(
     date_from: FromOption,
     date_to: ToOption,
-    planned: Annotated[
-        Path | None,
-        typer.Option(help="CSV of planned works: substation,feeder,start,end (ISO 8601)."),
-    ] = None,
+    planned: PlannedOption = None,
     letters: Annotated[
         Path | None, typer.Option(help="Write one Dutch letter per payment into this folder.")
     ] = None,
@@ -225,7 +230,7 @@ def uc04(
 ) -> None:
     """UC4 Outage compensation: who is owed what (MKT-8) from the power failure logs,
     planned works left out; a payment list, a review list and letters."""
-    from meetpunt.usecases.uc04_outage_compensation import compensate, read_planned
+    from meetpunt.usecases.uc04_outage_compensation import compensate
 
     period = _days(date_from, date_to)
     try:

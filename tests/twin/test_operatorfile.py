@@ -13,7 +13,7 @@ import pytest
 
 from meetpunt.io.files import find_sources
 from meetpunt.twin.generate import TwinSettings, generate
-from meetpunt.usecases.uc04_outage_compensation import read_planned
+from meetpunt.usecases.planned_works import read_planned
 
 
 @pytest.fixture(scope="module")

@@ -47,8 +47,8 @@ class Twin:
     register: Register
 
 
-def build_twin(folder: Path, seed: int, connections: int = CONNECTIONS) -> Twin:
-    generate(TwinSettings(connections, DAYS, START, seed), folder / "twin")
+def build_twin(folder: Path, seed: int, connections: int = CONNECTIONS, days: int = DAYS) -> Twin:
+    generate(TwinSettings(connections, days, START, seed), folder / "twin")
     db_url = f"sqlite:///{folder / 'register.sqlite'}"
     register = open_register(db_url)
     for name in ("connections", "secondary_allocation_points", "contracts"):

@@ -20,11 +20,13 @@ from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import Party, Role
+from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import (
     CABLE_CREW,
     MECHANIC,
     NONE_FOUND,
     PART,
+    PLANNED,
     REPORTER,
     SINGLE,
     SUBSTATION,
@@ -285,3 +287,46 @@ def test_the_cli_prints_the_verdict(tmp_path: Path) -> None:
     assert "UC1.trigger" in json.loads(refused.output)["rules"]
     naive = runner.invoke(app, ["usecase", "uc01", "--ean", victim["ean"], "--at", "2025-06-03"])
     assert naive.exit_code != 0
+
+
+def test_a_feeder_out_for_planned_work_is_not_part_of_the_fault(tmp_path: Path) -> None:
+    """Seed 1 at 50 connections x 2 days: a cable fault darkens OS001-K2 while planned
+    work has OS001-K1 out. On the meters alone every feeder is dark ("substation");
+    with the operator's planning UC1 sees the whole-feeder fault the truth has. A call
+    from the feeder under planned work is planned work: nobody to send."""
+    built = build_twin(tmp_path, 1, connections=50, days=2)
+    try:
+        outages = pq.read_table(built.folder / "twin" / "truth" / "outages.parquet").to_pylist()
+        fault = next(o for o in outages if not o["planned"])
+        work = next(o for o in outages if o["planned"])
+        assert fault["start"] < work["end"] and work["start"] < fault["end"], "no overlap"
+        hit = pq.read_table(built.folder / "twin" / "truth" / "interruptions.parquet").to_pylist()
+        caller = next(r["ean"] for r in hit if r["outage_id"] == fault["outage_id"])
+        at = max(fault["start"], work["start"]) + timedelta(minutes=5)
+        planned = read_planned(built.folder / "twin" / "operator" / "planned_works.csv")
+        with hub_store(built.store_path) as store:
+            gate = _gate(built, store)
+            blind = localise(gate, OPERATOR, caller, at, "outage report")
+            seeing = localise(gate, OPERATOR, caller, at, "outage report", planned)
+            worker = next(r["ean"] for r in hit if r["outage_id"] == work["outage_id"])
+            on_work = localise(gate, OPERATOR, worker, at, "outage report", planned)
+    finally:
+        built.register.dispose()
+    assert blind.classification == SUBSTATION
+    assert seeing.classification == EXTENT[str(fault["extent"])] == WHOLE
+    assert any("planned work" in line for line in seeing.verdict.evidence)
+    assert on_work.classification == PLANNED and on_work.crew is None
+
+
+def test_planned_work_only_lifts_its_own_feeder() -> None:
+    """Pure: a feeder out for planned work neither makes a fault a substation fault nor
+    hides a fault on another feeder; a lit reporter on it is no planned-work case."""
+    feeders = {"r": "K1", "a": "K1", "b": "K2", "c": "K2", "d": "K3"}
+    dark_all = dict.fromkeys(feeders, False)
+    assert classify("r", feeders, dark_all).classification == SUBSTATION
+    assert classify("r", feeders, dark_all, frozenset({"K2"})).classification == SUBSTATION
+    two_left = classify("r", {**feeders, "d": "K2"}, dark_all, frozenset({"K2"}))
+    assert two_left.classification == WHOLE
+    assert classify("b", feeders, dark_all, frozenset({"K2"})).classification == PLANNED
+    lit = {**dark_all, "b": True}
+    assert classify("b", feeders, lit, frozenset({"K2"})).classification != PLANNED

@@ -29,17 +29,16 @@ from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate
 from meetpunt.rulebook import capacity_classes, compensation_scheme
+from meetpunt.usecases.planned_works import PlannedWork, read_planned
 from meetpunt.usecases.uc04_outage_compensation import (
     INTERRUPTED,
     NOT_INTERRUPTED,
     SOURCE_NEIGHBOURS,
     UNKNOWN,
     Meter,
-    PlannedWork,
     Uc04Result,
     assess,
     compensate,
-    read_planned,
 )
 from meetpunt.usecases.uc09_interruption_registration import LogEntry, group_outages
 from tests.usecases.conftest import AT, DAYS, OPERATOR, START, Twin

@@ -42,8 +42,9 @@ from meetpunt.privacy.session import open_gate
 from meetpunt.register import open_register
 from meetpunt.register.csvio import import_file
 from meetpunt.twin.generate import TwinSettings, generate
+from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
-from meetpunt.usecases.uc04_outage_compensation import Uc04Result, compensate, read_planned
+from meetpunt.usecases.uc04_outage_compensation import Uc04Result, compensate
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 _T = TypeVar("_T")
@@ -260,7 +261,7 @@ def analyse(run: DemoRun) -> None:
             for report in run.reports:
                 clock.now = report.at + timedelta(minutes=1)
                 trigger = f"outage report by {report.channel} from {report.ean}"
-                run.uc1.append(localise(gate, OPERATOR, report.ean, report.at, trigger))
+                run.uc1.append(localise(gate, OPERATOR, report.ean, report.at, trigger, planned))
                 if run.refusal is None:
                     run.refusal = _overreach(gate, report, trigger)
             say(f"{len(run.uc1)} reports localised")

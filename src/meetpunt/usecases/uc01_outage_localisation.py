@@ -18,7 +18,7 @@ it). Everything except :func:`localise`'s register and gate calls is pure.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Party, Period
 from meetpunt.usecases.common import ask
+from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc09_interruption_registration import GridSpot
 
 PURPOSE = "UC1"
@@ -40,6 +41,7 @@ SINGLE = "single_connection"
 PART = "part_of_feeder"
 WHOLE = "whole_feeder"
 SUBSTATION = "substation"
+PLANNED = "planned_work"
 NONE_FOUND = "no_outage_found"
 
 MECHANIC = "meter-cabinet mechanic"
@@ -49,6 +51,7 @@ CREW = {
     PART: CABLE_CREW,
     WHOLE: CABLE_CREW,
     SUBSTATION: CABLE_CREW,
+    PLANNED: None,
     NONE_FOUND: None,
 }
 
@@ -242,29 +245,39 @@ def count_per_feeder(
 
 
 def classify(
-    reporter: str, feeders: Mapping[str, str], answers: Mapping[str, bool | None]
+    reporter: str,
+    feeders: Mapping[str, str],
+    answers: Mapping[str, bool | None],
+    planned: frozenset[str] = frozenset(),
 ) -> Verdict:
     """UC1's decision from the voltage answers (True lit, False dark, None unknown) and
-    each meter's feeder (``feeders``: EAN -> feeder, every asked meter).
+    each meter's feeder (``feeders``: EAN -> feeder, every asked meter). ``planned``
+    are the feeders out for planned work at that moment (the operator's planning).
 
+    * the reporter's own feeder is out for planned work and the reporter is not lit:
+      ``planned_work`` (nobody to send; the customer hears when the work ends);
     * nobody dark: ``no_outage_found`` when the reporter has voltage, else (it cannot be
       asked) ``single_connection``;
     * no dark meter on the reporter's feeder but the reporter itself:
       ``single_connection`` (meter-cabinet mechanic);
-    * dark meters on every feeder of the substation that has smart meters:
-      ``substation``;
+    * dark meters on every feeder of the substation that has smart meters and is not
+      out for planned work: ``substation``;
     * every smart meter of the reporter's feeder dark: ``whole_feeder``; some:
       ``part_of_feeder`` (cable crew).
     """
     own = feeders[reporter]
     mine = answers.get(reporter)
     counts = {c.feeder: c for c in count_per_feeder(feeders, answers)}
-    dark = sorted(e for e, v in answers.items() if v is False)
+    dark = sorted(e for e, v in answers.items() if v is False and feeders.get(e) not in planned)
     others_here = [e for e in dark if e != reporter and feeders.get(e) == own]
     c = counts[own]
     said = {True: "has voltage", False: "has no voltage", None: "cannot be asked"}[mine]
     evidence = [f"reporting meter {reporter} {said}"]
-    elsewhere = [f for f in counts.values() if f.feeder != own and f.dark]
+    if planned:
+        evidence.append(f"out for planned work: {', '.join(sorted(planned))}")
+    if own in planned and mine is not True:
+        return Verdict(PLANNED, own, tuple(evidence))
+    elsewhere = [f for f in counts.values() if f.feeder not in (own, *planned) and f.dark]
     if elsewhere:
         shown = ", ".join(f"{f.feeder} {f.dark}/{f.smart}" for f in elsewhere)
         evidence.append(f"dark elsewhere on the substation: {shown}")
@@ -275,7 +288,7 @@ def classify(
         evidence.append(f"no other meter on feeder {own} dark ({c.lit} lit)")
         return Verdict(SINGLE, own, tuple(evidence))
     evidence.append(f"feeder {own}: {c.dark} of {c.smart} smart meters dark")
-    with_smart = [f for f in counts.values() if f.smart]
+    with_smart = [f for f in counts.values() if f.smart and f.feeder not in planned]
     if len(with_smart) > 1 and all(f.dark for f in with_smart):
         evidence.append(f"dark meters on all {len(with_smart)} feeders")
         return Verdict(SUBSTATION, own, tuple(evidence))
@@ -288,10 +301,18 @@ def window(at: datetime) -> Period:
     return Period(local_midnight_utc(day), local_midnight_utc(day + timedelta(days=1)))
 
 
-def localise(gate: Gate, party: Party, ean: str, at: datetime, trigger: str) -> Uc01Result:
+def localise(
+    gate: Gate,
+    party: Party,
+    ean: str,
+    at: datetime,
+    trigger: str,
+    planned: Sequence[PlannedWork] = (),
+) -> Uc01Result:
     """UC1: ask voltage presence at ``at`` of the reporter and every meter on its
     feeder and substation (register on the local date of ``at``), once through the
-    gate, and classify the outage. Raises :class:`Uc01Error` when refused."""
+    gate, and classify the outage, leaving out feeders that the ``planned`` works have
+    out at ``at``. Raises :class:`Uc01Error` when refused."""
     with gate.register.session() as session:
         meters = neighbours(session.connection_versions(to_local(at).date()), ean)
     why = reasons(meters, ean)
@@ -317,7 +338,11 @@ def localise(gate: Gate, party: Party, ean: str, at: datetime, trigger: str) -> 
         AskedMeter(m.ean, why[m.ean], m.spot.feeder, feeders[m.ean], answers.get(m.ean))
         for m in meters
     )
-    verdict = classify(ean, feeders, answers)
+    substation = meters[0].spot.substation
+    out_for_work = frozenset(
+        f for f in set(feeders.values()) if any(w.covers_at(substation, f, at) for w in planned)
+    )
+    verdict = classify(ean, feeders, answers, out_for_work)
     if feeders[ean] != meters[0].spot.feeder:
         verdict = Verdict(
             verdict.classification,
@@ -331,7 +356,7 @@ def localise(gate: Gate, party: Party, ean: str, at: datetime, trigger: str) -> 
         ean,
         at,
         trigger,
-        meters[0].spot.substation,
+        substation,
         asked,
         count_per_feeder(feeders, answers),
         verdict,
@@ -340,7 +365,13 @@ def localise(gate: Gate, party: Party, ean: str, at: datetime, trigger: str) -> 
     )
 
 
-def localise_last_gasp(gate: Gate, party: Party, ean: str, sent_at: datetime) -> Uc01Result:
+def localise_last_gasp(
+    gate: Gate,
+    party: Party,
+    ean: str,
+    sent_at: datetime,
+    planned: Sequence[PlannedWork] = (),
+) -> Uc01Result:
     """UC1 on a DSMR 5 last-gasp message: the message is the report by itself."""
     trigger = f"last gasp of {ean} at {sent_at.isoformat()}"
-    return localise(gate, party, ean, sent_at, trigger)
+    return localise(gate, party, ean, sent_at, trigger, planned)

@@ -32,12 +32,10 @@ Everything except :func:`compensate`'s register and gate calls is pure.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from meetpunt import rulebook
@@ -53,6 +51,7 @@ from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalSta
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period
+from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc01_outage_localisation import Neighbour, probable_feeders
 from meetpunt.usecases.uc09_interruption_registration import (
     GridSpot,
@@ -71,53 +70,6 @@ LEGAL_TERM = "zes maanden"
 class Uc04Error(MeetpuntError):
     """The gate refused UC4 (``rules`` carries its rule IDs), or the planned-work file
     is malformed."""
-
-
-@dataclass(frozen=True)
-class PlannedWork:
-    """One planned interruption from the operator's own work planning."""
-
-    substation: str
-    feeder: str | None
-    start: datetime
-    end: datetime
-
-    def covers(
-        self, substation: str, feeders: Iterable[str], start: datetime, end: datetime
-    ) -> bool:
-        """True when an outage on ``substation``/``feeders`` over [start, end) is this work."""
-        if substation != self.substation or not (start < self.end and end > self.start):
-            return False
-        return self.feeder is None or self.feeder in set(feeders)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "substation": self.substation,
-            "feeder": self.feeder,
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-        }
-
-
-def read_planned(path: Path) -> list[PlannedWork]:
-    """The planned works of a CSV file with columns substation,feeder,start,end (ISO 8601
-    with offset; an empty feeder means the whole substation)."""
-    out: list[PlannedWork] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            try:
-                start = datetime.fromisoformat(row["start"].strip())
-                end = datetime.fromisoformat(row["end"].strip())
-                substation = row["substation"].strip()
-                feeder = (row.get("feeder") or "").strip() or None
-            except (KeyError, ValueError, AttributeError) as exc:
-                raise Uc04Error(f"{path}:{line}: not a planned work ({exc})") from exc
-            if start.tzinfo is None or end.tzinfo is None or not substation or end <= start:
-                raise Uc04Error(
-                    f"{path}:{line}: give substation and start < end with their UTC offset"
-                )
-            out.append(PlannedWork(substation, feeder, start, end))
-    return out
 
 
 @dataclass(frozen=True)
