@@ -64,6 +64,12 @@ def _when(axis: TimeAxis, hours: float, rng: np.random.Generator) -> tuple[datet
     return start, start + timedelta(seconds=int(hours * 3600 + rng.integers(-900, 900)))
 
 
+def _beyond(region: Region, connections: list[int], nodes: list[int]) -> list[int]:
+    """The connections hanging on ``nodes`` (the cable beyond a cut)."""
+    dark = set(nodes)
+    return [i for i in connections if int(region.connections[i].extra["backbone_node"]) in dark]
+
+
 def inject_faults(region: Region, axis: TimeAxis, rng: np.random.Generator) -> Faults:
     """Draw the faults for ``region`` over ``axis`` (see module docstring)."""
     faults = Faults()
@@ -122,12 +128,10 @@ def inject_faults(region: Region, axis: TimeAxis, rng: np.random.Generator) -> F
             break
         feeder = region.feeders[fid]
         cut = 0 if n % 3 == 0 else int(rng.integers(1, max(2, len(feeder.nodes))))
-        nodes = set(feeder.nodes[cut:])
-        affected = [
-            i
-            for i in feeder.connections
-            if int(region.connections[i].extra["backbone_node"]) in nodes
-        ]
+        affected = _beyond(region, feeder.connections, feeder.nodes[cut:])
+        while cut > 0 and len(affected) < 2:  # one dark house looks like a blown cabinet fuse
+            cut -= 1
+            affected = _beyond(region, feeder.connections, feeder.nodes[cut:])
         extent = "whole_feeder" if cut == 0 else "part_of_feeder"
         hours = CABLE_FAULT_HOURS[n % len(CABLE_FAULT_HOURS)]
         add("cable_fault", extent, "LV", False, hours, feeder.substation, fid, affected)
