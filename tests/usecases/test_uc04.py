@@ -270,6 +270,41 @@ def test_neighbour_rules_and_the_mv_level_on_plain_data() -> None:
     assert {o.ean for o in level.owed} == set(meters)
 
 
+def test_a_suspected_gis_error_is_paid_only_when_both_its_feeders_went_dark() -> None:
+    """A traditional meter registered on K1 in a K2 street: paid when K1 and K2 were
+    both dark (either registration puts it in the dark), never on K1 alone."""
+    start = datetime(2025, 6, 2, 10, tzinfo=UTC)
+    end = start + timedelta(hours=5)
+    suspect = Meter(
+        "s1", "OS1", "K1", "Straat K2", 9, "Straat K2 9", ElectricityCapacity(1, 35), False, True
+    )
+    meters = {
+        m.ean: m
+        for m in (
+            *(_meter(f"a{n}", "K1", n, True) for n in (1, 3, 5)),
+            *(_meter(f"b{n}", "K2", n, True) for n in (1, 3, 5)),
+            suspect,
+        )
+    }
+    smart = [e for e, m in meters.items() if m.smart]
+
+    def decided(dark: list[str]) -> tuple[set[str], dict[str, str]]:
+        entries = [LogEntry(e, "OS1", meters[e].feeder, start, end, 5 * 3600) for e in dark]
+        found = assess(
+            group_outages(entries), meters, smart, [], compensation_scheme(), capacity_classes()
+        )
+        return {o.ean for o in found.owed}, {r.ean: r.reason for r in found.reviews}
+
+    paid, reviewed = decided(["a1", "a3", "a5"])  # K1 dark, K2 (its street) lit
+    assert "s1" not in paid
+    assert "not paid on its registration" in reviewed["s1"]
+    paid, reviewed = decided(["a1", "a3", "a5", "b1", "b3", "b5"])
+    assert "s1" in paid
+    assert "both feeders went dark, paid EUR 35.00" in reviewed["s1"]
+    paid, reviewed = decided(["a1", "a3", "a5", "b1", "b3"])  # b5 lit: K2 only partly
+    assert "s1" not in paid and "s1" in reviewed
+
+
 @pytest.mark.parametrize("twin", [1], indirect=True, ids=["seed1"])
 def test_the_cli_pays_reviews_and_writes_letters(twin: Twin, tmp_path: Path) -> None:
     plan = tmp_path / "planned.csv"

@@ -22,7 +22,9 @@ Rules (each decision carries its source and reason):
   to its end; house numbers run along the cable). Otherwise it is listed for review;
 * a meter whose street is the home street of ANOTHER feeder (UC1's street rule) is a
   suspected GIS feeder error: never paid because of its registration, always listed
-  for review (a smart meter with its own log is still paid on that log);
+  for review (a smart meter with its own log is still paid on that log, and a meter
+  without a log when its registered and its street's feeder both went dark entirely,
+  so that either registration puts it in the dark);
 * a registered out-of-service connection on a faulted feeder is not asked and not
   paid, but listed for review (it may still be in use); an owed connection without a
   contract holder in the register is listed for review instead of paid.
@@ -370,6 +372,11 @@ def outage_map(
     meter without a log (traditional, not asked) is placed by its neighbours on the
     cable (:func:`_placed_dark`), '?' when they do not place it."""
     logged = {c.ean for c in outage.customers}
+
+    def whole_dark(feeder: str) -> bool:
+        dark = dark_nodes.get(feeder, set())
+        return len(dark) > 1 and not lit_nodes.get(feeder, set()) - dark
+
     shown: list[MapMeter] = []
     for m in meters.values():
         if m.substation != outage.substation or not (m.in_service or m.ean in logged):
@@ -381,12 +388,17 @@ def outage_map(
             state, why = NOT_INTERRUPTED, "asked, no log entry"
         elif m.feeder not in faulted and on not in faulted:
             state, why = NOT_INTERRUPTED, "no log; its feeder is not faulted"
+        elif on != m.feeder and whole_dark(m.feeder) and whole_dark(on):
+            state, why = (
+                INTERRUPTED,
+                "no log; its registered and its street's feeder both went dark",
+            )
         elif on != m.feeder:
             state, why = UNKNOWN, "no log; suspected GIS feeder error on a faulted feeder"
         else:
             dark = dark_nodes.get(m.feeder, set())
             lit = lit_nodes.get(m.feeder, set()) - dark
-            placed, why = _placed_dark(m.node, dark, lit, whole=len(dark) > 1 and not lit)
+            placed, why = _placed_dark(m.node, dark, lit, whole=whole_dark(m.feeder))
             state = INTERRUPTED if placed else (NOT_INTERRUPTED if why == "lit" else UNKNOWN)
         shown.append(MapMeter(m.ean, m.feeder, on, m.house_number, m.smart, state, why))
     shown.sort(key=lambda x: (x.feeder, x.house_number, x.ean))
@@ -512,15 +524,19 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                 continue
             if m.feeder not in faulted and street.get(m.ean) not in faulted:
                 continue
-            if m.ean in suspects:
-                review(
-                    m.ean,
-                    f"suspected GIS feeder error: registered on {m.feeder}, its street "
-                    f"({m.street}) is on {street[m.ean]}; not paid on its registration, "
-                    "no log of its own",
-                )
-                continue
             could = owed(m.ean, o.duration_s, SOURCE_NEIGHBOURS)
+            if m.ean in suspects:
+                gis = (
+                    f"suspected GIS feeder error: registered on {m.feeder}, its street "
+                    f"({m.street}) is on {street[m.ean]}"
+                )
+                shown = on_map.get(m.ean)
+                if shown is None or shown.state != INTERRUPTED:
+                    review(m.ean, f"{gis}; not paid on its registration, no log of its own")
+                    continue
+                # dark whichever registration is right: paid, and the GIS error still listed
+                paid = f", paid EUR {could.amount}" if could.paid else ""
+                review(m.ean, f"{gis}; both feeders went dark{paid}")
             if not could.paid:
                 continue
             if not m.in_service:
