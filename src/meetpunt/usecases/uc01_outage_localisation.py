@@ -17,7 +17,6 @@ it). Everything except :func:`localise`'s register and gate calls is pure.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,13 +24,13 @@ from typing import Any
 
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.domain.capacity import Commodity
-from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
+from meetpunt.domain.connection import ConnectionVersion, PhysicalStatus
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Party, Period
 from meetpunt.usecases.common import ask
+from meetpunt.usecases.grid import GridSpot, Neighbour, probable_feeders
 from meetpunt.usecases.planned_works import PlannedWork
-from meetpunt.usecases.uc09_interruption_registration import GridSpot
 
 PURPOSE = "UC1"
 KIND = VOLTAGE_PRESENCE
@@ -59,16 +58,6 @@ CREW = {
 class Uc01Error(MeetpuntError):
     """UC1 could not ask: the gate refused (``rules`` carries its rule IDs), or the
     reporting connection is not in the register."""
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    """One electricity connection of the substation, from the register."""
-
-    ean: str
-    spot: GridSpot
-    street: str
-    smart: bool
 
 
 @dataclass(frozen=True)
@@ -180,14 +169,9 @@ def neighbours(versions: Iterable[ConnectionVersion], reporter: str) -> list[Nei
     if reporter not in rows:
         raise Uc01Error(f"{reporter} is not an electricity connection in the register")
 
-    def as_neighbour(v: ConnectionVersion) -> Neighbour:
-        a = v.attributes
-        spot = GridSpot(a.grid.substation, a.grid.feeder)
-        return Neighbour(v.ean, spot, a.address.street, a.meter_type is MeterType.SMART)
-
-    own = as_neighbour(rows[reporter])
+    own = Neighbour.of(rows[reporter])
     others = [
-        as_neighbour(v)
+        Neighbour.of(v)
         for ean, v in sorted(rows.items())
         if ean != reporter
         and own.spot.substation
@@ -212,25 +196,6 @@ def reasons(meters: Iterable[Neighbour], reporter: str) -> dict[str, str]:
         else:
             out[m.ean] = f"same substation {m.spot.substation}"
     return out
-
-
-def home_streets(meters: Iterable[Neighbour]) -> dict[str, str]:
-    """Each registered feeder's home street (the street most of its connections are on);
-    a street that is home to two feeders is nobody's home street."""
-    streets: dict[str, Counter[str]] = {}
-    for m in meters:
-        streets.setdefault(m.spot.feeder, Counter())[m.street] += 1
-    homes = {f: c.most_common(1)[0][0] for f, c in streets.items() if c}
-    taken = Counter(homes.values())
-    return {f: s for f, s in homes.items() if taken[s] == 1}
-
-
-def probable_feeders(meters: Iterable[Neighbour]) -> dict[str, str]:
-    """The feeder each meter most likely hangs on: the feeder whose home street is the
-    meter's street, else its registered feeder."""
-    listed = list(meters)
-    by_street = {s: f for f, s in home_streets(listed).items()}
-    return {m.ean: by_street.get(m.street, m.spot.feeder) for m in listed}
 
 
 def count_per_feeder(

@@ -53,10 +53,10 @@ from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalSta
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period
+from meetpunt.usecases import grid
+from meetpunt.usecases.grid import GridSpot, Neighbour
 from meetpunt.usecases.planned_works import PlannedWork
-from meetpunt.usecases.uc01_outage_localisation import Neighbour, probable_feeders
 from meetpunt.usecases.uc09_interruption_registration import (
-    GridSpot,
     Outage,
     population,
     read_outages,
@@ -121,15 +121,12 @@ def meters_of(versions: Iterable[ConnectionVersion]) -> dict[str, Meter]:
 
 
 def street_feeders(meters: Mapping[str, Meter]) -> dict[str, str]:
-    """UC1's street rule per substation: the feeder each meter most likely hangs on."""
-    by_substation: dict[str, list[Neighbour]] = {}
-    for m in meters.values():
-        spot = GridSpot(m.substation, m.feeder)
-        by_substation.setdefault(m.substation, []).append(Neighbour(m.ean, spot, m.street, m.smart))
-    out: dict[str, str] = {}
-    for group in by_substation.values():
-        out.update(probable_feeders(group))
-    return out
+    """UC1's street rule (:mod:`meetpunt.usecases.grid`): the feeder each meter most
+    likely hangs on."""
+    return grid.street_feeders(
+        Neighbour(m.ean, GridSpot(m.substation, m.feeder), m.street, m.smart)
+        for m in meters.values()
+    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ national outage register (Nestor), and the reliability figures derived from them
 only data read is ``power_failure_log`` (DSMR 1-0:99.97.0: END of each long failure
 and its duration), asked once from the privacy gate for every in-service electricity
 connection with a smart meter (optionally one municipality or postcode-4 area). UC9 is
-grid management, so an administrative opt-out does not stop it (PRV-3).
+grid management, so an administrative opt-out does not stop it (PRV-3). Each meter's
+feeder is UC1's street rule (:mod:`meetpunt.usecases.grid`), so an outage names the
+feeder that failed even when a registration error names another.
 
 Everything except :func:`register_interruptions`' gate call is a pure function over
 plain values or Arrow tables.
@@ -27,6 +29,7 @@ from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period, stored_utc
 from meetpunt.usecases.common import ask
+from meetpunt.usecases.grid import GridSpot, Neighbour, street_feeders
 
 PURPOSE = "UC9"
 KIND = "power_failure_log"
@@ -39,14 +42,6 @@ takes every feeder down at once); entries on one feeder join whenever they overl
 
 class Uc09Error(MeetpuntError):
     """The gate refused UC9; ``rules`` carries the decision's rule IDs."""
-
-
-@dataclass(frozen=True)
-class GridSpot:
-    """Where a connection hangs in the grid (from the register)."""
-
-    substation: str
-    feeder: str
 
 
 @dataclass(frozen=True)
@@ -197,10 +192,20 @@ def in_population(version: ConnectionVersion, area: str | None = None) -> bool:
 def population(
     versions: Iterable[ConnectionVersion], area: str | None = None
 ) -> dict[str, GridSpot]:
-    """The population's EANs with their grid position, in EAN order."""
-    return {
-        v.ean: GridSpot(v.attributes.grid.substation, v.attributes.grid.feeder)
+    """The population's EANs with their grid position, in EAN order: the registered
+    substation, and the feeder UC1's street rule places the meter on (a suspected GIS
+    feeder error is registered on the feeder its street is on), judged over every
+    in- or out-of-service electricity connection of the substation."""
+    kept = [
+        v
         for v in sorted(versions, key=lambda v: v.ean)
+        if v.commodity is Commodity.ELECTRICITY
+        and v.attributes.status in (PhysicalStatus.IN_SERVICE, PhysicalStatus.OUT_OF_SERVICE)
+    ]
+    feeders = street_feeders(Neighbour.of(v) for v in kept)
+    return {
+        v.ean: GridSpot(v.attributes.grid.substation, feeders[v.ean])
+        for v in kept
         if in_population(v, area)
     }
 

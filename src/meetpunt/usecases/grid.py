@@ -1,0 +1,73 @@
+"""Where a connection hangs in the LV grid, and UC1's street rule that corrects it.
+
+The register's feeder is sometimes wrong (a GIS registration error). UC1, UC4 and UC9
+therefore place a meter on the feeder whose home street is the meter's own street
+(seed 001 UC1/UC4: "check the surrounding meters"); a meter placed elsewhere than its
+registration says is a suspected GIS feeder error. The rule assumes one home street per
+feeder, as in the twin and in most Dutch LV streets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from meetpunt.domain.connection import ConnectionVersion, MeterType
+
+
+@dataclass(frozen=True)
+class GridSpot:
+    """Where a connection hangs in the grid: substation and feeder (the register's, or
+    the one the street rule puts it on)."""
+
+    substation: str
+    feeder: str
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One electricity connection of the substation, from the register."""
+
+    ean: str
+    spot: GridSpot
+    street: str
+    smart: bool
+
+    @classmethod
+    def of(cls, version: ConnectionVersion) -> Neighbour:
+        """The connection's registered spot, street and meter type."""
+        a = version.attributes
+        spot = GridSpot(a.grid.substation, a.grid.feeder)
+        return cls(version.ean, spot, a.address.street, a.meter_type is MeterType.SMART)
+
+
+def home_streets(meters: Iterable[Neighbour]) -> dict[str, str]:
+    """Each registered feeder's home street (the street most of its connections are on);
+    a street that is home to two feeders is nobody's home street."""
+    streets: dict[str, Counter[str]] = {}
+    for m in meters:
+        streets.setdefault(m.spot.feeder, Counter())[m.street] += 1
+    homes = {f: c.most_common(1)[0][0] for f, c in streets.items() if c}
+    taken = Counter(homes.values())
+    return {f: s for f, s in homes.items() if taken[s] == 1}
+
+
+def probable_feeders(meters: Iterable[Neighbour]) -> dict[str, str]:
+    """The feeder each meter of ONE substation most likely hangs on: the feeder whose
+    home street is the meter's street, else its registered feeder."""
+    listed = list(meters)
+    by_street = {s: f for f, s in home_streets(listed).items()}
+    return {m.ean: by_street.get(m.street, m.spot.feeder) for m in listed}
+
+
+def street_feeders(meters: Iterable[Neighbour]) -> dict[str, str]:
+    """:func:`probable_feeders` over meters of any number of substations, each
+    substation on its own (a street rule never moves a meter to another substation)."""
+    by_substation: dict[str, list[Neighbour]] = {}
+    for m in meters:
+        by_substation.setdefault(m.spot.substation, []).append(m)
+    out: dict[str, str] = {}
+    for group in by_substation.values():
+        out.update(probable_feeders(group))
+    return out
