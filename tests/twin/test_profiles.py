@@ -27,7 +27,9 @@ from meetpunt.twin.model import (
     TwinConnection,
 )
 from meetpunt.twin.profiles import (
+    FUSE_HOLDS,
     HOUSEHOLD_TYPE_KEY,
+    PHASE_V,
     PowerProfiles,
     annual_equivalents,
     draw_annual_kwh,
@@ -36,8 +38,16 @@ from meetpunt.twin.profiles import (
     reference_pv_yield,
     simulate_profiles,
 )
+from meetpunt.twin.profiles import _within_fuse as within_fuse
 
 STEP_H = STEP_S / 3600.0
+
+
+def _amperes(kind: ConnectionKind, ev: EvCharger) -> int:
+    """Sized as the topology sizes them: a 7.4 kW charger needs 35 A, a shop more."""
+    if kind is not ConnectionKind.HOUSEHOLD:
+        return 50
+    return 35 if ev is EvCharger.SINGLE_7_4 else 25
 
 
 def _conn(
@@ -56,7 +66,7 @@ def _conn(
         index=index,
         ean=f"8710000000000{index:05d}",
         kind=kind,
-        capacity=ElectricityCapacity(1 if phase is not None else 3, 25),
+        capacity=ElectricityCapacity(1 if phase is not None else 3, _amperes(kind, ev)),
         phase=phase,
         substation="S1",
         feeder="S1-F1",
@@ -77,6 +87,11 @@ def _conn(
     return conn
 
 
+def _charger(wanted: EvCharger, three_phase: bool) -> EvCharger:
+    """As the topology fits them: a 3x11 kW charger only on a three-phase connection."""
+    return wanted if three_phase or wanted is not EvCharger.THREE_11 else EvCharger.SINGLE_3_7
+
+
 def _mixed(n_households: int, seed: int) -> list[TwinConnection]:
     """Households drawn like the topology does, plus a shop, an office and devices."""
     rng = np.random.default_rng(seed)
@@ -91,7 +106,7 @@ def _mixed(n_households: int, seed: int) -> list[TwinConnection]:
                 phase=None if three else i % 3,
                 annual_kwh=kwh,
                 pv_kwp=[0.0, 2.4, 6.5][i % 3],
-                ev=chargers[i % 3] if i % 4 == 0 else EvCharger.NONE,
+                ev=_charger(chargers[i % 3], three) if i % 4 == 0 else EvCharger.NONE,
                 heat_pump=i % 7 == 3,
                 gas_m3=0.0 if i % 7 == 3 else 1000.0,
                 label=label,
@@ -176,6 +191,30 @@ def test_consumption_is_base_plus_ev_plus_heat_pump(
     _, _, p = month
     total = p.base_w.astype(np.float64) + p.ev_w + p.heat_pump_w
     np.testing.assert_allclose(p.consumption_w.sum(axis=2), total, rtol=1e-4, atol=1e-2)
+
+
+def test_no_phase_draws_more_than_its_main_fuse_holds(
+    month: tuple[list[TwinConnection], TimeAxis, PowerProfiles],
+) -> None:
+    """A January month with EVs and heat pumps: the hub's MTR-5.capacity never fires."""
+    conns, _, p = month
+    limit = np.array([c.capacity.amperes * FUSE_HOLDS * PHASE_V for c in conns])
+    assert (p.consumption_w.max(axis=(0, 2)) <= limit + 0.5).all()
+
+
+def test_a_load_above_the_fuse_is_scaled_and_the_car_keeps_its_power() -> None:
+    conns = [_conn(0, phase=0, ev=EvCharger.SINGLE_3_7), _conn(1, phase=None)]  # 1x25, 3x25
+    f32 = np.float32
+    base = np.array([[6000, 18000], [1000, 1000]], dtype=f32)
+    heat = np.array([[1000, 9000], [0, 0]], dtype=f32)
+    ev = np.array([[3700, 0], [3700, 0]], dtype=f32)
+    within_fuse(conns, base, heat, ev, load_calibration())
+    holds = 25 * FUSE_HOLDS * PHASE_V
+    assert base[0, 0] + heat[0, 0] + ev[0, 0] == pytest.approx(holds, rel=1e-5)
+    assert base[0, 0] / heat[0, 0] == pytest.approx(6.0, rel=1e-5)  # one factor for both
+    assert base[0, 1] + heat[0, 1] == pytest.approx(3 * holds, rel=1e-5)  # 9 kW per phase
+    assert (ev == np.array([[3700, 0], [3700, 0]])).all()
+    assert (base[1] == 1000).all() and (heat[1] == 0).all()  # under the limit: untouched
 
 
 def test_devices_only_where_they_are(

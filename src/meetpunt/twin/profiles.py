@@ -19,6 +19,10 @@ as data in ``meetpunt/data/twin_calibration.toml``:
   until the energy is delivered.
 * **heat pumps**: heating degree days plus a daily hot-water block, on/off cycling
   at low load. **Gas**: hourly, heating degree days plus hot water.
+* **main fuse**: the household's own load (base and heat pump) is scaled down in the
+  5 minutes where, with the EV charger, it would take a phase above what the main
+  fuse holds (1.25 x its rating): people on a 1x25 A connection do not run oven,
+  dryer and car at once. The topology already sizes chargers to the fuse.
 
 Everything is vectorised with numpy and every draw comes from the generator handed
 in, so the same seed gives the same arrays.
@@ -1155,6 +1159,60 @@ def _phase_weights(conn: TwinConnection, single_phase_device: bool) -> tuple[flo
     return (1.0, 0.0, 0.0) if single_phase_device else (1 / 3, 1 / 3, 1 / 3)
 
 
+def _device_weights(
+    conns: Sequence[TwinConnection], cal: Calibration
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per connection, how load (base, heat pump), EV and PV split over L1..L3:
+    single-phase connections put everything on their phase; three-phase connections
+    split load evenly, a 3x11 kW charger evenly and a single-phase charger on L1, and a
+    PV inverter up to ``single_phase_max_kwp`` on L1."""
+
+    def weights(single: Sequence[bool]) -> FloatArray:
+        rows = [_phase_weights(c, one) for c, one in zip(conns, single, strict=True)]
+        return np.array(rows, dtype=np.float32).reshape(-1, 3)
+
+    small = cal.pv.single_phase_max_kwp
+    return (
+        weights([False] * len(conns)),
+        weights([c.ev is not EvCharger.THREE_11 for c in conns]),
+        weights([c.pv_kwp <= small for c in conns]),
+    )
+
+
+PHASE_V = 230.0
+FUSE_HOLDS = 1.25
+"""A gG main fuse carries 1.25 x its rating for at least an hour without blowing
+(IEC 60269-1 conventional non-fusing current, 16-63 A) and blows within the hour at
+1.6 x, the limit the hub checks (MTR-5.capacity)."""
+
+
+def _within_fuse(
+    conns: Sequence[TwinConnection],
+    base: FloatArray,
+    heat: FloatArray,
+    ev: FloatArray,
+    cal: Calibration,
+) -> None:
+    """Scale, in place, a connection's own load (``base`` and ``heat``) by one factor
+    per step wherever a phase would otherwise draw more than its main fuse holds
+    (:data:`FUSE_HOLDS` x amperes x 230 V) together with the EV charger, which is left
+    whole so its sessions keep their energy. A household that blew its fuse would sit
+    in the dark; the twin's households stay where the fuse holds."""
+    load_w, ev_w, _ = _device_weights(conns, cal)
+    amperes = [c.capacity.amperes * FUSE_HOLDS * PHASE_V for c in conns]
+    limit = np.array(amperes, dtype=np.float32)
+    house = base + heat
+    scale = np.ones_like(house)
+    for phase in range(3):
+        on = house * load_w[:, phase]
+        room = np.maximum(limit - ev * ev_w[:, phase], np.float32(0.0))
+        fits = np.where(on > room, room / np.maximum(on, np.float32(1.0)), np.float32(1.0))
+        np.minimum(scale, fits, out=scale)
+    if bool((scale < 1.0).any()):
+        base *= scale
+        heat *= scale
+
+
 def _on_phases(
     conns: Sequence[TwinConnection],
     base: FloatArray,
@@ -1163,20 +1221,9 @@ def _on_phases(
     pv: FloatArray,
     cal: Calibration,
 ) -> tuple[FloatArray, FloatArray]:
-    """Spread the totals over the phases of each connection (consumption, PV).
-
-    Single-phase connections put everything on their phase; three-phase connections
-    split base load and heat pump evenly, a 3x11 kW charger evenly and a single-phase
-    charger on L1, and a PV inverter up to ``single_phase_max_kwp`` on L1.
-    """
-    load_w = np.array([_phase_weights(c, False) for c in conns], dtype=np.float32).reshape(-1, 3)
-    ev_w = np.array(
-        [_phase_weights(c, c.ev is not EvCharger.THREE_11) for c in conns], dtype=np.float32
-    ).reshape(-1, 3)
-    small = cal.pv.single_phase_max_kwp
-    pv_w = np.array(
-        [_phase_weights(c, c.pv_kwp <= small) for c in conns], dtype=np.float32
-    ).reshape(-1, 3)
+    """Spread the totals over the phases of each connection (consumption, PV), as
+    :func:`_device_weights` says."""
+    load_w, ev_w, pv_w = _device_weights(conns, cal)
     n_s, n_c = base.shape
     consumption = np.empty((n_s, n_c, 3), dtype=np.float32)
     generation = np.empty((n_s, n_c, 3), dtype=np.float32)
@@ -1213,6 +1260,7 @@ def simulate_profiles(
     ev, sessions = _ev(conns, clock, cal, ev_rng)
     heat = _heat_pumps(conns, clock, weather, cal, heat_rng)
     ev_w, heat_w = ev.astype(np.float32), heat.astype(np.float32)
+    _within_fuse(conns, base, heat_w, ev_w, cal)
     consumption, generation = _on_phases(conns, base, ev_w, heat_w, pv, cal)
     return PowerProfiles(
         consumption_w=consumption,
