@@ -511,11 +511,7 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             if ean in suspects:
                 m = meters[ean]
                 paid = f"; paid EUR {comp.amount} on its own log" if comp.paid else ""
-                review(
-                    ean,
-                    f"suspected GIS feeder error: registered on {m.feeder}, its street "
-                    f"({m.street}) is on {street[ean]}{paid}",
-                )
+                review(ean, f"{_gis(m, street)}{paid}")
         for m in meters.values():
             if m.substation != o.substation or m.ean in logged:
                 continue
@@ -523,10 +519,7 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                 continue
             could = owed(m.ean, o.duration_s, SOURCE_NEIGHBOURS)
             if m.ean in suspects:
-                gis = (
-                    f"suspected GIS feeder error: registered on {m.feeder}, its street "
-                    f"({m.street}) is on {street[m.ean]}"
-                )
+                gis = _gis(m, street)
                 shown = on_map.get(m.ean)
                 if shown is None or shown.state != INTERRUPTED:
                     review(m.ean, f"{gis}; not paid on its registration, no log of its own")
@@ -551,6 +544,14 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             # 'N': lit by its neighbours, or a smart meter asked without a log entry (no
             # long failure logged: it had voltage)
     return out
+
+
+def _gis(m: Meter, street: Mapping[str, str]) -> str:
+    """The review reason for a suspected GIS feeder error (UC1's street rule)."""
+    return (
+        f"suspected GIS feeder error: registered on {m.feeder}, its street "
+        f"({m.street}) is on {street[m.ean]}"
+    )
 
 
 def _duration_nl(span: timedelta) -> str:
