@@ -1208,9 +1208,8 @@ def _within_fuse(
         room = np.maximum(limit - ev * ev_w[:, phase], np.float32(0.0))
         fits = np.where(on > room, room / np.maximum(on, np.float32(1.0)), np.float32(1.0))
         np.minimum(scale, fits, out=scale)
-    if bool((scale < 1.0).any()):
-        base *= scale
-        heat *= scale
+    base *= scale
+    heat *= scale
 
 
 def _on_phases(

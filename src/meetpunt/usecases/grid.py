@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meetpunt.domain.connection import ConnectionVersion, MeterType
+from meetpunt.domain.capacity import Commodity
+from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ class Neighbour:
         a = version.attributes
         spot = GridSpot(a.grid.substation, a.grid.feeder)
         return cls(version.ean, spot, a.address.street, a.meter_type is MeterType.SMART)
+
+
+def on_the_grid(version: ConnectionVersion) -> bool:
+    """An electricity connection that hangs on a cable: in or out of service (not in
+    construction, not demolished). The street rule judges over all of them."""
+    return version.commodity is Commodity.ELECTRICITY and version.attributes.status in (
+        PhysicalStatus.IN_SERVICE,
+        PhysicalStatus.OUT_OF_SERVICE,
+    )
 
 
 def home_streets(meters: Iterable[Neighbour]) -> dict[str, str]:

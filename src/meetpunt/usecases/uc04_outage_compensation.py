@@ -54,7 +54,7 @@ from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period
 from meetpunt.usecases import grid
-from meetpunt.usecases.grid import GridSpot, Neighbour
+from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid
 from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc09_interruption_registration import (
     Outage,
@@ -99,11 +99,9 @@ def meters_of(versions: Iterable[ConnectionVersion]) -> dict[str, Meter]:
     service (not demolished, not in construction), in EAN order."""
     out: dict[str, Meter] = {}
     for v in sorted(versions, key=lambda v: v.ean):
+        if not on_the_grid(v):
+            continue
         a = v.attributes
-        if v.commodity is not Commodity.ELECTRICITY:
-            continue
-        if a.status not in (PhysicalStatus.IN_SERVICE, PhysicalStatus.OUT_OF_SERVICE):
-            continue
         ad = a.address
         number = f"{ad.house_number}{ad.house_number_suffix}"
         out[v.ean] = Meter(

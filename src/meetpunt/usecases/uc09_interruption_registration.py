@@ -29,7 +29,7 @@ from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period, stored_utc
 from meetpunt.usecases.common import ask
-from meetpunt.usecases.grid import GridSpot, Neighbour, street_feeders
+from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid, street_feeders
 
 PURPOSE = "UC9"
 KIND = "power_failure_log"
@@ -196,12 +196,7 @@ def population(
     substation, and the feeder UC1's street rule places the meter on (a suspected GIS
     feeder error is registered on the feeder its street is on), judged over every
     in- or out-of-service electricity connection of the substation."""
-    kept = [
-        v
-        for v in sorted(versions, key=lambda v: v.ean)
-        if v.commodity is Commodity.ELECTRICITY
-        and v.attributes.status in (PhysicalStatus.IN_SERVICE, PhysicalStatus.OUT_OF_SERVICE)
-    ]
+    kept = [v for v in sorted(versions, key=lambda v: v.ean) if on_the_grid(v)]
     feeders = street_feeders(Neighbour.of(v) for v in kept)
     return {
         v.ean: GridSpot(v.attributes.grid.substation, feeders[v.ean])
