@@ -28,7 +28,7 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
-from meetpunt.cli_common import progress_bar
+from meetpunt.cli.common import progress_bar
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.domain.calendar import local_midnight_utc

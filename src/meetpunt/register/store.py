@@ -22,14 +22,11 @@ from sqlalchemy import (
     Insert,
     Row,
     Table,
-    and_,
     delete,
     insert,
-    or_,
     select,
     update,
 )
-from sqlalchemy.sql.elements import ColumnElement
 
 from meetpunt import rulebook
 from meetpunt.domain.allocation import (
@@ -70,6 +67,7 @@ from meetpunt.domain.ean import ean_from_serial
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import RegisterError
 from meetpunt.register import schema as t
+from meetpunt.register.validity import holds_on
 
 DEFAULT_EAN_PREFIX = "87123450"
 OUT_OF_SERVICE = frozenset({PhysicalStatus.OUT_OF_SERVICE, PhysicalStatus.DEMOLISHED})
@@ -172,10 +170,6 @@ class Register:
     def dispose(self) -> None:
         """Close the engine's pooled connections."""
         self.engine.dispose()
-
-
-def _holds(table: Table, day: date) -> ColumnElement[bool]:
-    return and_(table.c.valid_from <= day, or_(table.c.valid_to.is_(None), table.c.valid_to > day))
 
 
 class RegisterSession:
@@ -348,7 +342,7 @@ class RegisterSession:
         row = self._conn.execute(
             select(t.connection_version).where(
                 t.connection_version.c.connection_id == connection_id,
-                _holds(t.connection_version, on),
+                holds_on(t.connection_version, on),
             )
         ).first()
         return None if row is None else self._version(ean, found_commodity, row)
@@ -371,7 +365,7 @@ class RegisterSession:
             t.connection, t.connection.c.id == t.connection_version.c.connection_id
         )
         if on is not None:
-            query = query.where(_holds(t.connection_version, on))
+            query = query.where(holds_on(t.connection_version, on))
         query = query.order_by(
             t.connection.c.ean, t.connection.c.commodity, t.connection_version.c.valid_from
         )
@@ -473,7 +467,7 @@ class RegisterSession:
         status = self._conn.execute(
             select(t.allocation_point_status.c.status).where(
                 t.allocation_point_status.c.allocation_point_id == point_id,
-                _holds(t.allocation_point_status, on),
+                holds_on(t.allocation_point_status, on),
             )
         ).scalar()
         return None if status is None else SapStatus(status)
@@ -496,7 +490,7 @@ class RegisterSession:
             .where(
                 t.allocation_point.c.connection_id == connection_id,
                 t.allocation_point.c.kind == AllocationPointKind.SECONDARY.value,
-                _holds(t.allocation_point_status, on),
+                holds_on(t.allocation_point_status, on),
             )
             .order_by(t.allocation_point.c.ean)
         )

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from meetpunt.cli_common import DbOption, JsonOption, StoreOption, make_console
+from meetpunt.cli.common import DbOption, JsonOption, StoreOption, make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.meterdata.service import hub_store, quarantined

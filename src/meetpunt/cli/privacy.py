@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from meetpunt.cli_common import make_console
+from meetpunt.cli.common import make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.catalogue import PurposeRule, load_catalogue
 

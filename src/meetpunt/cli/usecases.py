@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from meetpunt.cli_common import DbOption, JsonOption, StoreOption, make_console
+from meetpunt.cli.common import DbOption, JsonOption, StoreOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.model import Party, Period, Role

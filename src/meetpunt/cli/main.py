@@ -16,12 +16,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from meetpunt.cli_audit import audit_app
-from meetpunt.cli_common import DbOption, JsonOption, make_console, progress_bar
-from meetpunt.cli_consent import consent_app
-from meetpunt.cli_meterdata import ingest_app, retention_app
-from meetpunt.cli_privacy import privacy_app
-from meetpunt.cli_usecases import usecase_app
+from meetpunt.cli.audit import audit_app
+from meetpunt.cli.common import DbOption, JsonOption, make_console, progress_bar
+from meetpunt.cli.consent import consent_app
+from meetpunt.cli.meterdata import ingest_app, retention_app
+from meetpunt.cli.p1 import p1_app
+from meetpunt.cli.privacy import privacy_app
+from meetpunt.cli.usecases import usecase_app
 from meetpunt.domain.allocation import SapRequest
 from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
 from meetpunt.domain.ean import check_ean, ean_from_serial
@@ -42,7 +43,6 @@ app.add_typer(ean_app, name="ean", no_args_is_help=True)
 app.add_typer(register_app, name="register")
 twin_app = typer.Typer(help="The grid twin: a simulated region with known truth.")
 app.add_typer(twin_app, name="twin", no_args_is_help=True)
-p1_app = typer.Typer(help="DSMR P1 telegrams: parse and check captures (MTR-2).")
 app.add_typer(p1_app, name="p1", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(retention_app, name="retention")
@@ -331,52 +331,6 @@ def twin_generate(
     table.add_row(*(f"{v:.1f}" for v in run.seconds.values()))
     console.print(table)
     console.print(f"quarter-hour rows: {rows.get('meterdata/quarter_hours.parquet')}")
-
-
-@p1_app.command("parse")
-def p1_parse(
-    files: Annotated[list[Path], typer.Argument(help="P1 captures (telegrams as received).")],
-    as_json: JsonOption = False,
-) -> None:
-    """Parse DSMR P1 telegrams (2.2 to 5.0, e-MUCS) and report per file.
-
-    --json prints one JSON object per telegram per line. Refused telegrams are
-    reported, not errors: exit 0; exit 1 only when a file cannot be read.
-    """
-    from collections import Counter
-
-    from meetpunt.io.p1 import read_p1_file
-
-    table = Table(title="P1 telegrams")
-    for column in ("file", "telegrams", "valid", "CRC failures", "malformed", "versions"):
-        table.add_column(column)
-    unreadable = 0
-    for path in files:
-        counts: Counter[str] = Counter()
-        versions: Counter[str] = Counter()
-        try:
-            for telegram in read_p1_file(path):
-                if as_json:
-                    _print_json(telegram.to_json())
-                counts["telegrams"] += 1
-                versions[telegram.version or "unknown"] += 1
-                if telegram.valid:
-                    counts["valid"] += 1
-                elif telegram.error is not None and telegram.error.rule == "MTR-2.crc":
-                    counts["crc"] += 1
-                else:
-                    counts["malformed"] += 1
-        except OSError as exc:
-            unreadable += 1
-            typer.echo(f"error: {path}: {exc.strerror or exc}", err=True)
-            continue
-        seen = ", ".join(f"{v} ({n})" for v, n in versions.most_common())
-        cells = (counts["telegrams"], counts["valid"], counts["crc"], counts["malformed"])
-        table.add_row(str(path), *(str(n) for n in cells), seen)
-    if not as_json:
-        console.print(table)
-    if unreadable:
-        raise typer.Exit(1)
 
 
 @app.command("demo")

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from meetpunt.cli_common import DbOption, JsonOption, make_console
+from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import audit
 from meetpunt.register import open_register

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from meetpunt.cli_common import DbOption, JsonOption, make_console
+from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import consent
