@@ -18,8 +18,9 @@ whole batch or none of it, and the batch row is written last inside it, so a sou
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,39 @@ class MeterStore:
         sql += f" ORDER BY {order}"
         return utc_times(arrow(self.con, sql, params))
 
+    def read_connections(
+        self, kind_name: str, connections: Iterable[int], start: datetime, end: datetime
+    ) -> pa.Table:
+        """The curated rows of ``kind_name`` for ``connections`` with their time in
+        ``[start, end)`` (aware datetimes), as :meth:`read` returns them: the one query
+        behind every granted read (PRV-1)."""
+        kind = KINDS[kind_name]
+        ids = sorted(set(connections))
+        if not ids:
+            return self.read(kind_name, "false")
+        marks = ", ".join("?" for _ in ids)
+        return self.read(
+            kind_name,
+            f'connection IN ({marks}) AND "{kind.time}" >= ? AND "{kind.time}" < ?',
+            [*ids, naive_utc(start), naive_utc(end)],
+        )
+
+    def interrupted_at(self, connections: Iterable[int], at: datetime) -> set[int]:
+        """The connections among ``connections`` whose power-failure log holds an
+        interruption around ``at`` (start = end - duration <= at < end): the meters that
+        would answer "no voltage" if asked at ``at`` (UC1)."""
+        ids = sorted(set(connections))
+        if not ids:
+            return set()
+        marks = ", ".join("?" for _ in ids)
+        moment = naive_utc(at)
+        rows = self.con.execute(
+            f"SELECT DISTINCT connection FROM power_failure_log WHERE connection IN ({marks}) "
+            'AND "end" > ? AND "end" - to_seconds(duration_s) <= ?',
+            [*ids, moment, moment],
+        ).fetchall()
+        return {int(row[0]) for row in rows}
+
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Any read-only SQL over the store's tables, as Arrow with UTC times."""
         return utc_times(arrow(self.con, sql, params))
@@ -124,6 +158,11 @@ class MeterStore:
     def count(self, table: str) -> int:
         """Rows in a table of the store."""
         return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+
+
+def naive_utc(instant: datetime) -> datetime:
+    """An aware instant as the store keeps times: naive UTC."""
+    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 def arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pa.Table:

@@ -1,109 +1,60 @@
-"""The one door to meter data (PRV-1; DESIGN rule 1).
+"""The one door to meter data (PRV-1).
 
-``Gate.request`` gathers what the register knows about the requested connections (in
-a few batched queries), applies the purpose's limits (:func:`rules.evaluate`), writes
-the decision to the audit log and, when granted, remembers the grant per connection so
+``Gate.request`` takes the register's facts about the requested connections (through
+the register's read API, a fixed number of queries whatever the number of
+connections), applies the purpose's limits (:func:`rules.evaluate`), writes the
+decision to the audit log and, when granted, remembers the grant per connection so
 frequency and pause rules hold across requests and restarts. A granted request comes
-back as a :class:`Grant` whose reader returns exactly the allowed connections, kinds
-and period, and writes every read to the audit log too; a consent that was revoked
-stops the next read (PRV-4).
+back as a :class:`~meetpunt.privacy.grant.Grant`, whose readers return exactly the
+allowed connections, kinds and period and write every read to the audit log too.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, NoReturn
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy import Connection
 
 from meetpunt.domain.calendar import to_local
 from meetpunt.domain.connection import AdminSwitch, PhysicalStatus, RemoteReading
 from meetpunt.domain.findings import Finding
-from meetpunt.errors import MeetpuntError
-from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.store import MeterStore
-from meetpunt.privacy import audit, consent, disclosure, retention
-from meetpunt.privacy.catalogue import AggregateRule, Catalogue, PurposeRule
-from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Decision, stored_utc
-from meetpunt.privacy.rules import ConnectionFacts, ContractFact, PastGrant, evaluate
-from meetpunt.register import schema as t
+from meetpunt.privacy import audit, consent, grants
+from meetpunt.privacy.catalogue import Catalogue, PurposeRule
+from meetpunt.privacy.grant import GateError, Grant
+from meetpunt.privacy.model import AccessRequest, Decision
+from meetpunt.privacy.rules import ConnectionFacts, ContractFact, evaluate
+from meetpunt.register import read
+from meetpunt.register.read import RegisterView
 from meetpunt.register.store import Register
 
+__all__ = ["Gate", "GateError", "Grant", "gather_facts"]
 
-class GateError(MeetpuntError):
-    """A read the grant does not allow (``meetpunt.privacy``)."""
+CONTRACT_POPULATIONS = frozenset(
+    {"contractless", "contractless_or_out_of_service", "supplied", "own"}
+)
+"""The populations whose rules look at supply contracts (REG-6, PRV-1)."""
 
 
 def gather_facts(
     db: Connection, request: AccessRequest, rule: PurposeRule | None
 ) -> dict[str, ConnectionFacts | None]:
-    """The register's facts about the requested connections on the period's start, in
-    four queries whatever the number of connections."""
+    """What the rules need about each requested connection on the period's first local
+    day: its state (register), its contracts (only when the population looks at them),
+    its earlier grants and, for consented purposes, its consent; ``None`` for an EAN the
+    register does not know that day."""
     eans = list(dict.fromkeys(request.connections))
-    day = to_local(request.period.start).date()
-    cv = t.connection_version
-    rows = db.execute(
-        select(
-            t.connection.c.id,
-            t.connection.c.ean,
-            cv.c.status,
-            cv.c.admin_switch,
-            cv.c.remote_reading,
-        )
-        .join(cv, cv.c.connection_id == t.connection.c.id)
-        .where(
-            t.connection.c.ean.in_(eans),
-            t.connection.c.commodity == "electricity",
-            cv.c.valid_from <= day,
-            or_(cv.c.valid_to.is_(None), cv.c.valid_to > day),
-        )
-    ).all()
-    by_ean: dict[str, Any] = {r.ean: r for r in rows}
-    ids = [r.id for r in rows]
-    contracts: dict[int, list[ContractFact]] = {}
-    if rule is not None and rule.population in (
-        "contractless",
-        "contractless_or_out_of_service",
-        "supplied",
-        "own",
-    ):
-        ap, sc = t.allocation_point, t.supply_contract
-        for c in db.execute(
-            select(
-                ap.c.connection_id,
-                sc.c.supplier,
-                sc.c.contract_holder,
-                sc.c.start_date,
-                sc.c.end_date,
-            )
-            .join(sc, sc.c.allocation_point_id == ap.c.id)
-            .where(ap.c.connection_id.in_(ids), ap.c.kind == "primary")
-        ):
-            contracts.setdefault(c.connection_id, []).append(
-                ContractFact(c.supplier, c.contract_holder, c.start_date, c.end_date)
-            )
-    grants: dict[int, list[PastGrant]] = {}
-    if ids:
-        g = t.privacy_grant
-        for p in db.execute(
-            select(
-                g.c.connection_id, g.c.purpose, g.c.period_start, g.c.period_end, g.c.kinds
-            ).where(g.c.connection_id.in_(ids))
-        ):
-            grants.setdefault(p.connection_id, []).append(
-                PastGrant(
-                    p.purpose,
-                    stored_utc(p.period_start),
-                    stored_utc(p.period_end),
-                    frozenset(json.loads(p.kinds)),
-                )
-            )
+    states = read.facts_on(db, eans, to_local(request.period.start).date())
+    ids = [s.connection_id for s in states.values()]
+    contracts = (
+        read.primary_contracts(db, ids)
+        if rule is not None and rule.population in CONTRACT_POPULATIONS
+        else {}
+    )
+    past = grants.past_grants(db, ids)
     consented: set[int] = set()
     if rule is not None and rule.population == "consented" and ids:
         consented = consent.consented_connections(
@@ -111,69 +62,25 @@ def gather_facts(
         )
     out: dict[str, ConnectionFacts | None] = {}
     for ean in eans:
-        found = by_ean.get(ean)
-        if found is None:
+        state = states.get(ean)
+        if state is None:
             out[ean] = None
             continue
-        r = found
-        status = PhysicalStatus(r.status)
+        cid = state.connection_id
         out[ean] = ConnectionFacts(
             ean=ean,
-            connection_id=r.id,
-            in_service=status is PhysicalStatus.IN_SERVICE,
-            out_of_service=status is PhysicalStatus.OUT_OF_SERVICE,
-            admin_switch_on=AdminSwitch(r.admin_switch) is AdminSwitch.ON,
-            opted_out=RemoteReading(r.remote_reading) is RemoteReading.ADMINISTRATIVELY_OFF,
-            contracts=tuple(contracts.get(r.id, ())),
-            grants=tuple(grants.get(r.id, ())),
-            consented=r.id in consented,
+            connection_id=cid,
+            in_service=state.status is PhysicalStatus.IN_SERVICE,
+            out_of_service=state.status is PhysicalStatus.OUT_OF_SERVICE,
+            admin_switch_on=state.admin_switch is AdminSwitch.ON,
+            opted_out=state.remote_reading is RemoteReading.ADMINISTRATIVELY_OFF,
+            contracts=tuple(
+                ContractFact(c.supplier, c.holder, c.start, c.end) for c in contracts.get(cid, ())
+            ),
+            grants=tuple(past.get(cid, ())),
+            consented=cid in consented,
         )
     return out
-
-
-def connection_areas(
-    db: Connection, connection_ids: Sequence[int], at: datetime
-) -> dict[int, dict[str, str]]:
-    """Each connection's area at every disclosure level (street, pc6, pc4, pc3,
-    municipality) from its address in the register on ``at``'s local date."""
-    day = to_local(at).date()
-    cv = t.connection_version
-    rows = db.execute(
-        select(cv.c.connection_id, cv.c.postcode, cv.c.street, cv.c.municipality).where(
-            cv.c.connection_id.in_(list(connection_ids)),
-            cv.c.valid_from <= day,
-            or_(cv.c.valid_to.is_(None), cv.c.valid_to > day),
-        )
-    )
-    return {
-        r.connection_id: {
-            "street": f"{r.postcode[:4]}:{r.street}",
-            "pc6": r.postcode,
-            "pc4": r.postcode[:4],
-            "pc3": r.postcode[:3],
-            "municipality": r.municipality,
-        }
-        for r in rows
-    }
-
-
-def dynamic_contracts(
-    db: Connection, connection_ids: Sequence[int], at: datetime
-) -> dict[int, bool]:
-    """Whether each connection's contract in force on ``at`` is dynamic (UC14)."""
-    day = to_local(at).date()
-    ap, sc = t.allocation_point, t.supply_contract
-    rows = db.execute(
-        select(ap.c.connection_id, sc.c.contract_type)
-        .join(sc, sc.c.allocation_point_id == ap.c.id)
-        .where(
-            ap.c.connection_id.in_(list(connection_ids)),
-            ap.c.kind == "primary",
-            sc.c.start_date <= day,
-            or_(sc.c.end_date.is_(None), sc.c.end_date > day),
-        )
-    )
-    return {r.connection_id: r.contract_type == "dynamic" for r in rows}
 
 
 def _entry(
@@ -194,105 +101,6 @@ def _entry(
 
 
 @dataclass
-class Grant:
-    """What a granted request may read: exactly its connections, kinds and period."""
-
-    decision: Decision
-    rule: PurposeRule
-    connection_ids: Mapping[str, int]
-    gate: Gate
-
-    @property
-    def request(self) -> AccessRequest:
-        return self.decision.request
-
-    def read(self, kind: str) -> pa.Table:
-        """The granted rows of one kind (PRV-1), audited as a read; aggregate-only
-        purposes get :meth:`Gate` aggregates, never rows (``<UC>.aggregate``)."""
-        request = self.request
-        if kind not in request.kinds or kind not in KINDS:
-            covered = ", ".join(sorted(request.kinds))
-            finding = Finding(f"{self.rule.id}.kinds", f"this grant covers {covered}, not {kind}")
-            self.gate.refuse_read(self, finding)
-        if self.rule.aggregate is not None:
-            finding = Finding(
-                f"{self.rule.id}.aggregate",
-                f"{self.rule.id} releases only aggregates; individual rows never leave the gate",
-            )
-            self.gate.refuse_read(self, finding)
-        return self.gate._read(self, kind)
-
-    def presence(self, at: datetime) -> dict[str, bool | None]:
-        """Voltage presence (yes/no) of each granted meter at ``at``, and nothing else
-        (UC1: "alleen of de meter op dat moment wel of geen spanning heeft").
-
-        The store stands in for asking the meters: a smart meter has no voltage at
-        ``at`` when its failure log holds an interruption around that moment (start =
-        end - duration <= at < end); a meter the register does not list as smart
-        answers ``None`` (unknown: a traditional meter cannot be asked). Audited as a
-        read of ``voltage_presence``.
-        """
-        request = self.request
-        if VOLTAGE_PRESENCE not in request.kinds:
-            finding = Finding(
-                f"{self.rule.id}.kinds", f"this grant does not cover {VOLTAGE_PRESENCE}"
-            )
-            self.gate.refuse_read(self, finding)
-        if not request.period.start <= at < request.period.end:
-            finding = Finding(
-                f"{self.rule.id}.window", f"{at.isoformat()} lies outside the granted period"
-            )
-            self.gate.refuse_read(self, finding)
-        return self.gate._presence(self, at)
-
-    def aggregate(self, kind: str, column: str) -> disclosure.Release:
-        """The sum of ``column`` per area at the purpose's level, through disclosure
-        control (PRV-6): only cells with enough connections, none dominant, and none
-        that differs from an earlier release by fewer than k leave; the connection sets
-        stay in the gate (the history and the audit log)."""
-        rule = self.rule.aggregate
-        if rule is None:
-            finding = Finding(
-                f"{self.rule.id}.aggregate", f"{self.rule.id} reads rows, not aggregates"
-            )
-            self.gate.refuse_read(self, finding)
-        if kind not in self.request.kinds:
-            covered = ", ".join(sorted(self.request.kinds))
-            finding = Finding(f"{self.rule.id}.kinds", f"this grant covers {covered}, not {kind}")
-            self.gate.refuse_read(self, finding)
-        return self.gate._aggregate(self, kind, column, rule)
-
-    def export(self, kind: str, path: Path) -> Path:
-        """Copy the granted rows of ``kind`` to a Parquet file that carries its purpose and
-        expiry, recorded for retention (PRV-5)."""
-        table = self.read(kind)
-        expires = self.gate.expiry(self.rule)
-        meta = dict(table.schema.metadata or {})
-        meta[b"expires_at"] = expires.isoformat().encode()
-        pq.write_table(table.replace_schema_metadata(meta), path)
-        with self.gate.register.session() as session:
-            session.db.execute(
-                insert(t.privacy_copy).values(
-                    audit_seq=self.decision.audit_seq or 0,
-                    purpose=self.rule.id,
-                    path=str(path),
-                    expires_at=expires,
-                )
-            )
-        return path
-
-    def finish(self) -> list[retention.DeletedCopy]:
-        """The analysis is done: delete this grant's copies when the purpose says so
-        (UC7: the source data goes right after the analysis)."""
-        if self.gate.expiry(self.rule) > self.gate.clock():
-            return []
-        with self.gate.register.session() as session:
-            return retention.delete_copies(
-                session.db, self.gate.clock(), self.decision.audit_seq or 0
-            )
-
-
-@dataclass
 class Gate:
     """The privacy gate over one register and one meter-data store."""
 
@@ -300,6 +108,11 @@ class Gate:
     store: MeterStore | None
     catalogue: Catalogue
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    @property
+    def register_view(self) -> RegisterView:
+        """The register as a use case may see it: read-only, no meter data."""
+        return RegisterView(self.register)
 
     def request(self, request: AccessRequest) -> Grant | Decision:
         """Decide, audit and remember; a :class:`Grant` or a refused :class:`Decision`."""
@@ -320,124 +133,33 @@ class Gate:
             expires = None
             if rule.retention is not None and rule.retention.delete_after == "days":
                 expires = now + timedelta(days=rule.retention.days)
-            db.execute(
-                insert(t.privacy_grant),
-                [
-                    {
-                        "audit_seq": record.seq,
-                        "party": request.party.id,
-                        "purpose": rule.id,
-                        "connection_id": cid,
-                        "kinds": json.dumps(sorted(request.kinds)),
-                        "period_start": request.period.start,
-                        "period_end": request.period.end,
-                        "granted_at": now,
-                        "expires_at": expires,
-                    }
-                    for cid in ids.values()
-                ],
-            )
+            grants.remember(db, record.seq, rule.id, request, ids.values(), now, expires)
         return Grant(decision, rule, ids, self)
 
-    def _aggregate(
-        self, grant: Grant, kind: str, column: str, rule: AggregateRule
-    ) -> disclosure.Release:
-        table = self._rows(grant, kind)
-        sums: dict[int, float] = {}
-        for connection, value in zip(
-            table.column("connection").to_pylist(), table.column(column).to_pylist(), strict=True
-        ):
-            if value is not None:
-                sums[connection] = sums.get(connection, 0.0) + float(value)
-        request = grant.request
-        rules = disclosure.DisclosureRules(
-            rule.min_connections, rule.dominance, rule.min_dynamic, rule.min_non_dynamic
-        )
-        with self.register.session() as session:
-            now = self.clock()
-            areas = connection_areas(session.db, list(sums), request.period.start)
-            dynamic = dynamic_contracts(session.db, list(sums), request.period.start)
-            contributions = [
-                disclosure.Contribution(cid, areas[cid], value, dynamic.get(cid))
-                for cid, value in sums.items()
-                if cid in areas
-            ]
-            previous = disclosure.ReleaseHistory.lookup(
-                session.db, None, request.period.start, request.period.end
-            )
-            outcome = disclosure.release(contributions, rule.level, rules, previous)
-            disclosure.ReleaseHistory.record(
-                session.db,
-                grant.rule.id,
-                request.party,
-                outcome,
-                request.period.start,
-                request.period.end,
-                now,
-            )
-            audit.append(
-                session.db,
-                _entry(
-                    request,
-                    "release",
-                    "released",
-                    list(outcome.rules),
-                    kind=kind,
-                    column=column,
-                    level=rule.level,
-                    cells=len(outcome.cells),
-                    withheld=len(outcome.withheld),
-                ),
-                now,
-            )
-        return outcome
+    def record_in(
+        self,
+        db: Connection,
+        request: AccessRequest,
+        event: str,
+        outcome: str,
+        rules: Sequence[str] = (),
+        **detail: Any,
+    ) -> audit.AuditRecord:
+        """Append what happened under ``request`` to the audit log inside ``db``'s
+        transaction (PRV-7)."""
+        return audit.append(db, _entry(request, event, outcome, rules, **detail), self.clock())
 
-    def _presence(self, grant: Grant, at: datetime) -> dict[str, bool | None]:
-        if self.store is None:
-            raise GateError("this gate has no meter-data store to ask")
-        ids = grant.connection_ids
-        moment = at.astimezone(UTC).replace(tzinfo=None)
-        placeholders = ", ".join("?" for _ in ids)
-        dark = {
-            int(row[0])
-            for row in self.store.con.execute(
-                f"SELECT DISTINCT connection FROM power_failure_log WHERE connection IN "
-                f'({placeholders}) AND "end" > ? '
-                f'AND "end" - to_seconds(duration_s) <= ?',
-                [*ids.values(), moment, moment],
-            ).fetchall()
-        }
+    def record(
+        self,
+        request: AccessRequest,
+        event: str,
+        outcome: str,
+        rules: Sequence[str] = (),
+        **detail: Any,
+    ) -> audit.AuditRecord:
+        """Append what happened under ``request`` to the audit log, committed at once."""
         with self.register.session() as session:
-            day = to_local(at).date()
-            cv = t.connection_version
-            smart = {
-                r.connection_id
-                for r in session.db.execute(
-                    select(cv.c.connection_id).where(
-                        cv.c.connection_id.in_(list(ids.values())),
-                        cv.c.meter_type == "smart",
-                        cv.c.valid_from <= day,
-                        or_(cv.c.valid_to.is_(None), cv.c.valid_to > day),
-                    )
-                )
-            }
-            answers: dict[str, bool | None] = {
-                ean: (cid not in dark) if cid in smart else None for ean, cid in ids.items()
-            }
-            audit.append(
-                session.db,
-                _entry(
-                    grant.request,
-                    "read",
-                    "read",
-                    [],
-                    kind=VOLTAGE_PRESENCE,
-                    at=at.isoformat(),
-                    rows=len(answers),
-                ),
-                self.clock(),
-            )
-        return answers
+            return self.record_in(session.db, request, event, outcome, rules, **detail)
 
     def expiry(self, rule: PurposeRule) -> datetime:
         """When copies made under ``rule`` must go: now + the purpose's days, or now when
@@ -447,64 +169,7 @@ class Gate:
             return now + timedelta(days=rule.retention.days)
         return now
 
-    def refuse_read(self, grant: Grant, finding: Finding) -> NoReturn:
+    def refuse_read(self, request: AccessRequest, finding: Finding) -> NoReturn:
         """Audit a refused read (committed), then raise :class:`GateError` with it."""
-        with self.register.session() as session:
-            audit.append(
-                session.db,
-                _entry(grant.request, "read", "refused", [finding.rule]),
-                self.clock(),
-            )
+        self.record(request, "read", "refused", [finding.rule])
         raise GateError(finding.message, [finding])
-
-    def _rows(self, grant: Grant, kind: str) -> pa.Table:
-        """The stored rows of the grant's connections, kind and period (not audited:
-        callers audit what leaves)."""
-        if self.store is None:
-            raise GateError("this gate has no meter-data store to read from")
-        k = KINDS[kind]
-        ids = sorted(grant.connection_ids.values())
-        placeholders = ", ".join("?" for _ in ids)
-        period = grant.request.period
-        return self.store.read(
-            kind,
-            f'connection IN ({placeholders}) AND "{k.time}" >= ? AND "{k.time}" < ?',
-            [
-                *ids,
-                period.start.astimezone(UTC).replace(tzinfo=None),
-                period.end.astimezone(UTC).replace(tzinfo=None),
-            ],
-        )
-
-    def _read(self, grant: Grant, kind: str) -> pa.Table:
-        request = grant.request
-        rule = grant.rule
-        if rule.population == "consented":
-            with self.register.session() as session:
-                still = consent.consented_connections(
-                    session.db,
-                    request.party.id,
-                    rule.id,
-                    list(grant.connection_ids.values()),
-                    request.kinds,
-                    request.period,
-                    self.clock(),
-                )
-            if still != set(grant.connection_ids.values()):
-                self.refuse_read(
-                    grant,
-                    Finding("PRV-4.consent", "the consent was revoked or expired: no more reads"),
-                )
-        table = self._rows(grant, kind)
-        with self.register.session() as session:
-            now = self.clock()
-            audit.append(
-                session.db,
-                _entry(request, "read", "read", [], kind=kind, rows=table.num_rows),
-                now,
-            )
-        metadata = {
-            b"purpose": rule.id.encode(),
-            b"audit_seq": str(grant.decision.audit_seq).encode(),
-        }
-        return table.replace_schema_metadata(metadata)

@@ -278,8 +278,7 @@ def localise(
     feeder and substation (register on the local date of ``at``), once through the
     gate, and classify the outage, leaving out feeders that the ``planned`` works have
     out at ``at``. Raises :class:`Uc01Error` when refused."""
-    with gate.register.session() as session:
-        meters = neighbours(session.connection_versions(to_local(at).date()), ean)
+    meters = neighbours(gate.register_view.connection_versions(to_local(at).date()), ean)
     why = reasons(meters, ean)
     request = AccessRequest(
         party,

@@ -42,7 +42,7 @@ from typing import Any
 
 from meetpunt import rulebook
 from meetpunt.domain.calendar import to_local
-from meetpunt.domain.capacity import Capacity, CapacityClasses, Commodity
+from meetpunt.domain.capacity import Capacity, CapacityClasses
 from meetpunt.domain.compensation import (
     CapacityConnection,
     Compensation,
@@ -608,8 +608,7 @@ def compensate(
     scheme = rulebook.compensation_scheme()
     classes = rulebook.capacity_classes()
     day = to_local(period.start).date()
-    with gate.register.session() as session:
-        versions = list(session.connection_versions(day))
+    versions = gate.register_view.connection_versions(day)
     spots = population(versions)
     meters = meters_of(versions)
     if not spots:
@@ -632,31 +631,33 @@ def compensate(
     found = assess(read.outages, meters, spots, planned, scheme, classes, operator)
     payments: list[Payment] = []
     reviews = list(found.reviews)
-    with gate.register.session() as session:
-        for item in found.owed:
-            on: date = to_local(item.start).date()
-            contract = session.contract_on(item.ean, on, Commodity.ELECTRICITY)
-            if contract is None:
-                reviews.append(
-                    Review(
-                        item.ean,
-                        item.outage_id,
-                        f"owed EUR {item.compensation.amount} but no contract holder in the "
-                        f"register on {on.isoformat()}: find out whom to pay",
-                    )
-                )
-                continue
-            payments.append(
-                Payment(
+    holders = gate.register_view.contract_holders(
+        [(item.ean, to_local(item.start).date()) for item in found.owed]
+    )
+    for item in found.owed:
+        on: date = to_local(item.start).date()
+        contract = holders[(item.ean, on)]
+        if contract is None:
+            reviews.append(
+                Review(
                     item.ean,
-                    contract.contract_holder,
-                    meters[item.ean].address,
                     item.outage_id,
-                    item.start,
-                    item.end,
-                    item.compensation,
+                    f"owed EUR {item.compensation.amount} but no contract holder in the "
+                    f"register on {on.isoformat()}: find out whom to pay",
                 )
             )
+            continue
+        payments.append(
+            Payment(
+                item.ean,
+                contract.contract_holder,
+                meters[item.ean].address,
+                item.outage_id,
+                item.start,
+                item.end,
+                item.compensation,
+            )
+        )
     payments.sort(key=lambda p: (p.start, p.ean))
     reviews.sort(key=lambda r: (r.outage_id, r.ean))
     signer = operator or party.name or "Uw netbeheerder"

@@ -354,8 +354,7 @@ def register_interruptions(
     interruption is read in the period its log entry ENDS in (the meter writes it on
     return of the voltage). Raises :class:`Uc09Error` with the rule IDs when refused.
     """
-    with gate.register.session() as session:
-        spots = population(session.connection_versions(_population_day(period)), area)
+    spots = population(gate.register_view.connection_versions(_population_day(period)), area)
     if not spots:
         figures = reliability((), 0, period)
         return Uc09Result(period, area, (), figures, 0, None)

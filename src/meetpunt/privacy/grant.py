@@ -1,0 +1,214 @@
+"""What a granted request may read, and nothing more (PRV-1, PRV-4..6).
+
+A :class:`Grant` comes only from :meth:`meetpunt.privacy.gate.Gate.request`. Its
+readers return exactly the granted connections, kinds and period; each one checks its
+own limit first (a refused read is audited and raises), reads through the hub store's
+API, and writes what left to the audit log (PRV-7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from meetpunt.domain.calendar import to_local
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import MeetpuntError
+from meetpunt.meterdata.kinds import KINDS
+from meetpunt.privacy import consent, disclosure, grants, retention
+from meetpunt.privacy.catalogue import PurposeRule
+from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Decision
+from meetpunt.register import read
+
+if TYPE_CHECKING:
+    from meetpunt.meterdata.store import MeterStore
+    from meetpunt.privacy.gate import Gate
+
+
+class GateError(MeetpuntError):
+    """A read the grant does not allow (``meetpunt.privacy``)."""
+
+
+@dataclass
+class Grant:
+    """What a granted request may read: exactly its connections, kinds and period."""
+
+    decision: Decision
+    rule: PurposeRule
+    connection_ids: Mapping[str, int]
+    gate: Gate
+
+    @property
+    def request(self) -> AccessRequest:
+        return self.decision.request
+
+    def _refuse(self, rule: str, message: str) -> NoReturn:
+        self.gate.refuse_read(self.request, Finding(f"{self.rule.id}.{rule}", message))
+
+    def _kind_covered(self, kind: str) -> None:
+        if kind not in self.request.kinds or kind not in KINDS:
+            covered = ", ".join(sorted(self.request.kinds))
+            self._refuse("kinds", f"this grant covers {covered}, not {kind}")
+
+    def _store(self) -> MeterStore:
+        if self.gate.store is None:
+            raise GateError("this gate has no meter-data store to read from")
+        return self.gate.store
+
+    def _rows(self, kind: str) -> pa.Table:
+        """The stored rows of the grant's connections, kind and period (not audited:
+        callers audit what leaves)."""
+        period = self.request.period
+        return self._store().read_connections(
+            kind, self.connection_ids.values(), period.start, period.end
+        )
+
+    def read(self, kind: str) -> pa.Table:
+        """The granted rows of one kind (PRV-1), audited as a read; aggregate-only
+        purposes get :meth:`aggregate`, never rows (``<UC>.aggregate``); a consent that
+        was revoked since the grant stops the read (PRV-4)."""
+        self._kind_covered(kind)
+        if self.rule.aggregate is not None:
+            self._refuse(
+                "aggregate",
+                f"{self.rule.id} releases only aggregates; individual rows never leave the gate",
+            )
+        request = self.request
+        if self.rule.population == "consented":
+            ids = list(self.connection_ids.values())
+            with self.gate.register.session() as session:
+                still = consent.consented_connections(
+                    session.db,
+                    request.party.id,
+                    self.rule.id,
+                    ids,
+                    request.kinds,
+                    request.period,
+                    self.gate.clock(),
+                )
+            if still != set(ids):
+                self.gate.refuse_read(
+                    request,
+                    Finding("PRV-4.consent", "the consent was revoked or expired: no more reads"),
+                )
+        table = self._rows(kind)
+        self.gate.record(request, "read", "read", kind=kind, rows=table.num_rows)
+        metadata = {
+            b"purpose": self.rule.id.encode(),
+            b"audit_seq": str(self.decision.audit_seq).encode(),
+        }
+        return table.replace_schema_metadata(metadata)
+
+    def presence(self, at: datetime) -> dict[str, bool | None]:
+        """Voltage presence (yes/no) of each granted meter at ``at``, and nothing else
+        (UC1: "alleen of de meter op dat moment wel of geen spanning heeft").
+
+        The store stands in for asking the meters: a smart meter has no voltage at
+        ``at`` when its failure log holds an interruption around that moment; a meter
+        the register does not list as smart answers ``None`` (unknown: a traditional
+        meter cannot be asked). Audited as a read of ``voltage_presence``.
+        """
+        request = self.request
+        if VOLTAGE_PRESENCE not in request.kinds:
+            self._refuse("kinds", f"this grant does not cover {VOLTAGE_PRESENCE}")
+        if not request.period.start <= at < request.period.end:
+            self._refuse("window", f"{at.isoformat()} lies outside the granted period")
+        ids = list(self.connection_ids.values())
+        dark = self._store().interrupted_at(ids, at)
+        with self.gate.register.session() as session:
+            smart = read.smart_on(session.db, ids, to_local(at).date())
+        answers: dict[str, bool | None] = {
+            ean: (cid not in dark) if cid in smart else None
+            for ean, cid in self.connection_ids.items()
+        }
+        self.gate.record(
+            request, "read", "read", kind=VOLTAGE_PRESENCE, at=at.isoformat(), rows=len(answers)
+        )
+        return answers
+
+    def aggregate(self, kind: str, column: str) -> disclosure.Release:
+        """The sum of ``column`` per area at the purpose's level, through disclosure
+        control (PRV-6): only cells with enough connections, none dominant, and none
+        that differs from an earlier release by fewer than k leave; the connection sets
+        stay in the gate (the history and the audit log)."""
+        rule = self.rule.aggregate
+        if rule is None:
+            self._refuse("aggregate", f"{self.rule.id} reads rows, not aggregates")
+        self._kind_covered(kind)
+        table = self._rows(kind)
+        sums: dict[int, float] = {}
+        for connection, value in zip(
+            table.column("connection").to_pylist(), table.column(column).to_pylist(), strict=True
+        ):
+            if value is not None:
+                sums[connection] = sums.get(connection, 0.0) + float(value)
+        request = self.request
+        limits = disclosure.DisclosureRules(
+            rule.min_connections, rule.dominance, rule.min_dynamic, rule.min_non_dynamic
+        )
+        day = to_local(request.period.start).date()
+        with self.gate.register.session() as session:
+            now = self.gate.clock()
+            areas = read.areas_on(session.db, list(sums), day)
+            dynamic = read.dynamic_on(session.db, list(sums), day)
+            contributions = [
+                disclosure.Contribution(cid, areas[cid], value, dynamic.get(cid))
+                for cid, value in sums.items()
+                if cid in areas
+            ]
+            previous = disclosure.ReleaseHistory.lookup(
+                session.db, None, request.period.start, request.period.end
+            )
+            outcome = disclosure.release(contributions, rule.level, limits, previous)
+            disclosure.ReleaseHistory.record(
+                session.db,
+                self.rule.id,
+                request.party,
+                outcome,
+                request.period.start,
+                request.period.end,
+                now,
+            )
+            self.gate.record_in(
+                session.db,
+                request,
+                "release",
+                "released",
+                list(outcome.rules),
+                kind=kind,
+                column=column,
+                level=rule.level,
+                cells=len(outcome.cells),
+                withheld=len(outcome.withheld),
+            )
+        return outcome
+
+    def export(self, kind: str, path: Path) -> Path:
+        """Copy the granted rows of ``kind`` to a Parquet file that carries its purpose and
+        expiry, recorded for retention (PRV-5)."""
+        table = self.read(kind)
+        expires = self.gate.expiry(self.rule)
+        meta = dict(table.schema.metadata or {})
+        meta[b"expires_at"] = expires.isoformat().encode()
+        pq.write_table(table.replace_schema_metadata(meta), path)
+        with self.gate.register.session() as session:
+            grants.record_copy(
+                session.db, self.decision.audit_seq or 0, self.rule.id, path, expires
+            )
+        return path
+
+    def finish(self) -> list[retention.DeletedCopy]:
+        """The analysis is done: delete this grant's copies when the purpose says so
+        (UC7: the source data goes right after the analysis)."""
+        if self.gate.expiry(self.rule) > self.gate.clock():
+            return []
+        with self.gate.register.session() as session:
+            return retention.delete_copies(
+                session.db, self.gate.clock(), self.decision.audit_seq or 0
+            )
