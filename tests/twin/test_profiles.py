@@ -27,18 +27,16 @@ from meetpunt.twin.model import (
     TwinConnection,
 )
 from meetpunt.twin.profiles import (
-    FUSE_HOLDS,
     HOUSEHOLD_TYPE_KEY,
-    PHASE_V,
     PowerProfiles,
     annual_equivalents,
     draw_annual_kwh,
     draw_gas_m3,
     load_calibration,
-    reference_pv_yield,
     simulate_profiles,
 )
-from meetpunt.twin.profiles import _within_fuse as within_fuse
+from meetpunt.twin.profiles.phases import FUSE_HOLDS, PHASE_V, within_fuse
+from meetpunt.twin.profiles.pv import reference_pv_yield
 
 STEP_H = STEP_S / 3600.0
 
