@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from meetpunt import rulebook
+from meetpunt.app.hub import retention
 from meetpunt.domain.calendar import local_day_bounds_utc
-from meetpunt.meterdata.service import retention
 from tests.meterdata.conftest import CONTRACT_START, E1X25, E3X25, E_CHANGES, Hub, quarters, reading
 
 

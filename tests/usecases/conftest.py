@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.domain.calendar import local_midnight_utc
-from meetpunt.meterdata.service import hub_store, ingest_paths
 from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate

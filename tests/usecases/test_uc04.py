@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from meetpunt.app.hub import hub_store
 from meetpunt.cli import app
 from meetpunt.domain.capacity import ElectricityCapacity
 from meetpunt.domain.compensation import GridLevel
-from meetpunt.meterdata.service import hub_store
 from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate

@@ -1,6 +1,6 @@
 """``meetpunt ingest`` and ``meetpunt retention``: the meter-data hub's commands (MTR-4..6).
 
-Thin like the rest of the CLI: parse, call :mod:`meetpunt.meterdata.service`, print.
+Thin like the rest of the CLI: parse, call :mod:`meetpunt.app.hub`, print.
 ``meetpunt ingest PATH...`` ingests files (``ingest files`` is the same command spelled
 out); ``meetpunt ingest mqtt`` subscribes to a broker.
 """
@@ -18,10 +18,10 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
+from meetpunt.app.hub import hub_store, quarantined
 from meetpunt.cli.common import DbOption, JsonOption, StoreOption, make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.ingest import BatchReport
-from meetpunt.meterdata.service import hub_store, quarantined
 from meetpunt.meterdata.source import SourceData
 from meetpunt.register import open_register
 
@@ -100,7 +100,7 @@ def ingest_files(
     Prints per file: rows, accepted, duplicates, estimated and quarantined by rule.
     Ingesting the same file again changes nothing.
     """
-    from meetpunt.meterdata.service import ingest_paths
+    from meetpunt.app.hub import ingest_paths
 
     def begin(source: str) -> None:
         print(f"begin {source}", file=sys.stderr, flush=True)
@@ -156,8 +156,8 @@ def ingest_mqtt(
     import asyncio
     import signal
 
+    from meetpunt.app.hub import ingestor
     from meetpunt.io.mqtt import P1Subscription, parse_broker_url
-    from meetpunt.meterdata.service import ingestor
 
     reports: list[BatchReport] = []
 
@@ -220,8 +220,8 @@ def ingest_completeness(
 ) -> None:
     """Share of quarter-hour values measured, measured by D+1 and billing-ready by D+5,
     per area (MTR-5)."""
+    from meetpunt.app.hub import expected_areas
     from meetpunt.meterdata.completeness import completeness
-    from meetpunt.meterdata.service import expected_areas
 
     if by not in ("pc4", "municipality"):
         raise typer.BadParameter("--by is pc4 or municipality")
@@ -285,7 +285,7 @@ def retention_run(
 ) -> None:
     """Delete daily readings older than 24 months or than the current contract (MTR-6),
     and copies made under a grant whose purpose has expired (PRV-5)."""
-    from meetpunt.meterdata.service import retention
+    from meetpunt.app.hub import retention
     from meetpunt.privacy.retention import delete_copies
 
     day = date.fromisoformat(today) if today else datetime.now(UTC).date()

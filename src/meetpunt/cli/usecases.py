@@ -1,6 +1,6 @@
 """``meetpunt usecase uc01|uc04|uc09 ...``: the approved use cases of seed 001.
 
-Thin: parses, opens a gate (:func:`meetpunt.privacy.session.open_gate`), calls the use
+Thin: parses, opens a gate (:func:`meetpunt.app.gate.open_gate`), calls the use
 case, prints a table or JSON.
 """
 
@@ -14,11 +14,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from meetpunt.app.gate import open_gate
 from meetpunt.cli.common import DbOption, JsonOption, StoreOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.model import Party, Period, Role
-from meetpunt.privacy.session import open_gate
 from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions

@@ -28,17 +28,17 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
+from meetpunt.app.gate import open_gate
+from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.cli.common import progress_bar
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.io.files import find_sources
-from meetpunt.meterdata.service import hub_store, ingest_paths
 from meetpunt.privacy import audit
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
-from meetpunt.privacy.session import open_gate
 from meetpunt.register import open_register
 from meetpunt.register.csvio import import_file
 from meetpunt.twin.generate import TwinSettings, generate

@@ -1,7 +1,8 @@
-"""The hub's imperative shell: register + store + readers wired for the CLI and the demo.
+"""The hub in the application layer: register + store + readers wired for the CLI, the demo
+and the API.
 
-The functions here open nothing themselves: the caller passes the register and the
-store (DESIGN rule 6), so tests and the demo can hand in their own.
+Apart from ``hub_store``, the functions here open nothing themselves: the caller passes
+the register and the store, so tests and the demo can hand in their own.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Open a privacy gate over a register and a meter-data store (PRV-1).
 
-Callers outside ``meterdata`` and ``privacy`` may not open a store themselves
-(DESIGN rule 1); they get a :class:`~meetpunt.privacy.gate.Gate` from here instead.
+Callers above the application layer may not open a store themselves (PRV-1, one door
+to meter data); they get a :class:`~meetpunt.privacy.gate.Gate` from here instead.
 """
 
 from __future__ import annotations
