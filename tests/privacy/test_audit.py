@@ -23,7 +23,7 @@ from meetpunt.cli import app
 from meetpunt.domain.calendar import LOCAL_TZ
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import DomainError
-from meetpunt.privacy import audit
+from meetpunt.privacy import audit, explain
 from meetpunt.privacy.audit import GENESIS, AuditEntry, AuditError, AuditRecord
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
 from meetpunt.register import Register, open_register
@@ -435,17 +435,17 @@ def test_the_dutch_list_of_a_connection(register: Register) -> None:
         mine = audit.records(session.db, ean=EAN_A)
     assert [r.seq for r in mine] == [1, 4, 5, 6]
     assert all(EAN_A in r.entry.connections for r in mine)
-    text_nl = [audit.describe_nl(r, TITLES) for r in mine]
+    text_nl = [explain.describe(r, "nl", TITLES) for r in mine]
     assert text_nl[0] == (
         "Op 3 maart 2026 gaf de privacycontrole uw netbeheerder toegang tot 10 dagen "
         "spanningsgegevens voor: seizoensanalyse van de spanningskwaliteit."
     )
     read = AuditRecord(9, mine[0].at, replace(mine[0].entry, event="read", outcome="read"), "", "")
-    assert audit.describe_nl(read, TITLES) == (  # the read itself, in its own words
+    assert explain.describe(read, "nl", TITLES) == (  # the read itself, in its own words
         "Op 3 maart 2026 heeft uw netbeheerder 10 dagen spanningsgegevens uitgelezen "
         "voor: seizoensanalyse van de spanningskwaliteit."
     )
-    assert audit.describe_en(read, {"UC3": "Seasonal voltage quality"}) == (
+    assert explain.describe(read, "en", {"UC3": "Seasonal voltage quality"}) == (
         "On 3 March 2026 your grid operator read 10 days of voltage data for: "
         "Seasonal voltage quality."
     )
@@ -469,12 +469,12 @@ def test_the_dutch_list_of_a_connection(register: Register) -> None:
 def test_a_refusal_in_plain_dutch_on_the_local_date() -> None:
     at = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)  # 00:30 on 1 April in Amsterdam (CEST)
     record = AuditRecord(1, at, supplier_refusal(), GENESIS, "0" * 64)
-    assert audit.describe_nl(record, TITLES) == (
+    assert explain.describe(record, "nl", TITLES) == (
         "Op 1 april 2026 vroeg uw leverancier 7 dagen kwartierwaarden op voor: inzicht in "
         "uw verbruik; dit is geweigerd omdat u bezwaar heeft gemaakt tegen het uitlezen van "
         "uw meter."
     )
-    assert audit.describe_en(record) == (
+    assert explain.describe(record, "en") == (
         "On 1 April 2026 your supplier asked for 7 days of quarter-hour values for: "
         "supplier_insight; this was refused because you opted out of remote meter reading."
     )
@@ -489,22 +489,24 @@ def test_refusal_reasons_and_roles() -> None:
         period_end=T0 + timedelta(hours=6),
     )
     record = AuditRecord(1, T0, entry, GENESIS, GENESIS)
-    assert audit.describe_nl(record) == (
+    assert explain.describe(record, "nl") == (
         "Op 3 maart 2026 vroeg onderzoeker TU Delft 6 uur spanningsgegevens op voor: UC3; "
         "dit is geweigerd omdat de gevraagde periode langer is dan voor dit doel is "
         "toegestaan, er vaker gegevens werden opgevraagd dan voor dit doel is toegestaan "
         "en niet aan regel XYZ.odd werd voldaan."
     )
     own = replace(entry, outcome="granted", rules=(), detail={"role": "customer"})
-    assert audit.describe_nl(AuditRecord(1, T0, own, GENESIS, GENESIS)).startswith(
+    assert explain.describe(AuditRecord(1, T0, own, GENESIS, GENESIS), "nl").startswith(
         "Op 3 maart 2026 gaf de privacycontrole u toegang tot 6 uur spanningsgegevens"
     )
     own_read = replace(own, event="read", outcome="read")
-    assert audit.describe_nl(AuditRecord(1, T0, own_read, GENESIS, GENESIS)).startswith(
+    assert explain.describe(AuditRecord(1, T0, own_read, GENESIS, GENESIS), "nl").startswith(
         "Op 3 maart 2026 heeft u zelf 6 uur spanningsgegevens uitgelezen"
     )
     unknown = replace(entry, detail={})
-    assert "vroeg partij dso" in audit.describe_nl(AuditRecord(1, T0, unknown, GENESIS, GENESIS))
+    assert "vroeg partij dso" in explain.describe(
+        AuditRecord(1, T0, unknown, GENESIS, GENESIS), "nl"
+    )
 
 
 # --- properties ----------------------------------------------------------------------------
@@ -534,7 +536,7 @@ _entries = st.builds(
     connections=st.lists(st.sampled_from([EAN_A, EAN_B, "871694840000000017"]), max_size=3).map(
         tuple
     ),
-    kinds=st.lists(st.sampled_from(sorted(audit.KINDS_NL)), max_size=3).map(tuple),
+    kinds=st.lists(st.sampled_from(sorted(explain.KINDS)), max_size=3).map(tuple),
     period_start=st.none() | _times,
     period_end=st.none() | _times,
     rules=st.lists(st.sampled_from(["UC3.window", "PRV-3.opt_out", "PRV-4.consent"])).map(tuple),
@@ -565,8 +567,8 @@ def test_any_sequence_of_entries_verifies(register: Register, items: list[AuditE
         assert audit.verify(db, expect_head=(written[-1].seq, written[-1].hash)) == []
         assert audit.records(db) == written
         for record in written:
-            assert audit.describe_nl(record).startswith("Op ")
-            assert audit.describe_en(record).startswith("On ")
+            assert explain.describe(record, "nl").startswith("Op ")
+            assert explain.describe(record, "en").startswith("On ")
 
 
 def _changed(column: str, old: Any, data: st.DataObject) -> Any:

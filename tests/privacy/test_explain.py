@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from string import Formatter
 from typing import Any
 
 import pytest
 
-from meetpunt.privacy import audit
+from meetpunt.privacy import audit, explain
 from meetpunt.privacy.audit import GENESIS, AuditEntry, AuditRecord
 
 EAN = "871694840008583575"
@@ -857,5 +858,44 @@ PINNED: dict[str, tuple[str, str]] = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_sentence_stays_as_it_was(name: str) -> None:
     nl, en = PINNED[name]
-    assert audit.describe_nl(record(name), TITLES["nl"]) == nl
-    assert audit.describe_en(record(name), TITLES["en"]) == en
+    assert explain.describe(record(name), "nl", TITLES["nl"]) == nl
+    assert explain.describe(record(name), "en", TITLES["en"]) == en
+
+
+@pytest.mark.parametrize("table", sorted(explain.TABLES))
+def test_every_text_is_given_in_every_language(table: str) -> None:
+    for key, texts in explain.TABLES[table].items():
+        assert sorted(texts) == sorted(explain.LANGS), f"{table}[{key!r}]"
+        assert all(texts[lang] for lang in explain.LANGS), f"{table}[{key!r}] is empty"
+    assert sorted(explain.LOWER_AFTER_COLON) == sorted(explain.LANGS)
+
+
+def _fields(template: str) -> set[str]:
+    return {field for _, field, _, _ in Formatter().parse(template) if field is not None}
+
+
+@pytest.mark.parametrize("table", sorted(explain.TABLES))
+def test_every_language_fills_in_the_same_fields(table: str) -> None:
+    """A sentence that names the period's end in Dutch names it in English too."""
+    for key, texts in explain.TABLES[table].items():
+        fields = {lang: _fields(texts[lang]) for lang in explain.LANGS}
+        assert len(set(map(frozenset, fields.values()))) == 1, f"{table}[{key!r}]: {fields}"
+
+
+def test_every_event_has_its_own_sentences_and_the_pins_cover_them() -> None:
+    keys = set(explain.SENTENCES)
+    assert all(any(event == e for e, _ in keys) for event in audit.EVENTS)
+    covered = {explain.sentence_key(item.event, item.outcome) for _, item in CASES.values()}
+    assert covered == keys
+
+
+def test_a_name_that_is_not_text_is_left_out_in_both_languages() -> None:
+    item = entry(party="app-1", detail={"role": "app", "party_name": 7})
+    sentences = [explain.describe(AuditRecord(1, T0, item, "", ""), lang) for lang in ("nl", "en")]
+    assert "de app app-1 toegang" in sentences[0]
+    assert "the app app-1 access" in sentences[1]
+
+
+def test_an_unknown_language_is_refused() -> None:
+    with pytest.raises(ValueError, match="'fr'"):
+        explain.describe(record("granted/app"), "fr")  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import typer
 
 from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.errors import MeetpuntError
-from meetpunt.privacy import audit
+from meetpunt.privacy import audit, explain
 from meetpunt.register import open_register
 
 audit_app = typer.Typer(
@@ -129,8 +129,7 @@ def audit_list(
     finally:
         register.dispose()
     titles = purpose_titles(lang)
-    describe = audit.describe_nl if lang is Lang.NL else audit.describe_en
-    sentences = [describe(r, titles) for r in found]
+    sentences = [explain.describe(r, lang.value, titles) for r in found]
     if as_json:
         for record, sentence in zip(found, sentences, strict=True):
             _print_json({**record.as_dict(), "text": sentence})
