@@ -153,7 +153,7 @@ def test_show_secondary_point(loaded_db: str) -> None:
 
 def test_show_unknown_ean_exits_1(db_url: str) -> None:
     code, out = run("register", "show", VALID, "--json", "--db", db_url)
-    assert code == 1 and json_lines(out)[0]["reasons"][0]["rule"] == "REG-2.unknown"  # type: ignore[index]
+    assert code == 1 and json_lines(out)[0]["error"]["rule"] == "REG-2.unknown"  # type: ignore[index]
 
 
 def test_import_with_a_bad_row_exits_1_and_reports_the_line(db_url: str, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ doctored results."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import replace
@@ -168,6 +169,50 @@ def test_meetpunt_demo_on_the_command_line(tmp_path: Path) -> None:
     assert re.search(r"UC9 .*to the second", out)
     assert "holds exactly the use cases' decisions and reads" in out
     assert (tmp_path / "demo" / "report.html").is_file()
+    # the follow-up commands it prints work as printed after `export MEETPUNT_HOME=...`
+    home = re.search(r"export MEETPUNT_HOME=(\S+)", out)
+    follow = re.search(r"meetpunt (usecase uc09 --from \S+ --to \S+)", out)
+    assert home and follow, out
+    again = CliRunner().invoke(
+        app, [*follow.group(1).split(), "--json"], env={"MEETPUNT_HOME": home.group(1)}
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["outages"]
+
+
+def test_meetpunt_demo_json_is_one_object_with_the_scores(tmp_path: Path) -> None:
+    done = CliRunner().invoke(
+        app,
+        ["demo", "--json", "--home", str(tmp_path), "--connections", "150", "--days", "5"],
+        env={"COLUMNS": "200"},
+    )
+    assert done.exit_code == 0, done.output
+    run = json.loads(done.stdout)
+    assert (run["seed"], run["connections"], run["days"]) == (1, 150, 5)
+    assert run["start"] == "2025-06-02"
+    assert [s["name"] for s in run["steps"]] == ["twin", "register", "ingest", "UC1", "UC9", "UC4"]
+    assert all(isinstance(s["seconds"], float) for s in run["steps"])
+    uc = run["use_cases"]
+    assert set(uc) == {"UC1", "UC4", "UC9"}
+    assert set(uc["UC4"]["metrics"]) >= {
+        "owed",
+        "paid_exactly",
+        "missed",
+        "overpaid",
+        "gis_flagged",
+        "gis_errors",
+    }
+    assert set(uc["UC9"]["metrics"]) >= {"interruptions_truth", "interruptions_exact"}
+    assert set(uc["UC1"]["metrics"]) >= {"reports", "classified_right"}
+    m4 = uc["UC4"]["metrics"]
+    assert m4["paid_exactly"] + m4["owed_on_review"] + m4["missed"] <= m4["owed"]
+    for entry in uc.values():
+        assert all(isinstance(v, int | float) for v in entry["metrics"].values())
+        assert entry["correct"] <= entry["total"]
+    assert uc["UC9"]["metrics"]["interruptions_exact"] == uc["UC9"]["correct"] - (
+        1 if not any("outages registered" in m for m in uc["UC9"]["misses"]) else 0
+    )
+    assert run["audit"]["as_expected"] is True
 
 
 def test_meetpunt_demo_refuses_a_region_too_small_to_mean_anything(tmp_path: Path) -> None:

@@ -6,14 +6,14 @@ print. ``verify`` exits 1 when the chain shows tampering.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.errors import MeetpuntError
+from meetpunt.jsonout import print_json
 from meetpunt.privacy import audit, explain
 from meetpunt.register import open_register
 
@@ -29,10 +29,6 @@ class Lang(StrEnum):
 
     NL = "nl"
     EN = "en"
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def parse_head(text: str) -> tuple[int, str]:
@@ -89,7 +85,7 @@ def audit_verify(
     finally:
         register.dispose()
     if as_json:
-        _print_json(
+        print_json(
             {
                 "intact": not findings,
                 "records": total,
@@ -132,7 +128,7 @@ def audit_list(
     sentences = [explain.describe(r, lang.value, titles) for r in found]
     if as_json:
         for record, sentence in zip(found, sentences, strict=True):
-            _print_json({**record.as_dict(), "text": sentence})
+            print_json({**record.as_dict(), "text": sentence})
         return
     if not found:
         typer.echo("Geen gegevens gevonden." if lang is Lang.NL else "No records found.")
@@ -151,6 +147,6 @@ def audit_head(db: DbOption = None, as_json: JsonOption = False) -> None:
     finally:
         register.dispose()
     if as_json:
-        _print_json({"seq": seq, "hash": digest})
+        print_json({"seq": seq, "hash": digest})
     else:
         typer.echo(f"{seq}:{digest}")

@@ -1,20 +1,31 @@
-"""What every ``meetpunt`` command module shares: the console and the common options."""
+"""What every ``meetpunt`` command module shares: the console, the common options and
+the one error shape (``{"error": {"rule", "message", "hint"}}`` with ``--json``, one
+readable line without; exit 1 refused, exit 2 the command could not run)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
+from meetpunt.errors import MeetpuntError, UnavailableError
+from meetpunt.jsonout import print_json
 from meetpunt.meterdata.store import STORE_ENV
+from meetpunt.register.engine import HOME_ENV
 
 
-def make_console(width: int = 120) -> Console:
-    """A Rich console; piped or captured output gets ``width`` columns, not 80."""
-    console = Console()
+def make_console(width: int = 120, stderr: bool = False) -> Console:
+    """A Rich console (on stderr when asked); piped or captured output gets ``width``
+    columns, not 80."""
+    console = Console(stderr=stderr)
     if not console.is_terminal:
         console.width = width
     return console
@@ -52,3 +63,160 @@ StoreOption = Annotated[
         help="Meter-data store (DuckDB file); default: meterdata.duckdb in the meetpunt home.",
     ),
 ]
+
+
+# -- the one error shape -------------------------------------------------------------
+
+EXIT_REFUSED = 1
+"""Something was refused: a rule said no (the error names it) or a row was refused."""
+EXIT_ENVIRONMENT = 2
+"""The command could not run: a usage error, a database that cannot be reached, a bad
+URL, a missing store file."""
+
+
+def error_body(rule: str, message: str, hint: str | None = None, **extra: Any) -> dict[str, Any]:
+    """``{"error": {"rule", "message", "hint", ...}}``: what every command prints on
+    stdout with ``--json`` when it fails."""
+    return {"error": {"rule": rule, "message": message, "hint": hint, **extra}}
+
+
+def error_of(exc: MeetpuntError) -> dict[str, Any]:
+    """The error shape of a refusal: its first rule, its message, its hint and every
+    broken rule (``findings``)."""
+    rule = exc.findings[0].rule if exc.findings else f"meetpunt.{type(exc).__name__}"
+    return error_body(rule, str(exc), exc.hint, findings=[f.as_dict() for f in exc.findings])
+
+
+def show_error(body: dict[str, Any], as_json: bool) -> None:
+    """Print an error body: JSON on stdout, or one readable line (and a hint) on stderr."""
+    if as_json:
+        print_json(body)
+        return
+    error = body["error"]
+    line = f"error: {error['message']} [{error['rule']}]"
+    findings = error.get("findings") or []
+    for finding in findings[1:]:
+        line += f"; {finding['rule']}: {finding['message']}"
+    typer.echo(line, err=True)
+    if error.get("hint"):
+        typer.echo(f"hint: {error['hint']}", err=True)
+
+
+def fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
+    """Show ``exc`` in the one error shape and return the exit to raise: 2 when something
+    could not be opened (:class:`UnavailableError`), else 1."""
+    show_error(error_of(exc), as_json)
+    return typer.Exit(EXIT_ENVIRONMENT if isinstance(exc, UnavailableError) else EXIT_REFUSED)
+
+
+def environment_error(exc: BaseException) -> dict[str, Any] | None:
+    """The error body for a failure of the environment (database, URL, store file), or
+    ``None`` when ``exc`` is not one (then it is a bug and keeps its traceback)."""
+    module = type(exc).__module__.split(".")[0]
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    if module == "sqlalchemy" and name in ("ArgumentError", "NoSuchModuleError"):
+        return error_body(
+            "CLI.database_url",
+            f"not a database URL meetpunt can use: {text}",
+            "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB (--db or MEETPUNT_DATABASE_URL)",
+        )
+    if module == "sqlalchemy" and name in ("OperationalError", "InterfaceError"):
+        origin = getattr(exc, "orig", None)
+        detail = str(origin or text).strip().splitlines()[0]
+        return error_body(
+            "CLI.database_unreachable",
+            f"the register database cannot be opened: {detail}",
+            "check --db / MEETPUNT_DATABASE_URL, that the server runs and the folder exists",
+        )
+    if module == "duckdb":
+        return error_body(
+            "CLI.store_unavailable",
+            f"the meter-data store cannot be opened: {text}",
+            "check --store / MEETPUNT_STORE; ingest data first (meetpunt ingest PATH), "
+            "or stop the other process that holds the store",
+        )
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return error_body(
+            "CLI.file",
+            f"{exc.strerror or name}: {exc.filename}",
+            "check the path (relative paths start in the current folder)",
+        )
+    return None
+
+
+class MeetpuntGroup(TyperGroup):
+    """The root command group: one readable line and exit 2 when the environment fails
+    (never a library traceback), the error shape for a refusal no command caught."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["meetpunt.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        as_json = bool(ctx.meta.get("meetpunt.json"))
+        try:
+            return super().invoke(ctx)
+        except MeetpuntError as exc:
+            raise fail(exc, as_json) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")):
+                raise  # exits, usage errors and aborts: Typer shows them
+            body = environment_error(exc)
+            if body is None:
+                raise
+            show_error(body, as_json)
+            raise typer.Exit(EXIT_ENVIRONMENT) from exc
+
+
+# -- one --home on every command ------------------------------------------------------
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar=HOME_ENV,
+        help="meetpunt's home folder: the embedded register, the meter-data store and the "
+        "demo's files live there (default: ~/.meetpunt).",
+        show_envvar=True,
+    ),
+]
+
+
+def with_home(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with a ``--home`` option: for the command's run, ``MEETPUNT_HOME``
+    names that folder, so every default path (register, store, demo) follows it."""
+    signature = inspect.signature(callback, eval_str=True)
+    if "home" in signature.parameters:
+        return callback
+
+    @functools.wraps(callback)
+    def run(*args: Any, home: Path | None = None, **kwargs: Any) -> Any:
+        before = os.environ.get(HOME_ENV)
+        if home is not None:
+            os.environ[HOME_ENV] = str(home)
+        try:
+            return callback(*args, **kwargs)
+        finally:
+            if before is None:
+                os.environ.pop(HOME_ENV, None)
+            else:
+                os.environ[HOME_ENV] = before
+
+    home = inspect.Parameter(
+        "home", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=HomeOption
+    )
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), home]
+    )
+    return run
+
+
+def add_home_option(app: typer.Typer) -> None:
+    """Give every command of ``app`` and its groups the one ``--home`` option."""
+    for command in app.registered_commands:
+        if command.callback is not None:
+            command.callback = with_home(command.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            add_home_option(group.typer_instance)

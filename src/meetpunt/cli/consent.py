@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from meetpunt.cli.common import DbOption, JsonOption, make_console
+from meetpunt.cli.common import DbOption, JsonOption, fail, make_console
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import consent
@@ -22,14 +22,6 @@ from meetpunt.register import open_register
 
 consent_app = typer.Typer(help="Customers' consents for apps (PRV-4).", no_args_is_help=True)
 console = make_console()
-
-
-def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
-    if as_json:
-        typer.echo(json.dumps({"error": str(exc), "reasons": [f.as_dict() for f in exc.findings]}))
-    else:
-        console.print(f"[red]refused:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def _show(consents: list[consent.Consent], as_json: bool) -> None:
@@ -85,7 +77,7 @@ def consent_give(
                 datetime.now(UTC),
             )
     except MeetpuntError as exc:
-        raise _fail(exc, as_json) from exc
+        raise fail(exc, as_json) from exc
     finally:
         register.dispose()
     _show([given], as_json)
@@ -103,7 +95,7 @@ def consent_revoke(
         with register.session() as session:
             revoked = consent.revoke(session.db, consent_id, datetime.now(UTC))
     except MeetpuntError as exc:
-        raise _fail(exc, as_json) from exc
+        raise fail(exc, as_json) from exc
     finally:
         register.dispose()
     _show([revoked], as_json)

@@ -1,13 +1,13 @@
 """The ``meetpunt`` command (Typer): thin, calls the same functions the API will.
 
-Every command has ``--help``; commands that scripts use have ``--json``. Exit codes:
-0 = all good, 1 = something was refused (an invalid EAN, a refused SAP, a refused
-import row), 2 = usage error (Typer's own).
+Every command has ``--help`` and ``--home``; commands that scripts use have ``--json``.
+Exit codes: 0 = all good, 1 = something was refused (an invalid EAN, a refused SAP, a
+refused import row; the error names the rule), 2 = the command could not run (a usage
+error, a database that cannot be reached, a bad URL, a missing store file).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -16,8 +16,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.audit import audit_app
-from meetpunt.cli.common import DbOption, JsonOption, make_console, progress_bar
+from meetpunt.cli.common import (
+    DbOption,
+    JsonOption,
+    MeetpuntGroup,
+    add_home_option,
+    fail,
+    make_console,
+    progress_bar,
+)
 from meetpunt.cli.consent import consent_app
 from meetpunt.cli.meterdata import ingest_app, retention_app
 from meetpunt.cli.p1 import p1_app
@@ -28,14 +37,19 @@ from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
 from meetpunt.domain.ean import check_ean, ean_from_serial
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError
+from meetpunt.jsonout import print_json
 from meetpunt.register import open_register
-from meetpunt.register.csvio import RecordKind, detect_kind, export_register, import_file
+from meetpunt.register.csvio import ImportReport, export_register
 from meetpunt.register.report import describe_point
 
 app = typer.Typer(
-    help="meetpunt: smart-meter data platform for Dutch grid operators.",
+    cls=MeetpuntGroup,
+    help="meetpunt: smart-meter data platform for Dutch grid operators.\n\n"
+    "Every command takes --home DIR (or MEETPUNT_HOME): the folder of the embedded "
+    "register, the meter-data store and the demo's files (default ~/.meetpunt).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 ean_app = typer.Typer(help="EAN codes of connections and allocation points (REG-1).")
 register_app = typer.Typer(help="The connection register (REG-1..8).", no_args_is_help=True)
@@ -54,18 +68,24 @@ app.add_typer(usecase_app, name="usecase")
 console = make_console()
 
 
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"meetpunt {version('meetpunt')}")
+        raise typer.Exit()
 
 
-def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
-    if as_json:
-        _print_json({"error": str(exc), "reasons": [f.as_dict() for f in exc.findings]})
-    else:
-        console.print(f"[red]error:[/red] {exc}")
-        for finding in exc.findings[1:]:
-            console.print(f"  {finding.rule}: {finding.message}")
-    return typer.Exit(1)
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and stop."
+        ),
+    ] = False,
+) -> None:
+    """The root: ``--version``; the commands are the groups below."""
 
 
 @ean_app.command("check")
@@ -77,7 +97,7 @@ def ean_check(
     results = [(code, check_ean(code)) for code in codes]
     for code, finding in results:
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "ean": code,
                     "valid": finding is None,
@@ -104,7 +124,7 @@ def ean_generate(
         for serial in range(start, start + count):
             typer.echo(ean_from_serial(prefix, serial))
     except MeetpuntError as exc:
-        raise _fail(exc, False) from exc
+        raise fail(exc, False) from exc
 
 
 @register_app.command("import")
@@ -119,35 +139,28 @@ def register_import(
     row is reported with its line and rule and kept in quarantine; good rows go in.
     Exit 1 when any row was refused.
     """
-    order = list(RecordKind)
-
-    def rank(path: Path) -> int:
-        with path.open(encoding="utf-8-sig") as handle:
-            kind = detect_kind(handle.readline().strip().split(","))
-        return order.index(kind) if isinstance(kind, RecordKind) else len(order)
-
-    register = open_register(db)
     refused = 0
+
+    def show(path: Path, report: ImportReport) -> None:
+        nonlocal refused
+        refused += len(report.refused)
+        if as_json:
+            print_json(report.as_dict())
+            return
+        kind = report.kind.value if report.kind else "unknown"
+        console.print(
+            f"{path}: {kind}, {report.rows} rows: {report.inserted} new, "
+            f"{report.changed} changed, {report.unchanged} unchanged, "
+            f"{len(report.refused)} refused"
+        )
+        for r in report.refused:
+            console.print(f"  [red]line {r.line}[/red] {r.rule}: {r.message}")
+
     try:
-        for path in sorted(files, key=rank):
-            with register.session() as session:
-                report = import_file(session, path)
-            refused += len(report.refused)
-            if as_json:
-                _print_json(report.as_dict())
-                continue
-            kind = report.kind.value if report.kind else "unknown"
-            console.print(
-                f"{path}: {kind}, {report.rows} rows: {report.inserted} new, "
-                f"{report.changed} changed, {report.unchanged} unchanged, "
-                f"{len(report.refused)} refused"
-            )
-            for r in report.refused:
-                console.print(f"  [red]line {r.line}[/red] {r.rule}: {r.message}")
+        with register_at(db) as register:
+            import_register_files(register, files, show)
     except MeetpuntError as exc:
-        raise _fail(exc, as_json) from exc
-    finally:
-        register.dispose()
+        raise fail(exc, as_json) from exc
     if refused:
         raise typer.Exit(1)
 
@@ -187,11 +200,11 @@ def register_show(
         with register.session() as session:
             described = describe_point(session, ean, day, commodity)
     except MeetpuntError as exc:
-        raise _fail(exc, as_json) from exc
+        raise fail(exc, as_json) from exc
     finally:
         register.dispose()
     if as_json:
-        _print_json(described)
+        print_json(described)
         return
     _show_table(described)
 
@@ -270,7 +283,7 @@ def register_request_sap(
         finally:
             register.dispose()
     if as_json:
-        _print_json(result)
+        print_json(result)
     elif result["granted"]:
         console.print(f"[green]granted[/green]: extra metering point {result['ean']}")
     else:
@@ -291,7 +304,7 @@ def register_quarantine(db: DbOption = None, as_json: JsonOption = False) -> Non
     finally:
         register.dispose()
     if as_json:
-        _print_json([r.__dict__ for r in records])
+        print_json([r.__dict__ for r in records])
         return
     table = Table(title=f"{len(records)} quarantined record(s)")
     for column in ("source", "line", "rule", "message"):
@@ -335,10 +348,6 @@ def twin_generate(
 
 @app.command("demo")
 def demo(
-    home: Annotated[
-        Path | None,
-        typer.Option(help="Folder for the demo's files (DIR/demo); default meetpunt home."),
-    ] = None,
     connections: Annotated[int, typer.Option(min=50, help="Electricity connections.")] = 1000,
     days: Annotated[int, typer.Option(min=2, max=92, help="Days to simulate.")] = 30,
     start: Annotated[str, typer.Option(help="First local day (YYYY-MM-DD).")] = "2025-06-02",
@@ -350,29 +359,46 @@ def demo(
             help="Instead: walk through the small example register (REG-5 decisions).",
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the run as one JSON object (settings, steps, per use case what "
+            "was found and its accuracy against the truth); progress goes to stderr.",
+        ),
+    ] = False,
 ) -> None:
     """Run the main job: generate a region, ingest it, run UC1, UC4 and UC9 through the
     privacy gate, score them against the twin's truth and write an HTML report."""
     from meetpunt.demo.chain import DemoSettings, run_demo
     from meetpunt.demo.register_example import run_register_example
+    from meetpunt.demo.summary import as_json as run_as_json
     from meetpunt.demo.summary import show
     from meetpunt.register.engine import meetpunt_home
 
-    folder = (home or meetpunt_home()) / "demo"
+    folder = meetpunt_home() / "demo"
     try:
         if register_example:
             run_register_example(console, folder)
             return
         settings = DemoSettings(folder, connections, days, _parse_day(start), seed)
-        console.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")
-        show(console, run_demo(console, settings), _program())
+        out = make_console(stderr=True) if as_json else console
+        out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")
+        run = run_demo(out, settings)
+        if as_json:
+            print_json(run_as_json(run))
+        else:
+            show(console, run, _program())
     except MeetpuntError as exc:
-        raise _fail(exc, False) from exc
+        raise fail(exc, as_json) from exc
 
 
 def _program() -> str:
     """How the user called us, for the hints we print."""
     return sys.argv[0] if Path(sys.argv[0]).name == "meetpunt" else "meetpunt"
+
+
+add_home_option(app)
 
 
 def main() -> None:

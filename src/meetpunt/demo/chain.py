@@ -30,6 +30,7 @@ from rich.progress import Progress, TaskID
 
 from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store, ingest_paths
+from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
@@ -40,7 +41,7 @@ from meetpunt.privacy import audit
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
 from meetpunt.register import open_register
-from meetpunt.register.csvio import import_file
+from meetpunt.register.csvio import ImportReport
 from meetpunt.twin.generate import TwinSettings, generate
 from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
@@ -212,18 +213,18 @@ def build(run: DemoRun, console: Console) -> None:
 def _import_register(run: DemoRun, bar: Progress) -> None:
     task = bar.add_task("register import", total=len(REGISTER_FILES))
     with _timed(run, "register") as say:
-        register = open_register(run.db_url)
         rows = refused = 0
-        try:
-            for name in REGISTER_FILES:
-                bar.update(task, description=f"register: {name}")
-                with register.session() as session:
-                    report = import_file(session, run.twin / "register" / f"{name}.csv")
-                rows += report.rows
-                refused += len(report.refused)
-                bar.advance(task)
-        finally:
-            register.dispose()
+
+        def done(path: Path, report: ImportReport) -> None:
+            nonlocal rows, refused
+            rows += report.rows
+            refused += len(report.refused)
+            bar.update(task, description=f"register: {path.stem}")
+            bar.advance(task)
+
+        with register_at(run.db_url) as register:
+            files = [run.twin / "register" / f"{name}.csv" for name in REGISTER_FILES]
+            import_register_files(register, files, done)
         say(f"{rows:,} rows from {len(REGISTER_FILES)} files, {refused} refused")
 
 

@@ -73,6 +73,10 @@ class Score:
     correct: int
     total: int
     misses: tuple[str, ...] = field(default_factory=tuple)
+    counts: dict[str, float] = field(default_factory=dict)
+    """What was found, as numbers (``meetpunt demo --json``: ``found``)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The accuracy figures against the truth the console shows, as numbers."""
 
     @property
     def perfect(self) -> bool:
@@ -110,6 +114,8 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
         correct,
         len(results),
         tuple(misses),
+        counts={"reports": len(results), **counts},
+        metrics={"reports": len(results), "classified_right": correct},
     )
 
 
@@ -199,6 +205,21 @@ def score_uc4(result: Uc04Result, truth: Truth) -> Score:
         exact + on_review + len(flagged),
         len(owed) + len(gis),
         tuple(misses),
+        counts={
+            "payments": len(result.payments),
+            "total_eur": float(result.total),
+            "reviews": len(result.reviews),
+            "outages": len(result.outages),
+        },
+        metrics={
+            "owed": len(owed),
+            "paid_exactly": exact,
+            "owed_on_review": on_review,
+            "missed": missed,
+            "overpaid": overpaid,
+            "gis_flagged": len(flagged),
+            "gis_errors": len(gis),
+        },
     )
 
 
@@ -240,7 +261,18 @@ def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
         f"{len(result.outages)} registered for {len(logged_outages)} logged truth outages",
         correct + (1 if len(result.outages) == len(logged_outages) else 0),
         len(seen) + 1,
-        tuple(misses)
+        counts={
+            "outages": len(result.outages),
+            "customer_interruptions": f.customer_interruptions,
+            "saidi_min": round(f.saidi_min or 0.0, 3),
+        },
+        metrics={
+            "interruptions_truth": len(seen),
+            "interruptions_exact": correct,
+            "outages_registered": len(result.outages),
+            "outages_truth": len(logged_outages),
+        },
+        misses=tuple(misses)
         + (
             ()
             if len(result.outages) == len(logged_outages)

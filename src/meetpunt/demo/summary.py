@@ -1,8 +1,10 @@
-"""The demo's console output: steps, the per-use-case summary, the audit log, the files."""
+"""The demo's output: on the console (steps, the per-use-case summary, the audit log,
+the files) or as one JSON object (``meetpunt demo --json``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -66,8 +68,39 @@ def show(console: Console, run: DemoRun, program: str = "meetpunt") -> None:
     console.print(
         f"\nReport: [bold]{run.report_path}[/bold] (outage maps also in {folder / 'maps'}, "
         f"letters in {folder / 'letters'}).\nLook further with, e.g.:\n"
-        f"  {program} usecase uc09 --from {run.settings.start} --to {end} "
-        f"--db {run.db_url} --store {run.store_path}\n"
-        f"  {program} audit list {customer}--lang en --db {run.db_url}",
+        f"  export MEETPUNT_HOME={folder}\n"
+        f"  {program} usecase uc09 --from {run.settings.start} --to {end}\n"
+        f"  {program} audit list {customer}--lang en",
         soft_wrap=True,
     )
+
+
+def as_json(run: DemoRun) -> dict[str, Any]:
+    """The run as one object: the settings, the steps with their seconds and, per use
+    case, what it found and its accuracy figures against the truth (as numbers)."""
+    settings = run.settings
+    audit = run.audit
+    return {
+        "seed": settings.seed,
+        "start": settings.start.isoformat(),
+        "connections": settings.connections,
+        "days": settings.days,
+        "steps": [{"name": s.name, "seconds": round(s.seconds, 3)} for s in run.steps],
+        "use_cases": {
+            score.use_case: {
+                "found": score.counts,
+                "metrics": score.metrics,
+                "correct": score.correct,
+                "total": score.total,
+                "misses": list(score.misses),
+                "seconds": round(run.seconds.get(score.use_case, 0.0), 3),
+            }
+            for score in run.scores
+        },
+        "refusal": (None if run.refusal is None else [f.rule for f in run.refusal.findings]),
+        "audit": None
+        if audit is None
+        else {"as_expected": audit.as_expected, "findings": [str(f) for f in audit.findings]},
+        "home": str(settings.folder),
+        "report": None if run.report_path is None else str(run.report_path),
+    }

@@ -27,7 +27,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from meetpunt.errors import MeterDataError
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import MeterDataError, StoreUnavailableError
 from meetpunt.meterdata.kinds import KINDS, QUALITIES, UTC_US
 
 STORE_ENV = "MEETPUNT_STORE"
@@ -189,7 +190,14 @@ def open_store(path: Path | str | None = None, read_only: bool = False) -> Meter
     try:
         con = duckdb.connect(where, read_only=read_only)
     except duckdb.Error as exc:
-        raise MeterDataError(f"cannot open the meter-data store {where}: {exc}") from exc
+        missing = read_only and not Path(where).exists()
+        raise StoreUnavailableError(
+            f"cannot open the meter-data store {where}: "
+            + ("there is no store there yet" if missing else str(exc).splitlines()[0]),
+            [Finding("MTR-1.store_unavailable", f"no usable meter-data store at {where}")],
+            hint="ingest meter data first (meetpunt ingest PATH) or point --store / "
+            "MEETPUNT_STORE at the store; a store held by another writer opens once it stops",
+        ) from exc
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")

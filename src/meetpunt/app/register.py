@@ -1,0 +1,51 @@
+"""The register in the application layer: open one, import files into it (REG-2..8).
+
+The CLI's ``register import`` and the demo import the same way: connections first,
+then secondary allocation points, then contracts, each file in its own transaction
+(bad rows are refused and quarantined inside it, good rows go in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from meetpunt.register import Register, open_register
+from meetpunt.register.csvio import ImportReport, RecordKind, detect_kind, import_file
+
+
+@contextmanager
+def register_at(db: str | None = None) -> Iterator[Register]:
+    """The register at ``db`` (default: the embedded one in the meetpunt home), disposed
+    of when the block ends."""
+    register = open_register(db)
+    try:
+        yield register
+    finally:
+        register.dispose()
+
+
+def import_order(path: Path) -> int:
+    """Where a register file goes in the import: by the kind its header names;
+    unrecognised files last (their refusal is reported then)."""
+    order = list(RecordKind)
+    with path.open(encoding="utf-8-sig") as handle:
+        kind = detect_kind(handle.readline().strip().split(","))
+    return order.index(kind) if isinstance(kind, RecordKind) else len(order)
+
+
+def import_register_files(
+    register: Register,
+    paths: Sequence[Path],
+    on_file: Callable[[Path, ImportReport], None] | None = None,
+) -> list[ImportReport]:
+    """Import ``paths`` in the register's order, one transaction per file."""
+    reports: list[ImportReport] = []
+    for path in sorted(paths, key=import_order):
+        with register.session() as session:
+            report = import_file(session, path)
+        reports.append(report)
+        if on_file is not None:
+            on_file(path, report)
+    return reports
