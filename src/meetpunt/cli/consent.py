@@ -52,7 +52,9 @@ def consent_give(
     party: Annotated[str, typer.Option(help="The app that may read.")],
     kinds: Annotated[str, typer.Option(help="Data kinds, comma-separated.")],
     valid_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD).")],
-    until: Annotated[str, typer.Option(help="Day the consent ends (exclusive).")],
+    until: Annotated[
+        str, typer.Option("--to", "--until", help="Day the consent ends (YYYY-MM-DD, exclusive).")
+    ],
     given_by: Annotated[str, typer.Option(help="The customer who consents.")],
     purpose: Annotated[str, typer.Option(help="Catalogue purpose.")] = "app_consent",
     db: DbOption = None,

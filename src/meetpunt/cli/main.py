@@ -258,7 +258,9 @@ def register_request_sap(
         bool, typer.Option(help="Installations behind the points are connected.")
     ] = False,
     purpose: Annotated[str, typer.Option(help="What it is for (charge point, ...).")] = "",
-    on: Annotated[str | None, typer.Option(help="Request date; default today.")] = None,
+    on: Annotated[
+        str | None, typer.Option("--at", "--on", help="Request date (YYYY-MM-DD); default today.")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
