@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from meetpunt.app.hub import hub_store
 from meetpunt.cli import app
+from meetpunt.cli.usecases import duration_text
+from meetpunt.domain.calendar import to_local
 from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate
@@ -276,11 +278,21 @@ def test_the_cli_prints_the_verdict(tmp_path: Path) -> None:
     runner = CliRunner()
     shown = runner.invoke(app, common)
     assert shown.exit_code == 0, shown.output
-    assert SINGLE in shown.output and MECHANIC in shown.output
+    assert shown.output.startswith("UC1 verdict: single connection"), shown.output
+    assert f"send: {MECHANIC}" in shown.output
+    assert shown.output.index("send:") < shown.output.index("why:") < shown.output.index("\n- ")
+    assert "meters asked at" not in shown.output, "per-meter table without --details"
+    assert "--details" in shown.output
+    detailed = runner.invoke(app, [*common, "--details"])
+    assert detailed.exit_code == 0, detailed.output
+    verdict = detailed.output.index("UC1 verdict:")
+    assert verdict < detailed.output.index("dark meters per feeder")
+    assert verdict < detailed.output.index("meters asked at"), "the verdict comes first"
     as_json = runner.invoke(app, [*common, "--json"])
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.output)
     assert data["classification"] == SINGLE and data["asked"][0]["ean"] == victim["ean"]
+    assert all(m["ean"] in detailed.output for m in data["asked"])
     assert data["trigger"] == "outage report"
     refused = runner.invoke(app, [*common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
@@ -312,6 +324,15 @@ def test_a_feeder_out_for_planned_work_is_not_part_of_the_fault(tmp_path: Path) 
             on_work = localise(gate, OPERATOR, worker, at, "outage report", planned)
     finally:
         built.register.dispose()
+    plan = built.folder / "twin" / "operator" / "planned_works.csv"
+    args = ["usecase", "uc01", "--ean", worker, "--at", at.isoformat(), "--db", built.db_url]
+    args += ["--store", str(built.store_path), "--planned", str(plan)]
+    shown = CliRunner().invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("UC1 verdict: planned work") and "send: nobody" in shown.output
+    end = max(w.end for w in planned if w.covers_at(on_work.substation, on_work.verdict.feeder, at))
+    until = f"planned work until {to_local(end):%Y-%m-%d %H:%M} ({duration_text(end - at)} after"
+    assert until in shown.output, shown.output
     assert blind.classification == SUBSTATION
     assert seeing.classification == EXTENT[str(fault["extent"])] == WHOLE
     assert any("planned work" in line for line in seeing.verdict.evidence)

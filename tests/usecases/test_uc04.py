@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from meetpunt.app.hub import hub_store
 from meetpunt.cli import app
+from meetpunt.cli.usecases import duration_text, local_outage_id
 from meetpunt.domain.capacity import ElectricityCapacity
 from meetpunt.domain.compensation import GridLevel
 from meetpunt.privacy import audit
@@ -325,6 +326,14 @@ def test_the_cli_pays_reviews_and_writes_letters(twin: Twin, tmp_path: Path) -> 
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.output)
     assert len(data["payments"]) == len(list(letters.glob("*.txt"))) >= 1
+    for p in data["payments"]:  # local time (June: UTC+2) and the one duration format
+        shown_id = local_outage_id(p["outage_id"])
+        assert shown_id.endswith("+0200") and (letters / f"{p['ean']}_{shown_id}.txt").exists()
+        assert duration_text(p["duration_s"]) in shown.output
+    assert data["reviews"], "seed 1 has connections to review"
+    for r in data["reviews"]:
+        assert local_outage_id(r["outage_id"]) in shown.output
+        assert r["outage_id"] not in shown.output
     refused = runner.invoke(app, ["usecase", "uc04", *common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
     assert "UC4.trigger" in json.loads(refused.output)["rules"]

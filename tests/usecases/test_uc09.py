@@ -4,16 +4,20 @@ truth (what each meter really logged) on several seeds."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from meetpunt.app.hub import hub_store
 from meetpunt.cli import app
+from meetpunt.cli.usecases import duration_text, local_outage_id
 from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate
@@ -167,6 +171,10 @@ def test_the_cli_prints_outages_and_figures(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["usecase", "uc09", *common])
     assert shown.exit_code == 0, shown.output
     assert "SAIFI" in shown.output and built.result.outages[0].substation in shown.output
+    for o in built.result.outages:  # June: local time is UTC+2, in the ID as in the table
+        assert o.id.endswith("Z") and o.id not in shown.output
+        assert local_outage_id(o.id).endswith("+0200") and local_outage_id(o.id) in shown.output
+        assert duration_text(o.duration_s) in shown.output
     as_json = runner.invoke(app, ["usecase", "uc09", *common, "--json"])
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.output)
@@ -175,6 +183,74 @@ def test_the_cli_prints_outages_and_figures(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["usecase", "uc09", *common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
     assert "UC9.trigger" in json.loads(refused.output)["rules"]
+
+
+def _seconds(text: str) -> float:
+    """:func:`duration_text` read back: the seconds a shown duration stands for."""
+    if text == "< 1 s":
+        return 0
+    match = re.fullmatch(r"(?:(\d+) h (\d{2}) min|(\d+) min|(\d+) s)", text)
+    assert match is not None, f"not the one duration format: {text!r}"
+    hours, minutes, only_minutes, seconds = match.groups()
+    if hours is not None:
+        assert int(hours) >= 1 and int(minutes) < 60, text
+        return int(hours) * 3600 + int(minutes) * 60
+    if only_minutes is not None:
+        assert 1 <= int(only_minutes) < 60, text
+        return int(only_minutes) * 60
+    assert int(seconds) < 60, text
+    return int(seconds)
+
+
+def test_the_one_duration_format() -> None:
+    cases = {
+        0: "0 s",
+        0.4: "< 1 s",
+        45: "45 s",
+        60: "1 min",
+        12 * 60 + 59: "12 min",
+        3600: "1 h 00 min",
+        3900: "1 h 05 min",
+        4 * 3600 - 1: "3 h 59 min",
+    }
+    assert {s: duration_text(s) for s in cases} == cases
+    assert duration_text(timedelta(hours=26, minutes=5)) == "26 h 05 min"
+    assert duration_text(None) == "-"
+
+
+SECONDS = st.floats(min_value=0, max_value=10 * 365 * 86400, allow_nan=False)
+
+
+@given(SECONDS)
+def test_a_shown_duration_reads_back_to_its_unit_never_more(seconds: float) -> None:
+    """Truncated to its unit (seconds, minutes), never rounded up: 3 h 59 min 59 s
+    must not read as the 4 hours that make a customer owed (MKT-8)."""
+    back = _seconds(duration_text(seconds))
+    unit = 1 if seconds < 60 else 60
+    assert back <= seconds < back + unit
+    whole = int(seconds)
+    assert duration_text(timedelta(seconds=whole)) == duration_text(whole)
+
+
+@given(SECONDS, SECONDS)
+def test_shown_durations_keep_their_order(a: float, b: float) -> None:
+    low, high = sorted((a, b))
+    assert _seconds(duration_text(low)) <= _seconds(duration_text(high))
+
+
+def test_outage_ids_are_shown_in_local_time_across_dst() -> None:
+    """UC9's ID keeps its UTC start (the use cases key on it); the CLI shows the local
+    start with its offset: summer UTC+2, winter UTC+1, and the two 02:30's of the autumn
+    change stay two IDs."""
+    summer = group_outages([_entry("a", "K1", 0, 60)])[0]  # 2025-06-02 10:00 UTC
+    assert summer.id == "OS1-20250602T100000Z"
+    assert local_outage_id(summer.id) == "OS1-20250602T120000+0200"
+    first = "OS-7-20241027T003000Z"  # 02:30 summer time
+    second = "OS-7-20241027T013000Z"  # 02:30 winter time, an hour later
+    assert local_outage_id(first) == "OS-7-20241027T023000+0200"
+    assert local_outage_id(second) == "OS-7-20241027T023000+0100"
+    assert local_outage_id("OS-7-20250330T010000Z") == "OS-7-20250330T030000+0200"
+    assert local_outage_id("not an outage id") == "not an outage id"
 
 
 def _entry(

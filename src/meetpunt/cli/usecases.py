@@ -1,13 +1,18 @@
 """``meetpunt usecase uc01|uc04|uc09 ...``: the approved use cases of seed 001.
 
 Thin: parses, opens a gate (:func:`meetpunt.app.gate.open_gate`), calls the use
-case, prints a table or JSON.
+case, prints a table or JSON. One way of showing things across the three commands: a
+period is ``--from``/``--to`` (local days), a moment ``--at``; every time, outage IDs
+included, is Europe/Amsterdam local time; every duration is :func:`duration_text`.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+import math
+import re
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -19,8 +24,17 @@ from meetpunt.cli.common import DbOption, JsonOption, StoreOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.model import Party, Period, Role
-from meetpunt.usecases.planned_works import read_planned
-from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
+from meetpunt.usecases.planned_works import PlannedWork, read_planned
+from meetpunt.usecases.uc01_outage_localisation import (
+    NONE_FOUND,
+    PART,
+    PLANNED,
+    SINGLE,
+    SUBSTATION,
+    WHOLE,
+    Uc01Result,
+    localise,
+)
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 usecase_app = typer.Typer(
@@ -67,11 +81,52 @@ def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
 
 
 def _when(moment: datetime) -> str:
+    """A moment as the tables show it: Europe/Amsterdam wall-clock time, to the minute."""
     return to_local(moment).strftime("%Y-%m-%d %H:%M")
 
 
-def _minutes(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
+def duration_text(value: timedelta | float | None) -> str:
+    """The one duration format of the use-case commands (a number is seconds):
+    ``"45 s"`` under a minute, ``"12 min"`` under an hour, ``"1 h 05 min"`` from an
+    hour; ``"< 1 s"`` for a positive value under a second and ``"-"`` for none.
+
+    Truncated, never rounded up: a 3 h 59 min 50 s interruption must not read as the
+    4 hours that make a customer owed compensation (MKT-8, UC4)."""
+    if value is None:
+        return "-"
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not math.isfinite(seconds):
+        return "-"
+    if seconds < 0:
+        return f"-{duration_text(-seconds)}"
+    if 0 < seconds < 1:
+        return "< 1 s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    hours, minutes = divmod(whole // 60, 60)
+    return f"{minutes} min" if hours == 0 else f"{hours} h {minutes:02d} min"
+
+
+def _from_minutes(value: float | None) -> str:
+    """A UC9 index given in minutes (CAIDI, SAIDI) in :func:`duration_text`'s format."""
+    return duration_text(None if value is None else value * 60)
+
+
+_UTC_ID = re.compile(r"(?P<prefix>.*)-(?P<stamp>\d{8}T\d{6})Z")
+
+
+def local_outage_id(outage_id: str) -> str:
+    """An outage ID (UC9's ``<substation>-<UTC start>Z``, reused by UC4) as shown to a
+    person: its start in Europe/Amsterdam time with the UTC offset, e.g.
+    ``OS001-20250605T141000+0200``. The offset keeps the two 02:30's of the autumn DST
+    change apart, so the shown ID is as unique as the ID itself. The use cases key on
+    the UTC ID (``--json`` keeps it); any other text is shown as it is."""
+    match = _UTC_ID.fullmatch(outage_id)
+    if match is None:
+        return outage_id
+    start = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    return f"{match['prefix']}-{to_local(start):%Y%m%dT%H%M%S%z}"
 
 
 def _show_uc09(result: Uc09Result) -> None:
@@ -82,16 +137,16 @@ def _show_uc09(result: Uc09Result) -> None:
     table.add_column("customers", justify="right")
     table.add_column("start", no_wrap=True)
     table.add_column("end", no_wrap=True)
-    table.add_column("minutes", justify="right")
+    table.add_column("duration", justify="right", no_wrap=True)
     for o in result.outages:
         table.add_row(
-            o.id,
+            local_outage_id(o.id),
             o.substation,
             ", ".join(o.feeders),
             str(o.affected),
             _when(o.start),
             _when(o.end),
-            f"{o.duration_s / 60:,.1f}",
+            duration_text(o.duration_s),
         )
     console.print(table)
     f = result.figures
@@ -103,9 +158,9 @@ def _show_uc09(result: Uc09Result) -> None:
         ("customer interruptions (CI)", f"{f.customer_interruptions:,}"),
         ("customer minutes lost (CML)", f"{f.customer_minutes_lost:,.1f}"),
         ("SAIFI = CI / N", "-" if f.saifi is None else f"{f.saifi:.4f}"),
-        ("CAIDI = CML / CI (min)", _minutes(f.caidi_min)),
-        ("SAIDI = CML / N (min, period)", _minutes(f.saidi_min)),
-        ("SAIDI per year (min)", _minutes(f.saidi_min_per_year)),
+        ("CAIDI = CML / CI", _from_minutes(f.caidi_min)),
+        ("SAIDI = CML / N (period)", _from_minutes(f.saidi_min)),
+        ("SAIDI per year", _from_minutes(f.saidi_min_per_year)),
     ):
         figures.add_row(name, value)
     console.print(figures)
@@ -148,7 +203,62 @@ def uc09(
         _show_uc09(result)
 
 
-def _show_uc01(result: Uc01Result) -> None:
+EXTENT = {
+    SINGLE: "single connection",
+    PART: "part of a feeder",
+    WHOLE: "whole feeder",
+    SUBSTATION: "substation (every feeder)",
+    PLANNED: "planned work",
+    NONE_FOUND: "no outage found",
+}
+"""UC1's classifications as the verdict line names the extent."""
+
+
+def _planned_until(result: Uc01Result, works: Sequence[PlannedWork]) -> str | None:
+    """For a ``planned_work`` verdict (UC1): when the work on the reporter's feeder
+    ends and how long after the report, which is what the customer is told."""
+    if result.classification != PLANNED:
+        return None
+    ends = [
+        w.end for w in works if w.covers_at(result.substation, result.verdict.feeder, result.at)
+    ]
+    if not ends:
+        return None
+    end = max(ends)
+    return f"planned work until {_when(end)} ({duration_text(end - result.at)} after the report)"
+
+
+def _show_uc01(result: Uc01Result, works: Sequence[PlannedWork], details: bool) -> None:
+    """UC1's verdict first: the extent, the feeder, whom to send and why; then the
+    dark meters per feeder; the per-meter table only with ``details``."""
+    extent = EXTENT.get(result.classification, result.classification)
+    console.print(
+        f"UC1 verdict: [bold]{extent}[/bold] (feeder {result.verdict.feeder or '?'}, "
+        f"substation {result.substation or '?'})"
+    )
+    console.print(f"send: [bold]{result.crew or 'nobody'}[/bold]")
+    console.print(
+        f"report: {result.ean} at {_when(result.at)} (local), {result.trigger}",
+        highlight=False,
+    )
+    console.print("why:")
+    for line in result.verdict.evidence:
+        console.print(f"- {line}", highlight=False)
+    for line in result.suspected_gis_errors:
+        console.print(f"- suspected GIS feeder error: {line}", highlight=False)
+    until = _planned_until(result, works)
+    if until is not None:
+        console.print(f"- {until}", highlight=False)
+    counts = Table(title=f"Substation {result.substation or '?'}: dark meters per feeder")
+    counts.add_column("feeder")
+    for name in ("dark", "lit", "cannot be asked"):
+        counts.add_column(name, justify="right")
+    for f in result.feeders:
+        counts.add_row(f.feeder, str(f.dark), str(f.lit), str(f.unknown))
+    console.print(counts)
+    if not details:
+        console.print(f"{len(result.asked)} meter(s) asked; --details lists each answer.")
+        return
     table = Table(title=f"UC1: meters asked at {_when(result.at)} (local), {result.trigger}")
     table.add_column("feeder", no_wrap=True)
     table.add_column("meter (EAN)", no_wrap=True)
@@ -163,29 +273,26 @@ def _show_uc01(result: Uc01Result) -> None:
         )
         table.add_row(feeder, m.ean, m.reason, f"[{colour[m.voltage]}]{m.answer}[/]")
     console.print(table)
-    counts = Table(title=f"Substation {result.substation or '?'}: dark meters per feeder")
-    counts.add_column("feeder")
-    for name in ("dark", "lit", "cannot be asked"):
-        counts.add_column(name, justify="right")
-    for f in result.feeders:
-        counts.add_row(f.feeder, str(f.dark), str(f.lit), str(f.unknown))
-    console.print(counts)
-    for line in result.verdict.evidence:
-        console.print(f"- {line}")
-    for line in result.suspected_gis_errors:
-        console.print(f"- suspected GIS feeder error: {line}")
-    crew = result.crew or "nobody"
-    console.print(f"verdict: [bold]{result.classification}[/bold]; send: [bold]{crew}[/bold]")
 
 
 @usecase_app.command("uc01")
 def uc01(
     ean: Annotated[str, typer.Option(help="The reporting connection (EAN).")],
-    at: Annotated[str, typer.Option(help="When (ISO 8601 with offset).")],
+    at: Annotated[
+        str,
+        typer.Option(
+            "--at",
+            help="The moment of the report (ISO 8601 with its UTC offset, "
+            "e.g. 2025-06-05T14:10:00+02:00).",
+        ),
+    ],
     trigger: Annotated[
         str, typer.Option(help="The outage report or suspicion this answers.")
     ] = "outage report",
     planned: PlannedOption = None,
+    details: Annotated[
+        bool, typer.Option("--details", help="Also list every meter asked and its answer.")
+    ] = False,
     party: PartyOption = "grid_operator",
     db: DbOption = None,
     store: StoreOption = None,
@@ -193,7 +300,8 @@ def uc01(
 ) -> None:
     """UC1 Outage localisation: voltage presence (yes/no) of the reporting meter and the
     meters on its feeder and substation; single connection or cable fault, and whom to
-    send. Feeders out for planned work (--planned) are not taken as part of a fault."""
+    send. Feeders out for planned work (--planned) are not taken as part of a fault.
+    Prints the verdict first; --details adds the per-meter table (--json always has it)."""
     try:
         moment = datetime.fromisoformat(at)
     except ValueError as exc:
@@ -209,7 +317,7 @@ def uc01(
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
     else:
-        _show_uc01(result)
+        _show_uc01(result, works, details)
 
 
 @usecase_app.command("uc04")
@@ -244,7 +352,8 @@ def uc04(
     if letters is not None:
         letters.mkdir(parents=True, exist_ok=True)
         for item in result.letters:
-            (letters / f"{item.ean}_{item.outage_id}.txt").write_text(item.text, encoding="utf-8")
+            name = f"{item.ean}_{local_outage_id(item.outage_id)}.txt"
+            (letters / name).write_text(item.text, encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
         return
@@ -252,12 +361,11 @@ def uc04(
     for name in ("EAN", "customer", "start", "duration", "class", "amount"):
         table.add_column(name)
     for p in result.payments:
-        minutes = p.duration.total_seconds() / 60
         table.add_row(
             p.ean,
             p.customer,
             _when(p.start),
-            f"{minutes:,.0f} min",
+            duration_text(p.duration),
             p.compensation.class_id,
             f"{p.amount}",
         )
@@ -266,5 +374,5 @@ def uc04(
     for name in ("EAN", "outage", "reason"):
         review.add_column(name)
     for r in result.reviews:
-        review.add_row(r.ean, r.outage_id, r.reason)
+        review.add_row(r.ean, local_outage_id(r.outage_id), r.reason)
     console.print(review)
