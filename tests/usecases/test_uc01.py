@@ -296,7 +296,7 @@ def test_the_cli_prints_the_verdict(tmp_path: Path) -> None:
     assert data["trigger"] == "outage report"
     refused = runner.invoke(app, [*common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
-    assert "UC1.trigger" in json.loads(refused.output)["rules"]
+    assert "UC1.trigger" in [f["rule"] for f in json.loads(refused.stdout)["error"]["findings"]]
     naive = runner.invoke(app, ["usecase", "uc01", "--ean", victim["ean"], "--at", "2025-06-03"])
     assert naive.exit_code != 0
 

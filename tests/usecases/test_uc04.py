@@ -336,4 +336,4 @@ def test_the_cli_pays_reviews_and_writes_letters(twin: Twin, tmp_path: Path) -> 
         assert r["outage_id"] not in shown.output
     refused = runner.invoke(app, ["usecase", "uc04", *common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
-    assert "UC4.trigger" in json.loads(refused.output)["rules"]
+    assert "UC4.trigger" in [f["rule"] for f in json.loads(refused.stdout)["error"]["findings"]]

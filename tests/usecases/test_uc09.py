@@ -182,7 +182,7 @@ def test_the_cli_prints_outages_and_figures(tmp_path: Path) -> None:
     assert data["figures"]["customer_interruptions"] == built.result.figures.customer_interruptions
     refused = runner.invoke(app, ["usecase", "uc09", *common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
-    assert "UC9.trigger" in json.loads(refused.output)["rules"]
+    assert "UC9.trigger" in [f["rule"] for f in json.loads(refused.stdout)["error"]["findings"]]
 
 
 def _seconds(text: str) -> float:

@@ -8,7 +8,6 @@ included, is Europe/Amsterdam local time; every duration is :func:`duration_text
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -20,9 +19,10 @@ import typer
 from rich.table import Table
 
 from meetpunt.app.gate import open_gate
-from meetpunt.cli.common import DbOption, JsonOption, StoreOption, make_console
+from meetpunt.cli.common import DbOption, JsonOption, StoreOption, fail, make_console
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
+from meetpunt.jsonout import print_json
 from meetpunt.privacy.model import Party, Period, Role
 from meetpunt.usecases.planned_works import PlannedWork, read_planned
 from meetpunt.usecases.uc01_outage_localisation import (
@@ -62,22 +62,6 @@ def _days(date_from: str, date_to: str) -> Period:
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-
-
-def _fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "error": str(exc),
-                    "rules": list(exc.rules),
-                    "reasons": [f.as_dict() for f in exc.findings],
-                }
-            )
-        )
-    else:
-        console.print(f"[red]refused:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def _when(moment: datetime) -> str:
@@ -196,9 +180,9 @@ def uc09(
                 area,
             )
     except MeetpuntError as exc:
-        raise _fail(exc, as_json) from exc
+        raise fail(exc, as_json) from exc
     if as_json:
-        typer.echo(json.dumps(result.as_dict()))
+        print_json(result.as_dict())
     else:
         _show_uc09(result)
 
@@ -313,9 +297,9 @@ def uc01(
         with open_gate(db, store) as gate:
             result = localise(gate, Party(party, Role.GRID_OPERATOR), ean, moment, trigger, works)
     except MeetpuntError as exc:
-        raise _fail(exc, as_json) from exc
+        raise fail(exc, as_json) from exc
     if as_json:
-        typer.echo(json.dumps(result.as_dict()))
+        print_json(result.as_dict())
     else:
         _show_uc01(result, works, details)
 
@@ -348,14 +332,14 @@ def uc04(
                 gate, Party(party, Role.GRID_OPERATOR), period, datetime.now(UTC), trigger, works
             )
     except MeetpuntError as exc:
-        raise _fail(exc, as_json) from exc
+        raise fail(exc, as_json) from exc
     if letters is not None:
         letters.mkdir(parents=True, exist_ok=True)
         for item in result.letters:
             name = f"{item.ean}_{local_outage_id(item.outage_id)}.txt"
             (letters / name).write_text(item.text, encoding="utf-8")
     if as_json:
-        typer.echo(json.dumps(result.as_dict()))
+        print_json(result.as_dict())
         return
     table = Table(title=f"UC4: {len(result.payments)} payment(s), total EUR {result.total}")
     for name in ("EAN", "customer", "start", "duration", "class", "amount"):
