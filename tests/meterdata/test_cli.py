@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from meetpunt.cli import app
-from meetpunt.register import Register, default_database_url
-from tests.meterdata.conftest import E3X25, UNKNOWN, build_register
+from meetpunt.domain.calendar import Tariff
+from meetpunt.register import Register, default_database_url, open_register
+from meetpunt.twin.p1 import P1Snapshot, render_telegram
+from tests.meterdata.conftest import E1X25, E3X25, UNKNOWN, build_register
 
 runner = CliRunner()
 
@@ -73,3 +76,140 @@ def test_completeness_reports_per_area(tmp_path: Path) -> None:
     # three in-service smart electricity connections in 5617; one delivered all 96
     assert (area["area"], area["connections"], area["expected"]) == ("5617", 3, 288)
     assert area["measured"] == round(96 / 288, 4)
+
+
+def _quarter_hours(path: Path, *eans: str) -> Path:
+    """A quarter-hour CSV with one row per EAN on 2025-06-01 00:00 UTC."""
+    rows = "".join(f"{ean},2025-06-01T00:00:00Z,100,0\n" for ean in eans)
+    path.write_text("ean,start,import_wh,export_wh\n" + rows, encoding="utf-8")
+    return path
+
+
+def _quarantine() -> list[dict[str, object]]:
+    listed = runner.invoke(app, ["ingest", "quarantine", "--json"])
+    assert listed.exit_code == 0, listed.output
+    return [json.loads(line) for line in listed.stdout.splitlines()]
+
+
+def test_an_ingest_no_row_of_which_is_in_the_register_exits_1_and_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    _register().dispose()
+    path = _quarter_hours(tmp_path / "quarter_hours.csv", UNKNOWN, UNKNOWN, UNKNOWN)
+    result = runner.invoke(app, ["ingest", str(path)])
+    assert result.exit_code == 1, result.output
+    line, hint = result.stderr.splitlines()  # the one line says it all; then the hint
+    assert line.startswith("error: no row matched a connection in the register")
+    assert "3 row(s) refused" in line and "meetpunt register import" in line
+    assert "MTR-5.unknown_connection" in line
+    assert hint.startswith("hint: ") and "--db" in hint
+    as_json = runner.invoke(app, ["ingest", str(path), "--json"])
+    assert as_json.exit_code == 1
+    report, refusal = (json.loads(line) for line in as_json.stdout.splitlines())
+    assert (report["batch"], report["rows"], report["accepted"]) == (None, 3, 0)
+    assert report["quarantined"] == {"MTR-5.unknown_connection": 3}
+    assert refusal["error"]["rule"] == "MTR-5.unknown_connection"
+    assert "no row matched" in refusal["error"]["message"]
+    assert "meetpunt register import" in refusal["error"]["hint"]
+    assert _quarantine() == []  # nothing stored, so the same file can come again
+
+
+def test_an_empty_register_refuses_the_same_way_and_the_file_ingests_after_the_import(
+    tmp_path: Path,
+) -> None:
+    open_register(default_database_url()).dispose()  # the register exists, empty
+    path = _quarter_hours(tmp_path / "quarter_hours.csv", E3X25, E1X25)
+    result = runner.invoke(app, ["ingest", str(path)])
+    assert result.exit_code == 1
+    assert "no row matched a connection in the register" in result.stderr
+    assert "2 row(s) refused" in result.stderr
+    _register().dispose()  # the register import the message asks for
+    again = runner.invoke(app, ["ingest", str(path), "--json"])
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert (report["already_ingested"], report["accepted"]) == (False, 2)
+
+
+def test_a_file_that_matches_nothing_beside_one_that_matches_is_quarantined_as_today(
+    tmp_path: Path,
+) -> None:
+    _register().dispose()
+    (tmp_path / "a").mkdir()
+    first = _quarter_hours(tmp_path / "a" / "quarter_hours.csv", UNKNOWN)  # read first
+    second = _quarter_hours(tmp_path / "quarter_hours.2025-06.csv", E3X25)
+    result = runner.invoke(app, ["ingest", str(first), str(second), "--json"])
+    assert result.exit_code == 0, result.output
+    reports = {r["source"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert reports[str(first)]["quarantined"] == {"MTR-5.unknown_connection": 1}
+    assert reports[str(first)]["batch"] is not None
+    assert reports[str(second)]["accepted"] == 1
+    assert [row["ean"] for row in _quarantine()] == [UNKNOWN]
+
+
+READINGS = "ean,at,import_t1_wh,import_t2_wh,export_t1_wh,export_t2_wh\n"
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
+def test_kind_goes_before_or_after_the_paths(tmp_path: Path, before: bool) -> None:
+    _register().dispose()
+    path = tmp_path / "readings.csv"  # daily, monthly or manual: the name does not say
+    path.write_text(READINGS + f"{E3X25},2025-06-01T00:00:00+02:00,1000,0,0,0\n")
+    option = ["--kind", "daily_readings"]
+    args = ["ingest", *option, str(path)] if before else ["ingest", str(path), *option]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kinds"] == {
+        "daily_readings": {
+            "rows": 1,
+            "accepted": 1,
+            "duplicates": 0,
+            "corrected": 0,
+            "estimated": 0,
+            "gaps_missing": 0,
+            "quarantined": {},
+        }
+    }
+
+
+def _capture(path: Path) -> Path:
+    """A P1 capture of one DSMR 5 telegram; its name does not say the EAN."""
+    snapshot = P1Snapshot(
+        identification="XMX5LGF0000000000042",
+        timestamp=datetime(2025, 6, 1, 10, tzinfo=UTC),
+        equipment_id="E0045000012345678",
+        import_wh=(1_234_567, 2_345_678),
+        export_wh=(345_678, 456_789),
+        tariff=Tariff.T2,
+        power_import_w=500,
+        power_export_w=0,
+        failures=4,
+        long_failures=2,
+        failure_log=(),
+        sags=(0, 0, 0),
+        swells=(0, 0, 0),
+        voltages_v=(230.1, 229.2, 231.3),
+        currents_a=(1, 2, 3),
+        phase_import_w=(500, 0, 0),
+        phase_export_w=(0, 0, 0),
+    )
+    path.write_bytes(render_telegram(snapshot, "5.0"))
+    return path
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
+def test_ean_goes_before_or_after_the_paths(tmp_path: Path, before: bool) -> None:
+    _register().dispose()
+    path = _capture(tmp_path / "capture.p1")
+    option = ["--ean", E3X25]
+    args = ["ingest", *option, str(path)] if before else ["ingest", str(path), *option]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["kinds"]["p1_readings"]["accepted"] == 1
+
+
+def test_the_commands_of_ingest_keep_their_names_beside_the_default(tmp_path: Path) -> None:
+    _register().dispose()
+    assert runner.invoke(app, ["ingest", "quarantine", "--json"]).exit_code == 0
+    missing = runner.invoke(app, ["ingest", "--kind", "quarter_hours"])
+    assert missing.exit_code == 2 and "paths" in missing.output.lower()

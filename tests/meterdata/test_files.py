@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meetpunt.errors import MeterDataError
-from meetpunt.io.files import detect_kind, parse_meter_csv, read_meter_file
+from meetpunt.io.files import detect_kind, parse_meter_csv, parse_phase, read_meter_file
 from meetpunt.meterdata.store import open_store
 from tests.meterdata.conftest import E3X25, Hub, utc
 
@@ -111,6 +111,58 @@ def test_the_csv_reader_accounts_for_every_row_whatever_the_cells_hold(
     non_empty = sum(1 for row in parsed if any(c.strip() for c in row))
     assert source.tables["quarter_hours"].num_rows + len(source.refused) == non_empty
     assert all(r.rule in {"MTR-4.parse", "MTR-3.naive"} and r.record >= 2 for r in source.refused)
+
+
+VOLTAGES = "ean,start,phase,voltage_v\n"
+
+
+def _voltages(*phases: str) -> str:
+    return VOLTAGES + "".join(f"{E3X25},2025-06-01T00:00:00Z,{p},230.0\n" for p in phases)
+
+
+def test_a_csv_phase_is_l1_to_l3_as_dsmr_names_it_or_its_number(hub: Hub) -> None:
+    text = _voltages("L1", "l2", " L3 ", "1", "2", "3")
+    source = parse_meter_csv(text, "voltages.csv", "voltages_10min", "x")
+    assert source.refused == []
+    assert source.tables["voltages_10min"].column("phase").to_pylist() == [1, 2, 3, 1, 2, 3]
+    # L1 and 1 are the same key: the second is a duplicate, the rest is stored
+    report = hub.ingestor.ingest(parse_meter_csv(_voltages("L1", "1", "L2"), "v.csv", None, "y"))
+    assert (report.total("accepted"), report.total("duplicates")) == (2, 1)
+
+
+def test_any_other_phase_refuses_its_row_with_mtr_4_parse() -> None:
+    text = _voltages("L4", "L0", "0", "4", "N", "phase 1", "-1", "300", "L1", "1.5")
+    source = parse_meter_csv(text, "voltages.csv", "voltages_10min", "x")
+    assert source.tables["voltages_10min"].column("phase").to_pylist() == [1]
+    assert [r.record for r in source.refused] == [2, 3, 4, 5, 6, 7, 8, 9, 11]
+    assert {r.rule for r in source.refused} == {"MTR-4.parse"}
+    assert "not a phase; write L1, L2 or L3" in source.refused[0].message
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    number=st.sampled_from([1, 2, 3]),
+    spelling=st.sampled_from(["L{}", "l{}", "{}", "{}.0"]),
+    left=st.sampled_from(["", " ", "\t"]),
+    right=st.sampled_from(["", " ", "\t"]),
+)
+def test_every_accepted_spelling_of_a_phase_is_its_number(
+    number: int, spelling: str, left: str, right: str
+) -> None:
+    cell = left + spelling.format(number) + right
+    assert parse_phase(cell) == number
+    source = parse_meter_csv(_voltages(cell), "v.csv", "voltages_10min", "x")
+    assert source.refused == []
+    assert source.tables["voltages_10min"].column("phase").to_pylist() == [number]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cell=st.text(alphabet="Ll0123456789.-+ eEnN", min_size=1, max_size=5))
+def test_a_phase_cell_is_1_2_or_3_or_refused(cell: str) -> None:
+    try:
+        assert parse_phase(cell) in (1, 2, 3)
+    except ValueError as exc:
+        assert "not a phase" in str(exc)
 
 
 def test_a_store_of_another_layout_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType, PhysicalStatus
 from meetpunt.domain.vee import VeeRules
 from meetpunt.io.files import find_sources, read_meter_file
-from meetpunt.meterdata.ingest import BatchReport, ConnectionIndex, Ingestor
+from meetpunt.meterdata.ingest import BatchReport, ConnectionIndex, Ingestor, KindReport
+from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.retention import RetentionRecord, run_retention
 from meetpunt.meterdata.source import SourceData
 from meetpunt.meterdata.store import MeterStore, open_store
@@ -84,6 +85,50 @@ def read_sources(
         yield read_meter_file(path, kind, ean)
 
 
+UNKNOWN_CONNECTION = "MTR-5.unknown_connection"
+
+
+def register_matches(index: ConnectionIndex, source: SourceData) -> tuple[int, int]:
+    """How many rows of ``source`` are looked up in the register, and how many of those
+    are a connection there (the rest would be refused as MTR-5.unknown_connection)."""
+    looked_up = matched = 0
+    for name, table in source.tables.items():
+        if table.num_rows:
+            kind = KINDS[name]
+            eans = table.column(kind.ean_column).combine_chunks()
+            ids = index.connection_ids(eans, kind.commodity)
+            looked_up += len(ids)
+            matched += int((ids >= 0).sum())
+    return looked_up, matched
+
+
+def unstored_report(source: SourceData) -> BatchReport:
+    """The report of a source held back unwritten (``batch`` None): its table rows under
+    MTR-5.unknown_connection, its unreadable rows under their own rule (MTR-3/4)."""
+    report = BatchReport(source.source, None)
+    for refusal in source.refused:
+        k = report.kinds.setdefault(refusal.kind, KindReport())
+        k.rows += 1
+        k.quarantined[refusal.rule] += 1
+    for name, table in source.tables.items():
+        k = report.kinds.setdefault(name, KindReport())
+        k.rows += table.num_rows
+        if table.num_rows:
+            k.quarantined[UNKNOWN_CONNECTION] += table.num_rows
+    return report
+
+
+def unmatched_rows(reports: Iterable[BatchReport]) -> int:
+    """Rows refused because no row of the run matched a connection in the register
+    (MTR-5.unknown_connection in the unwritten reports of :func:`ingest_paths`); 0 when
+    some row matched."""
+    return sum(
+        r.quarantined[UNKNOWN_CONNECTION]
+        for r in reports
+        if r.batch is None and not r.already_ingested
+    )
+
+
 def ingest_paths(
     store: MeterStore,
     register: Register,
@@ -92,11 +137,38 @@ def ingest_paths(
     ean: str | None = None,
     on_begin: Callable[[str], None] | None = None,
 ) -> list[BatchReport]:
-    """``meetpunt ingest PATH...``: every file its own batch, readings before intervals."""
+    """``meetpunt ingest PATH...``: every file its own batch, readings before intervals.
+
+    While no row has matched a connection in the register (an empty or another
+    register), a file none of whose rows matches is held back unwritten: were its
+    refusals committed, the same file would be skipped as already ingested after
+    ``meetpunt register import``. Once a row matches, held files are ingested as usual
+    (their rows quarantined as MTR-5.unknown_connection). If none ever matches, they are
+    reported with ``batch`` None, counted by :func:`unmatched_rows`, and nothing of
+    them is written.
+    """
     engine = ingestor(store, register, on_begin=on_begin)
     files = find_sources(paths)
     files.sort(key=lambda p: (0 if "reading" in p.stem else 1, str(p)))
-    return [engine.ingest(read_meter_file(path, kind, ean)) for path in files]
+    reports: list[BatchReport] = []
+    held: list[tuple[int, Path]] = []  # (place in reports, file) while nothing matched
+    matched_any = False
+    for path in files:
+        source = read_meter_file(path, kind, ean)
+        if not matched_any:
+            looked_up, matched = register_matches(engine.index, source)
+            if looked_up and not matched:
+                held.append((len(reports), path))
+                reports.append(unstored_report(source))
+                continue
+            matched_any = matched > 0
+        reports.append(engine.ingest(source))
+        del source  # one file in memory at a time
+        if matched_any:
+            for at, earlier in held:
+                reports[at] = engine.ingest(read_meter_file(earlier, kind, ean))
+            held.clear()
+    return reports
 
 
 def contract_starts(register: Register, index: ConnectionIndex, today: date) -> dict[int, date]:

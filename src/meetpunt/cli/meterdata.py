@@ -19,7 +19,15 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from meetpunt.app.hub import hub_store, quarantined
-from meetpunt.cli.common import DbOption, JsonOption, StoreOption, make_console
+from meetpunt.cli.common import (
+    EXIT_REFUSED,
+    DbOption,
+    JsonOption,
+    StoreOption,
+    error_body,
+    make_console,
+    show_error,
+)
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.meterdata.source import SourceData
@@ -27,12 +35,33 @@ from meetpunt.register import open_register
 
 
 class _FilesByDefault(TyperGroup):
-    """``meetpunt ingest PATH...`` means ``meetpunt ingest files PATH...``."""
+    """``meetpunt ingest PATH...`` means ``meetpunt ingest files PATH...``, with the
+    options of ``files`` before or after the paths (``ingest --kind K PATH``)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        help_names = set(self.get_help_option_names(ctx))
+        if args and args[0] not in help_names and self._first_word(args) not in self.commands:
             args = ["files", *args]
         return super().parse_args(ctx, args)
+
+    def _first_word(self, args: list[str]) -> str | None:
+        """The first argument that is neither an option of ``files`` nor its value."""
+        takes_value = {
+            name
+            for param in self.commands["files"].params
+            if param.param_type_name == "option"
+            and not (getattr(param, "is_flag", False) or getattr(param, "count", False))
+            for name in param.opts
+        }
+        words = iter(args)
+        for word in words:
+            if word == "--":
+                return next(words, None)
+            if not word.startswith("-") or word == "-":
+                return word
+            if word in takes_value:
+                next(words, None)
+        return None
 
 
 ingest_app = typer.Typer(
@@ -51,7 +80,11 @@ def _fail(exc: MeetpuntError) -> typer.Exit:
 
 
 def print_reports(reports: list[BatchReport], as_json: bool) -> None:
-    """The ingest summary: per source accepted, duplicates, estimated, quarantined by rule."""
+    """The ingest summary: per source accepted, duplicates, estimated, quarantined by rule.
+
+    A source held back unwritten (``batch`` None: no row matched the register, MTR-5) is
+    marked "not stored"; its refusals are not in the quarantine.
+    """
     if as_json:
         for report in reports:
             typer.echo(json.dumps(report.as_dict(), default=str))
@@ -62,8 +95,10 @@ def print_reports(reports: list[BatchReport], as_json: bool) -> None:
     refused: Counter[str] = Counter()
     for r in reports:
         quarantined = r.quarantined
-        refused.update(quarantined)
-        note = " (already ingested)" if r.already_ingested else ""
+        stored = r.batch is not None or r.already_ingested
+        if stored:
+            refused.update(quarantined)
+        note = " (already ingested)" if r.already_ingested else "" if stored else " (not stored)"
         table.add_row(
             r.source + note,
             str(r.total("rows")),
@@ -77,6 +112,20 @@ def print_reports(reports: list[BatchReport], as_json: bool) -> None:
         console.print(f"  quarantined {count} by {rule}")
     if refused:
         console.print("  see them with: meetpunt ingest quarantine")
+
+
+def no_connection_matched(rows: int) -> dict[str, Any]:
+    """The refusal of an ingest no row of which matched a connection in the register (an
+    empty or another register), in the project's error shape ``{"error": {"rule",
+    "message", "hint"}}``: MTR-5.unknown_connection, exit 1, nothing stored."""
+    return error_body(
+        "MTR-5.unknown_connection",
+        f"no row matched a connection in the register ({rows} row(s) refused, nothing "
+        "stored); import the register first (meetpunt register import)",
+        "meetpunt register import REGISTER.csv..., or check that --db "
+        "(MEETPUNT_DATABASE_URL) names the register of these meters; then ingest the "
+        "same files again",
+    )
 
 
 @ingest_app.command("files")
@@ -100,7 +149,7 @@ def ingest_files(
     Prints per file: rows, accepted, duplicates, estimated and quarantined by rule.
     Ingesting the same file again changes nothing.
     """
-    from meetpunt.app.hub import ingest_paths
+    from meetpunt.app.hub import ingest_paths, unmatched_rows
 
     def begin(source: str) -> None:
         print(f"begin {source}", file=sys.stderr, flush=True)
@@ -116,6 +165,10 @@ def ingest_files(
     finally:
         register.dispose()
     print_reports(reports, as_json)
+    refused = unmatched_rows(reports)
+    if refused:
+        show_error(no_connection_matched(refused), as_json)
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @ingest_app.command("mqtt")

@@ -10,7 +10,9 @@ ours (``*_kwh`` -> ``*_wh``, ``*_m3`` -> ``*_dm3``); the twin's own integer
 Times must carry their zone: Parquet timestamps with a time zone, CSV times in ISO 8601
 with an offset (``2025-03-30T01:45:00+01:00`` or ``...Z``). A CSV cell that is not a
 number or such a time refuses its row (``MTR-4.parse`` / ``MTR-3.naive``) with the raw
-line kept; the rest of the file goes on.
+line kept; the rest of the file goes on. A ``phase`` cell is ``L1``, ``L2`` or ``L3`` (as
+DSMR and head-ends write it, any case) or ``1``, ``2`` or ``3``; anything else refuses its
+row as ``MTR-4.parse``.
 """
 
 from __future__ import annotations
@@ -251,7 +253,28 @@ def _parse_row(
     return out
 
 
+PHASES = {"L1": 1, "L2": 2, "L3": 3}
+"""Phase names as DSMR (``1-0:32.7.0`` is "voltage L1") and head-ends write them."""
+
+
+def parse_phase(cell: str) -> int:
+    """A phase cell as the meter's phase number 1..3: ``L1``..``L3`` in any case, or the
+    number itself (``2``, ``2.0``). Anything else is a ``ValueError`` (MTR-4.parse)."""
+    text = cell.strip().upper()
+    if text in PHASES:
+        return PHASES[text]
+    try:
+        number = float(text)
+    except ValueError:
+        number = 0.0
+    if number in (1.0, 2.0, 3.0):
+        return int(number)
+    raise ValueError(f"{cell!r} is not a phase; write L1, L2 or L3 (or 1, 2 or 3)")
+
+
 def _cell(f: pa.Field, cell: str, factor: int) -> Any:
+    if f.name == "phase":
+        return parse_phase(cell)
     if pa.types.is_timestamp(f.type):
         instant = datetime.fromisoformat(cell.replace("Z", "+00:00"))
         if instant.tzinfo is None:
