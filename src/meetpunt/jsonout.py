@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["dumps", "dumps_bytes", "print_json", "write_lines"]
+__all__ = ["dumps", "dumps_bytes", "print_json", "raw", "write_lines"]
 
 _OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY
 # Slower, so only on a second try: dicts with keys that are not str.
@@ -63,8 +63,17 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def raw(data: bytes) -> Any:
+    """JSON already written (by :func:`dumps_bytes`), to be put in a value as it is:
+    for parts that repeat from one document to the next (MTR-2: a telegram's objects
+    repeat in the next one). Not in a value that also holds an int beyond 64 bits."""
+    return orjson.Fragment(data)
+
+
 def _fallback(value: Any) -> Any:
     """For the standard library encoder (integers beyond 64 bits, deep nesting)."""
+    if isinstance(value, orjson.Fragment):
+        raise TypeError("raw JSON cannot be written with integers beyond 64 bits")
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, enum.Enum):

@@ -13,7 +13,7 @@ import pytest
 
 from meetpunt.domain.calendar import Tariff
 from meetpunt.io import parse_stream, parse_telegram, read_p1_file
-from meetpunt.io.p1 import MBusChannel, PowerFailure, Telegram
+from meetpunt.io.p1 import MaxDemand, MBusChannel, PowerFailure, Telegram
 from tests.io.p1data import REAL_FILES, TELEGRAMS, WITH_CRC, real, with_crc
 
 
@@ -166,9 +166,15 @@ def test_emucs_fluvius() -> None:
     assert (t.import_t1_wh, t.import_t2_wh, t.export_t1_wh, t.export_t2_wh) == (34, 15_758, 0, 11)
     assert t.tariff is Tariff.T1  # register 1 (in Belgium: day tariff)
     assert t.value("1-0:1.4.0") == Decimal("2.351") and t.unit("1-0:1.4.0") == "kW"
-    # objects with several groups that have no type of their own stay text
-    assert t.value("1-0:1.6.0") == "(200509134558S)(02.589*kW)"
-    assert str(t.value("0-0:98.1.0")).startswith("(3)(1-0:1.6.0)(1-0:1.6.0)(200501000000S)")
+    # the month's maximum demand and its history: typed, each with its own time
+    peak = MaxDemand(utc(2020, 5, 9, 11, 45, 58), Decimal("2.589"), "kW")
+    assert t.max_demand == peak and t.value("1-0:1.6.0") == peak and t.unit("1-0:1.6.0") == "kW"
+    assert t.max_demand_history == (
+        MaxDemand(utc(2020, 4, 23, 17, 25, 38), Decimal("3.695"), "kW", utc(2020, 4, 30, 22)),
+        MaxDemand(utc(2020, 3, 5, 10, 21, 39), Decimal("5.980"), "kW", utc(2020, 3, 31, 22)),
+        MaxDemand(utc(2020, 2, 10, 2, 54, 21), Decimal("4.318"), "kW", utc(2020, 2, 29, 22)),
+    )
+    assert t.value("0-0:98.1.0") == t.max_demand_history
     gas, water = t.mbus
     assert gas == MBusChannel(
         1, 3, "7FLO2119033733", utc(2020, 5, 12, 11, 45, 58), Decimal("112.384"), "m3"
@@ -182,11 +188,21 @@ def test_emucs_fluvius() -> None:
     assert t.gas_readings == (gas,)
 
 
-def test_emucs_fluvius_invalid_stamp_in_peak_history_is_kept() -> None:
+def test_emucs_fluvius_no_time_stamp_in_peak_history() -> None:
     t = one("emucs171_fluvius_peak_history.p1")
     assert t.valid and t.crc_ok
     assert t.timestamp == utc(2023, 11, 2, 11, 15, 48)  # 231102121548W
     assert "(632525252525W)" in str(t.raw_value("0-0:98.1.0"))
+    # 632525252525W is the meter's "no time": August 2023 had no maximum yet
+    first, *rest = t.max_demand_history
+    assert first == MaxDemand(None, Decimal("0.000"), "kW", utc(2023, 7, 31, 22))
+    assert [(e.at, e.value) for e in rest] == [
+        (utc(2023, 8, 31, 16, 15), Decimal("1.862")),
+        (utc(2023, 9, 10, 16, 30), Decimal("4.229")),
+        (utc(2023, 10, 16, 11), Decimal("4.927")),
+    ]
+    assert rest[-1].closed_at == utc(2023, 10, 31, 23)  # 231101000000W
+    assert t.max_demand == MaxDemand(utc(2023, 11, 2, 10, 45), Decimal("3.064"), "kW")
     assert (t.import_t1_wh, t.import_t2_wh, t.export_t1_wh, t.export_t2_wh) == (
         301_548,
         270_014,
@@ -236,6 +252,9 @@ def test_eon_hungary() -> None:
     assert t.value("1-0:13.7.0") == "4.556"  # no unit, no known type: text
     assert t.value("1-0:14.7.0") == Decimal("50.00") and t.unit("1-0:14.7.0") == "Hz"
     assert len(t.fields) == 45
+    # 0-0:98.1.0 here is a monthly billing history, not e-MUCS's maximum demands: text
+    assert str(t.value("0-0:98.1.0")).startswith("(230701000000S)(000040.777*kWh)")
+    assert t.max_demand_history == () and t.max_demand is None
 
 
 def test_easymeter_behind_a_gateway() -> None:

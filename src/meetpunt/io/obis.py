@@ -14,7 +14,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final, Literal
 
-Kind = Literal["str", "int", "hex", "timestamp", "failure_log", "mbus_value", "legacy_gas"]
+Kind = Literal[
+    "str",
+    "int",
+    "hex",
+    "timestamp",
+    "failure_log",
+    "mbus_value",
+    "legacy_gas",
+    "max_demand",
+    "max_demand_history",
+]
 
 #: The version object of DSMR 4+ (``42`` = 4.2, ``50`` = 5.0) and the e-MUCS one.
 VERSION: Final = "1-3:0.2.8"
@@ -38,6 +48,10 @@ SWELLS: Final = ("1-0:32.36.0", "1-0:52.36.0", "1-0:72.36.0")
 VOLTAGES: Final = ("1-0:32.7.0", "1-0:52.7.0", "1-0:72.7.0")
 CURRENTS: Final = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
 TEXT_MESSAGE: Final = "0-0:96.13.0"
+#: e-MUCS: this month's maximum demand ``(time)(value*kW)``, the highest quarter-hour
+#: average import power, and its 13-month history (a profile-generic list).
+MAX_DEMAND: Final = "1-0:1.6.0"
+MAX_DEMAND_HISTORY: Final = "0-0:98.1.0"
 
 #: M-Bus objects per channel n = 1..4 (the code after ``0-n:``).
 MBUS_DEVICE_TYPE: Final = "24.1.0"
@@ -66,6 +80,8 @@ KINDS: Final[dict[str, Kind]] = {
     TEXT_MESSAGE: "hex",
     "0-0:96.13.1": "hex",  # text message codes (DSMR 2.2-4.2)
     "0-0:96.3.10": "str",  # breaker state
+    MAX_DEMAND: "max_demand",
+    MAX_DEMAND_HISTORY: "max_demand_history",  # E.ON Hungary: billing history, kept as text
     "0-n:24.1.0": "int",
     "0-n:96.1.0": "hex",
     "0-n:96.1.1": "hex",
@@ -112,8 +128,6 @@ def _known_codes() -> frozenset[str]:
         "0-0:17.0.0",
         "1-0:31.4.0",
         "1-0:1.4.0",
-        "1-0:1.6.0",
-        "0-0:98.1.0",
         "1-0:1.8.0",
         "1-0:2.8.0",
     ]
