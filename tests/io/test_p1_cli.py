@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,44 @@ def test_unreadable_file_exits_1(capture: str) -> None:
 def test_help() -> None:
     result = runner.invoke(app, ["p1", "parse", "--help"])
     assert result.exit_code == 0 and "--json" in result.output
+
+
+def test_the_fast_path_writes_what_the_typer_command_writes(
+    capture: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``meetpunt p1 parse --json FILE`` skips Typer (start-up time, MTR-2 speed target)
+    and must print the same lines and exit code as the command."""
+    from meetpunt.cli.p1 import parse_json_fast
+
+    assert parse_json_fast(["--json", capture]) == 0
+    fast = capsys.readouterr().out
+    typer_run = runner.invoke(app, ["p1", "parse", capture, "--json"])
+    assert fast == typer_run.output and fast.count("\n") == 2
+    assert parse_json_fast([capture, "--json", "nope.p1"]) == 1
+    out, err = capsys.readouterr()
+    assert out == fast and "error: nope.p1" in err
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], [], ["--json"], ["x.p1"], ["--json", "-x"], ["--jsonx", "x.p1"]]
+)
+def test_the_fast_path_leaves_everything_else_to_typer(args: list[str]) -> None:
+    from meetpunt.cli.p1 import parse_json_fast
+
+    assert parse_json_fast(args) is None
+
+
+def test_the_installed_command_starts_without_the_rest_of_the_cli(capture: str) -> None:
+    """The console script for ``p1 parse --json`` loads neither Typer nor the register."""
+    code = (
+        "import sys; sys.argv = ['meetpunt', 'p1', 'parse', '--json', sys.argv[1]]\n"
+        "from meetpunt.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+        "heavy = {'typer', 'rich', 'sqlalchemy', 'duckdb', 'numpy', 'meetpunt.cli.main'}\n"
+        "print(sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, capture], capture_output=True, text=True, check=True
+    )
+    assert done.stderr.strip() == "[]"
+    assert [json.loads(line)["valid"] for line in done.stdout.splitlines()] == [True, False]
