@@ -7,17 +7,26 @@ Three kinds of file, told apart by their header:
 * secondary allocation points: one row per status version of an existing SAP;
 * contracts: one row per supply contract.
 
-Transactions: one transaction per file and a SAVEPOINT per row. A bad row is rolled
-back on its own, reported with its line number and rule, and kept in the register's
-import quarantine with the raw record; the good rows go in. Either the whole file's
-outcome is committed or (on a crash) none of it, and rerunning the file is harmless
-because recording an unchanged version changes nothing.
+Transactions: one transaction per file; a bad row is refused on its own, reported
+with its line number and rule, and kept in the register's import quarantine with the
+raw record; the good rows go in. Either the whole file's outcome is committed or (on a
+crash) none of it, and rerunning the file is harmless because recording an unchanged
+version changes nothing.
+
+Connections files go in by batches of :data:`BATCH_ROWS` rows: each row is parsed and
+checked here, and the rows that pass are recorded together by
+:mod:`meetpunt.register.bulk` inside one SAVEPOINT. When the database refuses the batch
+(a value too long for its column, say), the batch is undone and its rows are recorded
+again one by one, each in a SAVEPOINT of its own, so only the bad row is refused.
+Secondary points and contracts files (small) take that one-row path throughout.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,8 +35,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
 from meetpunt.domain.allocation import SapStatus
-from meetpunt.domain.capacity import Commodity, parse_capacity
+from meetpunt.domain.capacity import CapacityClasses, Commodity, parse_capacity
 from meetpunt.domain.connection import (
     Address,
     AdminSwitch,
@@ -38,12 +49,14 @@ from meetpunt.domain.connection import (
     Phase,
     PhysicalStatus,
     RemoteReading,
+    check_connection,
 )
 from meetpunt.domain.contract import ContractType, SupplyContract, TariffKind
 from meetpunt.domain.customer import CustomerType
 from meetpunt.domain.ean import check_ean
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError, RegisterError
+from meetpunt.register.bulk import ConnectionRecord, record_connections
 from meetpunt.register.report import decimal_text
 from meetpunt.register.store import ChangeOutcome, RegisterSession
 
@@ -117,6 +130,10 @@ REQUIRED = {
         "start_date",
     ),
 }
+BATCH_ROWS = 5000
+"""Connection rows recorded together (see the module docstring): large enough that the
+per-statement cost vanishes, small enough that a refused batch is cheap to redo."""
+
 _ALIASES = {"aan": "on", "uit": "off"}
 _TRUE, _FALSE = {"true", "1", "yes", "ja"}, {"false", "0", "no", "nee", ""}
 
@@ -168,13 +185,22 @@ def _text(row: Mapping[str, str], column: str) -> str:
     return (row.get(column) or "").strip()
 
 
+_ENUM_CACHE: dict[tuple[type[StrEnum], str], StrEnum] = {}
+_ENUM_CACHE_SIZE = 4096
+
+
 def _enum(row: Mapping[str, str], column: str, kind: type[E], rule: str, default: E | None) -> E:
     raw = _text(row, column)
     if not raw and default is not None:
         return default
+    cached = _ENUM_CACHE.get((kind, raw))
+    if cached is not None:
+        return cached  # type: ignore[return-value]  # stored under its own kind
     value = _ALIASES.get(raw.lower(), raw)
     for member in kind:
         if value in (member.value, member.value.lower()) or value.upper() == member.value:
+            if len(_ENUM_CACHE) < _ENUM_CACHE_SIZE:  # a file has few distinct spellings
+                _ENUM_CACHE[(kind, raw)] = member
             return member
     allowed = ", ".join(m.value for m in kind)
     raise _RowError(Finding(rule, f"column {column!r} has {raw!r}; expected one of {allowed}"))
@@ -216,12 +242,12 @@ def _ean(row: Mapping[str, str], column: str) -> str:
 
 
 def _connection_row(
-    row: Mapping[str, str], session: RegisterSession
+    row: Mapping[str, str], classes: CapacityClasses
 ) -> tuple[str, Commodity, date, ConnectionAttributes]:
     ean = _ean(row, "ean")
     commodity = _enum(row, "commodity", Commodity, "REG-2.commodity", None)
     valid_from = _required_date(row, "valid_from", "REG-6.date")
-    capacity = parse_capacity(commodity, _text(row, "capacity"), session.rules.classes)
+    capacity = parse_capacity(commodity, _text(row, "capacity"), classes)
     if isinstance(capacity, Finding):
         raise _RowError(capacity)
     number = _text(row, "house_number")
@@ -268,8 +294,18 @@ def _connection_row(
 
 
 def _apply_connection(row: Mapping[str, str], session: RegisterSession) -> ChangeOutcome:
-    ean, commodity, valid_from, attributes = _connection_row(row, session)
+    ean, commodity, valid_from, attributes = _connection_row(row, session.rules.classes)
     return session.record_connection(ean, commodity, attributes, valid_from)
+
+
+def _checked_connection(row: Mapping[str, str], classes: CapacityClasses) -> ConnectionRecord:
+    """A connection row parsed and checked as ``record_connection`` would check it
+    (REG-2..4, REG-7, REG-8); the first finding refuses it."""
+    ean, commodity, valid_from, attributes = _connection_row(row, classes)
+    findings = check_connection(ean, commodity, attributes)
+    if findings:
+        raise _RowError(findings[0])
+    return ConnectionRecord(ean, commodity, valid_from, attributes)
 
 
 def _apply_secondary(row: Mapping[str, str], session: RegisterSession) -> ChangeOutcome:
@@ -334,62 +370,157 @@ def detect_kind(header: Iterable[str]) -> RecordKind | Finding:
     return kind
 
 
-def import_csv(session: RegisterSession, text: str, source: str) -> ImportReport:
-    """Import one register CSV (see module docstring for the transaction rule)."""
-    reader = csv.DictReader(io.StringIO(text))
+def import_csv(
+    session: RegisterSession, text: str, source: str, *, row_by_row: bool = False
+) -> ImportReport:
+    """Import one register CSV (see module docstring for the transaction rule).
+
+    ``row_by_row`` takes the one-row path for a connections file too: slower, the
+    reference the batch path is tested and measured against.
+    """
+    return _import_lines(session, io.StringIO(text), source, row_by_row)
+
+
+def import_file(session: RegisterSession, path: Path, *, row_by_row: bool = False) -> ImportReport:
+    """Read ``path`` (UTF-8, BOM tolerated) as it is imported, and import it."""
+    try:
+        handle = path.open(encoding="utf-8-sig")
+    except OSError as exc:
+        raise RegisterError(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        return _import_lines(session, handle, str(path), row_by_row)
+
+
+_TOO_MANY_CELLS = Finding(
+    "REG-import.columns", "the row has more cells than the header has columns"
+)
+
+
+def _import_lines(
+    session: RegisterSession, lines: Iterable[str], source: str, row_by_row: bool
+) -> ImportReport:
+    stream = iter(lines)
+    first = next(stream, "")
+    reader = csv.DictReader(itertools.chain([first], stream))
     kind = detect_kind(reader.fieldnames or [])
     if isinstance(kind, Finding):
         report = ImportReport(source=source, kind=None)
         report.refused.append(RowRefusal(1, kind.rule, kind.message))
-        session.quarantine(source, 1, text.splitlines()[0] if text else "", kind)
+        header = first.splitlines()
+        session.quarantine(source, 1, header[0] if header else "", kind)
         return report
     report = ImportReport(source=source, kind=kind)
+    if kind is RecordKind.CONNECTIONS and not row_by_row:
+        _import_connections(session, reader, report)
+        return report
     apply = _APPLY[kind]
     line = 1
     for row in reader:
         line += 1
         report.rows += 1
         if None in row:  # more cells than header columns
-            finding = Finding(
-                "REG-import.columns", "the row has more cells than the header has columns"
-            )
-            _refuse(session, report, source, line, row, finding)
+            _refuse(session, report, line, row, _TOO_MANY_CELLS)
             line = reader.line_num
             continue
-        try:
-            with session.savepoint():
-                outcome = apply(row, session)
-        except _RowError as exc:
-            _refuse(session, report, source, line, row, exc.finding)
-        except MeetpuntError as exc:
-            finding = exc.findings[0] if exc.findings else Finding("REG-import.row", str(exc))
-            _refuse(session, report, source, line, row, finding)
+        outcome = _apply_one(session, functools.partial(apply, row, session))
+        if isinstance(outcome, Finding):
+            _refuse(session, report, line, row, outcome)
         else:
-            setattr(report, outcome.value, getattr(report, outcome.value) + 1)
+            _count(report, outcome)
         line = reader.line_num
     return report
+
+
+def _apply_one(
+    session: RegisterSession, apply: Callable[[], ChangeOutcome]
+) -> ChangeOutcome | Finding:
+    """Run ``apply`` in a SAVEPOINT of its own: its outcome, or the finding that refused
+    the row (a rule, or the database refusing a value) with the row's writes undone."""
+    try:
+        with session.savepoint():
+            return apply()
+    except _RowError as exc:
+        return exc.finding
+    except MeetpuntError as exc:
+        return exc.findings[0] if exc.findings else Finding("REG-import.row", str(exc))
+    except (DataError, IntegrityError) as exc:
+        return Finding("REG-import.row", f"the database refused the row: {exc.orig}")
+
+
+def _import_connections(
+    session: RegisterSession, reader: csv.DictReader[str], report: ImportReport
+) -> None:
+    """The batch path for a connections file (see the module docstring)."""
+    classes = session.rules.classes
+    passed: list[tuple[int, dict[str | None, object], ConnectionRecord]] = []
+    refused: list[tuple[int, dict[str | None, object], Finding]] = []
+    line = 1
+    for row in reader:
+        line += 1
+        report.rows += 1
+        if None in row:  # more cells than header columns
+            refused.append((line, row, _TOO_MANY_CELLS))
+        else:
+            try:
+                passed.append((line, row, _checked_connection(row, classes)))
+            except _RowError as exc:
+                refused.append((line, row, exc.finding))
+        line = reader.line_num
+        if len(passed) + len(refused) >= BATCH_ROWS:
+            _record_batch(session, report, passed, refused)
+            passed, refused = [], []
+    _record_batch(session, report, passed, refused)
+
+
+def _record_batch(
+    session: RegisterSession,
+    report: ImportReport,
+    passed: list[tuple[int, dict[str | None, object], ConnectionRecord]],
+    refused: list[tuple[int, dict[str | None, object], Finding]],
+) -> None:
+    """Record the rows that passed in one go, or one by one when the database refuses
+    the batch; report and quarantine every refusal in line order."""
+    records = [record for _, _, record in passed]
+    results: list[ChangeOutcome | Finding]
+    try:
+        with session.savepoint():
+            results = record_connections(session, records)
+    except DBAPIError:
+        results = [_apply_one(session, _recorder(session, r)) for r in records]
+    for (line, row, _), result in zip(passed, results, strict=True):
+        if isinstance(result, Finding):
+            refused.append((line, row, result))
+        else:
+            _count(report, result)
+    refused.sort(key=lambda r: r[0])
+    report.refused.extend(RowRefusal(line, f.rule, f.message) for line, _, f in refused)
+    session.quarantine_many(report.source, ((line, _raw(row), f) for line, row, f in refused))
+
+
+def _recorder(session: RegisterSession, record: ConnectionRecord) -> Callable[[], ChangeOutcome]:
+    return lambda: session.record_connection(
+        record.ean, record.commodity, record.attributes, record.valid_from
+    )
+
+
+def _count(report: ImportReport, outcome: ChangeOutcome) -> None:
+    setattr(report, outcome.value, getattr(report, outcome.value) + 1)
+
+
+def _raw(row: Mapping[str | None, object]) -> str:
+    """The record as kept in quarantine: its cells joined by commas."""
+    return ",".join(str(v) for v in row.values())
 
 
 def _refuse(
     session: RegisterSession,
     report: ImportReport,
-    source: str,
     line: int,
     row: Mapping[str | None, object],
     finding: Finding,
 ) -> None:
     report.refused.append(RowRefusal(line, finding.rule, finding.message))
-    record = ",".join(str(v) for v in row.values())
-    session.quarantine(source, line, record, finding)
-
-
-def import_file(session: RegisterSession, path: Path) -> ImportReport:
-    """Read ``path`` (UTF-8, BOM tolerated) and import it."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise RegisterError(f"cannot read {path}: {exc.strerror}") from exc
-    return import_csv(session, text, str(path))
+    session.quarantine(report.source, line, _raw(row), finding)
 
 
 def _fmt(value: object) -> str:
