@@ -53,7 +53,7 @@ def test_retention_run_reports_what_it_deleted(tmp_path: Path) -> None:
     lines += [f"{E3X25},2024-0{m}-01T00:00:00+02:00,{m * 1000},0,0,0" for m in range(4, 10)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert runner.invoke(app, ["ingest", str(path)]).exit_code == 0
-    result = runner.invoke(app, ["retention", "run", "--today", str(date(2025, 6, 1)), "--json"])
+    result = runner.invoke(app, ["retention", "run", "--at", str(date(2025, 6, 1)), "--json"])
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.output)["daily_readings"]
     assert (record["rows"], record["cutoff"]) == (6, "2025-01-01")  # the contract's start

@@ -25,12 +25,12 @@ from meetpunt.cli.common import (
     JsonOption,
     StoreOption,
     error_body,
+    fail,
     make_console,
     show_error,
 )
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.ingest import BatchReport
-from meetpunt.meterdata.source import SourceData
 from meetpunt.register import open_register
 
 
@@ -72,11 +72,6 @@ ingest_app = typer.Typer(
 retention_app = typer.Typer(help="Retention of meter data (MTR-6).", no_args_is_help=True)
 
 console = make_console()
-
-
-def _fail(exc: MeetpuntError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def print_reports(reports: list[BatchReport], as_json: bool) -> None:
@@ -161,7 +156,7 @@ def ingest_files(
                 opened, register, paths, kind, ean, on_begin=begin if verbose else None
             )
     except MeetpuntError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc, as_json) from exc
     finally:
         register.dispose()
     print_reports(reports, as_json)
@@ -206,58 +201,18 @@ def ingest_mqtt(
     or Ctrl-C; then ingests what is pending and prints the same summary as
     ``ingest files``. Messages sent while it was away are delivered when it is back.
     """
-    import asyncio
-    import signal
+    from meetpunt.app.live import LiveSettings, ingest_live
 
-    from meetpunt.app.hub import ingestor
-    from meetpunt.io.mqtt import P1Subscription, parse_broker_url
-
-    reports: list[BatchReport] = []
-
-    async def listen(subscription: P1Subscription) -> None:
-        loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, subscription.stop)
-                handled.append(signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread, or no signals here: stop by count or time
-        try:
-            await subscription.run()
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
-
+    settings = LiveSettings(
+        broker, topic, ean, max_messages, seconds, batch_size, batch_seconds, client_id
+    )
     register = open_register(db)
     try:
-        address = parse_broker_url(broker)
-        with hub_store(store) as opened:
-            engine = ingestor(opened, register)
-
-            def on_source(source: SourceData) -> None:
-                engine.now = datetime.now(UTC)  # the clock check runs against each batch
-                reports.append(engine.ingest(source))
-
-            subscription = P1Subscription(
-                address,
-                topic,
-                on_source,
-                ean=ean,
-                client_id=client_id,
-                batch_size=batch_size,
-                batch_seconds=batch_seconds,
-                max_messages=max_messages,
-                seconds=seconds,
-            )
-            print(
-                f"listening on {address.url} to {topic} as {subscription.client_id}",
-                file=sys.stderr,
-                flush=True,
-            )
-            asyncio.run(listen(subscription))
+        reports = ingest_live(
+            register, store, settings, lambda line: print(line, file=sys.stderr, flush=True)
+        )
     except MeetpuntError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc, as_json) from exc
     finally:
         register.dispose()
     print_reports(reports, as_json)
@@ -265,7 +220,7 @@ def ingest_mqtt(
 
 @ingest_app.command("completeness")
 def ingest_completeness(
-    day: Annotated[str, typer.Option(help="Local day (YYYY-MM-DD).")],
+    day: Annotated[str, typer.Option("--at", "--day", help="Local day (YYYY-MM-DD).")],
     by: Annotated[str, typer.Option(help="Area: pc4 or municipality.")] = "pc4",
     store: StoreOption = None,
     db: DbOption = None,
@@ -330,7 +285,8 @@ def ingest_quarantine(
 @retention_app.command("run")
 def retention_run(
     today: Annotated[
-        str | None, typer.Option(help="Run as if today were this date (YYYY-MM-DD).")
+        str | None,
+        typer.Option("--at", "--today", help="Run as if today were this date (YYYY-MM-DD)."),
     ] = None,
     store: StoreOption = None,
     db: DbOption = None,
@@ -349,7 +305,7 @@ def retention_run(
         with register.session() as session:
             copies = delete_copies(session.db, datetime.now(UTC))
     except MeetpuntError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc, as_json) from exc
     finally:
         register.dispose()
     if as_json:
