@@ -1,4 +1,4 @@
-"""Rules as data (DESIGN rule 2): load the versioned rule files.
+"""Rules as data (design rule 2 in docs/requirements.md): load the versioned rule files.
 
 Every rule table (capacity classes, the SAP capacity table, the outage compensation
 scheme, the off-peak calendar, ...) is a TOML file in ``meetpunt/data/`` with a

@@ -1,4 +1,4 @@
-"""The use-case catalogue (PRV-2): seed 001's limits as data, strictly validated."""
+"""The use-case catalogue (PRV-2): the approved use cases' limits as data, strictly validated."""
 
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ def test_version_and_every_purpose_present() -> None:
     catalogue = load_catalogue()
     assert catalogue.version == "2025-07"
     assert catalogue.valid_from == date(2025, 7, 1)
-    assert "001" in catalogue.source or "seed 001" in catalogue.source.lower()
+    assert "versie juli 2025" in catalogue.source
     assert list(catalogue.purposes) == USE_CASES + OTHERS
-    assert catalogue.get("research_release") is None  # folded into UC14 (seed 001 UC14)
+    assert catalogue.get("research_release") is None  # research data: UC14's study only
     assert catalogue.get("nonsense") is None
 
 

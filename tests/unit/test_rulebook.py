@@ -1,4 +1,4 @@
-"""DESIGN rule 2: every rule table is a versioned data file with its source."""
+"""Design rule 2, rules are data: every rule table is a versioned data file with its source."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The demo's HTML report: the summary, each use case's findings, the outage maps
-(UC4, seed 001's picture) and the audit log, in one self-contained file.
+(UC4's picture) and the audit log, in one self-contained file.
 
 The page is built from plain rows here and rendered by the packaged
 ``demo_report.html.j2`` template; the maps are also written as ``maps/<outage>.svg``.

@@ -278,7 +278,7 @@ class CostKind(StrEnum):
 
 @dataclass(frozen=True)
 class CostLine:
-    """A SAP charge: who charges it, through whom, to whom (REG-5 costs, seed 000)."""
+    """A SAP charge: who charges it, through whom, to whom (REG-5 costs)."""
 
     sap_ean: str
     kind: CostKind
@@ -313,8 +313,9 @@ def sap_cost_lines(
     """The one-off charge (grid operator) and the yearly meter rent (via the PAP's supplier).
 
     Both go to the primary's contract holder: the grid operator deals only with the
-    primary's customer (seed 000). Without a primary contract the periodic line names
-    no supplier, which is itself a thing to resolve (contractless primary).
+    primary's customer (REG-5; Liander's extra-meetpunt page). Without a primary
+    contract the periodic line names no supplier, which is itself a thing to resolve
+    (contractless primary).
     """
     holder = primary_contract_holder or "(no contract holder on the primary)"
     return (

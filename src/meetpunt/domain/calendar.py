@@ -1,12 +1,12 @@
-"""The one local-time calendar of meetpunt (DESIGN rule 4, MTR-3, MKT-2).
+"""The one local-time calendar of meetpunt (design rule 4, UTC inside; MTR-3, MKT-2).
 
 Instants are UTC inside meetpunt; local days, tariff periods and holidays are
 Europe/Amsterdam wall-clock notions and are computed here and nowhere else. A local
 day has 92, 96 or 100 quarter-hours (MTR-3); the count comes from the time zone.
 
 The off-peak (dal) holidays and the normal-tariff hours per region are data (the
-``offpeak_calendar`` rule file, DESIGN rule 2); :class:`OffPeakCalendar` is built from
-that data and is pure. Only :func:`meetpunt.rulebook.offpeak_calendar` reads the file.
+``offpeak_calendar`` rule file, design rule 2, rules are data); :class:`OffPeakCalendar`
+is built from that data and is pure. Only :func:`meetpunt.rulebook.offpeak_calendar` reads the file.
 """
 
 from __future__ import annotations

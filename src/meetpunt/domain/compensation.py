@@ -7,9 +7,9 @@ depends on the connection's class and, for larger connections, on the grid level
 fault; after the base period (8 h) every further 4-hour block adds a step amount.
 
 All amounts, thresholds, the block rounding and the exclusions are data (the
-``outage_compensation`` rule file, DESIGN rule 2). :class:`CompensationScheme` is built
-from that data and is pure; a decision is a :class:`Compensation` value whose
-``reasons`` carry the rule IDs (DESIGN rule 3).
+``outage_compensation`` rule file, design rule 2, rules are data). :class:`CompensationScheme`
+is built from that data and is pure; a decision is a :class:`Compensation` value whose
+``reasons`` carry the rule IDs (design rule 3, decisions are values).
 """
 
 from __future__ import annotations

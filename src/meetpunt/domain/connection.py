@@ -47,7 +47,7 @@ class MeterType(StrEnum):
 
 
 class RemoteReading(StrEnum):
-    """Remote-reading setting of a smart meter (REG-7, seed 002).
+    """Remote-reading setting of a smart meter (REG-7).
 
     ``administratively_off``: at the customer's request nothing goes to suppliers or
     apps; the grid operator reads only what managing grid, connection and meter needs.

@@ -1,4 +1,4 @@
-"""Decisions as values: a rule ID from SPEC.md plus a plain-language message."""
+"""Decisions as values: a rule ID from docs/requirements.md plus a plain-language message."""
 
 from __future__ import annotations
 

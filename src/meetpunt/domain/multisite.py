@@ -1,4 +1,4 @@
-"""Multisite contracts (MKT-6, seed 003).
+"""Multisite contracts (MKT-6).
 
 A multisite contract bundles the connections of several customers. It is valid only
 when (1) most of the customers are legal persons or act in the course of business,

@@ -1,7 +1,7 @@
 """VEE thresholds of the meter-data hub as typed, pure values (MTR-5, MTR-6).
 
-The numbers live in the ``vee_rules`` rule file (DESIGN rule 2); this module only gives
-them types and the small pure rules built on them: whether a drop in the registers is
+The numbers live in the ``vee_rules`` rule file (design rule 2, rules are data); this module
+only gives them types and the small pure rules built on them: whether a drop in the registers is
 a meter swap or an error (MTR-5.meter_swap / MTR-5.counter_backwards) and where
 retention cuts off daily readings (MTR-6).
 """

@@ -1,7 +1,7 @@
 """The measurement kinds of the hub: columns, merge keys and write policy (MTR-1, MTR-4).
 
 Every kind is one curated DuckDB table keyed by the register's integer connection id
-(DESIGN rule 5; the EAN lives in the register), a UTC time column and, for some kinds,
+(design rule 5; the EAN lives in the register), a UTC time column and, for some kinds,
 one more key column (phase, meter, M-Bus channel). Every write declares its merge key
 and policy: ``append_if_not_exists`` stores a row whose key is new, counts an identical
 row as a duplicate, lets a measured value replace an estimate (the estimate moves to

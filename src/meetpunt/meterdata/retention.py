@@ -1,4 +1,4 @@
-"""Retention of meter data (MTR-6; seed 002).
+"""Retention of meter data (MTR-6).
 
 Daily readings are kept 24 months (the period is in the ``vee_rules`` file), and never
 from before the start of the contract in force: a new resident does not inherit the

@@ -15,7 +15,8 @@ import pyarrow as pa
 @dataclass(frozen=True)
 class Refusal:
     """A record that did not pass a check: which record, which rule, why, and the raw
-    record itself (kept in quarantine, never dropped; MTR-4/5, DESIGN rule 3)."""
+    record itself (kept in quarantine, never dropped;
+    MTR-4/5, design rule 3: decisions are values)."""
 
     kind: str
     record: int

@@ -1,7 +1,7 @@
 """The use-case catalogue (PRV-2): every purpose meter data may be read for, as data.
 
-One entry per approved use case of seed 001 ("Goedgekeurde use cases, versie juli
-2025") and per supplier, app and customer purpose of seed 002, each with its limits:
+One entry per approved use case ("Goedgekeurde use cases, versie juli
+2025", UC1..UC15) and per supplier, app and customer purpose, each with its limits:
 parties, data kinds, population, trigger, read window, frequency, pauses,
 aggregation, pseudonymisation, retention and sunset. The values live in
 ``meetpunt/data/use_case_catalogue.toml``; :func:`load_catalogue` reads it through
@@ -114,10 +114,10 @@ class RetentionRule:
 
 @dataclass(frozen=True)
 class PurposeRule:
-    """One purpose of the catalogue with its limits (PRV-2; seed 001 / seed 002).
+    """One purpose of the catalogue with its limits (PRV-2).
 
     ``trigger`` is ``"none"`` or the evidence a read needs; ``window_days`` 0 and an
-    empty ``frequency`` mean the seed sets no such limit; ``aggregate`` is ``None``
+    empty ``frequency`` mean the source sets no such limit; ``aggregate`` is ``None``
     when individual values may leave; ``grid_management`` exempts the purpose from the
     customer's administrative opt-out (PRV-3).
     """

@@ -11,7 +11,7 @@ Algorithm
    the requested level.
 2. UC14 (``min_dynamic`` / ``min_non_dynamic`` set): a requested-level area with fewer
    dynamic or fewer non-dynamic connections than required is withheld whole
-   (``UC14.population``); it is *not* merged (the seed: only areas with enough of both).
+   (``UC14.population``); it is *not* merged (the use-case list: only areas with enough of both).
 3. Every cell is checked:
 
    - ``PRV-6.min_connections``: at least ``min_connections`` (k) connections;
@@ -113,7 +113,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class DisclosureRules:
-    """PRV-6 thresholds (SPEC: ≥ 10 connections, no connection above 50 %).
+    """PRV-6 thresholds (docs/requirements.md, aggregation thresholds: ≥ 10 connections, no
+    connection above 50 %).
 
     ``min_dynamic`` / ``min_non_dynamic``: UC14's ≥ 10 dynamic and ≥ 10 non-dynamic
     contracts per area (``None``: no such rule).

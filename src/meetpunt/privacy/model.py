@@ -1,6 +1,6 @@
 """Vocabulary of the privacy gate (PRV-1..7): parties, periods, requests, decisions.
 
-Every read of meter data names a purpose (a use case of seed 001 or a supplier, app,
+Every read of meter data names a purpose (an approved use case UC1..UC15 or a supplier, app,
 customer or research purpose), a party, the connections (EANs), the data kinds and
 the period; the gate answers with a :class:`Decision` that carries every broken rule as
 a :class:`~meetpunt.domain.findings.Finding` (``UC3.window``, ``PRV-3.opt_out``, ...).
@@ -28,7 +28,7 @@ def stored_utc(moment: datetime) -> datetime:
 
 
 class Role(StrEnum):
-    """What a party is to the data (seed 001, 002)."""
+    """What a party is to the data (docs/requirements.md, scope and parties)."""
 
     GRID_OPERATOR = "grid_operator"
     SUPPLIER = "supplier"

@@ -1,4 +1,4 @@
-"""HTML pages from Jinja2 templates packaged with meetpunt (DESIGN: Jinja2 for pages).
+"""HTML pages from Jinja2 templates packaged with meetpunt (see ARCHITECTURE.md).
 
 Autoescaping is on for every template: use-case results carry names and addresses
 from the register, and only pictures built by meetpunt itself (the SVG outage maps)

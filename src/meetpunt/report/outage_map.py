@@ -1,12 +1,12 @@
 """UC4's outage map as one standalone SVG document (pure: an ``OutageMap`` in, text out).
 
-The picture follows UC4, seed 001 ("compensatie na een storing"): "De rondjes staan voor
-slimme meters en de ruitjes voor traditionele meters. Alles met een '1' heeft een storing
-gehad; alles met een 'N' niet." So a circle is a smart meter, a diamond a traditional one,
-and the character in the shape is its state: '1' interrupted, 'N' not, '?' cannot be
-placed. The seed also notes that meters off the faulted cable registered the failure
-(registration errors); a suspected GIS feeder error gets a dashed ring and a line in the
-note under the map.
+The picture follows UC4 of the approved use-case list, July 2025 ("Tegemoetkoming na een
+storing"): "De rondjes staan voor slimme meters en de ruitjes voor traditionele meters.
+Alles met een '1' heeft een storing gehad; alles met een 'N' niet." So a circle is a smart
+meter, a diamond a traditional one, and the character in the shape is its state: '1'
+interrupted, 'N' not, '?' cannot be placed. The list also notes that meters off the
+faulted cable registered the failure (registration errors); a suspected GIS feeder error
+gets a dashed ring and a line in the note under the map.
 
 Layout: the substation is a box on the left, each feeder a horizontal cable to the right.
 House numbers run along the cable; odd and even numbers sit opposite each other at
@@ -413,7 +413,7 @@ def _draw_legend(top: float, width: float) -> tuple[list[str], float]:
 
 
 def render_outage_map(m: OutageMap, title: str | None = None) -> str:
-    """UC4's outage map (UC4, seed 001) as one standalone SVG document string.
+    """UC4's outage map as one standalone SVG document string.
 
     Pure: no I/O, the same map gives the same text. Inline it in HTML or write it to a
     ``.svg`` file. Each meter is a ``<g class="meter">`` carrying ``data-ean``,

@@ -26,7 +26,7 @@ while supplied (0 V, or below ``no_supply_below_v``, means no supply at all).
 
 Voltage events, and how the sub-interval behaviour is simulated. A meter counts a sag
 when the voltage stays below 207 V, a swell when it stays above 253 V, for MORE than
-30 s (SPEC; seed 001 use case 2). The physics gives only 5-minute means, which can hide
+30 s (UC2, docs/requirements.md). The physics gives only 5-minute means, which can hide
 a 40-second dip or show a mean of 206 V during which the voltage sometimes recovered.
 So for every step whose mean lies within ``subsample_margin_std`` standard deviations
 of a threshold the meter draws 10-second sub-samples: an AR(1)
@@ -547,7 +547,7 @@ def events_from_subsamples(
 ) -> tuple[IntArray, IntArray]:
     """Sample index where each event starts and its duration (s): runs longer than 30 s.
 
-    The meter's rule (SPEC, UC2): beyond the threshold for MORE than ``longer_than_s``;
+    The meter's rule (UC2): beyond the threshold for MORE than ``longer_than_s``;
     a run of ``n`` samples lasts ``n * sample_s`` seconds.
     """
     starts, lengths = threshold_runs(beyond, breaks)

@@ -2,12 +2,13 @@
 
 :func:`render_telegram` writes one telegram from a :class:`P1Snapshot`: the
 identification line, the OBIS lines in the order of the companion standard's example
-(regulatory-facts.md section 5.1) and ``!`` with the CRC16/ARC of everything from
+(docs/requirements.md, 'DSMR P1 objects') and ``!`` with the CRC16/ARC of everything from
 ``/`` to ``!`` inclusive as 4 uppercase hex digits. DSMR 4.2 has the same layout
 without the instantaneous voltages and with the 0-0:96.13.1 message code line.
 Timestamps are Europe/Amsterdam wall clock as ``YYMMDDhhmmssX``, ``X`` = ``S`` in
 summer time and ``W`` in winter time; the failure log 1-0:99.97.0 lists the END of
-each long failure and its duration (SPEC "DSMR P1").
+each long failure and its duration (docs/requirements.md,
+"DSMR P1 objects").
 
 :func:`snapshots_for` builds snapshots from a :class:`~meetpunt.twin.meters.MeterData`
 so that telegrams agree with the meter data tables to the watt-hour, and

@@ -1,1 +1,2 @@
-"""The approved use cases of seed 001, each reading meter data only through the gate."""
+"""The approved use cases (UC1..UC15, docs/requirements.md), each reading meter data only
+through the gate."""

@@ -2,7 +2,7 @@
 
 The register's feeder is sometimes wrong (a GIS registration error). UC1, UC4 and UC9
 therefore place a meter on the feeder whose home street is the meter's own street
-(seed 001 UC1/UC4: "check the surrounding meters"); a meter placed elsewhere than its
+(UC1/UC4 of the use-case list: "check the surrounding meters"); a meter placed elsewhere than its
 registration says is a suspected GIS feeder error. The rule assumes one home street per
 feeder, as in the twin and in most Dutch LV streets.
 """

@@ -1,6 +1,6 @@
 """UC4 Outage compensation (compensatievergoeding, MKT-8) from the power failure logs.
 
-Seed 001 UC4: after an unplanned interruption longer than 4 hours the customer is owed
+UC4 in the use-case list: after an unplanned interruption longer than 4 hours the customer is owed
 a fixed amount, paid unasked; "uw netbeheerder heeft het storingsregister uit de slimme
 meter nodig" and "controleert ook de omliggende slimme meters". UC4 asks the privacy
 gate ONCE for ``power_failure_log`` of every in-service electricity connection with a
@@ -295,7 +295,7 @@ UNKNOWN = "?"
 
 @dataclass(frozen=True)
 class MapMeter:
-    """One meter on an outage map (seed 001 UC4's picture): its place on the cable and
+    """One meter on an outage map (UC4's picture in the use-case list): its place on the cable and
     whether it was interrupted ('1'), not ('N') or cannot be placed ('?')."""
 
     ean: str
@@ -362,7 +362,7 @@ def outage_map(
     dark_nodes: Mapping[str, set[int]],
     lit_nodes: Mapping[str, set[int]],
 ) -> OutageMap:
-    """The picture of one outage (seed 001 UC4), and the one placement rule payment
+    """The picture of one outage (UC4's outage map), and the one placement rule payment
     uses: a smart meter asked is '1' when it logged the outage and 'N' when not; a
     meter without a log (traditional, not asked) is placed by its neighbours on the
     cable (:func:`_placed_dark`), '?' when they do not place it."""

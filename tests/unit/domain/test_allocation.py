@@ -37,7 +37,7 @@ def rules_of(primary: str, sap: str, active: int = 0, **kw: object) -> list[str]
     return [r.rule for r in decision.reasons]
 
 
-# -- the seed's capacity examples (seed 000) -------------------------------------------
+# -- the capacity examples of Liander's extra-meetpunt page (REG-5) ---------------------
 
 
 @pytest.mark.parametrize("sap", ["1x25", "1x35", "1x6"])

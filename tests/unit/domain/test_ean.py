@@ -16,7 +16,7 @@ from meetpunt.domain.ean import (
     is_valid_ean,
 )
 
-# two connection EANs from a public repository's fixtures (regulatory-facts.md section 3)
+# two connection EANs from a public repository's fixtures (docs/requirements.md, 'EAN codes')
 KNOWN_VALID = ["871694840008583575", "871694840015271748"]
 
 bodies = st.text(alphabet="0123456789", min_size=17, max_size=17)

@@ -1,4 +1,4 @@
-"""The UC4 outage map as SVG (seed 001 UC4's picture): shapes, states, sides, escaping."""
+"""The UC4 outage map as SVG (the use-case list's picture): shapes, states, sides, escaping."""
 
 from __future__ import annotations
 
