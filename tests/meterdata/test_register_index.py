@@ -1,4 +1,4 @@
-"""The register as the hub sees it (DESIGN rule 5), on SQLite and PostgreSQL."""
+"""The register as the hub sees it (design rule 5, internal keys), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

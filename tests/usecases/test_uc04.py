@@ -140,7 +140,7 @@ def test_planned_outages_pay_nothing(twin: Twin, runs: dict[int, Any]) -> None:
 def test_the_outage_maps_agree_with_the_truth_and_the_payments(
     twin: Twin, runs: dict[int, Any]
 ) -> None:
-    """Seed 001's picture: every '1' was really cut off and every 'N' was not ('?' is
+    """The use-case list's UC4 picture: every '1' was really cut off and every 'N' was not ('?' is
     what UC4 could not place); a meter paid on its neighbours is a '1', one reviewed
     for lack of a log a '?'."""
     result, _ = _result(twin, runs)

@@ -30,7 +30,7 @@ from meetpunt.register.store import Register
 def hub_store(path: Path | None = None) -> Iterator[MeterStore]:
     """The store opened for the hub's own writers (ingestion, retention, quarantine).
 
-    Readers of meter data go through the privacy gate instead (DESIGN rule 1); a test
+    Readers of meter data go through the privacy gate instead (one door to meter data); a test
     checks that only ``meterdata`` and ``privacy`` open a store.
     """
     store = open_store(path)

@@ -32,8 +32,8 @@ def make_console(width: int = 120, stderr: bool = False) -> Console:
 
 
 def progress_bar(console: Console, label_width: int = 12) -> Progress:
-    """The progress bar of long work (SPEC interfaces): label, bar, percent, time; it
-    stays on a terminal and is left out of piped output."""
+    """The progress bar of long work (Interfaces in docs/requirements.md): label, bar,
+    percent, time; it stays on a terminal and is left out of piped output."""
     return Progress(
         TextColumn(f"{{task.description:<{label_width}}}"),
         BarColumn(),

@@ -1,4 +1,4 @@
-"""``meetpunt usecase uc01|uc04|uc09 ...``: the approved use cases of seed 001.
+"""``meetpunt usecase uc01|uc04|uc09 ...``: the approved use cases (UC1..UC15).
 
 Thin: parses, opens a gate (:func:`meetpunt.app.gate.open_gate`), calls the use
 case, prints a table or JSON. One way of showing things across the three commands: a
@@ -38,7 +38,7 @@ from meetpunt.usecases.uc01_outage_localisation import (
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 usecase_app = typer.Typer(
-    help="The approved use cases (seed 001), each through the privacy gate.",
+    help="The grid operators' approved use cases (July 2025), each through the privacy gate.",
     no_args_is_help=True,
 )
 console = make_console()

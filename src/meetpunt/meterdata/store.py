@@ -1,4 +1,4 @@
-"""The embedded meter-data store: one DuckDB file (MTR-1, MTR-4, MTR-6; DESIGN rule 5).
+"""The embedded meter-data store: one DuckDB file (MTR-1, MTR-4, MTR-6; design rule 5).
 
 One curated table per kind (see :mod:`meetpunt.meterdata.kinds`), keyed by the
 register's integer connection id; times are ``TIMESTAMP`` values holding UTC (no time

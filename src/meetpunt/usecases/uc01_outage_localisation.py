@@ -1,6 +1,6 @@
 """UC1 Outage localisation: which part of the grid is dark, and whom to send.
 
-Seed 001 UC1: on a customer's outage report or a suspected outage (a DSMR 5 last gasp
+UC1 of the use-case list: on a customer's outage report or a suspected outage (a DSMR 5 last gasp
 is a report by itself), ask ONLY voltage presence (yes/no) at that moment, of the
 reporting meter and the meters on the same cable (feeder) and substation; decide
 between a single-connection fault (send a meter-cabinet mechanic) and a cable /

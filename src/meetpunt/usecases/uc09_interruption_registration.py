@@ -1,6 +1,6 @@
 """UC9 Interruption registration (Nestor) from the meters' power failure logs.
 
-Seed 001 UC9: per outage the affected customers, start, end and duration for the
+UC9 of the use-case list: per outage the affected customers, start, end and duration for the
 national outage register (Nestor), and the reliability figures derived from them. The
 only data read is ``power_failure_log`` (DSMR 1-0:99.97.0: END of each long failure
 and its duration), asked once from the privacy gate for every in-service electricity
