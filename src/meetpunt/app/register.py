@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from meetpunt.register import Register, open_register
+from meetpunt.register import Register, RegisterSession, open_register
 from meetpunt.register.csvio import ImportReport, RecordKind, detect_kind, import_file
 
 
@@ -49,3 +49,11 @@ def import_register_files(
         if on_file is not None:
             on_file(path, report)
     return reports
+
+
+@contextmanager
+def register_session(db: str | None = None) -> Iterator[RegisterSession]:
+    """One transaction on the register at ``db``, the register disposed of afterwards:
+    what a command that reads or changes the register once needs."""
+    with register_at(db) as register, register.session() as session:
+        yield session

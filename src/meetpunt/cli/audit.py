@@ -11,11 +11,11 @@ from typing import Annotated
 
 import typer
 
+from meetpunt.app.register import register_session
 from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.errors import MeetpuntError
 from meetpunt.jsonout import print_json
 from meetpunt.privacy import audit, explain
-from meetpunt.register import open_register
 
 audit_app = typer.Typer(
     help="The audit log of every read and decision (PRV-7).", no_args_is_help=True
@@ -76,14 +76,10 @@ def audit_verify(
 ) -> None:
     """Walk the hash chain; exit 0 when intact, 1 with every problem listed."""
     expected = parse_head(expect_head) if expect_head is not None else None
-    register = open_register(db)
-    try:
-        with register.session() as session:
-            findings = audit.verify(session.db, expect_head=expected)
-            seq, digest = audit.head(session.db)
-            total = audit.count(session.db)
-    finally:
-        register.dispose()
+    with register_session(db) as session:
+        findings = audit.verify(session.db, expect_head=expected)
+        seq, digest = audit.head(session.db)
+        total = audit.count(session.db)
     if as_json:
         print_json(
             {
@@ -118,12 +114,8 @@ def audit_list(
     as_json: JsonOption = False,
 ) -> None:
     """Every read and decision, one plain sentence each (Dutch by default)."""
-    register = open_register(db)
-    try:
-        with register.session() as session:
-            found = audit.records(session.db, ean=ean)
-    finally:
-        register.dispose()
+    with register_session(db) as session:
+        found = audit.records(session.db, ean=ean)
     titles = purpose_titles(lang)
     sentences = [explain.describe(r, lang.value, titles) for r in found]
     if as_json:
@@ -140,12 +132,8 @@ def audit_list(
 def audit_head(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Print the head of the chain as SEQ:HASH: note it elsewhere, check it later with
     'meetpunt audit verify --expect-head SEQ:HASH'."""
-    register = open_register(db)
-    try:
-        with register.session() as session:
-            seq, digest = audit.head(session.db)
-    finally:
-        register.dispose()
+    with register_session(db) as session:
+        seq, digest = audit.head(session.db)
     if as_json:
         print_json({"seq": seq, "hash": digest})
     else:

@@ -13,12 +13,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from meetpunt.cli.common import DbOption, JsonOption, fail, make_console
+from meetpunt.app.register import register_session
+from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc
-from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import consent
 from meetpunt.privacy.model import Period
-from meetpunt.register import open_register
 
 consent_app = typer.Typer(help="Customers' consents for apps (PRV-4).", no_args_is_help=True)
 console = make_console()
@@ -65,23 +64,17 @@ def consent_give(
         local_midnight_utc(date.fromisoformat(valid_from)),
         local_midnight_utc(date.fromisoformat(until)),
     )
-    register = open_register(db)
-    try:
-        with register.session() as session:
-            given = consent.give(
-                session.db,
-                party,
-                purpose,
-                ean,
-                [k.strip() for k in kinds.split(",") if k.strip()],
-                period,
-                given_by,
-                datetime.now(UTC),
-            )
-    except MeetpuntError as exc:
-        raise fail(exc, as_json) from exc
-    finally:
-        register.dispose()
+    with register_session(db) as session:
+        given = consent.give(
+            session.db,
+            party,
+            purpose,
+            ean,
+            [k.strip() for k in kinds.split(",") if k.strip()],
+            period,
+            given_by,
+            datetime.now(UTC),
+        )
     _show([given], as_json)
 
 
@@ -92,14 +85,8 @@ def consent_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw a consent: the app's next read is refused (PRV-4)."""
-    register = open_register(db)
-    try:
-        with register.session() as session:
-            revoked = consent.revoke(session.db, consent_id, datetime.now(UTC))
-    except MeetpuntError as exc:
-        raise fail(exc, as_json) from exc
-    finally:
-        register.dispose()
+    with register_session(db) as session:
+        revoked = consent.revoke(session.db, consent_id, datetime.now(UTC))
     _show([revoked], as_json)
 
 
@@ -111,11 +98,7 @@ def consent_list(
     as_json: JsonOption = False,
 ) -> None:
     """List consents; those whose period has ended are marked expired first."""
-    register = open_register(db)
-    try:
-        with register.session() as session:
-            consent.expire(session.db, datetime.now(UTC))
-            found = consent.list_consents(session.db, ean=ean, party=party)
-    finally:
-        register.dispose()
+    with register_session(db) as session:
+        consent.expire(session.db, datetime.now(UTC))
+        found = consent.list_consents(session.db, ean=ean, party=party)
     _show(found, as_json)
