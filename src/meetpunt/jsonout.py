@@ -31,7 +31,6 @@ import sys
 from collections.abc import Iterable
 from datetime import date, datetime, time
 from decimal import Decimal
-from pathlib import PurePath
 from typing import Any, Final
 
 import orjson
@@ -58,9 +57,7 @@ def _default(value: Any) -> Any:
         return float(value)
     if isinstance(value, int):  # int subclasses other than bool and IntEnum
         return int(value)
-    if isinstance(value, PurePath):
-        return str(value)
-    return str(value)
+    return str(value)  # a Path too (pathlib is not imported: start-up time)
 
 
 def raw(data: bytes) -> Any:

@@ -6,14 +6,16 @@ Europe/Amsterdam wall clock.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from meetpunt.domain.calendar import Tariff
-from meetpunt.io import parse_stream, parse_telegram, read_p1_file
+from meetpunt.io import parse_stream, parse_telegram, read_p1_file, split_telegrams
 from meetpunt.io.p1 import MaxDemand, MBusChannel, PowerFailure, Telegram
+from meetpunt.jsonout import dumps_bytes
 from tests.io.p1data import REAL_FILES, TELEGRAMS, WITH_CRC, real, with_crc
 
 
@@ -341,3 +343,15 @@ def test_dsmr40_layout() -> None:
     assert (t.gas.captured_at, t.gas.value) == (utc(2010, 12, 9, 10), Decimal("12785.123"))
     without_crc = parse_telegram(body + b"\r\n")
     assert without_crc.error is not None and without_crc.error.rule == "MTR-2.crc"
+
+
+@pytest.mark.parametrize("name", [p.name for p in REAL_FILES])
+def test_json_bytes_are_to_json_written(name: str) -> None:
+    """``to_json_bytes`` (shared, cached parts) writes exactly ``dumps_bytes(to_json())``,
+    for valid telegrams and refused ones, the second time (from the caches) too."""
+    data = real(name)
+    damaged = data.replace(b"1-0:1.8.1(", b"1-0:1.8.1(x", 1)
+    for telegram in [*parse_stream(data), parse_telegram(data), *parse_stream(damaged)]:
+        for _ in range(2):
+            assert telegram.to_json_bytes() == dumps_bytes(telegram.to_json())
+    assert json.loads(parse_telegram(split_telegrams(data)[0]).to_json_bytes())["fields"]
