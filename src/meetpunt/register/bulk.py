@@ -128,22 +128,20 @@ def record_connections(
     results: list[ChangeOutcome | Finding | None] = []
     slow: list[int] = []
     created: list[tuple[tuple[str, str], _Version]] = []
-    new_keys: list[tuple[str, str]] = []
+    new_keys: list[tuple[str, str]] = []  # in order of first sight, as one by one
     for index, (record, values) in enumerate(zip(records, rows, strict=True)):
         key = (record.ean, record.commodity.value)
         if record.ean in clashing:
             results.append(sap_clash(record.ean))
             continue
+        if key not in known and key not in timelines:
+            new_keys.append(key)
+            timelines[key] = []
         if key in one_by_one:
             results.append(None)
             slow.append(index)
             continue
-        timeline = timelines.get(key)
-        if timeline is None:
-            timeline = timelines[key] = []
-            if key not in known:
-                new_keys.append(key)
-        outcome, version = _put(timeline, record.valid_from, values)
+        outcome, version = _put(timelines[key], record.valid_from, values)
         if version is not None:
             created.append((key, version))
         results.append(outcome)
@@ -159,7 +157,9 @@ def record_connections(
             results[index] = (
                 exc.findings[0] if exc.findings else Finding("REG-import.row", str(exc))
             )
-    return [r for r in results if r is not None]
+    done = [r for r in results if r is not None]
+    assert len(done) == len(records)  # every slow record got its result above
+    return done
 
 
 def _put(

@@ -445,6 +445,8 @@ def _apply_one(
         return exc.findings[0] if exc.findings else Finding("REG-import.row", str(exc))
     except (DataError, IntegrityError) as exc:
         return Finding("REG-import.row", f"the database refused the row: {exc.orig}")
+    except OverflowError as exc:  # SQLite's driver: an integer beyond 64 bits
+        return Finding("REG-import.row", f"the database refused the row: {exc}")
 
 
 def _import_connections(
@@ -485,7 +487,7 @@ def _record_batch(
     try:
         with session.savepoint():
             results = record_connections(session, records)
-    except DBAPIError:
+    except (DBAPIError, OverflowError):
         results = [_apply_one(session, _recorder(session, r)) for r in records]
     for (line, row, _), result in zip(passed, results, strict=True):
         if isinstance(result, Finding):

@@ -37,13 +37,14 @@ class Quarantine(SessionBase):
 
     def quarantine_many(self, source: str, refused: Iterable[tuple[int, str, Finding]]) -> None:
         """Keep many refused records of one source at once, in the order given (one
-        multi-row INSERT, so a file with many bad rows stays fast)."""
+        multi-row INSERT, so a file with many bad rows stays fast). A NUL character,
+        which PostgreSQL cannot store in text, is kept as the two characters ``\\0``."""
         now = datetime.now(UTC)
         rows = [
             {
                 "source": source,
                 "line": line,
-                "record": record,
+                "record": record.replace("\0", "\\0"),
                 "rule": finding.rule,
                 "message": finding.message,
                 "recorded_at": now,
