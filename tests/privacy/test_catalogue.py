@@ -260,4 +260,5 @@ def test_cli_catalogue_table_and_broken_file(
     packaged_with(tmp_path, monkeypatch, 'id = "UC3"\n', 'id = "UC3"\ncolour = "red"\n')
     broken = runner.invoke(app, ["privacy", "catalogue", "--json"])
     assert broken.exit_code == 1
-    assert "colour" in json.loads(broken.output)["error"]
+    error = json.loads(broken.stdout)["error"]
+    assert "colour" in error["message"] and error["rule"]

@@ -6,7 +6,6 @@ Thin: parses, calls :mod:`meetpunt.privacy.consent` inside one register transact
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from rich.table import Table
 from meetpunt.app.register import register_session
 from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.jsonout import print_json
 from meetpunt.privacy import consent
 from meetpunt.privacy.model import Period
 
@@ -26,7 +26,7 @@ console = make_console()
 def _show(consents: list[consent.Consent], as_json: bool) -> None:
     if as_json:
         for c in consents:
-            typer.echo(json.dumps(c.as_dict()))
+            print_json(c.as_dict())
         return
     table = Table(title=f"{len(consents)} consent(s)")
     for column in ("id", "party", "purpose", "ean", "kinds", "from", "until", "state"):

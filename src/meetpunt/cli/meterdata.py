@@ -7,7 +7,6 @@ out); ``meetpunt ingest mqtt`` subscribes to a broker.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -30,6 +29,7 @@ from meetpunt.cli.common import (
     show_error,
 )
 from meetpunt.errors import MeetpuntError
+from meetpunt.jsonout import print_json
 from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.register import open_register
 
@@ -82,7 +82,7 @@ def print_reports(reports: list[BatchReport], as_json: bool) -> None:
     """
     if as_json:
         for report in reports:
-            typer.echo(json.dumps(report.as_dict(), default=str))
+            print_json(report.as_dict())
         return
     table = Table(title="ingested")
     for column in ("source", "rows", "accepted", "duplicates", "estimated", "quarantined"):
@@ -243,7 +243,7 @@ def ingest_completeness(
         register.dispose()
     if as_json:
         for area in found:
-            typer.echo(json.dumps(area.as_dict()))
+            print_json(area.as_dict())
         return
     table = Table(title=f"quarter-hour completeness on {local_day}")
     for column in ("area", "connections", "expected", "measured", "D+1", "billing-ready D+5"):
@@ -272,7 +272,7 @@ def ingest_quarantine(
         rows = quarantined(opened, rule, limit)
     if as_json:
         for row in rows:
-            typer.echo(json.dumps(row, default=str))
+            print_json(row)
         return
     table = Table(title=f"{len(rows)} quarantined record(s)")
     for column in ("source", "record", "ean", "rule", "message"):
@@ -313,7 +313,7 @@ def retention_run(
             "daily_readings": [r.__dict__ for r in records],
             "copies": [c.__dict__ for c in copies],
         }
-        typer.echo(json.dumps(out, default=str))
+        print_json(out)
         return
     deleted = sum(r.rows for r in records)
     console.print(

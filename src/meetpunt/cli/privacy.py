@@ -7,14 +7,14 @@ purpose meter data may be read for, with its limits, as loaded from
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from meetpunt.cli.common import make_console
+from meetpunt.cli.common import fail, make_console
 from meetpunt.errors import MeetpuntError
+from meetpunt.jsonout import print_json
 from meetpunt.privacy.catalogue import PurposeRule, load_catalogue
 
 privacy_app = typer.Typer(
@@ -36,13 +36,9 @@ def privacy_catalogue(
     try:
         catalogue = load_catalogue()
     except MeetpuntError as exc:
-        if as_json:
-            typer.echo(json.dumps({"error": str(exc)}, ensure_ascii=False))
-        else:
-            console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(exc, as_json) from exc
     if as_json:
-        typer.echo(json.dumps(catalogue.as_dict(), ensure_ascii=False))
+        print_json(catalogue.as_dict())
         return
     table = Table(
         title=f"use-case catalogue {catalogue.version} (valid from {catalogue.valid_from})"
