@@ -242,7 +242,7 @@ def test_consent_cli_gives_lists_and_revokes() -> None:
     made = __import__("json").loads(given.output)
     assert made["state"] == "given"
     revoked = runner.invoke(app, ["consent", "revoke", str(made["id"]), "--json"])
-    assert '"state": "revoked"' in revoked.output
+    assert __import__("json").loads(revoked.stdout)["state"] == "revoked"
     again = runner.invoke(app, ["consent", "revoke", str(made["id"]), "--json"])
     assert again.exit_code == 1 and "PRV-4.transition" in again.output
     listed = runner.invoke(app, ["consent", "list", "--ean", E3X25])
