@@ -55,7 +55,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from meetpunt.io import obis as ob
@@ -364,10 +363,23 @@ def _field_json(obis: str, value: str) -> dict[str, Any]:
 # The JSON of an object line, its code included, written once for every telegram that
 # has it: most lines repeat from one telegram to the next (identifiers, counters, zero
 # powers, voltages), and a cached lookup is a tenth of building and writing the entry.
-@lru_cache(maxsize=_CACHE_SIZE)
-def _line_written(line: str) -> bytes:
+def _line_written(line: str) -> None:
     obis, _, value = line.partition("(")
-    return dumps_bytes({obis: _field_json(obis, value)})[1:-1]
+    number, star, unit = value[:-1].partition("*")
+    if star and "(" not in value and _is_number(number):  # the common number*unit
+        entry = (obis.encode(), dumps_bytes(float(number)), dumps_bytes(unit))
+        written = b'"%b":{"value":%b,"unit":%b}' % entry  # (an OBIS code needs no escape)
+    else:
+        written = dumps_bytes({obis: _field_json(obis, value)})[1:-1]
+    _LINES_WRITTEN[line] = written
+
+
+def _lines_written(lines: list[str]) -> bytes:
+    """The JSON object of the object lines, each from :data:`_LINES_WRITTEN` when met
+    before."""
+    for line in set(lines).difference(_LINES_WRITTEN):  # not met before
+        _line_written(line)
+    return b"{%b}" % b",".join(map(_LINES_WRITTEN.__getitem__, lines))
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -620,13 +632,11 @@ class Telegram:
         if lines is None:
             lines = [f"{obis}({value}" for obis, value in fields.items()]
         stamp = _iso(self.timestamp)
-        if stamp is None:
-            written = list(map(_line_written, lines))
-        else:  # the telegram time never repeats and is read already: not read again
-            at = list(fields).index(ob.TIMESTAMP)
-            written = list(map(_line_written, lines[:at]))
-            written.append(b'"%b":{"value":"%b","unit":null}' % (_TIME_KEY, stamp.encode()))
-            written.extend(map(_line_written, lines[at + 1 :]))
+        if len(_LINES_WRITTEN) >= _CACHE_SIZE:
+            _LINES_WRITTEN.clear()
+        if stamp is not None:  # the telegram time never repeats and is read already
+            line = f"{ob.TIMESTAMP}({fields[ob.TIMESTAMP]}"
+            _LINES_WRITTEN[line] = b'"%b":{"value":"%b","unit":null}' % (_TIME_KEY, stamp.encode())
         log = fields.get(ob.FAILURE_LOG)
         mbus = []
         for n in ob.MBUS_CHANNELS:
@@ -641,7 +651,7 @@ class Telegram:
                 "version": self.version,
                 "header": self.header,
                 "timestamp": stamp,
-                "fields": raw(b"{%b}" % b",".join(written)),
+                "fields": raw(_lines_written(lines)),
                 "power_failure_log": _log_written(log) if log else [],
                 "mbus": mbus,
                 "error": None if error is None else error.as_dict(),
@@ -877,8 +887,11 @@ def _needs_crc(version: str | None) -> bool:
 
 def _split_fast(body: str) -> tuple[dict[str, str], list[str]] | None:
     """The objects of a well-formed body (CRLF lines, no blank lines) and its lines, or
-    None to let :func:`_split_slow` decide. Only C-level string work per line: the
-    checks on the joined values prove every value is a row of ``(...)`` groups."""
+    None to let :func:`_split_slow` decide.
+
+    A line seen before is split already (:data:`_LINES_SEEN`: most lines repeat from
+    one telegram to the next); a new one is split and checked by :func:`_split_line`.
+    Only C-level work for the lines seen before."""
     if not body:
         return {}, []
     if body[-2:] != "\r\n":
@@ -886,31 +899,43 @@ def _split_fast(body: str) -> tuple[dict[str, str], list[str]] | None:
     if "\n(" in body:  # DSMR 2.2/3.0: the gas value on its own line joins its object
         body = body.replace("\r\n(", "(")
     lines = body[:-2].split("\r\n")
-    n = len(lines)
+    if len(_LINES_SEEN) >= _CACHE_SIZE:
+        _LINES_SEEN.clear()
     try:
-        fields = dict(map(str.split, lines, repeat("(", n), repeat(1, n)))
-    except ValueError:  # a line without "(": not an object
-        return None
-    if len(fields) != n:
-        return None
-    values = "\n".join(fields.values())
-    opened = values.count("(")
-    if (
-        values.count(")\n") != n - 1
-        or values.count("\n") != n - 1
-        or values[-1:] != ")"
-        or values.count(")(") != opened
-        or values.count(")") != opened + n
-        or "\r" in values
-    ):
-        return None
-    if not _CODES_SEEN.issuperset(fields):
-        for obis in fields.keys() - _CODES_SEEN:
-            if _OBIS.fullmatch(obis) is None:
+        fields = dict(map(_LINES_SEEN.get, lines))  # type: ignore[arg-type]
+    except TypeError:  # None: a line not seen before
+        for line in set(lines).difference(_LINES_SEEN):
+            if not _split_line(line):
                 return None
-            if len(_CODES_SEEN) < _CACHE_SIZE:
-                _CODES_SEEN.add(obis)
+        fields = dict(map(_LINES_SEEN.__getitem__, lines))
+    if len(fields) != len(lines):
+        return None  # an object twice
     return fields, lines
+
+
+def _split_line(line: str) -> bool:
+    """Splits ``obis(v1)(v2)`` into (``obis``, ``v1)(v2)``) when the line is an OBIS code
+    and a row of ``(...)`` groups (every ``(`` after a ``)``, one ``)`` more than ``(``, ``)`` at
+    the end) and remembers it in :data:`_LINES_SEEN`; False when it is not."""
+    obis, paren, value = line.partition("(")
+    if not paren or value[-1:] != ")" or "\n" in value or "\r" in value:
+        return False
+    opened = value.count("(")
+    if value.count(")(") != opened or value.count(")") != opened + 1:
+        return False
+    if obis not in _CODES_SEEN:
+        if _OBIS.fullmatch(obis) is None:
+            return False
+        if len(_CODES_SEEN) < _CACHE_SIZE:
+            _CODES_SEEN.add(obis)
+    _LINES_SEEN[line] = obis, value
+    return True
+
+
+#: Object lines met before, split: ``"1-0:1.8.1(001581.123*kWh)"`` -> (code, value).
+_LINES_SEEN: dict[str, tuple[str, str]] = {}
+#: Object lines met before, as JSON (:meth:`Telegram.to_json_bytes`).
+_LINES_WRITTEN: dict[str, bytes] = {}
 
 
 # OBIS codes whose syntax is known good: the typed ones, and those met before.
@@ -920,14 +945,16 @@ _CODES_SEEN: set[str] = set(ob.KNOWN_CODES)
 def clear_caches() -> None:
     """Forget the cached value checks (timestamps, failure logs, M-Bus readings), as if
     every telegram came from a meter not seen before: for measuring the parser cold."""
+    _LINES_SEEN.clear()
+    _LINES_WRITTEN.clear()
     for cached in (
         _stamp,
         _failure_log,
         _mbus_reading,
+        _is_register,
         _mbus_channel,
         _max_demand,
         _max_demand_history,
-        _line_written,
         _log_written,
         _mbus_written,
     ):
@@ -1033,11 +1060,9 @@ def _check_values(telegram: Telegram, text: str, fields: dict[str, str]) -> Tele
                 return _refuse(telegram, "MTR-2.malformed", message, _line_offset(text, obis))
     for obis in ob.ENERGY_REGISTERS:
         found = fields.get(obis)
-        if found is not None:
-            number, star, _ = found[:-1].partition("*")
-            if not star or "(" in found or not _is_number(number):
-                message = f"{obis}({found} is not a register reading with its unit"
-                return _refuse(telegram, "MTR-2.malformed", message, _line_offset(text, obis))
+        if found is not None and not _is_register(found):
+            message = f"{obis}({found} is not a register reading with its unit"
+            return _refuse(telegram, "MTR-2.malformed", message, _line_offset(text, obis))
     log = fields.get(ob.FAILURE_LOG)
     if log is not None:
         entries, problem = _failure_log(log)
@@ -1057,6 +1082,14 @@ def _check_values(telegram: Telegram, text: str, fields: dict[str, str]) -> Tele
             return _refuse(telegram, rule, problem, _line_offset(text, obis))
     telegram.valid = True
     return telegram
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _is_register(value: str) -> bool:
+    """``001581.123*kWh)``: one number with its unit (cached: a register holds its
+    value for seconds to hours)."""
+    number, star, _ = value[:-1].partition("*")
+    return bool(star) and "(" not in value and _is_number(number)
 
 
 def _demand_problems(fields: dict[str, str]) -> Iterable[tuple[str, str]]:
