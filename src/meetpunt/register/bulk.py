@@ -22,6 +22,7 @@ retry it row by row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -29,7 +30,17 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Table, any_, bindparam, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -167,6 +178,10 @@ def _put(
 ) -> tuple[ChangeOutcome, _Version | None]:
     """``_put_version`` on an in-memory timeline (sorted by ``valid_from``); the new
     version when one was opened."""
+    if not timeline:  # a new connection: most rows of a first import
+        version = _Version(None, valid_from, None, values)
+        timeline.append(version)
+        return ChangeOutcome.INSERTED, version
     covering = next(
         (
             v
@@ -236,9 +251,7 @@ def _write(
     db = session.db
     ids = dict(known)
     if new_keys:
-        _insert_rows(
-            db, t.connection, [{"ean": ean, "commodity": commodity} for ean, commodity in new_keys]
-        )
+        _insert_rows(db, t.connection, ("ean", "commodity"), new_keys)
         # read the keys back rather than RETURNING them: SQLite's driver then inserts
         # one row per statement to keep their order
         wanted = set(new_keys)
@@ -250,10 +263,10 @@ def _write(
             ):
                 if (row.ean, row.commodity) in wanted:
                     ids[(row.ean, row.commodity)] = row.id
+        points = [primary_point_row(ean, ids[(ean, commodity)]) for ean, commodity in new_keys]
+        columns = tuple(points[0])
         _insert_rows(
-            db,
-            t.allocation_point,
-            [primary_point_row(ean, ids[(ean, commodity)]) for ean, commodity in new_keys],
+            db, t.allocation_point, columns, [tuple(p[c] for c in columns) for p in points]
         )
     cv = t.connection_version
     changed = [
@@ -271,31 +284,54 @@ def _write(
             changed,
         )
     if created:
-        _insert_rows(
-            db,
-            cv,
-            [
-                {
-                    "connection_id": ids[key],
-                    "valid_from": v.valid_from,
-                    "valid_to": v.valid_to,
-                    **v.values,
-                }
-                for key, v in created
-            ],
-        )
+        rows = [
+            (ids[key], v.valid_from, v.valid_to, *[v.values[c] for c in _ATTRIBUTE_COLUMNS])
+            for key, v in created
+        ]
+        _insert_rows(db, cv, ("connection_id", "valid_from", "valid_to", *_ATTRIBUTE_COLUMNS), rows)
 
 
-def _insert_rows(db: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys) in one go: PostgreSQL's COPY, which is
-    several times faster than any INSERT there, or one executemany elsewhere."""
+def _insert_rows(
+    db: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (values in the order of ``columns``) in one go.
+
+    PostgreSQL takes them by COPY, several times faster there than any INSERT. Other
+    databases get one driver-level executemany of the compiled INSERT, the values
+    converted by the column types' own bind processors: the same values SQLAlchemy
+    would send, without its per-row bookkeeping (half the cost of a row on SQLite).
+    """
     if not rows:
         return
-    if db.dialect.name != "postgresql":
-        db.execute(insert(table), rows)
+    dialect = db.dialect
+    if dialect.name == "postgresql":
+        _copy_rows(db, table, columns, rows)
         return
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    names = list(compiled.positiontup or ()) if compiled.positional else list(columns)
+    where = [columns.index(name) for name in names]
+    in_order = where == list(range(len(columns)))
+    processors = [
+        (position, processor)
+        for position, name in enumerate(names)
+        if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    params: list[Any] = []
+    for row in rows:
+        values = list(row) if in_order else [row[i] for i in where]
+        for position, process in processors:
+            values[position] = process(values[position])
+        params.append(
+            tuple(values) if compiled.positional else dict(zip(names, values, strict=True))
+        )
+    db.exec_driver_sql(str(compiled), params)
+
+
+def _copy_rows(
+    db: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """PostgreSQL's COPY of ``rows`` into ``table``, through the session's connection."""
     quote = db.dialect.identifier_preparer.quote
-    columns = list(rows[0])
     sql = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
     dbapi = db.dialect.loaded_dbapi
     driver = db.connection.driver_connection
@@ -303,7 +339,7 @@ def _insert_rows(db: Connection, table: Table, rows: list[dict[str, Any]]) -> No
     try:
         with driver.cursor() as cursor, cursor.copy(sql) as copy:
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                copy.write_row(row)
     except dbapi.Error as exc:  # the driver's own error: let callers see SQLAlchemy's
         raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=db.dialect) from exc
 
@@ -324,6 +360,9 @@ def _among(db: Connection, column: ColumnElement[Any], values: list[Any]) -> Col
     thousands (the driver and the planner handle that much faster)."""
     if db.dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    if db.dialect.name == "sqlite":  # likewise, as a JSON array
+        each = func.json_each(bindparam(None, json.dumps(values))).table_valued("value")
+        return column.in_(select(each.c.value))
     return column.in_(values)
 
 
