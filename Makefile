@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-ingest bench-p1 bench-gate clean
+.PHONY: demo test lint bench bench-ingest bench-p1 bench-gate bench-register clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meetpunt needs Python 3.11 or newer")'
@@ -37,6 +37,9 @@ bench-p1: $(STAMP)
 
 bench-gate: $(STAMP)
 	$(BIN)/python benchmarks/gate_decisions.py
+
+bench-register: $(STAMP)
+	$(BIN)/python benchmarks/register_import.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
