@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from itertools import filterfalse
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from meetpunt.io import obis as ob
@@ -377,7 +378,7 @@ def _line_written(line: str) -> None:
 def _lines_written(lines: list[str]) -> bytes:
     """The JSON object of the object lines, each from :data:`_LINES_WRITTEN` when met
     before."""
-    for line in set(lines).difference(_LINES_WRITTEN):  # not met before
+    for line in filterfalse(_LINES_WRITTEN.__contains__, lines):  # not met before
         _line_written(line)
     return b"{%b}" % b",".join(map(_LINES_WRITTEN.__getitem__, lines))
 
@@ -638,11 +639,6 @@ class Telegram:
             line = f"{ob.TIMESTAMP}({fields[ob.TIMESTAMP]}"
             _LINES_WRITTEN[line] = b'"%b":{"value":"%b","unit":null}' % (_TIME_KEY, stamp.encode())
         log = fields.get(ob.FAILURE_LOG)
-        mbus = []
-        for n in ob.MBUS_CHANNELS:
-            key = _mbus_key(fields, n)
-            if key is not None:
-                mbus.append(_mbus_written(*key))
         error = self.error
         return dumps_bytes(
             {
@@ -653,7 +649,7 @@ class Telegram:
                 "timestamp": stamp,
                 "fields": raw(_lines_written(lines)),
                 "power_failure_log": _log_written(log) if log else [],
-                "mbus": mbus,
+                "mbus": _mbus_written(tuple(map(fields.get, _MBUS_ALL))),
                 "error": None if error is None else error.as_dict(),
             }
         )
@@ -774,11 +770,17 @@ def _mbus_channel(
     return MBusChannel(n, device_type, equipment_id, captured, number, unit, ambiguous)
 
 
+#: Every M-Bus object of every channel.
+_MBUS_ALL: Final = tuple(key for keys in _MBUS_KEYS.values() for key in keys[3])
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
-def _mbus_written(
-    n: int, type_value: str | None, id_value: str | None, obis: str | None, reading: str | None
-) -> Any:
-    return raw(dumps_bytes(_mbus_channel(n, type_value, id_value, obis, reading).as_dict()))
+def _mbus_written(values: tuple[str | None, ...]) -> Any:
+    """The JSON list of the M-Bus channels, from the values of :data:`_MBUS_ALL` (which
+    change every 5 minutes to an hour)."""
+    fields = {key: value for key, value in zip(_MBUS_ALL, values, strict=True) if value}
+    keys = [_mbus_key(fields, n) for n in ob.MBUS_CHANNELS]
+    return raw(dumps_bytes([_mbus_channel(*key).as_dict() for key in keys if key is not None]))
 
 
 def _demand_stamp(stamp: str) -> tuple[datetime | None, str | None]:
