@@ -133,7 +133,7 @@ def record_connections(
     one_by_one = {key for key, connection_id in known.items() if connection_id in with_saps} | {
         (r.ean, r.commodity.value)
         for r, values in zip(records, rows, strict=True)
-        if _rounded_by_database(values["solar_kwp"])
+        if values["solar_kwp"] is not None and _rounded_by_database(values["solar_kwp"])
     }
     timelines = _known_timelines(session, known, one_by_one)
     results: list[ChangeOutcome | Finding | None] = []
@@ -320,7 +320,8 @@ def _insert_rows(
     for row in rows:
         values = list(row) if in_order else [row[i] for i in where]
         for position, process in processors:
-            values[position] = process(values[position])
+            if values[position] is not None:  # every processor keeps None as None
+                values[position] = process(values[position])
         params.append(
             tuple(values) if compiled.positional else dict(zip(names, values, strict=True))
         )
