@@ -16,7 +16,9 @@ hex-decoded where they are printable hex ASCII, else kept as sent; timestamps
 ``YYMMDDhhmmssX`` are aware UTC datetimes, X = ``S`` summer time (UTC+2) or ``W``
 winter time (UTC+1). DSMR 2.2/3.0 timestamps have no flag and are read as
 Europe/Amsterdam wall clock; a time in the repeated autumn hour (or the skipped spring
-hour) sets :attr:`Telegram.ambiguous_time`. In :meth:`Telegram.to_json` decimals are
+hour) sets :attr:`Telegram.ambiguous_time`. The e-MUCS maximum demand ``1-0:1.6.0``
+and its 13-month history ``0-0:98.1.0`` are :class:`MaxDemand` values, each with its
+own time. In :meth:`Telegram.to_json` decimals are
 JSON numbers (every DSMR value has at most 15 significant digits, so the float prints
 back exactly as the meter sent it).
 
@@ -31,19 +33,25 @@ with its raw bytes kept for quarantine. Rules:
 - ``MTR-2.malformed``: a line that is not an OBIS object, a repeated object, no object
   at all, a value that does not fit its object (a counter that is not digits, a
   register without unit, a failure log whose count does not match, an M-Bus reading
-  that is not a number), bytes after the CRC.
-- ``MTR-2.timestamp``: the telegram time, a failure-log end or an M-Bus capture time
-  that is not a valid ``YYMMDDhhmmss[SW]``.
+  that is not a number, an e-MUCS maximum demand or history that has the e-MUCS shape
+  but does not fit it), bytes after the CRC.
+- ``MTR-2.timestamp``: the telegram time, a failure-log end, an M-Bus capture time or
+  an e-MUCS maximum demand time that is not a valid ``YYMMDDhhmmss[SW]`` (the meters'
+  no-time stamp ``632525252525W`` for a maximum is accepted: no maximum yet).
 
-Speed (``benchmarks/p1_parse.py``, target 25x dsmr_parser). Measured on one core: a
-regex pass over a 900-byte body costs 12-20 us (Python's ``re`` runs ~15 ns a
-character), splitting into lines and at the first ``(`` with C string methods ~6 us.
-So a body is split with ``str.split`` and checked with counts over the joined values
-(:func:`_split_fast`); the regex grammar (:data:`_LINE`) only runs when that check
-fails, to find the bad line. Values stay text until asked for, only the objects that
-decide validity are read at parse time, the CRC is C code (:mod:`meetpunt.io.crc`), and
-the checks of failure logs and M-Bus readings (which repeat from telegram to telegram)
-are cached. About 20 us per DSMR 5 telegram.
+Speed (``benchmarks/p1_parse.py``, target 25x dsmr_parser, also for the whole
+``meetpunt p1 parse --json`` process). Measured on one core: a regex pass over a
+900-byte body costs 12-20 us (Python's ``re`` runs ~15 ns a character). So a body is
+split into lines with ``str.split``; a line met before (most lines repeat from one
+telegram to the next) is looked up split and checked in :data:`_LINES_SEEN`, a new one
+is split at its first ``(`` and checked with counts (:func:`_split_line`); the regex
+grammar (:data:`_LINE`) only runs when that fails, to find the bad line. Values stay
+text until asked for, only the objects that decide validity are read at parse time,
+the CRC is C code (:mod:`meetpunt.io.crc`), and the checks of failure logs, M-Bus
+readings and maximum demands are cached. About 20 us per DSMR 5 telegram;
+:meth:`Telegram.to_json_bytes` adds about 12 us, writing lines met before from
+:data:`_LINES_WRITTEN`. This module does not import pathlib or the domain calendar
+(numpy, pyarrow) at load: start-up counts for the command.
 """
 
 from __future__ import annotations
