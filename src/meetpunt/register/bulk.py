@@ -13,9 +13,9 @@ the batch is written with a few queries in all:
 3. write the result: new connections and their primary points, new versions, and the
    versions whose end date or values changed, each as one multi-row statement.
 
-A connection that carries SAPs (whose lapse on going out of service is REG-5's) or a
-row whose value the database would round (solar kWp beyond the column's scale) goes
-through ``record_connection`` itself, one savepoint per row. The caller runs a batch
+A connection that carries SAPs (whose lapse on going out of service is REG-5's) or
+has a row with a value a database could refuse or change (see ``_stored_as_given``)
+goes through ``record_connection`` itself, one savepoint per row. The caller runs a batch
 inside a savepoint, so a database error undoes the whole batch and the caller can
 retry it row by row.
 """
@@ -33,6 +33,9 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     Connection,
+    Integer,
+    Numeric,
+    String,
     Table,
     any_,
     bindparam,
@@ -58,15 +61,29 @@ from meetpunt.register.connections import (
     sap_clash,
 )
 
-LOOKUP_CHUNK = 2000
-"""EANs or keys per ``IN (...)`` list: well under SQLite's bound-parameter limit."""
+LOOKUP_CHUNK = 5000
+"""EANs or keys per lookup: one array parameter on PostgreSQL and SQLite, an ``IN``
+list under every database's bound-parameter limit elsewhere."""
 
-SOLAR_SCALE = t.connection_version.c.solar_kwp.type.scale or 0  # type: ignore[attr-defined]
+_INTEGER_RANGE = range(-(2**31), 2**31)  # the narrowest Integer of the engines (PostgreSQL)
 
 _ATTRIBUTE_COLUMNS = tuple(
     c.name
     for c in t.connection_version.columns
     if c.name not in ("id", "connection_id", "valid_from", "valid_to")
+)
+_TEXT_LENGTHS = tuple(
+    (name, t.connection_version.c[name].type.length or 0)  # type: ignore[attr-defined]
+    for name in _ATTRIBUTE_COLUMNS
+    if isinstance(t.connection_version.c[name].type, String)
+)
+_INTEGERS = tuple(
+    name for name in _ATTRIBUTE_COLUMNS if isinstance(t.connection_version.c[name].type, Integer)
+)
+_NUMERICS = tuple(
+    (name, kind.scale or 0, kind.precision)
+    for name in _ATTRIBUTE_COLUMNS
+    if isinstance(kind := t.connection_version.c[name].type, Numeric)
 )
 
 
@@ -133,7 +150,7 @@ def record_connections(
     one_by_one = {key for key, connection_id in known.items() if connection_id in with_saps} | {
         (r.ean, r.commodity.value)
         for r, values in zip(records, rows, strict=True)
-        if values["solar_kwp"] is not None and _rounded_by_database(values["solar_kwp"])
+        if not _stored_as_given(values)
     }
     timelines = _known_timelines(session, known, one_by_one)
     results: list[ChangeOutcome | Finding | None] = []
@@ -345,15 +362,31 @@ def _copy_rows(
         raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=db.dialect) from exc
 
 
-def _rounded_by_database(kwp: Decimal | None) -> bool:
-    """True when the column's scale would round ``kwp``: the stored value then differs
-    from the row's, and only the one-row path compares what was stored."""
-    if kwp is None:
-        return False
-    if not kwp.is_finite():
-        return True
-    exponent = kwp.as_tuple().exponent
-    return isinstance(exponent, int) and exponent < -SOLAR_SCALE
+def _stored_as_given(values: dict[str, Any]) -> bool:
+    """False when a database could refuse a value (text too long or with NUL, an
+    integer beyond 32 bits, a number beyond its precision) or store it changed (a
+    number rounded to its scale). Such a connection takes the one-row path: later rows
+    of the batch must be compared with what was stored, and a refusal must hit this
+    row, not vanish because a later row of the batch overwrote it in memory."""
+    for name, length in _TEXT_LENGTHS:
+        text = values[name]
+        if text is not None and ((length and len(text) > length) or "\0" in text):
+            return False
+    for name in _INTEGERS:
+        if values[name] is not None and values[name] not in _INTEGER_RANGE:
+            return False
+    for name, scale, precision in _NUMERICS:
+        number: Decimal | None = values[name]
+        if number is None:
+            continue
+        if not number.is_finite():
+            return False
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -scale:
+            return False
+        if precision is not None and number != 0 and number.adjusted() >= precision - scale:
+            return False
+    return True
 
 
 def _among(db: Connection, column: ColumnElement[Any], values: list[Any]) -> ColumnElement[bool]:

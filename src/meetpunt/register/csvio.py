@@ -16,9 +16,10 @@ version changes nothing.
 Connections files go in by batches of :data:`BATCH_ROWS` rows: each row is parsed and
 checked here, and the rows that pass are recorded together by
 :mod:`meetpunt.register.bulk` inside one SAVEPOINT. When the database refuses the batch
-(a value too long for its column, say), the batch is undone and its rows are recorded
-again one by one, each in a SAVEPOINT of its own, so only the bad row is refused.
-Secondary points and contracts files (small) take that one-row path throughout.
+(a value too long for its column, say), the batch is undone and recorded again in
+halves, down to a few rows recorded one by one, each in a SAVEPOINT of its own, so
+only the bad row is refused. Secondary points and contracts files (small) take the
+one-row path throughout.
 """
 
 from __future__ import annotations
@@ -133,6 +134,9 @@ REQUIRED = {
 BATCH_ROWS = 5000
 """Connection rows recorded together (see the module docstring): large enough that the
 per-statement cost vanishes, small enough that a refused batch is cheap to redo."""
+
+ONE_BY_ONE_BELOW = 64
+"""A refused batch smaller than this is recorded one row per SAVEPOINT."""
 
 _ALIASES = {"aan": "on", "uit": "off"}
 _TRUE, _FALSE = {"true", "1", "yes", "ja"}, {"false", "0", "no", "nee", ""}
@@ -541,13 +545,7 @@ def _record_batch(
 ) -> _BatchOutcome:
     """Record the rows that passed in one go, or one by one when the database refuses
     the batch; quarantine every refusal in line order."""
-    records = [record for _, _, record in passed]
-    results: list[ChangeOutcome | Finding]
-    try:
-        with session.savepoint():
-            results = record_connections(session, records)
-    except (DBAPIError, OverflowError):
-        results = [_apply_one(session, _recorder(session, r)) for r in records]
+    results = _record_halving(session, [record for _, _, record in passed])
     counts = dict.fromkeys(ChangeOutcome, 0)
     for (line, row, _), result in zip(passed, results, strict=True):
         if isinstance(result, Finding):
@@ -557,6 +555,24 @@ def _record_batch(
     refused.sort(key=lambda r: r[0])
     session.quarantine_many(source, ((line, _raw(row), f) for line, row, f in refused))
     return _BatchOutcome(counts, [RowRefusal(line, f.rule, f.message) for line, _, f in refused])
+
+
+def _record_halving(
+    session: RegisterSession, records: list[ConnectionRecord]
+) -> list[ChangeOutcome | Finding]:
+    """``record_connections`` in a SAVEPOINT; when the database refuses the rows, each
+    half again, down to :data:`ONE_BY_ONE_BELOW` rows that go one by one. A few bad
+    rows in a batch then cost a few retries each, not the whole batch's one-row cost."""
+    try:
+        with session.savepoint():
+            return record_connections(session, records)
+    except (DBAPIError, OverflowError):  # OverflowError: SQLite's, beyond 64 bits
+        if len(records) < ONE_BY_ONE_BELOW:
+            return [_apply_one(session, _recorder(session, r)) for r in records]
+        middle = len(records) // 2
+        return _record_halving(session, records[:middle]) + _record_halving(
+            session, records[middle:]
+        )
 
 
 def _recorder(session: RegisterSession, record: ConnectionRecord) -> Callable[[], ChangeOutcome]:
