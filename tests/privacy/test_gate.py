@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from meetpunt import rulebook
@@ -17,16 +18,17 @@ from meetpunt.cli import app
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import RemoteReading
+from meetpunt.domain.ean import ean_from_serial
 from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
 from meetpunt.meterdata.store import MeterStore, open_store
 from meetpunt.privacy import audit, consent, retention
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate, GateError, Grant
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
-from meetpunt.register import Register, default_database_url, open_register
+from meetpunt.register import Register, default_database_url, open_register, schema
 from meetpunt.register.store import RegisterSession
 from tests.meterdata.conftest import E1X25, E3X25, quarters
-from tests.unit.domain.factories import attributes, contract
+from tests.unit.domain.factories import SUPPLIER_GLN, attributes, contract
 
 GRID = Party("grid", Role.GRID_OPERATOR)
 APP = Party("app-1", Role.APP)
@@ -360,3 +362,113 @@ def test_uc1_learns_only_whether_each_meter_has_voltage(world) -> None:  # type:
     with pytest.raises(GateError) as outside:
         grant.presence(T0 + timedelta(days=2))
     assert outside.value.rules == ("UC1.window",)
+
+
+def _ask(
+    purpose: str,
+    eans: tuple[str, ...],
+    kinds: str,
+    first: datetime,
+    days: float,
+    party: Party = GRID,
+) -> AccessRequest:
+    return AccessRequest(
+        party, purpose, eans, frozenset({kinds}), _period(days, first), first, trigger="why"
+    )
+
+
+SUPPLIER = Party(SUPPLIER_GLN, Role.SUPPLIER)
+UNKNOWN = ean_from_serial("87168740", 99)
+STEPS: list[tuple[AccessRequest, tuple[str, ...]]] = [
+    (_ask("UC3", (E3X25,), "quarter_hours", T0, 10), ()),
+    (_ask("UC3", (E3X25,), "quarter_hours", T0 + timedelta(days=20), 10), ("UC3.frequency",)),
+    (_ask("UC5", (E3X25,), "voltages_10min", T0, 5), ()),
+    (_ask("UC5", (E3X25,), "voltages_10min", T0 + timedelta(days=5), 5), ("UC5.pause",)),
+    (_ask("UC5", (E3X25,), "voltages_10min", T0 + timedelta(days=7), 5), ()),
+    (_ask("UC5", (E3X25,), "voltages_10min", T0 + timedelta(days=14), 5), ("UC5.frequency",)),
+    (_ask("UC11", (E3X25,), "quarter_hours", T0, 2), ()),
+    (_ask("UC11", (E1X25,), "quarter_hours", T0, 2), ("UC11.population", "PRV-3.opt_out")),
+    (_ask("UC3", (UNKNOWN,), "quarter_hours", T0, 1), ("PRV-1.unknown_connection",)),
+    (_ask("nope", (E3X25,), "quarter_hours", T0, 1), ("PRV-2.unknown_purpose",)),
+    (_ask("supplier_daily", (E3X25,), "daily_readings", T0, 1, SUPPLIER), ()),
+    (
+        _ask("supplier_daily", (E3X25,), "daily_readings", T0, 1, Party("other", Role.SUPPLIER)),
+        ("PRV-1.supplier_scope",),
+    ),
+]
+"""Requests and the rules each breaks, in order: frequency, pause, data already read for
+another purpose, opt-out, unknown connection and purpose, supplier scope."""
+
+
+def test_the_gate_decides_audits_and_remembers_alike_on_both_engines(
+    register: Register,
+) -> None:
+    """One query for state and earlier grants, the PostgreSQL pipeline and the rows
+    written past SQLAlchemy decide exactly as the rules say, on SQLite and PostgreSQL."""
+    with register.session() as s:
+        _setup(s)
+    gate = _gate(register, None)
+    for request, rules in STEPS:
+        answer = gate.request(request)
+        decision = answer.decision if isinstance(answer, Grant) else answer
+        assert decision.rules == rules, request.purpose
+        assert isinstance(answer, Grant) == (not rules)
+    with register.session() as s:
+        records = audit.records(s.db)
+        assert not audit.verify(s.db)
+        granted = s.db.execute(
+            select(schema.privacy_grant.c.purpose, schema.privacy_grant.c.audit_seq).order_by(
+                schema.privacy_grant.c.id
+            )
+        ).all()
+    assert [r.entry.rules for r in records] == [rules for _, rules in STEPS]
+    assert [r.seq for r in records] == list(range(1, len(STEPS) + 1))
+    assert [tuple(g) for g in granted] == [
+        (r.entry.purpose, r.seq) for r in records if r.entry.outcome == "granted"
+    ]
+
+
+def test_rows_written_past_sqlalchemy_are_stored_as_through_it(tmp_path: Path) -> None:
+    """On SQLite the gate writes its audit record and grant rows through the driver; the
+    times are stored in SQLAlchemy's own text form, and read back and verify (PRV-7)."""
+    register = open_register(f"sqlite:///{tmp_path / 'register.sqlite'}")
+    with register.session() as s:
+        _setup(s)
+    assert isinstance(_gate(register, None).request(_uc3((E3X25,))), Grant)
+    with register.session() as s:
+        stored = s.db.exec_driver_sql(
+            "SELECT a.at, a.period_start, a.period_end, g.period_start, g.period_end, "
+            "g.granted_at, g.expires_at FROM audit_log a JOIN privacy_grant g "
+            "ON g.audit_seq = a.seq"
+        ).one()
+        (record,) = audit.records(s.db)
+        assert not audit.verify(s.db)
+    register.dispose()
+    at = start = "2025-06-30 22:00:00.000000"
+    end = "2025-07-10 22:00:00.000000"
+    assert tuple(stored) == (at, start, end, start, end, at, None)
+    assert record.at == T0 and record.entry.period_end == T0 + timedelta(days=10)
+
+
+def test_a_failed_grant_write_leaves_no_decision_behind(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit record, the grant rows and the commit go together: when the grant rows
+    cannot be written, nothing of the decision stays, and the next one starts clean."""
+    from meetpunt.privacy import grants
+
+    with register.session() as s:
+        _setup(s)
+    gate = _gate(register, None)
+    broken = "INSERT INTO no_such_table (x) VALUES (1)"
+    with monkeypatch.context() as patched:
+        patched.setattr(grants, "PG_INSERT", broken)
+        patched.setattr(grants, "_SQLITE_INSERT", broken)
+        with pytest.raises(Exception, match="no_such_table"):
+            gate.request(_uc3((E3X25,)))
+    with register.session() as s:
+        assert audit.records(s.db) == []
+    assert isinstance(gate.request(_uc3((E3X25,))), Grant)
+    with register.session() as s:
+        assert [r.seq for r in audit.records(s.db)] == [1]
+        assert not audit.verify(s.db)

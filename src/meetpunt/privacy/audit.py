@@ -47,9 +47,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, String, func, insert, select, text, type_coerce
+from sqlalchemy import Connection, Dialect, String, func, insert, select, text, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from meetpunt.domain.calendar import require_aware
@@ -208,15 +209,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_json_default,
+)
+"""The one JSON form of the log, built once (``json.dumps`` with these options builds
+an encoder per call)."""
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_json_default,
-    )
+    return _ENCODER.encode(value)
 
 
 def canonical_bytes(seq: int, at: datetime, entry: AuditEntry, prev_hash: str) -> bytes:
@@ -279,10 +284,14 @@ def _normalised(entry: AuditEntry) -> AuditEntry:
 
 
 _LAST = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-_PG_LOCK_AND_LAST = (
-    f"SELECT pg_advisory_xact_lock({LOCK_KEY}); "
-    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
-)
+PG_LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
+"""Take the append lock (PostgreSQL), held until the transaction ends."""
+LAST = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+"""``(seq, hash)`` of the last record, for the driver called directly; on PostgreSQL
+run it as its own statement after :data:`PG_LOCK` (under READ COMMITTED each statement
+takes a new snapshot, so it sees the last record committed by the writer that held the
+lock before)."""
+_PG_LOCK_AND_LAST = f"{PG_LOCK}; {LAST}"
 """One round trip on psycopg: a query string without parameters goes as a simple query,
 and under READ COMMITTED each of its statements takes a new snapshot, so the second one
 sees the last record committed by the writer that held the lock before."""
@@ -299,6 +308,13 @@ def _last_locked(db: Connection) -> tuple[int, str] | None:
             row = cursor.fetchone()
         finally:
             cursor.close()
+    elif dialect.name == "sqlite":  # one writer at a time: no lock to take
+        cursor = db.connection.cursor()
+        try:
+            cursor.execute(LAST)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
     else:
         if dialect.name == "postgresql":
             db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
@@ -307,22 +323,80 @@ def _last_locked(db: Connection) -> tuple[int, str] | None:
 
 
 _COLUMN_NAMES = [c.name for c in audit_log.c]
-_PG_INSERT = (
+PG_INSERT = (
     f"INSERT INTO audit_log ({', '.join(_COLUMN_NAMES)}) "
     f"VALUES ({', '.join(f'%({name})s' for name in _COLUMN_NAMES)})"
 )
+"""The record insert for psycopg called directly (a third of the time of SQLAlchemy's)."""
+_SQLITE_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(_COLUMN_NAMES)}) "
+    f"VALUES ({', '.join(f':{name}' for name in _COLUMN_NAMES)})"
+)
+_INSERT = insert(audit_log)
+_TIMES = ("at", "period_start", "period_end")
+
+
+@cache
+def _time_processors(dialect: Dialect) -> list[tuple[str, Any]]:
+    """SQLAlchemy's own conversion of the time columns for ``dialect`` (SQLite stores
+    text), so a row written past it is stored exactly as through it."""
+    return [(n, audit_log.c[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in _TIMES]
 
 
 def _insert(db: Connection, values: dict[str, Any]) -> None:
-    """Insert one row; straight through psycopg on PostgreSQL (a third of the time)."""
-    if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg":
-        cursor = db.connection.cursor()
-        try:
-            cursor.execute(_PG_INSERT, values)
-        finally:
-            cursor.close()
+    """Insert one row; straight through the driver on PostgreSQL (psycopg) and SQLite
+    (a third of the time of a SQLAlchemy statement)."""
+    dialect = db.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        sql = PG_INSERT
+    elif dialect.name == "sqlite":
+        sql = _SQLITE_INSERT
+        values = dict(values)
+        for name, process in _time_processors(dialect):
+            if process is not None:
+                values[name] = process(values[name])
     else:
-        db.execute(insert(audit_log), values)
+        db.execute(_INSERT, values)
+        return
+    cursor = db.connection.cursor()
+    try:
+        cursor.execute(sql, values)
+    finally:
+        cursor.close()
+
+
+def prepare(
+    entry: AuditEntry, at: datetime, last: tuple[int, str] | None
+) -> tuple[AuditRecord, dict[str, Any]]:
+    """The record that follows ``last`` (``(seq, hash)`` of the last record, read under
+    the append lock; ``None`` for an empty log) and its ``audit_log`` row. No I/O: for a
+    caller that reads the last record and inserts the row itself, in one transaction
+    (the gate sends both along with its other statements, PRV-7)."""
+    return _chained(_normalised(entry), _utc(at), last)
+
+
+def _chained(
+    stored: AuditEntry, at: datetime, last: tuple[int, str] | None
+) -> tuple[AuditRecord, dict[str, Any]]:
+    seq, prev_hash = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+    digest = entry_hash(seq, at, stored, prev_hash)
+    row = {
+        "seq": seq,
+        "at": at,
+        "event": stored.event,
+        "party": stored.party,
+        "purpose": stored.purpose,
+        "outcome": stored.outcome,
+        "connections": _dumps(list(stored.connections)),
+        "kinds": _dumps(list(stored.kinds)),
+        "period_start": stored.period_start,
+        "period_end": stored.period_end,
+        "rules": _dumps(list(stored.rules)),
+        "detail": _dumps(stored.detail),
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+    return AuditRecord(seq, at, stored, prev_hash, digest), row
 
 
 def append(db: Connection, entry: AuditEntry, at: datetime) -> AuditRecord:
@@ -333,29 +407,9 @@ def append(db: Connection, entry: AuditEntry, at: datetime) -> AuditRecord:
     """
     stored = _normalised(entry)
     at = _utc(at)
-    last = _last_locked(db)
-    seq, prev_hash = (1, GENESIS) if last is None else (last[0] + 1, last[1])
-    digest = entry_hash(seq, at, stored, prev_hash)
-    _insert(
-        db,
-        {
-            "seq": seq,
-            "at": at,
-            "event": stored.event,
-            "party": stored.party,
-            "purpose": stored.purpose,
-            "outcome": stored.outcome,
-            "connections": _dumps(list(stored.connections)),
-            "kinds": _dumps(list(stored.kinds)),
-            "period_start": stored.period_start,
-            "period_end": stored.period_end,
-            "rules": _dumps(list(stored.rules)),
-            "detail": _dumps(stored.detail),
-            "prev_hash": prev_hash,
-            "hash": digest,
-        },
-    )
-    return AuditRecord(seq, at, stored, prev_hash, digest)
+    record, row = _chained(stored, at, _last_locked(db))
+    _insert(db, row)
+    return record
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -7,6 +7,16 @@ decision to the audit log and, when granted, remembers the grant per connection 
 frequency and pause rules hold across requests and restarts. A granted request comes
 back as a :class:`~meetpunt.privacy.grant.Grant`, whose readers return exactly the
 allowed connections, kinds and period and write every read to the audit log too.
+
+A decision is one transaction and few statements: the connections' state with the
+earlier grants the purpose's rules look at (one query), contracts or consents only for
+the populations that need them, the audit record and the grant rows. On PostgreSQL
+(psycopg) the gate pipelines them: the append lock, the last audit record and the facts
+go in one round trip, the audit record, the grant rows and the commit in a second.
+There, taking the append lock before reading the earlier grants also serialises
+concurrent decisions, so two at once cannot both pass a frequency limit (PRV-1, PRV-7);
+on SQLite, with one writer at a time, the second of two such decisions fails to write
+instead.
 """
 
 from __future__ import annotations
@@ -14,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from functools import cache
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import Connection
+from sqlalchemy.sql.elements import ClauseElement
 
 from meetpunt.domain.calendar import to_local
 from meetpunt.domain.connection import AdminSwitch, PhysicalStatus, RemoteReading
@@ -28,10 +40,13 @@ from meetpunt.privacy.grant import GateError, Grant
 from meetpunt.privacy.model import AccessRequest, Decision
 from meetpunt.privacy.rules import ConnectionFacts, ContractFact, evaluate
 from meetpunt.register import read
-from meetpunt.register.read import RegisterView
+from meetpunt.register.read import Facts, GrantScope, RegisterView
 from meetpunt.register.store import Register
 
-__all__ = ["Gate", "GateError", "Grant", "gather_facts"]
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["Gate", "GateError", "Grant", "gather_facts", "grant_scope"]
 
 CONTRACT_POPULATIONS = frozenset(
     {"contractless", "contractless_or_out_of_service", "supplied", "own"}
@@ -39,22 +54,55 @@ CONTRACT_POPULATIONS = frozenset(
 """The populations whose rules look at supply contracts (REG-6, PRV-1)."""
 
 
+def grant_scope(rule: PurposeRule | None) -> GrantScope:
+    """Which earlier grants ``rule`` looks at: every purpose's for a population of data
+    already read for another purpose, its own for frequency and pause limits, else none
+    (:func:`rules.evaluate` reads no others; PRV-1, PRV-2)."""
+    if rule is None:
+        return "none"
+    if rule.population == "already_read":
+        return "all"
+    if rule.frequency or rule.pause_days:
+        return "purpose"
+    return "none"
+
+
 def gather_facts(
     db: Connection, request: AccessRequest, rule: PurposeRule | None
 ) -> dict[str, ConnectionFacts | None]:
     """What the rules need about each requested connection on the period's first local
     day: its state (register), its contracts (only when the population looks at them),
-    its earlier grants and, for consented purposes, its consent; ``None`` for an EAN the
-    register does not know that day."""
+    the earlier grants its rules look at (:func:`grant_scope`) and, for consented
+    purposes, its consent; ``None`` for an EAN the register does not know that day."""
     eans = list(dict.fromkeys(request.connections))
-    states = read.facts_on(db, eans, to_local(request.period.start).date())
+    scope = grant_scope(rule)
+    found = read.facts_with_grants_on(
+        db,
+        eans,
+        to_local(request.period.start).date(),
+        scope,
+        rule.id if rule is not None and scope == "purpose" else None,
+    )
+    return _facts(db, request, rule, eans, found)
+
+
+def _facts(
+    db: Connection,
+    request: AccessRequest,
+    rule: PurposeRule | None,
+    eans: Sequence[str],
+    found: Facts,
+) -> dict[str, ConnectionFacts | None]:
+    """:class:`ConnectionFacts` per EAN from the register's facts, with the contracts and
+    consents the population needs."""
+    states = found.states
     ids = [s.connection_id for s in states.values()]
     contracts = (
         read.primary_contracts(db, ids)
         if rule is not None and rule.population in CONTRACT_POPULATIONS
         else {}
     )
-    past = grants.past_grants(db, ids)
+    past = grants.past_from_rows(found.grants)
     consented: set[int] = set()
     if rule is not None and rule.population == "consented" and ids:
         consented = consent.consented_connections(
@@ -81,6 +129,75 @@ def gather_facts(
             consented=cid in consented,
         )
     return out
+
+
+_PG_SQL: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}
+
+
+@cache
+def _can_pipeline() -> bool:
+    """Whether the installed libpq can pipeline (version 14 or newer); psycopg is
+    imported only when a register on PostgreSQL asks."""
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
+
+
+def _pipelined(db: Connection) -> psycopg.Connection[Any] | None:
+    """The psycopg connection under ``db`` when the gate can pipeline its statements."""
+    if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg" and _can_pipeline():
+        import psycopg
+
+        driver = db.connection.driver_connection
+        if isinstance(driver, psycopg.Connection):
+            return driver
+    return None
+
+
+def _pg_sql(db: Connection, statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+    """``statement`` compiled once for psycopg, with its constant parameters."""
+    found = _PG_SQL.get(id(statement))
+    if found is None or found[0] is not statement:
+        compiled = statement.compile(dialect=db.dialect)
+        found = _PG_SQL[id(statement)] = (statement, compiled.string, dict(compiled.params))
+    return found[1], found[2]
+
+
+def _gather_pipelined(
+    pg: psycopg.Connection[Any], db: Connection, request: AccessRequest, rule: PurposeRule | None
+) -> tuple[dict[str, ConnectionFacts | None], tuple[int, str] | None]:
+    """:func:`gather_facts` on PostgreSQL, in one round trip with the audit append lock
+    and the last audit record (each statement sees what the lock's previous holder
+    committed); the last record comes back too."""
+    eans = list(dict.fromkeys(request.connections))
+    scope = grant_scope(rule)
+    sql, constants = _pg_sql(db, read.facts_select(scope, array=True))
+    params = read.facts_params(
+        eans,
+        to_local(request.period.start).date(),
+        rule.id if rule is not None and scope == "purpose" else None,
+    )
+    with pg.pipeline():  # sent and answered when the block ends
+        pg.execute(audit.PG_LOCK)
+        last_cursor = pg.execute(audit.LAST)
+        facts_cursor = pg.execute(sql, {**constants, **params})
+    last = last_cursor.fetchone()
+    rows = facts_cursor.fetchall()
+    facts = _facts(db, request, rule, eans, read.facts_from_rows(rows))
+    return facts, None if last is None else (int(last[0]), str(last[1]))
+
+
+def _grant_rows(
+    rule: PurposeRule | None, seq: int, request: AccessRequest, ids: dict[str, int], now: datetime
+) -> list[dict[str, Any]]:
+    """The grant rows of a decision under audit record ``seq``: none unless ``rule``
+    granted it; they expire after the purpose's days when it keeps copies that long."""
+    if rule is None:
+        return []
+    expires = None
+    if rule.retention is not None and rule.retention.delete_after == "days":
+        expires = now + timedelta(days=rule.retention.days)
+    return grants.grant_rows(seq, rule.id, request, ids.values(), now, expires)
 
 
 def _entry(
@@ -119,21 +236,34 @@ class Gate:
         rule = self.catalogue.get(request.purpose)
         with self.register.session() as session:
             db = session.db
-            facts = gather_facts(db, request, rule)
+            pg = _pipelined(db)
+            if pg is None:
+                facts, last = gather_facts(db, request, rule), None
+            else:
+                facts, last = _gather_pipelined(pg, db, request, rule)
             findings = evaluate(rule, request, facts)
             now = self.clock()
             outcome = "refused" if findings else "granted"
-            record = audit.append(
-                db, _entry(request, "decision", outcome, [f.rule for f in findings]), now
-            )
-            decision = Decision(request, tuple(findings), record.seq)
-            if findings or rule is None:
-                return decision
+            entry = _entry(request, "decision", outcome, [f.rule for f in findings])
             ids = {e: f.connection_id for e, f in facts.items() if f is not None}
-            expires = None
-            if rule.retention is not None and rule.retention.delete_after == "days":
-                expires = now + timedelta(days=rule.retention.days)
-            grants.remember(db, record.seq, rule.id, request, ids.values(), now, expires)
+            granted = rule if not findings else None
+            if pg is None:
+                record = audit.append(db, entry, now)
+                grants.insert_rows(db, _grant_rows(granted, record.seq, request, ids, now))
+            else:
+                record, audit_row = audit.prepare(entry, now, last)
+                rows = _grant_rows(granted, record.seq, request, ids, now)
+                # the record, the grants and the commit in one round trip; the session's
+                # own commit then finds the transaction done. A failure anywhere stops
+                # the commit and rolls the whole decision back (PRV-7).
+                with pg.pipeline():
+                    pg.execute(audit.PG_INSERT, audit_row)
+                    if rows:
+                        pg.cursor().executemany(grants.PG_INSERT, rows)
+                    pg.execute("COMMIT")
+            decision = Decision(request, tuple(findings), record.seq)
+        if findings or rule is None:
+            return decision
         return Grant(decision, rule, ids, self)
 
     def record_in(

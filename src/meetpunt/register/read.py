@@ -2,10 +2,13 @@
 
 Two doors, both read-only:
 
-- batched fact queries on an open transaction (``facts_on``, ``primary_contracts``,
-  ``areas_on``, ``dynamic_on``, ``smart_on``): what the privacy gate needs to decide a
-  request (PRV-1..4) and to place a contribution in its disclosure cell (PRV-6), a
-  fixed number of queries whatever the number of connections;
+- batched fact queries on an open transaction (``facts_on``, ``facts_with_grants_on``,
+  ``primary_contracts``, ``areas_on``, ``dynamic_on``, ``smart_on``): what the privacy
+  gate needs to decide a request (PRV-1..4) and to place a contribution in its
+  disclosure cell (PRV-6), a fixed number of queries whatever the number of
+  connections (the gate's own are statements built once, so SQLAlchemy compiles them
+  once, and ``facts_with_grants_on`` brings a connection's state and its earlier grants
+  in one query);
 - :class:`RegisterView`: what a use case may see of the register (the connections and
   their grid position on a day, the contract holder to pay), without a session it
   could write through.
@@ -15,11 +18,13 @@ Two doors, both read-only:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from functools import cache
+from typing import Any, Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ARRAY, Connection, Date, Select, String, and_, any_, bindparam, select
 
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import (
@@ -61,35 +66,114 @@ class ContractRow:
     end: date | None
 
 
+@dataclass(frozen=True)
+class GrantRow:
+    """An earlier grant for one connection as ``privacy_grant`` stores it (times as the
+    engine returns them: aware on PostgreSQL, naive UTC on SQLite; ``kinds`` the stored
+    JSON list)."""
+
+    connection_id: int
+    purpose: str
+    start: datetime
+    end: datetime
+    kinds: str
+
+
+GrantScope = Literal["none", "purpose", "all"]
+"""Which earlier grants :func:`facts_with_grants_on` brings along: none, those of one
+purpose, or those of every purpose."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What :func:`facts_with_grants_on` found: the connections by EAN, and the earlier
+    grants by connection id (only connections with grants have an entry)."""
+
+    states: dict[str, ConnectionState]
+    grants: dict[int, list[GrantRow]]
+
+
+@cache
+def facts_select(grants: GrantScope = "none", array: bool = False) -> Select[Any]:
+    """The one statement behind :func:`facts_on` and :func:`facts_with_grants_on`, built
+    once so SQLAlchemy compiles it once: bound parameters ``eans`` and ``day`` and, for
+    ``grants="purpose"``, ``purpose``. The grants come by an outer join, one row per grant
+    (columns ``id``, ``purpose``, ``period_start``, ``period_end``, ``kinds`` after the
+    state). ``array`` matches the EANs with ``= ANY(:eans)`` (PostgreSQL: one statement
+    text for any number of EANs, for drivers called directly) instead of ``IN``."""
+    c, cv, g = t.connection, t.connection_version, t.privacy_grant
+    columns: list[Any] = [c.c.id, c.c.ean, cv.c.status, cv.c.admin_switch, cv.c.remote_reading]
+    joined = c.join(cv, cv.c.connection_id == c.c.id)
+    if grants != "none":
+        on = g.c.connection_id == c.c.id
+        if grants == "purpose":
+            on = and_(on, g.c.purpose == bindparam("purpose", type_=String))
+        joined = joined.outerjoin(g, on)
+        columns += [g.c.id, g.c.purpose, g.c.period_start, g.c.period_end, g.c.kinds]
+    eans = (
+        c.c.ean == any_(bindparam("eans", type_=ARRAY(String)))
+        if array
+        else c.c.ean.in_(bindparam("eans", expanding=True))
+    )
+    return (
+        select(*columns)
+        .select_from(joined)
+        .where(
+            eans,
+            c.c.commodity == Commodity.ELECTRICITY.value,
+            holds_on(cv, bindparam("day", type_=Date)),
+        )
+    )
+
+
+def facts_params(eans: Sequence[str], day: date, purpose: str | None = None) -> dict[str, Any]:
+    """The parameters of :func:`facts_select`."""
+    params: dict[str, Any] = {"eans": list(eans), "day": day}
+    if purpose is not None:
+        params["purpose"] = purpose
+    return params
+
+
+def facts_from_rows(rows: Iterable[Sequence[Any]]) -> Facts:
+    """:class:`Facts` from the rows of :func:`facts_select` (a grant met twice, were
+    two versions ever to hold on one day, counts once)."""
+    states: dict[str, ConnectionState] = {}
+    grants: dict[int, dict[int, GrantRow]] = {}
+    for row in rows:
+        cid, ean = row[0], row[1]
+        if ean not in states:
+            states[ean] = ConnectionState(
+                cid,
+                ean,
+                PhysicalStatus(row[2]),
+                AdminSwitch(row[3]),
+                RemoteReading(row[4]),
+            )
+        if len(row) > 5 and row[5] is not None:
+            grants.setdefault(cid, {})[row[5]] = GrantRow(cid, row[6], row[7], row[8], row[9])
+    return Facts(states, {cid: list(found.values()) for cid, found in grants.items()})
+
+
+def facts_with_grants_on(
+    db: Connection,
+    eans: Sequence[str],
+    day: date,
+    grants: GrantScope = "none",
+    purpose: str | None = None,
+) -> Facts:
+    """The electricity connections among ``eans`` that exist on ``day`` and, as
+    ``grants`` says, their earlier grants (of ``purpose``, or of every purpose). One
+    query."""
+    if grants == "purpose" and purpose is None:
+        raise ValueError("grants='purpose' needs the purpose")
+    params: Mapping[str, Any] = facts_params(eans, day, purpose if grants == "purpose" else None)
+    return facts_from_rows(db.execute(facts_select(grants), params))
+
+
 def facts_on(db: Connection, eans: Sequence[str], day: date) -> dict[str, ConnectionState]:
     """The electricity connections among ``eans`` that exist on ``day``, by EAN; an EAN
     the register does not know on that day is absent. One query."""
-    cv = t.connection_version
-    rows = db.execute(
-        select(
-            t.connection.c.id,
-            t.connection.c.ean,
-            cv.c.status,
-            cv.c.admin_switch,
-            cv.c.remote_reading,
-        )
-        .join(cv, cv.c.connection_id == t.connection.c.id)
-        .where(
-            t.connection.c.ean.in_(list(eans)),
-            t.connection.c.commodity == Commodity.ELECTRICITY.value,
-            holds_on(cv, day),
-        )
-    )
-    return {
-        r.ean: ConnectionState(
-            r.id,
-            r.ean,
-            PhysicalStatus(r.status),
-            AdminSwitch(r.admin_switch),
-            RemoteReading(r.remote_reading),
-        )
-        for r in rows
-    }
+    return facts_with_grants_on(db, eans, day).states
 
 
 def primary_contracts(db: Connection, ids: Sequence[int]) -> dict[int, list[ContractRow]]:
@@ -97,19 +181,26 @@ def primary_contracts(db: Connection, ids: Sequence[int]) -> dict[int, list[Cont
     of each connection in ``ids``. One query."""
     if not ids:
         return {}
-    ap, sc = t.allocation_point, t.supply_contract
     out: dict[int, list[ContractRow]] = {}
-    for r in db.execute(
-        select(
-            ap.c.connection_id, sc.c.supplier, sc.c.contract_holder, sc.c.start_date, sc.c.end_date
-        )
-        .join(sc, sc.c.allocation_point_id == ap.c.id)
-        .where(ap.c.connection_id.in_(list(ids)), ap.c.kind == "primary")
-    ):
-        out.setdefault(r.connection_id, []).append(
-            ContractRow(r.connection_id, r.supplier, r.contract_holder, r.start_date, r.end_date)
-        )
+    for cid, supplier, holder, start, end in db.execute(_PRIMARY_CONTRACTS, {"ids": list(ids)}):
+        out.setdefault(cid, []).append(ContractRow(cid, supplier, holder, start, end))
     return out
+
+
+_PRIMARY_CONTRACTS = (
+    select(
+        t.allocation_point.c.connection_id,
+        t.supply_contract.c.supplier,
+        t.supply_contract.c.contract_holder,
+        t.supply_contract.c.start_date,
+        t.supply_contract.c.end_date,
+    )
+    .join(t.supply_contract, t.supply_contract.c.allocation_point_id == t.allocation_point.c.id)
+    .where(
+        t.allocation_point.c.connection_id.in_(bindparam("ids", expanding=True)),
+        t.allocation_point.c.kind == "primary",
+    )
+)
 
 
 def areas_on(db: Connection, ids: Sequence[int], day: date) -> dict[int, dict[str, str]]:

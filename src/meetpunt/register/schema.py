@@ -183,6 +183,7 @@ consent = Table(
     Column("state", String(12), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_consent_connection_party_purpose", "connection_id", "party", "purpose"),
 )
 """PRV-4: a customer's consent for one party, purpose, connection and data kinds."""
 

@@ -14,9 +14,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 
 def holds_on(
-    table: Table, day: date, start: str = "valid_from", end: str = "valid_to"
+    table: Table,
+    day: date | ColumnElement[date],
+    start: str = "valid_from",
+    end: str = "valid_to",
 ) -> ColumnElement[bool]:
-    """The rows of ``table`` whose interval ``[start, end)`` contains ``day``."""
+    """The rows of ``table`` whose interval ``[start, end)`` contains ``day`` (a date, or
+    a bound parameter for a statement built once and run for many days)."""
     return and_(table.c[start] <= day, or_(table.c[end].is_(None), table.c[end] > day))
 
 
