@@ -1,6 +1,6 @@
 """The OBIS objects of a DSMR P1 telegram that get a type (MTR-2; P1 companion standard 5.0.2).
 
-Sources: the DSMR 5.0.2 P1 companion standard (regulatory-facts.md section 5.1), the
+Sources: the DSMR 5.0.2 P1 companion standard ('DSMR P1 objects' in docs/requirements.md), the
 Belgian e-MUCS-H additions and the DSMR 2.2/3.0 M-Bus gas record. Every object not
 listed here is still kept: a single ``(number*unit)`` becomes a ``Decimal`` with its
 unit, anything else stays text.

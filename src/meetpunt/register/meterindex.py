@@ -1,6 +1,6 @@
 """The register as the meter-data hub reads it: every connection version, flat (MTR-4/5).
 
-The hub keys its tables by the register's ``connection.id`` (DESIGN rule 5) and checks
+The hub keys its tables by the register's ``connection.id`` (design rule 5) and checks
 readings against the capacity and meter type that held on the reading's date, so it
 takes the whole history in one query instead of asking per EAN.
 """
@@ -35,7 +35,7 @@ class MeterIndex(SessionBase):
     """The hub's view of the connection timelines."""
 
     def meter_index(self) -> list[MeterIndexEntry]:
-        """Every connection version as the meter-data hub needs it (MTR-4/5, DESIGN rule 5).
+        """Every connection version as the meter-data hub needs it (MTR-4/5, design rule 5).
 
         The hub keys its tables by ``connection_id`` and checks values against the
         capacity and meter type that held on the reading's date.

@@ -2,7 +2,7 @@
 
 History is kept as validity intervals ``valid_from <= D < valid_to`` (``valid_to``
 NULL = still true), one row per version, so "what was true on D" is one indexed
-lookup (REG-6). Integer surrogate keys; EANs are attributes (DESIGN rule 5).
+lookup (REG-6). Integer surrogate keys; EANs are attributes (design rule 5).
 The Alembic migrations in ``migrations/versions`` create exactly these tables; a
 test compares the two.
 """
