@@ -7,9 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import multiprocessing
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -225,3 +228,76 @@ def test_the_batch_path_ends_where_the_one_row_path_ends(
         assert [(q.line, q.rule, q.record) for q in a.quarantined()] == [
             (q.line, q.rule, q.record) for q in b.quarantined()
         ]
+
+
+# -- the parallel path (worker processes parse and check) equals the one-row path -------
+
+
+class _UndoError(Exception):
+    """Rolls back the session it leaves, so both paths start from the same register."""
+
+
+def _import_twice(register: Register, text: str, **options: Any) -> tuple[object, ...]:
+    """What importing ``text`` twice does (reports, register, quarantine), undone after."""
+    seen: list[tuple[object, ...]] = []
+    with pytest.raises(_UndoError), register.session() as s:
+        first = import_csv(s, text, "big.csv", **options)
+        again = import_csv(s, text, "big.csv", **options)
+        quarantined = [(q.source, q.line, q.rule, q.record) for q in s.quarantined()]
+        seen.append((summary(first), summary(again), register_state(s), quarantined))
+        raise _UndoError
+    return seen[0]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_the_parallel_path_ends_where_the_one_row_path_ends(
+    register: Register, db_url: str, method: str
+) -> None:
+    with register.session() as s:  # a connection with a SAP: its rows go one by one
+        s.record_connection(
+            ean_from_serial(PREFIX, 1), Commodity.ELECTRICITY, attributes("3x25"), date(2019, 1, 1)
+        )
+        s.request_sap(
+            ean_from_serial(PREFIX, 1),
+            SapRequest(capacity=require_electricity_capacity("3x25")),
+            date(2019, 6, 1),
+        )
+    rows: list[dict[str, str] | list[str]] = [good_row(n) for n in range(2, 120)]
+    rows += [good_row(n, "2021-01-01", status="UBD") for n in range(2, 120, 7)]
+    rows[10] = good_row(500, street='De "Lange"\nStraat')  # a quoted cell over two lines
+    rows[20] = good_row(501, postcode="56A7BD")  # REG-2.postcode
+    rows[30] = [*good_row(502).values(), "extra"]  # REG-import.columns
+    rows[40] = list(good_row(503).values())[:12]  # too few cells: REG-4.customer_type
+    rows[50] = good_row(504, house_number="9" * 20)  # the database refuses it
+    rows[60] = good_row(1, "2024-01-01", capacity="3x25", phase="", status="UBD")  # SAP lapses
+    rows[70] = good_row(505, solar_kwp="1.23456")  # rounded by the database: one by one
+    if db_url.startswith("postgresql"):
+        rows[80] = good_row(506, street="x" * 200)  # too long for PostgreSQL's column
+    lines = as_csv(rows).splitlines(keepends=True)
+    lines[25:25] = ["\n", "\n"]  # blank lines are skipped, and still counted as lines
+    lines[90] = lines[90].replace("Dorpsstraat", 'Dorps"straat')  # a stray quote, unquoted
+    text = "".join(lines)
+    expected = _import_twice(register, text, row_by_row=True)
+    spawned = mock.patch.object(
+        csvio, "_process_context", lambda: multiprocessing.get_context(method)
+    )
+    pools = mock.patch.object(csvio, "ProcessPoolExecutor", wraps=ProcessPoolExecutor)
+    with (
+        mock.patch.object(csvio, "CHUNK_ROWS", 9),
+        mock.patch.object(csvio, "BATCH_ROWS", 25),
+        spawned,
+        pools as pool,
+    ):
+        assert _import_twice(register, text, parallel_above=20) == expected
+    assert pool.call_count == 2  # once per import: the workers did check the rows
+    quarantined = expected[3]
+    assert isinstance(quarantined, list)
+    assert {rule for _, _, rule, _ in quarantined} >= {
+        "REG-2.postcode",
+        "REG-import.columns",
+        "REG-4.customer_type",
+        "REG-import.row",
+    }
+    with mock.patch.object(csvio, "ProcessPoolExecutor") as unused:  # a small file: no pool
+        assert _import_twice(register, text) == expected
+    unused.assert_not_called()

@@ -23,12 +23,12 @@ retry it row by row.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ARRAY,
@@ -67,34 +67,52 @@ list under every database's bound-parameter limit elsewhere."""
 
 _INTEGER_RANGE = range(-(2**31), 2**31)  # the narrowest Integer of the engines (PostgreSQL)
 
-_ATTRIBUTE_COLUMNS = tuple(
+ATTRIBUTE_COLUMNS = tuple(
     c.name
     for c in t.connection_version.columns
     if c.name not in ("id", "connection_id", "valid_from", "valid_to")
 )
 _TEXT_LENGTHS = tuple(
     (name, t.connection_version.c[name].type.length or 0)  # type: ignore[attr-defined]
-    for name in _ATTRIBUTE_COLUMNS
+    for name in ATTRIBUTE_COLUMNS
     if isinstance(t.connection_version.c[name].type, String)
 )
 _INTEGERS = tuple(
-    name for name in _ATTRIBUTE_COLUMNS if isinstance(t.connection_version.c[name].type, Integer)
+    name for name in ATTRIBUTE_COLUMNS if isinstance(t.connection_version.c[name].type, Integer)
 )
 _NUMERICS = tuple(
     (name, kind.scale or 0, kind.precision)
-    for name in _ATTRIBUTE_COLUMNS
+    for name in ATTRIBUTE_COLUMNS
     if isinstance(kind := t.connection_version.c[name].type, Numeric)
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionRecord:
-    """One connection row that passed its checks, to record from ``valid_from`` on."""
+Values = tuple[Any, ...]
+"""A connection state as ``connection_version`` values, in the order of
+:data:`ATTRIBUTE_COLUMNS`."""
+
+
+class ConnectionRecord(NamedTuple):
+    """One connection row that passed its checks, to record from ``valid_from`` on.
+
+    ``values`` and ``sound`` (see :func:`prepare`) are computed where the row was
+    checked, a worker process for a large file; ``attributes`` rebuilds the state for
+    the rows that go through ``record_connection`` (few: it is not called otherwise).
+    """
 
     ean: str
-    commodity: Commodity
+    commodity: str  # a Commodity value
     valid_from: date
-    attributes: ConnectionAttributes
+    values: Values
+    sound: bool
+    attributes: Callable[[], ConnectionAttributes]
+
+
+def prepare(attributes: ConnectionAttributes) -> tuple[Values, bool]:
+    """The ``connection_version`` values of ``attributes``, and whether a database
+    stores them as given (see ``_stored_as_given``)."""
+    row = attributes_to_row(attributes)
+    return tuple([row[name] for name in ATTRIBUTE_COLUMNS]), _stored_as_given(row)
 
 
 @dataclass(slots=True)
@@ -104,7 +122,7 @@ class _Version:
     id: int | None
     valid_from: date
     valid_to: date | None
-    values: dict[str, Any]
+    values: Values
     dirty: bool = False
 
 
@@ -117,7 +135,6 @@ def record_connections(
     turning a refusal into its first finding); run it inside a savepoint.
     """
     db = session.db
-    rows = [attributes_to_row(r.attributes) for r in records]
     eans = sorted({r.ean for r in records})
     ap = t.allocation_point
     secondary = AllocationPointKind.SECONDARY.value
@@ -148,17 +165,15 @@ def record_connections(
     }
     # connections the batch path leaves to record_connection (see the module docstring)
     one_by_one = {key for key, connection_id in known.items() if connection_id in with_saps} | {
-        (r.ean, r.commodity.value)
-        for r, values in zip(records, rows, strict=True)
-        if not _stored_as_given(values)
+        (r.ean, r.commodity) for r in records if not r.sound
     }
     timelines = _known_timelines(session, known, one_by_one)
     results: list[ChangeOutcome | Finding | None] = []
     slow: list[int] = []
     created: list[tuple[tuple[str, str], _Version]] = []
     new_keys: list[tuple[str, str]] = []  # in order of first sight, as one by one
-    for index, (record, values) in enumerate(zip(records, rows, strict=True)):
-        key = (record.ean, record.commodity.value)
+    for index, record in enumerate(records):
+        key = (record.ean, record.commodity)
         if record.ean in clashing:
             results.append(sap_clash(record.ean))
             continue
@@ -169,7 +184,7 @@ def record_connections(
             results.append(None)
             slow.append(index)
             continue
-        outcome, version = _put(timelines[key], record.valid_from, values)
+        outcome, version = _put(timelines[key], record.valid_from, record.values)
         if version is not None:
             created.append((key, version))
         results.append(outcome)
@@ -179,7 +194,7 @@ def record_connections(
         try:
             with session.savepoint():
                 results[index] = session.record_connection(
-                    record.ean, record.commodity, record.attributes, record.valid_from
+                    record.ean, Commodity(record.commodity), record.attributes(), record.valid_from
                 )
         except MeetpuntError as exc:
             results[index] = (
@@ -191,7 +206,7 @@ def record_connections(
 
 
 def _put(
-    timeline: list[_Version], valid_from: date, values: dict[str, Any]
+    timeline: list[_Version], valid_from: date, values: Values
 ) -> tuple[ChangeOutcome, _Version | None]:
     """``_put_version`` on an in-memory timeline (sorted by ``valid_from``); the new
     version when one was opened."""
@@ -212,7 +227,7 @@ def _put(
         version = _Version(None, valid_from, min(later, default=None), values)
         _insert_sorted(timeline, version)
         return ChangeOutcome.INSERTED, version
-    same = all(covering.values[name] == value for name, value in values.items())
+    same = covering.values == values
     if covering.valid_from == valid_from:
         if same:
             return ChangeOutcome.UNCHANGED, None
@@ -250,7 +265,7 @@ def _known_timelines(
         )
         for row in session.db.execute(query):
             mapping = row._mapping
-            values = {name: mapping[name] for name in _ATTRIBUTE_COLUMNS}
+            values = tuple([mapping[name] for name in ATTRIBUTE_COLUMNS])
             timelines[by_id[row.connection_id]].append(
                 _Version(row.id, row.valid_from, row.valid_to, values)
             )
@@ -288,7 +303,7 @@ def _write(
     cv = t.connection_version
     changed = [
         {"version_id": v.id, "new_valid_to": v.valid_to}
-        | {f"new_{name}": value for name, value in v.values.items()}
+        | {f"new_{name}": value for name, value in zip(ATTRIBUTE_COLUMNS, v.values, strict=True)}
         for timeline in timelines.values()
         for v in timeline
         if v.dirty and v.id is not None
@@ -297,15 +312,12 @@ def _write(
         db.execute(
             update(cv)
             .where(cv.c.id == bindparam("version_id"))
-            .values({name: bindparam(f"new_{name}") for name in ("valid_to", *_ATTRIBUTE_COLUMNS)}),
+            .values({name: bindparam(f"new_{name}") for name in ("valid_to", *ATTRIBUTE_COLUMNS)}),
             changed,
         )
     if created:
-        rows = [
-            (ids[key], v.valid_from, v.valid_to, *[v.values[c] for c in _ATTRIBUTE_COLUMNS])
-            for key, v in created
-        ]
-        _insert_rows(db, cv, ("connection_id", "valid_from", "valid_to", *_ATTRIBUTE_COLUMNS), rows)
+        rows = [(ids[key], v.valid_from, v.valid_to, *v.values) for key, v in created]
+        _insert_rows(db, cv, ("connection_id", "valid_from", "valid_to", *ATTRIBUTE_COLUMNS), rows)
 
 
 def _insert_rows(

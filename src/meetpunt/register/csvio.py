@@ -24,17 +24,27 @@ one-row path throughout.
 
 from __future__ import annotations
 
+import collections
 import csv
 import functools
+import gc
 import io
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+import multiprocessing
+import multiprocessing.context
+import operator
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
@@ -57,7 +67,7 @@ from meetpunt.domain.customer import CustomerType
 from meetpunt.domain.ean import check_ean
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError, RegisterError
-from meetpunt.register.bulk import ConnectionRecord, record_connections
+from meetpunt.register.bulk import ConnectionRecord, Values, prepare, record_connections
 from meetpunt.register.report import decimal_text
 from meetpunt.register.store import ChangeOutcome, RegisterSession
 
@@ -137,6 +147,16 @@ per-statement cost vanishes, small enough that a refused batch is cheap to redo.
 
 ONE_BY_ONE_BELOW = 64
 """A refused batch smaller than this is recorded one row per SAVEPOINT."""
+
+PARALLEL_ABOVE = 50_000
+"""A connections file of more rows is parsed and checked in worker processes while
+this one writes to the database; a smaller one here (starting workers costs more)."""
+
+CHUNK_ROWS = 20_000
+"""Rows handed to a worker process at a time."""
+
+MAX_WORKERS = 3
+"""Worker processes at most: besides them this process writes, and the database works."""
 
 _ALIASES = {"aan": "on", "uit": "off"}
 _TRUE, _FALSE = {"true", "1", "yes", "ja"}, {"false", "0", "no", "nee", ""}
@@ -273,70 +293,96 @@ def _parse_capacity(
 def _connection_row(
     row: Mapping[str, str], capacity_of: CapacityParser
 ) -> tuple[str, Commodity, date, ConnectionAttributes]:
-    """Parse a connections row; the first unreadable cell refuses it, in column order.
+    """Parse a connections row given as a mapping (the one-row path)."""
+    cells = [(row.get(column) or "").strip() for column in CONNECTION_COLUMNS]
+    return _connection_cells(cells, capacity_of)
 
-    Runs once per row of files of millions of rows: the cells are read and stripped
-    once, and the helpers take the text (a third of the cost of reading the row).
+
+def _connection_cells(
+    cells: Sequence[str], capacity_of: CapacityParser
+) -> tuple[str, Commodity, date, ConnectionAttributes]:
+    """Parse a connections row, its stripped cells in the order of
+    :data:`CONNECTION_COLUMNS`; the first unreadable cell refuses it, in column order.
+
+    Runs once per row of files of millions of rows: the helpers take the text.
     """
-    cell = {column: (row.get(column) or "").strip() for column in CONNECTION_COLUMNS}
-    ean = _checked_ean(cell["ean"])
-    commodity = _member(cell["commodity"], "commodity", Commodity, "REG-2.commodity", None)
-    valid_from = _day(cell["valid_from"], "valid_from", "REG-6.date")
+    (
+        ean,
+        commodity_raw,
+        valid_from_raw,
+        capacity_raw,
+        status,
+        admin_switch,
+        meter_type,
+        remote_reading,
+        postcode,
+        number,
+        suffix,
+        street,
+        city,
+        municipality,
+        woz_object_id,
+        substation,
+        feeder,
+        phase,
+        customer_type,
+        active_customer,
+        kwp_raw,
+        solar_registered_on,
+    ) = cells
+    _checked_ean(ean)
+    commodity = _member(commodity_raw, "commodity", Commodity, "REG-2.commodity", None)
+    valid_from = _day(valid_from_raw, "valid_from", "REG-6.date")
     assert valid_from is not None  # not optional
-    capacity = capacity_of(commodity, cell["capacity"])
+    capacity = capacity_of(commodity, capacity_raw)
     if isinstance(capacity, Finding):
         raise _RowError(capacity)
-    number = cell["house_number"]
     if not number.isdigit():
         raise _RowError(
             Finding("REG-2.house_number", f"column 'house_number' has {number!r}; give digits")
         )
-    kwp_raw = cell["solar_kwp"]
     try:
         solar_kwp = Decimal(kwp_raw) if kwp_raw else None
     except InvalidOperation:
         raise _RowError(
             Finding("REG-8.solar_kwp", f"column 'solar_kwp' has {kwp_raw!r}; give a number")
         ) from None
-    phase = cell["phase"]
     attributes = ConnectionAttributes(
         capacity=capacity,
-        status=_member(cell["status"], "status", PhysicalStatus, "REG-2.status", None),
+        status=_member(status, "status", PhysicalStatus, "REG-2.status", None),
         admin_switch=_member(
-            cell["admin_switch"], "admin_switch", AdminSwitch, "REG-2.admin_switch", AdminSwitch.ON
+            admin_switch, "admin_switch", AdminSwitch, "REG-2.admin_switch", AdminSwitch.ON
         ),
         meter_type=_member(
-            cell["meter_type"], "meter_type", MeterType, "REG-2.meter_type", MeterType.SMART
+            meter_type, "meter_type", MeterType, "REG-2.meter_type", MeterType.SMART
         ),
         remote_reading=_member(
-            cell["remote_reading"],
+            remote_reading,
             "remote_reading",
             RemoteReading,
             "REG-7.remote_reading",
             RemoteReading.STANDARD,
         ),
         address=Address(
-            postcode=cell["postcode"],
+            postcode=postcode,
             house_number=int(number),
-            house_number_suffix=cell["house_number_suffix"],
-            street=cell["street"],
-            city=cell["city"],
-            municipality=cell["municipality"],
-            woz_object_id=cell["woz_object_id"],
+            house_number_suffix=suffix,
+            street=street,
+            city=city,
+            municipality=municipality,
+            woz_object_id=woz_object_id,
         ),
         grid=GridPosition(
-            substation=cell["substation"],
-            feeder=cell["feeder"],
+            substation=substation,
+            feeder=feeder,
             phase=_member(phase, "phase", Phase, "REG-2.phase", None) if phase else None,
         ),
         customer_type=_member(
-            cell["customer_type"], "customer_type", CustomerType, "REG-4.customer_type", None
+            customer_type, "customer_type", CustomerType, "REG-4.customer_type", None
         ),
-        active_customer=_bool(cell["active_customer"], "active_customer", "REG-4.active_customer"),
+        active_customer=_bool(active_customer, "active_customer", "REG-4.active_customer"),
         solar_kwp=solar_kwp,
-        solar_registered_on=_day(
-            cell["solar_registered_on"], "solar_registered_on", "REG-8.date", True
-        ),
+        solar_registered_on=_day(solar_registered_on, "solar_registered_on", "REG-8.date", True),
     )
     return ean, commodity, valid_from, attributes
 
@@ -345,16 +391,6 @@ def _apply_connection(row: Mapping[str, str], session: RegisterSession) -> Chang
     parse = functools.partial(_parse_capacity, session.rules.classes)
     ean, commodity, valid_from, attributes = _connection_row(row, parse)
     return session.record_connection(ean, commodity, attributes, valid_from)
-
-
-def _checked_connection(row: Mapping[str, str], capacity_of: CapacityParser) -> ConnectionRecord:
-    """A connection row parsed and checked as ``record_connection`` would check it
-    (REG-2..4, REG-7, REG-8); the first finding refuses it."""
-    ean, commodity, valid_from, attributes = _connection_row(row, capacity_of)
-    findings = check_connection(ean, commodity, attributes)
-    if findings:
-        raise _RowError(findings[0])
-    return ConnectionRecord(ean, commodity, valid_from, attributes)
 
 
 def _apply_secondary(row: Mapping[str, str], session: RegisterSession) -> ChangeOutcome:
@@ -420,24 +456,36 @@ def detect_kind(header: Iterable[str]) -> RecordKind | Finding:
 
 
 def import_csv(
-    session: RegisterSession, text: str, source: str, *, row_by_row: bool = False
+    session: RegisterSession,
+    text: str,
+    source: str,
+    *,
+    row_by_row: bool = False,
+    parallel_above: int = PARALLEL_ABOVE,
 ) -> ImportReport:
     """Import one register CSV (see module docstring for the transaction rule).
 
     ``row_by_row`` takes the one-row path for a connections file too: slower, the
-    reference the batch path is tested and measured against.
+    reference the batch path is tested and measured against. A connections file of
+    more than ``parallel_above`` rows is parsed and checked in worker processes.
     """
-    return _import_lines(session, io.StringIO(text), source, row_by_row)
+    return _import_lines(session, io.StringIO(text), source, row_by_row, parallel_above)
 
 
-def import_file(session: RegisterSession, path: Path, *, row_by_row: bool = False) -> ImportReport:
+def import_file(
+    session: RegisterSession,
+    path: Path,
+    *,
+    row_by_row: bool = False,
+    parallel_above: int = PARALLEL_ABOVE,
+) -> ImportReport:
     """Read ``path`` (UTF-8, BOM tolerated) as it is imported, and import it."""
     try:
         handle = path.open(encoding="utf-8-sig")
     except OSError as exc:
         raise RegisterError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        return _import_lines(session, handle, str(path), row_by_row)
+        return _import_lines(session, handle, str(path), row_by_row, parallel_above)
 
 
 _TOO_MANY_CELLS = Finding(
@@ -446,11 +494,16 @@ _TOO_MANY_CELLS = Finding(
 
 
 def _import_lines(
-    session: RegisterSession, lines: Iterable[str], source: str, row_by_row: bool
+    session: RegisterSession,
+    lines: Iterable[str],
+    source: str,
+    row_by_row: bool,
+    parallel_above: int,
 ) -> ImportReport:
     stream = iter(lines)
     first = next(stream, "")
-    reader = csv.DictReader(itertools.chain([first], stream))
+    stream = itertools.chain([first], stream)
+    reader = csv.DictReader(stream)
     kind = detect_kind(reader.fieldnames or [])
     if isinstance(kind, Finding):
         report = ImportReport(source=source, kind=None)
@@ -460,7 +513,8 @@ def _import_lines(
         return report
     report = ImportReport(source=source, kind=kind)
     if kind is RecordKind.CONNECTIONS and not row_by_row:
-        _import_connections(session, reader, report)
+        with _gc_paused():
+            _import_connections(session, reader, stream, report, parallel_above)
         return report
     apply = _APPLY[kind]
     line = 1
@@ -498,33 +552,239 @@ def _apply_one(
         return Finding("REG-import.row", f"the database refused the row: {exc}")
 
 
-_Passed = list[tuple[int, dict[str | None, object], ConnectionRecord]]
-_Refused = list[tuple[int, dict[str | None, object], Finding]]
+class _Source(NamedTuple):
+    """Where a record is in its chunk's lines, to read its cells again (rarely)."""
+
+    lines: list[str]
+    start: int
+    stop: int
+
+    def cells(self) -> list[str]:
+        return next(csv.reader(self.lines[self.start : self.stop]))
+
+
+_Passed = list[tuple[int, _Source, ConnectionRecord]]
+_Refused = list[tuple[int, str, Finding]]  # line, raw record, finding
+_Checked = list[tuple[str, str, date, Values, bool] | tuple[str, str, str] | None]
+"""Per record of a chunk: None for a blank line, what ``ConnectionRecord`` needs but
+``attributes``, or the refusing rule, message and raw record."""
+
+
+class _Chunk(NamedTuple):
+    """Consecutive records of a connections file as its text lines: where each record
+    starts in ``lines`` and the file line it ends on."""
+
+    lines: list[str]
+    starts: list[int]
+    ends: list[int]
+
+    def source(self, index: int) -> _Source:
+        stop = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.lines)
+        return _Source(self.lines, self.starts[index], stop)
+
+
+def _chunks(stream: Iterator[str], line: int) -> Iterator[_Chunk]:
+    """The records of ``stream`` (after line ``line``) by :data:`CHUNK_ROWS`, cut where
+    ``csv.reader`` ends a record: a line without a quote character is one record (or a
+    blank line); a record with one is read by ``csv.reader`` here, which takes the
+    following lines while a quoted cell spans them, and no more."""
+    chunk = _Chunk([], [], [])
+    for text in stream:
+        chunk.starts.append(len(chunk.lines))
+        chunk.lines.append(text)
+        if '"' in text:
+            record = csv.reader(_taking(text, stream, chunk.lines))
+            next(record, None)
+            line += record.line_num
+        else:
+            line += 1
+        chunk.ends.append(line)
+        if len(chunk.starts) >= CHUNK_ROWS:
+            yield chunk
+            chunk = _Chunk([], [], [])
+    if chunk.starts:
+        yield chunk
+
+
+def _taking(first: str, stream: Iterator[str], taken: list[str]) -> Iterator[str]:
+    """``first`` and then ``stream``, keeping what is taken from ``stream`` in ``taken``."""
+    yield first
+    for text in stream:
+        taken.append(text)
+        yield text
+
+
+def _picker(fieldnames: Sequence[str]) -> Callable[[list[str]], list[str]]:
+    """A function from a row's cells (no more than the header's) to its stripped cells
+    in the order of :data:`CONNECTION_COLUMNS` ("" where absent), as ``DictReader`` and
+    ``_text`` would read them (the last of two equal column names counts)."""
+    width = len(fieldnames)
+    where = {name: index for index, name in enumerate(fieldnames)}
+    get = operator.itemgetter(*[where.get(column, width) for column in CONNECTION_COLUMNS])
+    pad = [""] * (width + 1)
+
+    def pick(row: list[str]) -> list[str]:
+        return [cell.strip() for cell in get(row + pad[len(row) :])]
+
+    return pick
+
+
+def _check_rows(
+    fieldnames: Sequence[str], capacity_of: CapacityParser, lines: list[str]
+) -> _Checked:
+    """Read, parse and check connection records (REG-2..4, REG-7, REG-8, as
+    ``record_connection`` would): the part of the import a worker process can do."""
+    width = len(fieldnames)
+    pick = _picker(fieldnames)
+    checked: _Checked = []
+    for row in csv.reader(lines):
+        if not row:
+            checked.append(None)  # DictReader skips a blank line
+            continue
+        if len(row) > width:
+            finding = _TOO_MANY_CELLS
+        else:
+            try:
+                ean, commodity, valid_from, attributes = _connection_cells(pick(row), capacity_of)
+            except _RowError as exc:
+                finding = exc.finding
+            else:
+                findings = check_connection(ean, commodity, attributes)
+                if not findings:
+                    values, sound = prepare(attributes)
+                    checked.append((ean, commodity.value, valid_from, values, sound))
+                    continue
+                finding = findings[0]
+        checked.append((finding.rule, finding.message, _raw(_dict_row(fieldnames, row))))
+    return checked
+
+
+_IN_WORKER: dict[str, CapacityParser] = {}
+"""A worker process's capacity parser, set when it starts."""
+
+
+def _start_worker(classes: CapacityClasses) -> None:
+    gc.disable()  # see _gc_paused; the worker only parses, and frees by reference count
+    _IN_WORKER["capacity_of"] = capacity_parser(classes)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cycle collector off while a connections file goes in: the import keeps
+    hundreds of thousands of small objects alive at a time, which the collector would
+    walk over and over (a third of the time of this process on a large file) for no
+    garbage; what is freed, is freed by reference count. Restored afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check_in_worker(fieldnames: Sequence[str], lines: list[str]) -> _Checked:
+    return _check_rows(fieldnames, _IN_WORKER["capacity_of"], lines)
+
+
+def _worker_count() -> int:
+    """Worker processes for a large file: the cores but one (the database writer's)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores - 1, MAX_WORKERS))
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """ "fork" on Linux while this process runs no other thread (then a fork copies
+    nothing half-done), else "spawn"; the workers import this module either way."""
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _checked_chunks(
+    chunks: Iterator[_Chunk],
+    fieldnames: Sequence[str],
+    classes: CapacityClasses,
+    parallel_above: int,
+) -> Iterator[tuple[_Chunk, _Checked]]:
+    """Each chunk with its checked rows, in file order. A file of more than
+    ``parallel_above`` rows is checked by worker processes, a few chunks ahead of the
+    caller writing them to the database; a smaller one here."""
+    ahead: list[_Chunk] = []
+    for chunk in chunks:
+        ahead.append(chunk)
+        if sum(len(c.starts) for c in ahead) > parallel_above:
+            break
+    else:  # a small file
+        capacity_of = capacity_parser(classes)
+        for chunk in ahead:
+            yield chunk, _check_rows(fieldnames, capacity_of, chunk.lines)
+        return
+    workers = _worker_count()
+    pool = ProcessPoolExecutor(
+        workers, _process_context(), initializer=_start_worker, initargs=(classes,)
+    )
+    try:
+        pending: collections.deque[tuple[_Chunk, Future[_Checked]]] = collections.deque()
+        for chunk in itertools.chain(ahead, chunks):
+            pending.append((chunk, pool.submit(_check_in_worker, fieldnames, chunk.lines)))
+            if len(pending) > 2 * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _import_connections(
-    session: RegisterSession, reader: csv.DictReader[str], report: ImportReport
+    session: RegisterSession,
+    reader: csv.DictReader[str],
+    stream: Iterator[str],
+    report: ImportReport,
+    parallel_above: int,
 ) -> None:
-    """The batch path for a connections file (see the module docstring)."""
-    capacity_of = capacity_parser(session.rules.classes)
+    """The batch path for a connections file (see the module docstring); ``reader``
+    has read the header from ``stream``."""
+    fieldnames = list(reader.fieldnames or [])
+    classes = session.rules.classes
+    capacity_of = capacity_parser(classes)
+    pick = _picker(fieldnames)
+    chunks = _chunks(stream, reader.line_num)
     passed: _Passed = []
     refused: _Refused = []
-    line = 1
-    for row in reader:
-        line += 1
-        report.rows += 1
-        if None in row:  # more cells than header columns
-            refused.append((line, row, _TOO_MANY_CELLS))
-        else:
-            try:
-                passed.append((line, row, _checked_connection(row, capacity_of)))
-            except _RowError as exc:
-                refused.append((line, row, exc.finding))
-        line = reader.line_num
-        if len(passed) + len(refused) >= BATCH_ROWS:
-            _record_batch(session, report.source, passed, refused).add_to(report)
-            passed, refused = [], []
-    _record_batch(session, report.source, passed, refused).add_to(report)
+    line = 2  # where the next record starts: after the previous one, blank lines and all
+    for chunk, checked in _checked_chunks(chunks, fieldnames, classes, parallel_above):
+        assert len(checked) == len(chunk.starts)  # one result per record
+        for index, result in enumerate(checked):
+            if result is None:
+                continue
+            report.rows += 1
+            if len(result) == 3:
+                rule, message, raw = result
+                refused.append((line, raw, Finding(rule, message)))
+            else:
+                ean, commodity, valid_from, values, sound = result
+                source = chunk.source(index)
+                rebuild = functools.partial(_attributes_of, pick, capacity_of, source)
+                record = ConnectionRecord(ean, commodity, valid_from, values, sound, rebuild)
+                passed.append((line, source, record))
+            line = chunk.ends[index] + 1
+            if len(passed) + len(refused) >= BATCH_ROWS:
+                _record_batch(session, report.source, fieldnames, passed, refused).add_to(report)
+                passed, refused = [], []
+    _record_batch(session, report.source, fieldnames, passed, refused).add_to(report)
+
+
+def _attributes_of(
+    pick: Callable[[list[str]], list[str]], capacity_of: CapacityParser, source: _Source
+) -> ConnectionAttributes:
+    """A checked record's state again, for the rows that go through ``record_connection``."""
+    return _connection_cells(pick(source.cells()), capacity_of)[3]
 
 
 @dataclass
@@ -541,20 +801,35 @@ class _BatchOutcome:
 
 
 def _record_batch(
-    session: RegisterSession, source: str, passed: _Passed, refused: _Refused
+    session: RegisterSession,
+    source: str,
+    fieldnames: Sequence[str],
+    passed: _Passed,
+    refused: _Refused,
 ) -> _BatchOutcome:
     """Record the rows that passed in one go, or one by one when the database refuses
     the batch; quarantine every refusal in line order."""
     results = _record_halving(session, [record for _, _, record in passed])
     counts = dict.fromkeys(ChangeOutcome, 0)
-    for (line, row, _), result in zip(passed, results, strict=True):
+    for (line, where, _), result in zip(passed, results, strict=True):
         if isinstance(result, Finding):
-            refused.append((line, row, result))
+            refused.append((line, _raw(_dict_row(fieldnames, where.cells())), result))
         else:
             counts[result] += 1
     refused.sort(key=lambda r: r[0])
-    session.quarantine_many(source, ((line, _raw(row), f) for line, row, f in refused))
+    session.quarantine_many(source, refused)
     return _BatchOutcome(counts, [RowRefusal(line, f.rule, f.message) for line, _, f in refused])
+
+
+def _dict_row(fieldnames: Sequence[str], row: list[str]) -> dict[str | None, object]:
+    """The row as ``csv.DictReader`` gives it (extra cells under None, missing ones None)."""
+    mapping: dict[str | None, object] = dict(zip(fieldnames, row, strict=False))
+    if len(fieldnames) < len(row):
+        mapping[None] = row[len(fieldnames) :]
+    else:
+        for name in fieldnames[len(row) :]:
+            mapping[name] = None
+    return mapping
 
 
 def _record_halving(
@@ -577,7 +852,7 @@ def _record_halving(
 
 def _recorder(session: RegisterSession, record: ConnectionRecord) -> Callable[[], ChangeOutcome]:
     return lambda: session.record_connection(
-        record.ean, record.commodity, record.attributes, record.valid_from
+        record.ean, Commodity(record.commodity), record.attributes(), record.valid_from
     )
 
 
