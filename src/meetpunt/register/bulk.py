@@ -23,6 +23,7 @@ retry it row by row.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -297,9 +298,8 @@ def _write(
                     ids[(row.ean, row.commodity)] = row.id
         points = [primary_point_row(ean, ids[(ean, commodity)]) for ean, commodity in new_keys]
         columns = tuple(points[0])
-        _insert_rows(
-            db, t.allocation_point, columns, [tuple(p[c] for c in columns) for p in points]
-        )
+        values_of = operator.itemgetter(*columns)
+        _insert_rows(db, t.allocation_point, columns, [values_of(p) for p in points])
     cv = t.connection_version
     changed = [
         {"version_id": v.id, "new_valid_to": v.valid_to}

@@ -14,12 +14,15 @@ crash) none of it, and rerunning the file is harmless because recording an uncha
 version changes nothing.
 
 Connections files go in by batches of :data:`BATCH_ROWS` rows: each row is parsed and
-checked here, and the rows that pass are recorded together by
+checked (``_check_rows``), and the rows that pass are recorded together by
 :mod:`meetpunt.register.bulk` inside one SAVEPOINT. When the database refuses the batch
 (a value too long for its column, say), the batch is undone and recorded again in
 halves, down to a few rows recorded one by one, each in a SAVEPOINT of its own, so
-only the bad row is refused. Secondary points and contracts files (small) take the
-one-row path throughout.
+only the bad row is refused. A file of more than :data:`PARALLEL_ABOVE` rows is parsed
+and checked in worker processes, :data:`CHUNK_ROWS` text lines at a time cut at record
+ends, while this process writes the previous chunks; the results come back in file
+order, so the outcome is the same as checking here. Secondary points and contracts
+files (small) take the one-row path throughout.
 """
 
 from __future__ import annotations
