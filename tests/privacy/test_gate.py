@@ -472,3 +472,130 @@ def test_a_failed_grant_write_leaves_no_decision_behind(
     with register.session() as s:
         assert [r.seq for r in audit.records(s.db)] == [1]
         assert not audit.verify(s.db)
+
+
+def _refused_reads(register: Register) -> list[tuple[str, ...]]:
+    with register.session() as s:
+        assert not audit.verify(s.db)
+        return [
+            r.entry.rules
+            for r in audit.records(s.db)
+            if (r.entry.event, r.entry.outcome) == ("read", "refused")
+        ]
+
+
+def test_a_grant_cannot_be_changed_to_read_more(world) -> None:  # type: ignore[no-untyped-def]
+    """PRV-1.grant: a grant's connections cannot be changed, and a grant changed
+    anyway (``object.__setattr__``) after it read is checked again and reads nothing."""
+    from dataclasses import FrozenInstanceError
+    from types import MappingProxyType
+
+    register, store = world
+    gate = _gate(register, store)
+    grant = gate.request(_uc3((E3X25,), days=2))
+    other = gate.request(_uc3((E1X25,), days=2, first=T0 + timedelta(days=3)))
+    assert isinstance(grant, Grant) and isinstance(other, Grant)
+    e1 = other.connection_ids[E1X25]
+    with pytest.raises(TypeError):
+        grant.connection_ids[E1X25] = e1  # type: ignore[index]
+    with pytest.raises(FrozenInstanceError):
+        grant.connection_ids = {E3X25: grant.connection_ids[E3X25], E1X25: e1}  # type: ignore[misc]
+    assert grant.read("quarter_hours").num_rows == 2 * 96  # checked once, then in memory
+    wider = {**grant.connection_ids, E1X25: e1}
+    object.__setattr__(grant, "connection_ids", MappingProxyType(wider))
+    with pytest.raises(GateError) as refused:
+        grant.read("quarter_hours")
+    assert refused.value.rules == ("PRV-1.grant",)
+    object.__setattr__(grant, "connection_ids", {E3X25: e1})  # a plain, mutable dict
+    with pytest.raises(GateError):
+        grant.read("quarter_hours")
+    assert _refused_reads(register) == [("PRV-1.grant",), ("PRV-1.grant",)]
+
+
+def test_a_grant_with_another_request_or_decision_reads_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    """PRV-1.grant: replacing a grant's decision or request (a longer period, another
+    kind, another party, another decision's audit record) is refused and audited."""
+    register, store = world
+    gate = _gate(register, store)
+    grant = gate.request(_uc3((E3X25,), days=2))
+    assert isinstance(grant, Grant)
+    decision, request = grant.decision, grant.request
+    longer = replace(request, period=_period(10, T0 - timedelta(days=2)))
+    forged = [
+        replace(grant, decision=replace(decision, request=longer)),
+        replace(grant, decision=replace(decision, request=replace(request, party=APP))),
+        replace(grant, decision=replace(decision, audit_seq=(decision.audit_seq or 0) + 1)),
+        replace(grant, decision=replace(decision, request=replace(request, purpose="UC5"))),
+    ]
+    for fake in forged:
+        with pytest.raises(GateError) as refused:
+            fake.read("quarter_hours")
+        assert refused.value.rules == ("PRV-1.grant",)
+    object.__setattr__(grant, "decision", replace(decision, request=longer))
+    with pytest.raises(GateError):
+        grant.read("quarter_hours")
+    assert _refused_reads(register) == [("PRV-1.grant",)] * 5
+
+
+def test_a_hand_made_grant_reads_nothing_and_is_audited(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """PRV-1.grant: a :class:`Grant` built by hand, with an audit record the gate never
+    wrote or one that refused, reads, exports, aggregates and deletes nothing."""
+    register, store = world
+    gate = _gate(register, store)
+    refused = gate.request(_uc3((E3X25,), days=11))
+    assert isinstance(refused, Decision) and not refused.granted
+    with register.session() as s:
+        e3 = s.db.execute(
+            select(schema.connection.c.id).where(schema.connection.c.ean == E3X25)
+        ).scalar_one()
+    rule = load_catalogue().get("UC3")
+    assert rule is not None
+    request = _uc3((E3X25,), days=2)
+    fakes = [
+        Grant(Decision(request, (), 999), rule, {E3X25: e3}, gate),
+        Grant(Decision(request, (), None), rule, {E3X25: e3}, gate),
+        Grant(Decision(request, (), refused.audit_seq), rule, {E3X25: e3}, gate),
+    ]
+    for fake in fakes:
+        with pytest.raises(GateError) as stopped:
+            fake.read("quarter_hours")
+        assert stopped.value.rules == ("PRV-1.grant",)
+    with pytest.raises(GateError):
+        fakes[0].export("quarter_hours", tmp_path / "copy.parquet")
+    with pytest.raises(GateError):
+        fakes[0].finish()
+    assert not (tmp_path / "copy.parquet").exists()
+    with register.session() as s:
+        reads = [r for r in audit.records(s.db) if r.entry.event == "read"]
+        assert not audit.verify(s.db)
+    assert [(r.entry.outcome, r.entry.rules) for r in reads] == [("refused", ("PRV-1.grant",))] * 5
+    assert reads[0].entry.detail["audit_seq"] == 999
+
+
+def test_a_faithful_copy_of_a_grant_reads_as_the_grant(world) -> None:  # type: ignore[no-untyped-def]
+    """A grant that matches the gate's stored record reads exactly what it granted,
+    whether the object the gate returned or an equal one built from it."""
+    register, store = world
+    grant = _gate(register, store).request(_uc3((E3X25,), days=2))
+    assert isinstance(grant, Grant)
+    first = grant.read("quarter_hours")
+    again = replace(grant).read("quarter_hours")
+    assert first.equals(again) and first.num_rows == 2 * 96
+    assert _refused_reads(register) == []
+
+
+def test_grants_are_checked_alike_on_both_engines(register: Register) -> None:
+    """The stored-record check (one query) passes a real grant and refuses a forged one
+    on SQLite and PostgreSQL; with no store the real one gets as far as the store."""
+    with register.session() as s:
+        _setup(s)
+    gate = _gate(register, None)
+    grant = gate.request(_uc3((E3X25,), days=2))
+    assert isinstance(grant, Grant)
+    with pytest.raises(GateError) as no_store:
+        grant.read("quarter_hours")
+    assert no_store.value.rules == ()
+    later = replace(grant.request, period=_period(2, T0 + timedelta(days=1)))
+    with pytest.raises(GateError) as forged:
+        replace(grant, decision=replace(grant.decision, request=later)).read("quarter_hours")
+    assert forged.value.rules == ("PRV-1.grant",)

@@ -22,10 +22,11 @@ instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ClauseElement
@@ -225,6 +226,11 @@ class Gate:
     store: MeterStore | None
     catalogue: Catalogue
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    checked_grants: WeakKeyDictionary[Grant, tuple[Decision, PurposeRule, dict[str, int]]] = field(
+        default_factory=WeakKeyDictionary, init=False, repr=False, compare=False
+    )
+    """Each grant object checked against the stored record, with what was checked
+    (:meth:`Grant.read` and the other readers; PRV-1)."""
 
     @property
     def register_view(self) -> RegisterView:

@@ -1,9 +1,11 @@
 """What a granted request may read, and nothing more (PRV-1, PRV-4..6).
 
 A :class:`Grant` comes only from :meth:`meetpunt.privacy.gate.Gate.request`. Its
-readers return exactly the granted connections, kinds and period; each one checks its
-own limit first (a refused read is audited and raises), reads through the hub store's
-API, and writes what left to the audit log (PRV-7).
+readers return exactly the granted connections, kinds and period; each one first checks
+the grant against what the gate stored for its decision (``PRV-1.grant``: a changed or
+hand-made grant reads nothing), then its own limit (a refused read is audited and
+raises), reads through the hub store's API, and writes what left to the audit log
+(PRV-7).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, NoReturn
 
 import pyarrow as pa
@@ -35,18 +38,62 @@ class GateError(MeetpuntError):
     """A read the grant does not allow (``meetpunt.privacy``)."""
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Grant:
-    """What a granted request may read: exactly its connections, kinds and period."""
+    """What a granted request may read: exactly its connections, kinds and period.
+
+    Immutable (``connection_ids`` is a read-only view of a private copy), and checked
+    before every read against the gate's stored record of its decision: the
+    ``privacy_grant`` rows under ``decision.audit_seq`` and that audit record. A grant
+    that differs from it, or that the gate never issued, reads nothing: the refusal is
+    audited (``PRV-1.grant``) and raises :class:`GateError`.
+    """
 
     decision: Decision
     rule: PurposeRule
     connection_ids: Mapping[str, int]
     gate: Gate
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "connection_ids", MappingProxyType(dict(self.connection_ids)))
+
     @property
     def request(self) -> AccessRequest:
         return self.decision.request
+
+    def _check(self) -> None:
+        """Refuse (audited, ``PRV-1.grant``) unless this grant is what the gate stored
+        for its decision. The gate remembers a grant object it checked together with
+        what it checked, so later reads compare in memory, and any change to the
+        object since, even through ``object.__setattr__``, is checked again."""
+        checked = self.gate.checked_grants.get(self)
+        decision, rule, ids = self.decision, self.rule, self.connection_ids
+        if (
+            checked is not None
+            and checked[0] is decision
+            and checked[1] is rule
+            and isinstance(ids, MappingProxyType)
+            and checked[2] == dict(ids)
+        ):
+            return
+        request = decision.request
+        why: str | None
+        if not isinstance(ids, MappingProxyType):
+            why = "the grant's connections are not its own read-only copy"
+        elif decision.findings:
+            why = "the grant's decision was refused"
+        elif rule != self.gate.catalogue.get(request.purpose) or rule.id != request.purpose:
+            why = f"the grant's rule is not the catalogue's {request.purpose}"
+        else:
+            with self.gate.register.session() as session:
+                why = grants.mismatch(session.db, decision.audit_seq, rule.id, request, ids)
+        if why is not None:
+            finding = Finding("PRV-1.grant", f"this grant is not what the gate granted: {why}")
+            self.gate.record(
+                request, "read", "refused", [finding.rule], audit_seq=decision.audit_seq
+            )
+            raise GateError(finding.message, [finding])
+        self.gate.checked_grants[self] = (decision, rule, dict(ids))
 
     def _refuse(self, rule: str, message: str) -> NoReturn:
         self.gate.refuse_read(self.request, Finding(f"{self.rule.id}.{rule}", message))
@@ -73,6 +120,7 @@ class Grant:
         """The granted rows of one kind (PRV-1), audited as a read; aggregate-only
         purposes get :meth:`aggregate`, never rows (``<UC>.aggregate``); a consent that
         was revoked since the grant stops the read (PRV-4)."""
+        self._check()
         self._kind_covered(kind)
         if self.rule.aggregate is not None:
             self._refuse(
@@ -114,6 +162,7 @@ class Grant:
         the register does not list as smart answers ``None`` (unknown: a traditional
         meter cannot be asked). Audited as a read of ``voltage_presence``.
         """
+        self._check()
         request = self.request
         if VOLTAGE_PRESENCE not in request.kinds:
             self._refuse("kinds", f"this grant does not cover {VOLTAGE_PRESENCE}")
@@ -137,6 +186,7 @@ class Grant:
         control (PRV-6): only cells with enough connections, none dominant, and none
         that differs from an earlier release by fewer than k leave; the connection sets
         stay in the gate (the history and the audit log)."""
+        self._check()
         rule = self.rule.aggregate
         if rule is None:
             self._refuse("aggregate", f"{self.rule.id} reads rows, not aggregates")
@@ -206,6 +256,7 @@ class Grant:
     def finish(self) -> list[retention.DeletedCopy]:
         """The analysis is done: delete this grant's copies when the purpose says so
         (UC7: the source data goes right after the analysis)."""
+        self._check()
         if self.gate.expiry(self.rule) > self.gate.clock():
             return []
         with self.gate.register.session() as session:

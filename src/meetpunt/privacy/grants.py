@@ -161,3 +161,64 @@ def record_copy(
             audit_seq=audit_seq, purpose=purpose, path=str(path), expires_at=expires
         )
     )
+
+
+_a = t.audit_log
+_STORED = (
+    select(
+        _a.c.event,
+        _a.c.outcome,
+        _a.c.connections,
+        _g.c.connection_id,
+        _g.c.party,
+        _g.c.purpose,
+        _g.c.kinds,
+        _g.c.period_start,
+        _g.c.period_end,
+    )
+    .select_from(_a)
+    .outerjoin(
+        _g,
+        (_g.c.audit_seq == _a.c.seq) & _g.c.connection_id.in_(bindparam("ids", expanding=True)),
+    )
+    .where(_a.c.seq == bindparam("seq"))
+)
+
+
+def mismatch(
+    db: Connection,
+    audit_seq: int | None,
+    purpose: str,
+    request: AccessRequest,
+    connection_ids: Mapping[str, int],
+) -> str | None:
+    """Why a grant for ``purpose`` that says it may read ``connection_ids`` under
+    ``request`` is not what the gate granted under audit record ``audit_seq``, or
+    ``None`` when it is (PRV-1). One query, by the audit log's key and the grant rows'
+    connection index: the record must be a granted decision naming exactly these EANs,
+    and each connection must have its grant row under that record with this party,
+    purpose, kinds and period."""
+    if audit_seq is None:
+        return "the grant names no decision"
+    ids = list(connection_ids.values())
+    found = db.execute(_STORED, {"seq": audit_seq, "ids": ids}).all()
+    if not found:
+        return f"the gate recorded no decision {audit_seq}"
+    first = found[0]
+    if (first.event, first.outcome) != ("decision", "granted"):
+        return f"audit record {audit_seq} is not a granted decision"
+    if set(json.loads(first.connections)) != set(connection_ids):
+        return f"decision {audit_seq} did not grant these connections"
+    rows = [row for row in found if row.connection_id is not None]
+    stored = {row.connection_id for row in rows}
+    if len(set(ids)) != len(ids) or stored != set(ids) or len(rows) != len(ids):
+        return f"decision {audit_seq} did not grant these connections"
+    kinds = json.dumps(sorted(request.kinds))
+    period = request.period
+    for row in rows:
+        if (row.party, row.purpose, row.kinds) != (request.party.id, purpose, kinds) or (
+            stored_utc(row.period_start),
+            stored_utc(row.period_end),
+        ) != (period.start, period.end):
+            return f"decision {audit_seq} granted another party, purpose, kinds or period"
+    return None
