@@ -12,7 +12,9 @@
 
 Everything of one source happens in one DuckDB transaction and the ``batch`` row is
 its last write, so a crash leaves no half batch and a rerun completes it; the same
-source ingested twice changes nothing.
+source ingested twice changes nothing, unless records of it are in quarantine: those
+are tried again (the register may know their connection by now), and the ones that
+pass are stored and their quarantine rows marked resolved.
 """
 
 from __future__ import annotations
@@ -161,6 +163,8 @@ class BatchReport:
     batch: int | None
     already_ingested: bool = False
     kinds: dict[str, KindReport] = field(default_factory=dict)
+    retry_of: int | None = None
+    """The batch of the same source whose quarantined records this one tried again."""
 
     def total(self, attribute: str) -> int:
         return sum(int(getattr(k, attribute)) for k in self.kinds.values())
@@ -177,6 +181,7 @@ class BatchReport:
             "source": self.source,
             "batch": self.batch,
             "already_ingested": self.already_ingested,
+            "retry_of": self.retry_of,
             "rows": self.total("rows"),
             "accepted": self.total("accepted"),
             "duplicates": self.total("duplicates"),
@@ -206,7 +211,8 @@ class Ingestor:
     """Ingests sources into one store against one register snapshot.
 
     ``now`` is the ingestion moment for the clock check (MTR-5.clock); ``on_begin`` is
-    called with the source name when its transaction starts (progress, crash tests).
+    called with the source name when its transaction starts (progress, crash tests);
+    for a retry of quarantined records, once it is known to change something.
     """
 
     store: MeterStore
@@ -216,53 +222,142 @@ class Ingestor:
     on_begin: Callable[[str], None] | None = None
 
     def ingest(self, source: SourceData) -> BatchReport:
-        """Ingest one source as one batch; a source whose bytes were committed before is
-        skipped as a whole (every row a duplicate)."""
+        """Ingest one source as one batch. A source whose bytes were committed before is
+        skipped as a whole (every row a duplicate), unless records of it are still in
+        quarantine: then only those are tried again (see :meth:`_retry`)."""
         done = self.store.committed_batch(source.sha256) if source.sha256 else None
         if done is not None:
-            report = BatchReport(source.source, done, already_ingested=True)
-            for name, table in source.tables.items():
-                report.kinds[name] = KindReport(rows=table.num_rows, duplicates=table.num_rows)
-            if source.refused:
-                kind_name = source.refused[0].kind
-                k = report.kinds.setdefault(kind_name, KindReport())
-                k.rows += len(source.refused)
-                k.duplicates += len(source.refused)
-            return report
+            pending = self.store.unresolved_refusals(source.sha256)
+            if pending:
+                return self._retry(source, done, pending)
+            return _skipped(source, done)
         if self.on_begin is not None:
             self.on_begin(source.source)
         with self.store.transaction() as con:
             batch = _next_batch(con)
             report = BatchReport(source.source, batch)
-            refused = [_refusal_table(source.refused)]
-            for refusal in source.refused:
-                k = report.kinds.setdefault(refusal.kind, KindReport())
-                k.rows += 1
-                k.quarantined[refusal.rule] += 1
-            order = sorted(
-                source.tables,
-                key=lambda n: (READINGS_FIRST.index(n) if n in READINGS_FIRST else 99, n),
-            )
-            for name in order:
-                kind = KINDS[name]
-                k = report.kinds.setdefault(name, KindReport())
-                refused.append(self._ingest_table(con, kind, source.tables[name], batch, k))
-            _write_quarantine(con, batch, source.source, refused)
-            con.execute(
-                "INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    batch,
-                    source.source,
-                    source.sha256,
-                    self.now.astimezone(UTC).replace(tzinfo=None),
-                    report.total("rows"),
-                    report.total("accepted"),
-                    report.total("duplicates"),
-                    report.total("estimated"),
-                    sum(report.quarantined.values()),
-                ],
-            )
+            refused = self._validate_and_store(con, source, batch, report)
+            _write_quarantine(con, batch, source.source, [refused])
+            self._batch_row(con, source, report)
         return report
+
+    def _retry(
+        self, source: SourceData, done: int, pending: Sequence[tuple[int, str, int, str, str]]
+    ) -> BatchReport:
+        """Try again the records of a committed source that are still in quarantine
+        (the register may know their connection now, a P1 capture may come with the
+        right EAN): its other records are stored already and count as duplicates.
+
+        One transaction, as a first ingest: the records that pass now are stored, their
+        quarantine rows get ``resolved_by`` (this batch) and ``resolved_at``; a record
+        refused again for the same rule keeps its quarantine row (no second one), one
+        refused for another rule resolves the old row and gets a new one. The batch row
+        names the batch retried (``retry_of``). When nothing changes, nothing is
+        written and the report is that of a skipped source."""
+        records = {(kind, record) for _, kind, record, _, _ in pending}
+        retry = SourceData(source.source, source.sha256)
+        skipped: Counter[str] = Counter()
+        for name, read in source.tables.items():
+            table = read
+            if "record" not in table.column_names:  # numbered by position, as in quarantine
+                positions = np.arange(1, table.num_rows + 1, dtype=np.int64)
+                table = table.append_column("record", pa.array(positions))
+            numbers = table.column("record").combine_chunks().fill_null(0).to_numpy()
+            wanted = np.array([r for k, r in records if k == name], dtype=np.int64)
+            retry.tables[name] = table.filter(pa.array(np.isin(numbers, wanted)))
+            skipped[name] += table.num_rows - retry.tables[name].num_rows
+        for refusal in source.refused:
+            if (refusal.kind, refusal.record) in records:
+                retry.refused.append(refusal)
+            else:
+                skipped[refusal.kind] += 1
+        try:
+            with self.store.transaction() as con:
+                batch = _next_batch(con)
+                report = BatchReport(source.source, batch, retry_of=done)
+                refused = self._validate_and_store(con, retry, batch, report)
+                open_rows: dict[tuple[str, int, str, str], list[int]] = {}
+                for rowid, kind, record, ean, rule in pending:
+                    open_rows.setdefault((kind, record, ean, rule), []).append(rowid)
+                again = [
+                    open_rows[key].pop() if open_rows.get(key) else -1
+                    for key in zip(
+                        refused.column("kind").to_pylist(),
+                        refused.column("record").to_pylist(),
+                        refused.column("ean").to_pylist(),
+                        refused.column("rule").to_pylist(),
+                        strict=True,
+                    )
+                ]
+                resolved = [rowid for rows in open_rows.values() for rowid in rows]
+                if not resolved and report.total("accepted") == 0 and -1 not in again:
+                    raise _UnchangedError
+                if self.on_begin is not None:  # only a retry that changes something
+                    self.on_begin(source.source)
+                at = self.now.astimezone(UTC).replace(tzinfo=None)
+                if resolved:
+                    con.register("resolved", pa.table({"id": pa.array(resolved, pa.int64())}))
+                    con.execute(
+                        "UPDATE quarantine SET resolved_by = ?, resolved_at = ? "
+                        "WHERE rowid IN (SELECT id FROM resolved)",
+                        [batch, at],
+                    )
+                    con.unregister("resolved")
+                new = refused.filter(pa.array([rowid == -1 for rowid in again], pa.bool_()))
+                _write_quarantine(con, batch, source.source, [new])
+                for name, count in skipped.items():
+                    k = report.kinds.setdefault(name, KindReport())
+                    k.rows += count
+                    k.duplicates += count
+                self._batch_row(con, source, report, retry_of=done)
+        except _UnchangedError:
+            return _skipped(source, done)
+        return report
+
+    def _validate_and_store(
+        self, con: duckdb.DuckDBPyConnection, source: SourceData, batch: int, report: BatchReport
+    ) -> pa.Table:
+        """Check and store every row of ``source`` under ``batch``: its refusals (the
+        reader's and the checks') in quarantine layout, counted in ``report``."""
+        refused = [_refusal_table(source.refused)]
+        for refusal in source.refused:
+            k = report.kinds.setdefault(refusal.kind, KindReport())
+            k.rows += 1
+            k.quarantined[refusal.rule] += 1
+        order = sorted(
+            source.tables,
+            key=lambda n: (READINGS_FIRST.index(n) if n in READINGS_FIRST else 99, n),
+        )
+        for name in order:
+            kind = KINDS[name]
+            k = report.kinds.setdefault(name, KindReport())
+            refused.append(self._ingest_table(con, kind, source.tables[name], batch, k))
+        return pa.concat_tables(refused)
+
+    def _batch_row(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: SourceData,
+        report: BatchReport,
+        retry_of: int | None = None,
+    ) -> None:
+        """The batch row, the batch's last write: the source is done when it is."""
+        con.execute(
+            "INSERT INTO batch (id, source, sha256, committed_at, rows, accepted, duplicates, "
+            "estimated, quarantined, retry_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                report.batch,
+                source.source,
+                source.sha256,
+                self.now.astimezone(UTC).replace(tzinfo=None),
+                report.total("rows"),
+                report.total("accepted"),
+                report.total("duplicates"),
+                report.total("estimated"),
+                sum(report.quarantined.values()),
+                retry_of,
+            ],
+        )
 
     def ingest_all(self, sources: Iterable[SourceData]) -> list[BatchReport]:
         """Ingest sources one after another, each its own batch."""
@@ -331,6 +426,23 @@ class Ingestor:
                 report.estimated += estimated
                 report.gaps_missing += missing
         return _refusals(con, kind, table, refused, report)
+
+
+class _UnchangedError(Exception):
+    """A retry that would change nothing: its transaction is rolled back."""
+
+
+def _skipped(source: SourceData, done: int) -> BatchReport:
+    """The report of a source committed before (batch ``done``) that changes nothing:
+    every row counts as a duplicate (records still refused stay in quarantine once)."""
+    report = BatchReport(source.source, done, already_ingested=True)
+    for name, table in source.tables.items():
+        report.kinds[name] = KindReport(rows=table.num_rows, duplicates=table.num_rows)
+    for refusal in source.refused:
+        k = report.kinds.setdefault(refusal.kind, KindReport())
+        k.rows += 1
+        k.duplicates += 1
+    return report
 
 
 _CONFLICT_IN_BATCH = (
@@ -910,7 +1022,8 @@ def _write_quarantine(
         return
     con.register("refused", table)
     con.execute(
-        "INSERT INTO quarantine SELECT ?, kind, ?, record, ean, rule, message, raw FROM refused",
+        "INSERT INTO quarantine (batch, kind, source, record, ean, rule, message, raw) "
+        "SELECT ?, kind, ?, record, ean, rule, message, raw FROM refused",
         [batch, source],
     )
     con.unregister("refused")

@@ -5,7 +5,8 @@ register's integer connection id; times are ``TIMESTAMP`` values holding UTC (no
 zone casts inside the database: local-time logic goes through the calendar). Beside
 them: ``batch`` (one row per committed source, with its SHA-256 and counts), ``quality``
 (what each row's quality code means: status, rule, method),
-``quarantine`` (refused records with rule, message and the raw record), ``finding``
+``quarantine`` (refused records with rule, message and the raw record; ``resolved_by``
+and ``resolved_at`` name the batch that stored the record on a retry), ``finding``
 (checks that failed on stored values: gaps, meter swaps), ``correction`` (earlier
 versions of values that a later one replaced) and ``retention_log`` (what retention
 deleted).
@@ -32,19 +33,31 @@ from meetpunt.errors import MeterDataError, StoreUnavailableError
 from meetpunt.meterdata.kinds import KINDS, QUALITIES, UTC_US
 
 STORE_ENV = "MEETPUNT_STORE"
-SCHEMA_VERSION = "1"
-"""Layout version of the store's tables; a store of another version is refused."""
+SCHEMA_VERSION = "2"
+"""Layout version of the store's tables; a store of an older version listed in
+``_MIGRATIONS`` is brought up to date when opened for writing, any other is refused."""
+
+_MIGRATIONS: dict[str, tuple[str, ...]] = {
+    # 1 -> 2: refused records are retried (quarantine resolution, the batch retried)
+    "1": (
+        "ALTER TABLE batch ADD COLUMN retry_of INTEGER",
+        "ALTER TABLE quarantine ADD COLUMN resolved_by INTEGER",
+        "ALTER TABLE quarantine ADD COLUMN resolved_at TIMESTAMP",
+    ),
+}
 
 _SUPPORT_TABLES = (
     "CREATE SEQUENCE IF NOT EXISTS batch_id START 1",
     """CREATE TABLE IF NOT EXISTS batch (
         id INTEGER PRIMARY KEY, source VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
         committed_at TIMESTAMP NOT NULL, rows BIGINT NOT NULL, accepted BIGINT NOT NULL,
-        duplicates BIGINT NOT NULL, estimated BIGINT NOT NULL, quarantined BIGINT NOT NULL)""",
+        duplicates BIGINT NOT NULL, estimated BIGINT NOT NULL, quarantined BIGINT NOT NULL,
+        retry_of INTEGER)""",
     """CREATE TABLE IF NOT EXISTS quarantine (
         batch INTEGER NOT NULL, kind VARCHAR NOT NULL, source VARCHAR NOT NULL,
         record BIGINT NOT NULL, ean VARCHAR NOT NULL, rule VARCHAR NOT NULL,
-        message VARCHAR NOT NULL, raw VARCHAR NOT NULL)""",
+        message VARCHAR NOT NULL, raw VARCHAR NOT NULL, resolved_by INTEGER,
+        resolved_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS finding (
         batch INTEGER NOT NULL, kind VARCHAR NOT NULL, connection INTEGER NOT NULL,
         "from" TIMESTAMP NOT NULL, "until" TIMESTAMP NOT NULL, rule VARCHAR NOT NULL,
@@ -106,6 +119,17 @@ class MeterStore:
             "SELECT id FROM batch WHERE sha256 = ? ORDER BY id LIMIT 1", [sha256]
         ).fetchall()
         return int(rows[0][0]) if rows else None
+
+    def unresolved_refusals(self, sha256: str) -> list[tuple[int, str, int, str, str]]:
+        """The quarantined records of the source with these bytes that no later batch
+        stored: (rowid, kind, record, EAN, rule), in quarantine order."""
+        rows = self.con.execute(
+            "SELECT q.rowid, q.kind, q.record, q.ean, q.rule FROM quarantine q "
+            "WHERE q.resolved_by IS NULL AND q.batch IN (SELECT id FROM batch WHERE sha256 = ?) "
+            "ORDER BY q.batch, q.rowid",
+            [sha256],
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
 
     def read(self, kind_name: str, where: str = "", params: list[Any] | None = None) -> pa.Table:
         """A curated table with each value's status, rule and method (MTR-5), optionally
@@ -202,7 +226,13 @@ def open_store(path: Path | str | None = None, read_only: bool = False) -> Meter
     if not read_only:
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         found = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-        if found and found[0][0] != SCHEMA_VERSION:
+        if found and found[0][0] in _MIGRATIONS:
+            con.begin()
+            for statement in _MIGRATIONS[found[0][0]]:
+                con.execute(statement)
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+            con.commit()
+        elif found and found[0][0] != SCHEMA_VERSION:
             con.close()
             raise MeterDataError(
                 f"the meter-data store {where} has layout version {found[0][0]}, this meetpunt "
