@@ -152,6 +152,9 @@ def test_show_secondary_point(loaded_db: str) -> None:
 
 
 def test_show_unknown_ean_exits_1(db_url: str) -> None:
+    from meetpunt.register import open_register
+
+    open_register(db_url).dispose()  # reading commands do not create a register
     code, out = run("register", "show", VALID, "--json", "--db", db_url)
     assert code == 1 and json_lines(out)[0]["error"]["rule"] == "REG-2.unknown"  # type: ignore[index]
 

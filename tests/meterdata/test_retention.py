@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
 
 from meetpunt import rulebook
 from meetpunt.app.hub import retention
 from meetpunt.domain.calendar import local_day_bounds_utc
+from meetpunt.errors import MeterDataError
+from meetpunt.meterdata.retention import is_large_deletion, run_retention
 from tests.meterdata.conftest import CONTRACT_START, E1X25, E3X25, E_CHANGES, Hub, quarters, reading
 
 
@@ -80,3 +84,46 @@ def test_completeness_counts_measured_d1_and_billing_ready_per_area(hub: Hub) ->
     assert a.measured_by_d1 == 90
     assert a.billing_ready_by_d5 == 100  # E3X25's 90 measured + 10 estimated in time
     assert found["5618"].as_dict()["measured"] == 0.0 and found["5618"].expected == 100
+
+
+def test_a_retention_date_after_today_is_refused_and_deletes_nothing(hub: Hub) -> None:
+    hub.ingest("daily_readings", _daily(E1X25, date(2023, 1, 1), 30))
+    now = datetime(2026, 1, 10, 23, 30, tzinfo=UTC)  # already 11 January in Amsterdam
+    rules = rulebook.vee_rules()
+    with pytest.raises(MeterDataError) as refused:
+        run_retention(hub.store, {}, rules, date(2026, 1, 12), now=now)
+    assert refused.value.rules == ("MTR-6.future_date",) and refused.value.hint
+    assert run_retention(hub.store, {}, rules, date(2026, 1, 11), now=now)  # local today
+    with pytest.raises(MeterDataError, match="2099-01-01"):
+        retention(hub.store, hub.register, date(2099, 1, 1))
+    assert hub.store.count("retention_log") == 1
+
+
+def test_a_dry_run_says_what_would_go_and_deletes_nothing(hub: Hub) -> None:
+    hub.ingest("daily_readings", _daily(E1X25, date(2023, 1, 1), 1000))
+    today = date(2025, 9, 1)
+    planned = retention(hub.store, hub.register, today, dry_run=True, confirmed=False)
+    assert [(r.connection, r.cutoff, r.rows) for r in planned] == [
+        (hub.ids[E1X25], date(2023, 9, 1), (date(2023, 9, 1) - date(2023, 1, 1)).days)
+    ]
+    assert hub.store.count("daily_readings") == 1000
+    assert hub.store.count("retention_log") == 0
+    assert retention(hub.store, hub.register, today, confirmed=True) == planned
+
+
+def test_an_unconfirmed_large_deletion_is_refused_whole(hub: Hub) -> None:
+    hub.ingest("daily_readings", _daily(E3X25, date(2023, 1, 1), 1000))
+    with pytest.raises(MeterDataError) as refused:
+        retention(hub.store, hub.register, date(2025, 9, 1), confirmed=False)
+    assert refused.value.rules == ("MTR-6.large_deletion",)
+    assert "--dry-run" in (refused.value.hint or "") and "--yes" in (refused.value.hint or "")
+    assert hub.store.count("daily_readings") == 1000
+    assert hub.store.count("retention_log") == 0
+
+
+def test_what_counts_as_a_large_deletion() -> None:
+    assert not is_large_deletion(100, 100)  # a small store is not asked each time
+    assert is_large_deletion(101, 1000)
+    assert not is_large_deletion(101, 1010)  # exactly 10 %
+    assert not is_large_deletion(10_000, 1_000_000)
+    assert is_large_deletion(10_001, 1_000_000)

@@ -22,11 +22,13 @@ def open_gate(
     db: str | None = None,
     store: Path | None = None,
     clock: Callable[[], datetime] | None = None,
+    create: bool = True,
 ) -> Iterator[Gate]:
     """A gate over the register at ``db`` and the store at ``store`` (read-only), with
     the packaged use-case catalogue; both are closed when the block ends. ``clock``
-    replaces the wall clock (the demo replays a month of reports in order)."""
-    register = open_register(db)
+    replaces the wall clock (the demo replays a month of reports in order); with
+    ``create`` False a missing SQLite register is refused (REG-db.missing)."""
+    register = open_register(db, create=create)
     try:
         meter_store = open_store(store, read_only=True)
         try:

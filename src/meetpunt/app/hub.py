@@ -22,17 +22,22 @@ from meetpunt.meterdata.ingest import BatchReport, ConnectionIndex, Ingestor, Ki
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.retention import RetentionRecord, run_retention
 from meetpunt.meterdata.source import SourceData
-from meetpunt.meterdata.store import MeterStore, open_store
+from meetpunt.meterdata.store import MeterStore, default_store_path, open_store
 from meetpunt.register.store import Register
 
 
 @contextmanager
-def hub_store(path: Path | None = None) -> Iterator[MeterStore]:
+def hub_store(path: Path | None = None, create: bool = True) -> Iterator[MeterStore]:
     """The store opened for the hub's own writers (ingestion, retention, quarantine).
 
     Readers of meter data go through the privacy gate instead (one door to meter data); a test
-    checks that only ``meterdata`` and ``privacy`` open a store.
+    checks that only ``meterdata`` and ``privacy`` open a store. With ``create`` False a
+    missing store is refused (MTR-1.store_unavailable) instead of created empty.
     """
+    if not create:
+        where = Path(path) if path is not None else default_store_path()
+        if str(where) != ":memory:" and not where.exists():
+            open_store(where, read_only=True).close()  # refuses: there is no store there
     store = open_store(path)
     try:
         yield store
@@ -184,12 +189,27 @@ def contract_starts(register: Register, index: ConnectionIndex, today: date) -> 
 
 
 def retention(
-    store: MeterStore, register: Register, today: date, rules: VeeRules | None = None
+    store: MeterStore,
+    register: Register,
+    today: date,
+    rules: VeeRules | None = None,
+    *,
+    dry_run: bool = False,
+    confirmed: bool = True,
 ) -> list[RetentionRecord]:
-    """``meetpunt retention run``: delete daily readings past their retention (MTR-6)."""
+    """``meetpunt retention run``: delete daily readings past their retention (MTR-6);
+    a future ``today`` is refused, ``dry_run`` deletes nothing, an unconfirmed large
+    deletion is refused (see :func:`~meetpunt.meterdata.retention.run_retention`)."""
     rules = rules or rulebook.vee_rules()
     index = connection_index(register, rules)
-    return run_retention(store, contract_starts(register, index, today), rules, today)
+    return run_retention(
+        store,
+        contract_starts(register, index, today),
+        rules,
+        today,
+        dry_run=dry_run,
+        confirmed=confirmed,
+    )
 
 
 def expected_areas(register: Register, day: date, by: str = "pc4") -> dict[int, str]:

@@ -16,10 +16,11 @@ from meetpunt.register.csvio import ImportReport, RecordKind, detect_kind, impor
 
 
 @contextmanager
-def register_at(db: str | None = None) -> Iterator[Register]:
+def register_at(db: str | None = None, create: bool = True) -> Iterator[Register]:
     """The register at ``db`` (default: the embedded one in the meetpunt home), disposed
-    of when the block ends."""
-    register = open_register(db)
+    of when the block ends; with ``create`` False a missing SQLite register is refused
+    (REG-db.missing) instead of created empty."""
+    register = open_register(db, create=create)
     try:
         yield register
     finally:
@@ -52,8 +53,9 @@ def import_register_files(
 
 
 @contextmanager
-def register_session(db: str | None = None) -> Iterator[RegisterSession]:
+def register_session(db: str | None = None, create: bool = True) -> Iterator[RegisterSession]:
     """One transaction on the register at ``db``, the register disposed of afterwards:
-    what a command that reads or changes the register once needs."""
-    with register_at(db) as register, register.session() as session:
+    what a command that reads or changes the register once needs (``create`` as in
+    :func:`register_at`)."""
+    with register_at(db, create) as register, register.session() as session:
         yield session

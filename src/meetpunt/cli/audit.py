@@ -76,7 +76,7 @@ def audit_verify(
 ) -> None:
     """Walk the hash chain; exit 0 when intact, 1 with every problem listed."""
     expected = parse_head(expect_head) if expect_head is not None else None
-    with register_session(db) as session:
+    with register_session(db, create=False) as session:
         findings = audit.verify(session.db, expect_head=expected)
         seq, digest = audit.head(session.db)
         total = audit.count(session.db)
@@ -114,7 +114,7 @@ def audit_list(
     as_json: JsonOption = False,
 ) -> None:
     """Every read and decision, one plain sentence each (Dutch by default)."""
-    with register_session(db) as session:
+    with register_session(db, create=False) as session:
         found = audit.records(session.db, ean=ean)
     titles = purpose_titles(lang)
     sentences = [explain.describe(r, lang.value, titles) for r in found]
@@ -132,7 +132,7 @@ def audit_list(
 def audit_head(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Print the head of the chain as SEQ:HASH: note it elsewhere, check it later with
     'meetpunt audit verify --expect-head SEQ:HASH'."""
-    with register_session(db) as session:
+    with register_session(db, create=False) as session:
         seq, digest = audit.head(session.db)
     if as_json:
         print_json({"seq": seq, "hash": digest})

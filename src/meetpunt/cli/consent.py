@@ -64,7 +64,7 @@ def consent_give(
         local_midnight_utc(date.fromisoformat(valid_from)),
         local_midnight_utc(date.fromisoformat(until)),
     )
-    with register_session(db) as session:
+    with register_session(db, create=False) as session:
         given = consent.give(
             session.db,
             party,
@@ -85,7 +85,7 @@ def consent_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw a consent: the app's next read is refused (PRV-4)."""
-    with register_session(db) as session:
+    with register_session(db, create=False) as session:
         revoked = consent.revoke(session.db, consent_id, datetime.now(UTC))
     _show([revoked], as_json)
 
@@ -98,7 +98,7 @@ def consent_list(
     as_json: JsonOption = False,
 ) -> None:
     """List consents; those whose period has ended are marked expired first."""
-    with register_session(db) as session:
+    with register_session(db, create=False) as session:
         consent.expire(session.db, datetime.now(UTC))
         found = consent.list_consents(session.db, ean=ean, party=party)
     _show(found, as_json)

@@ -171,7 +171,7 @@ def register_export(
     db: DbOption = None,
 ) -> None:
     """Export the whole register, history included, as importable CSV files."""
-    register = open_register(db)
+    register = open_register(db, create=False)
     try:
         with register.session() as session:
             written = export_register(session, out)
@@ -195,7 +195,7 @@ def register_show(
 ) -> None:
     """Show a connection or allocation point as it was on a date, with its history."""
     day = _parse_day(at)
-    register = open_register(db)
+    register = open_register(db, create=False)
     try:
         with register.session() as session:
             described = describe_point(session, ean, day, commodity)
@@ -278,7 +278,7 @@ def register_request_sap(
             interconnected=interconnected,
             purpose=purpose,
         )
-        register = open_register(db)
+        register = open_register(db, create=False)
         try:
             with register.session() as session:
                 result = session.request_sap(primary_ean, request, day).as_dict()
@@ -299,7 +299,7 @@ def register_request_sap(
 @register_app.command("quarantine")
 def register_quarantine(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List the import records the register refused, with their reasons."""
-    register = open_register(db)
+    register = open_register(db, create=False)
     try:
         with register.session() as session:
             records = session.quarantined()

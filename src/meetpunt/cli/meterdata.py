@@ -234,10 +234,10 @@ def ingest_completeness(
     if by not in ("pc4", "municipality"):
         raise typer.BadParameter("--by is pc4 or municipality")
     local_day = date.fromisoformat(day)
-    register = open_register(db)
+    register = open_register(db, create=False)
     try:
         areas = expected_areas(register, local_day, by)
-        with hub_store(store) as opened:
+        with hub_store(store, create=False) as opened:
             found = completeness(opened, areas, local_day)
     finally:
         register.dispose()
@@ -268,7 +268,7 @@ def ingest_quarantine(
     as_json: JsonOption = False,
 ) -> None:
     """List refused meter-data records with rule, reason and the raw record."""
-    with hub_store(store) as opened:
+    with hub_store(store, create=False) as opened:
         rows = quarantined(opened, rule, limit)
     if as_json:
         for row in rows:
@@ -288,34 +288,60 @@ def retention_run(
         str | None,
         typer.Option("--at", "--today", help="Run as if today were this date (YYYY-MM-DD)."),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be deleted; delete nothing."),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Confirm a large deletion (see meetpunt retention run)."),
+    ] = False,
     store: StoreOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete daily readings older than 24 months or than the current contract (MTR-6),
-    and copies made under a grant whose purpose has expired (PRV-5)."""
+    and copies made under a grant whose purpose has expired (PRV-5).
+
+    A date after today is refused (MTR-6.future_date). A run that would delete more
+    than 10,000 daily readings, or more than 10 % of them (and more than 100), is
+    refused without --yes (MTR-6.large_deletion): look first with --dry-run.
+    """
     from meetpunt.app.hub import retention
     from meetpunt.privacy.retention import delete_copies
 
     day = date.fromisoformat(today) if today else datetime.now(UTC).date()
-    register = open_register(db)
+    register = open_register(db, create=False)
     try:
-        with hub_store(store) as opened:
-            records = retention(opened, register, day)
-        with register.session() as session:
-            copies = delete_copies(session.db, datetime.now(UTC))
+        with hub_store(store, create=False) as opened:
+            records = retention(opened, register, day, dry_run=dry_run, confirmed=yes)
+        if dry_run:
+            copies = []
+        else:
+            with register.session() as session:
+                copies = delete_copies(session.db, datetime.now(UTC))
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
     finally:
         register.dispose()
     if as_json:
-        out: dict[str, list[dict[str, Any]]] = {
+        out: dict[str, Any] = {
             "daily_readings": [r.__dict__ for r in records],
             "copies": [c.__dict__ for c in copies],
         }
+        if dry_run:
+            out["dry_run"] = True
         print_json(out)
         return
     deleted = sum(r.rows for r in records)
+    if dry_run:
+        console.print(
+            f"retention on {day} (dry run, nothing deleted): would delete {deleted} daily "
+            f"reading(s) of {len(records)} connection(s)"
+        )
+        for r in records:
+            console.print(f"  connection {r.connection}: {r.rows} before {r.cutoff}")
+        return
     console.print(
         f"retention on {day}: deleted {deleted} daily reading(s) of {len(records)} "
         f"connection(s), logged in retention_log; deleted {len(copies)} expired "

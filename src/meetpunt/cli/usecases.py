@@ -170,7 +170,7 @@ def uc09(
     power failure logs, for Nestor."""
     period = _days(date_from, date_to)
     try:
-        with open_gate(db, store) as gate:
+        with open_gate(db, store, create=False) as gate:
             result = register_interruptions(
                 gate,
                 Party(party, Role.GRID_OPERATOR),
@@ -294,7 +294,7 @@ def uc01(
         raise typer.BadParameter("give the time with its UTC offset", param_hint="--at")
     try:
         works = read_planned(planned) if planned is not None else []
-        with open_gate(db, store) as gate:
+        with open_gate(db, store, create=False) as gate:
             result = localise(gate, Party(party, Role.GRID_OPERATOR), ean, moment, trigger, works)
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
@@ -327,7 +327,7 @@ def uc04(
     period = _days(date_from, date_to)
     try:
         works = read_planned(planned) if planned is not None else []
-        with open_gate(db, store) as gate:
+        with open_gate(db, store, create=False) as gate:
             result = compensate(
                 gate, Party(party, Role.GRID_OPERATOR), period, datetime.now(UTC), trigger, works
             )

@@ -15,9 +15,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import RegisterError, UnavailableError
 from meetpunt.register.store import Register, RegisterRules
 
 DATABASE_URL_ENV = "MEETPUNT_DATABASE_URL"
@@ -114,8 +116,48 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def open_register(url: str | None = None, rules: RegisterRules | None = None) -> Register:
-    """Open (and migrate) the register at ``url`` or the default one."""
-    engine = make_engine(url or default_database_url())
+class RegisterUnavailableError(RegisterError, UnavailableError):
+    """The register database does not exist and the command may not create it."""
+
+
+MISSING_RULE = "REG-db.missing"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (``sqlite:///PATH``), or None for an in-memory SQLite
+    database, a URI filename or another database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return Path(database)
+
+
+def require_existing(url: str) -> None:
+    """Refuse a SQLite register file that does not exist (REG-db.missing): a mistyped
+    ``--db`` must not create an empty register and report on it. A PostgreSQL database
+    that does not exist already fails to connect."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return
+    raise RegisterUnavailableError(
+        f"there is no register at {path}",
+        [Finding(MISSING_RULE, f"the register database {path} does not exist")],
+        hint="import the register first (meetpunt register import FILE...), or check "
+        "--db / MEETPUNT_DATABASE_URL and --home / MEETPUNT_HOME",
+    )
+
+
+def open_register(
+    url: str | None = None, rules: RegisterRules | None = None, create: bool = True
+) -> Register:
+    """Open (and migrate) the register at ``url`` or the default one; with ``create``
+    False a SQLite file that does not exist is refused (REG-db.missing), not created."""
+    url = url or default_database_url()
+    if not create:
+        require_existing(normalise_url(url))
+    engine = make_engine(url)
     migrate(engine)
     return Register(engine, rules or RegisterRules.load())
