@@ -48,10 +48,12 @@ def hub_store(path: Path | None = None, create: bool = True) -> Iterator[MeterSt
 def quarantined(
     store: MeterStore, rule: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Refused records with their reasons and raw records (MTR-4/5)."""
+    """Refused records with their reasons and raw records (MTR-4/5); a record a later
+    retry stored carries the batch that resolved it (``resolved_by``, ``resolved_at``)."""
     where = "WHERE rule = ?" if rule else ""
     rows: list[dict[str, Any]] = store.query(
-        f"SELECT batch, kind, source, record, ean, rule, message, raw FROM quarantine "
+        "SELECT batch, kind, source, record, ean, rule, message, raw, resolved_by, "
+        f"resolved_at FROM quarantine "
         f"{where} ORDER BY batch, record LIMIT {int(limit)}",
         [rule] if rule else [],
     ).to_pylist()

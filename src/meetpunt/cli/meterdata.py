@@ -275,10 +275,13 @@ def ingest_quarantine(
             print_json(row)
         return
     table = Table(title=f"{len(rows)} quarantined record(s)")
-    for column in ("source", "record", "ean", "rule", "message"):
+    for column in ("source", "record", "ean", "rule", "message", "resolved by batch"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("source", "record", "ean", "rule", "message")))
+        resolved = "" if row["resolved_by"] is None else str(row["resolved_by"])
+        table.add_row(
+            *(str(row[c]) for c in ("source", "record", "ean", "rule", "message")), resolved
+        )
     console.print(table)
 
 
