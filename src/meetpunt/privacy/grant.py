@@ -172,13 +172,19 @@ class Grant:
         dark = self._store().interrupted_at(ids, at)
         with self.gate.register.session() as session:
             smart = read.smart_on(session.db, ids, to_local(at).date())
-        answers: dict[str, bool | None] = {
-            ean: (cid not in dark) if cid in smart else None
-            for ean, cid in self.connection_ids.items()
-        }
-        self.gate.record(
-            request, "read", "read", kind=VOLTAGE_PRESENCE, at=at.isoformat(), rows=len(answers)
-        )
+            answers: dict[str, bool | None] = {
+                ean: (cid not in dark) if cid in smart else None
+                for ean, cid in self.connection_ids.items()
+            }
+            self.gate.record_in(
+                session.db,
+                request,
+                "read",
+                "read",
+                kind=VOLTAGE_PRESENCE,
+                at=at.isoformat(),
+                rows=len(answers),
+            )
         return answers
 
     def aggregate(self, kind: str, column: str) -> disclosure.Release:
