@@ -201,8 +201,7 @@ def test_a_reading_ingest_command_refuses_a_missing_store(tmp_path: Path, args: 
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     open_register(db).dispose()
     store = tmp_path / "typo.duckdb"
-    db_option = ["--db", db] if "completeness" in args else []  # quarantine has no --db
-    result = runner.invoke(app, [*args, "--store", str(store), *db_option])
+    result = runner.invoke(app, [*args, "--store", str(store), "--db", db])
     assert result.exit_code == 2, result.output
     assert "[MTR-1.store_unavailable]" in result.output
     assert not store.exists()

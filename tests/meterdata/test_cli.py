@@ -42,7 +42,7 @@ def test_ingest_prints_what_was_accepted_duplicated_and_quarantined(tmp_path: Pa
     table = runner.invoke(app, ["ingest", str(path)])
     assert "already ingested" in table.output
     listed = runner.invoke(app, ["ingest", "quarantine", "--json"])
-    row = json.loads(listed.output.splitlines()[0])
+    row = json.loads(listed.stdout.splitlines()[0])
     assert (row["record"], row["rule"], row["ean"]) == (4, "MTR-5.unknown_connection", UNKNOWN)
 
 

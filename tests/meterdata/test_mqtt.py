@@ -462,8 +462,8 @@ def test_the_cli_ingests_until_max_messages_and_prints_the_summary(
         with open_store(store, read_only=True) as opened:
             assert opened.count("p1_readings") == 3
 
-        shown = CliRunner().invoke(app, ["ingest", "quarantine", "--store", str(store), "--json"])
-        refused = [json.loads(line) for line in shown.output.splitlines()]
+        shown = CliRunner().invoke(app, ["ingest", "quarantine", *common, "--json"])
+        refused = [json.loads(line) for line in shown.stdout.splitlines()]
         assert [(r["rule"], r["raw"]) for r in refused] == [("MTR-4.topic", "/XMX5 garbage")]
         assert refused[0]["source"].startswith(f"mqtt://{HOST}:{PORT}/{prefix}/p1/bad #")
 

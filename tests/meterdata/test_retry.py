@@ -10,7 +10,6 @@ from pathlib import Path
 import duckdb
 
 from meetpunt import rulebook
-from meetpunt.app.hub import quarantined
 from meetpunt.domain.capacity import Commodity
 from meetpunt.io.p1_source import read_p1_capture
 from meetpunt.meterdata.ingest import ConnectionIndex
@@ -81,7 +80,7 @@ def test_a_retry_after_the_register_is_fixed_stores_the_rows_and_resolves_the_qu
         (again.batch, 6, 2, 4, 0, first.batch),
     ]
 
-    listed = quarantined(hub.store)  # what `meetpunt ingest quarantine` shows
+    listed = hub.store.quarantined()  # what `meetpunt ingest quarantine` shows
     assert [(r["record"], r["resolved_by"]) for r in listed] == [(5, again.batch), (6, again.batch)]
 
     third = hub.ingestor.ingest(_source(hub))  # nothing refused any more: skipped

@@ -22,7 +22,7 @@ from meetpunt.privacy.catalogue import (
     RetentionRule,
     load_catalogue,
 )
-from meetpunt.privacy.model import REACHABILITY, VOLTAGE_PRESENCE, Role
+from meetpunt.privacy.model import QUARANTINE, REACHABILITY, VOLTAGE_PRESENCE, Role
 from meetpunt.rulebook import RULES_DIR_ENV
 
 PACKAGED = resources.files("meetpunt.data").joinpath("use_case_catalogue.toml")
@@ -48,7 +48,7 @@ def test_version_and_every_purpose_present() -> None:
     assert catalogue.version == "2025-07"
     assert catalogue.valid_from == date(2025, 7, 1)
     assert "versie juli 2025" in catalogue.source
-    assert list(catalogue.purposes) == USE_CASES + OTHERS
+    assert list(catalogue.purposes) == [*USE_CASES, *OTHERS, "data_stewardship"]
     assert catalogue.get("research_release") is None  # research data: UC14's study only
     assert catalogue.get("nonsense") is None
 
@@ -56,6 +56,9 @@ def test_version_and_every_purpose_present() -> None:
 def test_every_entry_is_well_formed() -> None:
     known = set(KINDS) | {VOLTAGE_PRESENCE, REACHABILITY}
     for purpose in load_catalogue().purposes.values():
+        if purpose.id == "data_stewardship":  # the one purpose that reads the quarantine
+            assert purpose.kinds == {QUARANTINE} and purpose.parties == {Role.GRID_OPERATOR}
+            continue
         assert purpose.kinds <= known, purpose.id
         assert purpose.parties and all(isinstance(p, Role) for p in purpose.parties)
         assert purpose.notes.strip() and purpose.title_nl.strip()
@@ -243,7 +246,7 @@ def test_cli_catalogue_json() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["version"] == "2025-07"
-    assert list(data["purposes"]) == USE_CASES + OTHERS
+    assert list(data["purposes"]) == [*USE_CASES, *OTHERS, "data_stewardship"]
     uc6 = data["purposes"]["UC6"]
     assert uc6["window_days"] == 7 and uc6["sunset"] == "2028-07-01"
     assert {"count": 1, "per_days": None, "per": "season"} in uc6["frequency"]

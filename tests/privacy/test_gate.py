@@ -241,8 +241,8 @@ def test_consent_cli_gives_lists_and_revokes() -> None:
         ],
     )
     assert given.exit_code == 0, given.output
-    made = __import__("json").loads(given.output)
-    assert made["state"] == "given"
+    made = __import__("json").loads(given.stdout)
+    assert made["state"] == "given" and given.stderr.startswith("audit head ")
     revoked = runner.invoke(app, ["consent", "revoke", str(made["id"]), "--json"])
     assert __import__("json").loads(revoked.stdout)["state"] == "revoked"
     again = runner.invoke(app, ["consent", "revoke", str(made["id"]), "--json"])

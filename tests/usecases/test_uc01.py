@@ -290,7 +290,7 @@ def test_the_cli_prints_the_verdict(tmp_path: Path) -> None:
     assert verdict < detailed.output.index("meters asked at"), "the verdict comes first"
     as_json = runner.invoke(app, [*common, "--json"])
     assert as_json.exit_code == 0, as_json.output
-    data = json.loads(as_json.output)
+    data = json.loads(as_json.stdout)
     assert data["classification"] == SINGLE and data["asked"][0]["ean"] == victim["ean"]
     assert all(m["ean"] in detailed.output for m in data["asked"])
     assert data["trigger"] == "outage report"

@@ -324,7 +324,7 @@ def test_the_cli_pays_reviews_and_writes_letters(twin: Twin, tmp_path: Path) -> 
     assert "payment" in shown.output and "review" in shown.output
     as_json = runner.invoke(app, ["usecase", "uc04", *common, "--json"])
     assert as_json.exit_code == 0, as_json.output
-    data = json.loads(as_json.output)
+    data = json.loads(as_json.stdout)
     assert len(data["payments"]) == len(list(letters.glob("*.txt"))) >= 1
     for p in data["payments"]:  # local time (June: UTC+2) and the one duration format
         shown_id = local_outage_id(p["outage_id"])

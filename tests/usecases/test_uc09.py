@@ -177,12 +177,15 @@ def test_the_cli_prints_outages_and_figures(tmp_path: Path) -> None:
         assert duration_text(o.duration_s) in shown.output
     as_json = runner.invoke(app, ["usecase", "uc09", *common, "--json"])
     assert as_json.exit_code == 0, as_json.output
-    data = json.loads(as_json.output)
+    data = json.loads(as_json.stdout)
     assert len(data["outages"]) == len(built.result.outages)
     assert data["figures"]["customer_interruptions"] == built.result.figures.customer_interruptions
     refused = runner.invoke(app, ["usecase", "uc09", *common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
     assert "UC9.trigger" in [f["rule"] for f in json.loads(refused.stdout)["error"]["findings"]]
+    # each run wrote to the audit log, the refused one too: each published its new head
+    heads = [r.stderr.split("audit head ")[1].split()[0] for r in (shown, as_json, refused)]
+    assert len(set(heads)) == 3 and all(":" in h for h in heads)
 
 
 def _seconds(text: str) -> float:

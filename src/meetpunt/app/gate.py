@@ -12,9 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 from meetpunt.meterdata.store import open_store
+from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate
-from meetpunt.register import open_register
+from meetpunt.register import Register, open_register
 
 
 @contextmanager
@@ -23,20 +24,37 @@ def open_gate(
     store: Path | None = None,
     clock: Callable[[], datetime] | None = None,
     create: bool = True,
+    on_head: Callable[[int, str], None] | None = None,
 ) -> Iterator[Gate]:
     """A gate over the register at ``db`` and the store at ``store`` (read-only), with
     the packaged use-case catalogue; both are closed when the block ends. ``clock``
     replaces the wall clock (the demo replays a month of reports in order); with
-    ``create`` False a missing SQLite register is refused (REG-db.missing)."""
+    ``create`` False a missing SQLite register is refused (REG-db.missing). When the
+    block wrote to the audit log (a decision, a read, a refusal), ``on_head`` is called
+    with the new head, also when the block ends in an error, so the head can be
+    published (PRV-7)."""
     register = open_register(db, create=create)
     try:
-        meter_store = open_store(store, read_only=True)
+        before = audit_head(register) if on_head is not None else None
         try:
-            if clock is None:
-                yield Gate(register, meter_store, load_catalogue())
-            else:
-                yield Gate(register, meter_store, load_catalogue(), clock=clock)
+            meter_store = open_store(store, read_only=True)
+            try:
+                if clock is None:
+                    yield Gate(register, meter_store, load_catalogue())
+                else:
+                    yield Gate(register, meter_store, load_catalogue(), clock=clock)
+            finally:
+                meter_store.close()
         finally:
-            meter_store.close()
+            if on_head is not None:
+                after = audit_head(register)
+                if after != before:
+                    on_head(*after)
     finally:
         register.dispose()
+
+
+def audit_head(register: Register) -> tuple[int, str]:
+    """``(seq, hash)`` of the audit log's last record (PRV-7)."""
+    with register.session() as session:
+        return audit.head(session.db)

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from meetpunt import rulebook
 from meetpunt.domain.capacity import Commodity
@@ -43,21 +42,6 @@ def hub_store(path: Path | None = None, create: bool = True) -> Iterator[MeterSt
         yield store
     finally:
         store.close()
-
-
-def quarantined(
-    store: MeterStore, rule: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
-    """Refused records with their reasons and raw records (MTR-4/5); a record a later
-    retry stored carries the batch that resolved it (``resolved_by``, ``resolved_at``)."""
-    where = "WHERE rule = ?" if rule else ""
-    rows: list[dict[str, Any]] = store.query(
-        "SELECT batch, kind, source, record, ean, rule, message, raw, resolved_by, "
-        f"resolved_at FROM quarantine "
-        f"{where} ORDER BY batch, record LIMIT {int(limit)}",
-        [rule] if rule else [],
-    ).to_pylist()
-    return rows
 
 
 def connection_index(register: Register, rules: VeeRules) -> ConnectionIndex:

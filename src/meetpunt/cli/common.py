@@ -65,6 +65,26 @@ StoreOption = Annotated[
 ]
 
 
+_HEADS: list[tuple[int, str]] = []
+"""Audit heads a running command noted, published by :class:`MeetpuntGroup` at its end."""
+
+
+def announce_head(seq: int, digest: str) -> None:
+    """Note the audit log's new head after a command wrote to it; the root group prints
+    it on stderr when the command ends (after its own output, also when it failed), so
+    anyone who keeps it can later catch a cut or rewritten log with ``meetpunt audit
+    verify --expect-head SEQ:HASH`` (PRV-7). Stdout stays the command's own output."""
+    _HEADS.append((seq, digest))
+
+
+def publish_heads() -> None:
+    """Print the last noted audit head on stderr and forget the notes."""
+    if _HEADS:
+        seq, digest = _HEADS[-1]
+        _HEADS.clear()
+        typer.echo(f"audit head {seq}:{digest}", err=True)
+
+
 # -- the one error shape -------------------------------------------------------------
 
 EXIT_REFUSED = 1
@@ -155,6 +175,7 @@ class MeetpuntGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         as_json = bool(ctx.meta.get("meetpunt.json"))
+        _HEADS.clear()
         try:
             return super().invoke(ctx)
         except MeetpuntError as exc:
@@ -167,6 +188,8 @@ class MeetpuntGroup(TyperGroup):
                 raise
             show_error(body, as_json)
             raise typer.Exit(EXIT_ENVIRONMENT) from exc
+        finally:
+            publish_heads()
 
 
 # -- one --home on every command ------------------------------------------------------

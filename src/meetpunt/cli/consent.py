@@ -13,10 +13,10 @@ import typer
 from rich.table import Table
 
 from meetpunt.app.register import register_session
-from meetpunt.cli.common import DbOption, JsonOption, make_console
+from meetpunt.cli.common import DbOption, JsonOption, announce_head, make_console
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.jsonout import print_json
-from meetpunt.privacy import consent
+from meetpunt.privacy import audit, consent
 from meetpunt.privacy.model import Period
 
 consent_app = typer.Typer(help="Customers' consents for apps (PRV-4).", no_args_is_help=True)
@@ -75,6 +75,7 @@ def consent_give(
             given_by,
             datetime.now(UTC),
         )
+        announce_head(*audit.head(session.db))
     _show([given], as_json)
 
 
@@ -87,6 +88,7 @@ def consent_revoke(
     """Withdraw a consent: the app's next read is refused (PRV-4)."""
     with register_session(db, create=False) as session:
         revoked = consent.revoke(session.db, consent_id, datetime.now(UTC))
+        announce_head(*audit.head(session.db))
     _show([revoked], as_json)
 
 

@@ -17,12 +17,14 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from meetpunt.app.hub import hub_store, quarantined
+from meetpunt.app.gate import open_gate
+from meetpunt.app.hub import hub_store
 from meetpunt.cli.common import (
     EXIT_REFUSED,
     DbOption,
     JsonOption,
     StoreOption,
+    announce_head,
     error_body,
     fail,
     make_console,
@@ -31,6 +33,8 @@ from meetpunt.cli.common import (
 from meetpunt.errors import MeetpuntError
 from meetpunt.jsonout import print_json
 from meetpunt.meterdata.ingest import BatchReport
+from meetpunt.privacy.model import Party, Role
+from meetpunt.privacy.stewardship import read_quarantine
 from meetpunt.register import open_register
 
 
@@ -265,11 +269,24 @@ def ingest_quarantine(
     store: StoreOption = None,
     rule: Annotated[str | None, typer.Option(help="Only this rule ID.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many records.")] = 50,
+    party: Annotated[
+        str, typer.Option(help="The grid operator reading them (GLN); the read is audited.")
+    ] = "grid_operator",
+    why: Annotated[
+        str, typer.Option("--why", help="Why they are read (kept in the audit log).")
+    ] = "",
+    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List refused meter-data records with rule, reason and the raw record."""
-    with hub_store(store, create=False) as opened:
-        rows = quarantined(opened, rule, limit)
+    """List refused meter-data records with rule, reason and the raw record: a read for
+    data stewardship, audited with the connections it shows (PRV-1, PRV-7)."""
+    try:
+        with open_gate(db, store, create=False, on_head=announce_head) as gate:
+            rows = read_quarantine(
+                gate, Party(party, Role.GRID_OPERATOR), rule, limit, justification=why
+            )
+    except MeetpuntError as exc:
+        raise fail(exc, as_json) from exc
     if as_json:
         for row in rows:
             print_json(row)

@@ -19,7 +19,14 @@ import typer
 from rich.table import Table
 
 from meetpunt.app.gate import open_gate
-from meetpunt.cli.common import DbOption, JsonOption, StoreOption, fail, make_console
+from meetpunt.cli.common import (
+    DbOption,
+    JsonOption,
+    StoreOption,
+    announce_head,
+    fail,
+    make_console,
+)
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
 from meetpunt.jsonout import print_json
@@ -170,7 +177,7 @@ def uc09(
     power failure logs, for Nestor."""
     period = _days(date_from, date_to)
     try:
-        with open_gate(db, store, create=False) as gate:
+        with open_gate(db, store, create=False, on_head=announce_head) as gate:
             result = register_interruptions(
                 gate,
                 Party(party, Role.GRID_OPERATOR),
@@ -294,7 +301,7 @@ def uc01(
         raise typer.BadParameter("give the time with its UTC offset", param_hint="--at")
     try:
         works = read_planned(planned) if planned is not None else []
-        with open_gate(db, store, create=False) as gate:
+        with open_gate(db, store, create=False, on_head=announce_head) as gate:
             result = localise(gate, Party(party, Role.GRID_OPERATOR), ean, moment, trigger, works)
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
@@ -327,7 +334,7 @@ def uc04(
     period = _days(date_from, date_to)
     try:
         works = read_planned(planned) if planned is not None else []
-        with open_gate(db, store, create=False) as gate:
+        with open_gate(db, store, create=False, on_head=announce_head) as gate:
             result = compensate(
                 gate, Party(party, Role.GRID_OPERATOR), period, datetime.now(UTC), trigger, works
             )

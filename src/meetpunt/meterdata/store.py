@@ -176,6 +176,21 @@ class MeterStore:
         ).fetchall()
         return {int(row[0]) for row in rows}
 
+    def quarantined(self, rule: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Refused records with their reasons and raw records (MTR-4/5), oldest first; a
+        record a later retry stored carries the batch that resolved it (``resolved_by``,
+        ``resolved_at``). They hold EANs and values: read them only through
+        :func:`meetpunt.privacy.stewardship.read_quarantine` (PRV-1)."""
+        if limit < 0:
+            raise ValueError(f"limit must be 0 or more, not {limit}")
+        where = "WHERE rule = ?" if rule else ""
+        rows: list[dict[str, Any]] = self.query(
+            "SELECT batch, kind, source, record, ean, rule, message, raw, resolved_by, "
+            f"resolved_at FROM quarantine {where} ORDER BY batch, record LIMIT {int(limit)}",
+            [rule] if rule else [],
+        ).to_pylist()
+        return rows
+
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Any read-only SQL over the store's tables, as Arrow with UTC times."""
         return utc_times(arrow(self.con, sql, params))

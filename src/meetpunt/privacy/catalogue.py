@@ -21,15 +21,16 @@ from typing import Any
 
 from meetpunt.errors import RulesDataError
 from meetpunt.meterdata.kinds import KINDS
-from meetpunt.privacy.model import REACHABILITY, VOLTAGE_PRESENCE, Role
+from meetpunt.privacy.model import QUARANTINE, REACHABILITY, VOLTAGE_PRESENCE, Role
 from meetpunt.rulebook import RulesFile, load_rules
 
 CATALOGUE_NAME = "use_case_catalogue"
 """The rule file's name (``[meta] name`` and the file name without ``.toml``)."""
 
-KNOWN_KINDS = frozenset(KINDS) | {VOLTAGE_PRESENCE, REACHABILITY}
-"""Kinds a purpose may name: the hub's tables plus the two on-request kinds."""
-CATEGORIES = frozenset({"use_case", "supplier", "app", "customer", "research"})
+KNOWN_KINDS = frozenset(KINDS) | {VOLTAGE_PRESENCE, REACHABILITY, QUARANTINE}
+"""Kinds a purpose may name: the hub's tables, the two on-request kinds and the
+quarantine of refused records (read only for data stewardship)."""
+CATEGORIES = frozenset({"use_case", "supplier", "app", "customer", "research", "stewardship"})
 POPULATIONS = frozenset(
     {
         "any",

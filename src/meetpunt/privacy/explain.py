@@ -148,6 +148,10 @@ KINDS: Final[dict[str, Translation]] = {
         "en": "whether your meter has voltage",
     },
     "reachability": {"nl": "of uw meter bereikbaar is", "en": "whether your meter can be reached"},
+    "quarantine": {
+        "nl": "geweigerde meetgegevens (quarantaine)",
+        "en": "refused meter data (quarantine)",
+    },
 }
 """The data kinds by name; a kind not listed shows its id with spaces for underscores."""
 

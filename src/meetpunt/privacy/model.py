@@ -19,6 +19,8 @@ VOLTAGE_PRESENCE = "voltage_presence"
 """Data kind of UC1: whether the meter has voltage now (yes/no), nothing else."""
 REACHABILITY = "reachability"
 """Data kind of UC15 for switched-off meters: does the meter answer (a 'ping')."""
+QUARANTINE = "quarantine"
+"""The hub's refused records with their raw content: read only for data stewardship."""
 
 
 def stored_utc(moment: datetime) -> datetime:
