@@ -687,3 +687,90 @@ def test_cli_uses_the_default_register_and_checks_its_options() -> None:
     code, out = run("audit", "--help")
     assert code == 0
     assert all(word in out for word in ("verify", "list", "head", "PRV-7"))
+
+
+# --- the export the customer or a regulator keeps ------------------------------------------
+
+
+def _export(db_url: str, *options: str, tmp: Any) -> Any:
+    path = tmp / "kept.jsonl"
+    result = runner.invoke(app, ["audit", "export", "--db", db_url, "--out", str(path), *options])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _verify_against(db_url: str, path: Any) -> tuple[int, list[str]]:
+    result = runner.invoke(
+        app, ["audit", "verify", "--db", db_url, "--against", str(path), "--json"]
+    )
+    return result.exit_code, [f["rule"] for f in json.loads(result.stdout)["findings"]]
+
+
+def test_an_export_ends_with_the_head_and_verifies_while_the_log_holds(
+    db_url: str, tmp_path: Any
+) -> None:
+    register = open_register(db_url)
+    try:
+        written = fill(register)
+    finally:
+        register.dispose()
+    path = _export(db_url, tmp=tmp_path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["seq"] for line in lines[:-1]] == [1, 2, 3, 4, 5, 6]
+    assert lines[-1]["head"] == {"seq": 6, "hash": written[-1].hash}
+    assert _verify_against(db_url, path) == (0, [])
+    register = open_register(db_url)
+    try:
+        fill(register, [voltage_read()])  # the log grows: the export still holds
+    finally:
+        register.dispose()
+    assert _verify_against(db_url, path) == (0, [])
+
+
+def test_a_kept_export_catches_a_cut_tail_and_a_rewritten_chain(db_url: str, tmp_path: Any) -> None:
+    """Cut at the end, or everything from record 5 on rewritten with valid hashes: the
+    chain alone verifies, the export kept earlier does not (PRV-7)."""
+    register = open_register(db_url)
+    try:
+        fill(register)
+        path = _export(db_url, tmp=tmp_path)
+        sql(register, "DELETE FROM audit_log WHERE seq = 6")
+        assert check(register) == []
+        assert _verify_against(db_url, path) == (1, ["PRV-7.truncated", "PRV-7.deleted"])
+        sql(register, "DELETE FROM audit_log WHERE seq >= 5")
+        fill(register, [voltage_read(EAN_B), voltage_read(EAN_B)])
+        assert check(register) == []
+        code, found = _verify_against(db_url, path)
+        assert code == 1 and set(found) == {"PRV-7.rewritten"}
+    finally:
+        register.dispose()
+
+
+def test_a_customers_own_export_catches_a_removed_record_of_theirs(
+    db_url: str, tmp_path: Any
+) -> None:
+    """The customer keeps only the records naming their EAN; one of them taken out of
+    the middle and the chain rebuilt after it is still caught."""
+    register = open_register(db_url)
+    try:
+        fill(register)
+        path = _export(db_url, "--ean", EAN_A, tmp=tmp_path)
+        kept = [json.loads(line) for line in path.read_text().splitlines()]
+        assert all(EAN_A in line["connections"] for line in kept[:-1])
+        with register.session() as session:
+            later = audit.records(session.db)[4:]  # seq 5, 6
+        sql(register, "DELETE FROM audit_log WHERE seq >= 4")
+        fill(register, [r.entry for r in later])  # rechained as 4, 5: a valid chain
+        assert check(register) == []
+        code, found = _verify_against(db_url, path)
+        assert code == 1 and "PRV-7.rewritten" in found
+    finally:
+        register.dispose()
+
+
+def test_verify_refuses_a_file_that_is_not_an_export(db_url: str, tmp_path: Any) -> None:
+    open_register(db_url).dispose()
+    path = tmp_path / "notes.txt"
+    path.write_text("my notes\n")
+    result = runner.invoke(app, ["audit", "verify", "--db", db_url, "--against", str(path)])
+    assert result.exit_code == 2 and "not a line of 'meetpunt audit export'" in result.output

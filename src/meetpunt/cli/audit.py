@@ -6,15 +6,18 @@ print. ``verify`` exits 1 when the chain shows tampering.
 
 from __future__ import annotations
 
+import json
+import sys
 from enum import StrEnum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from meetpunt.app.register import register_session
 from meetpunt.cli.common import DbOption, JsonOption, make_console
 from meetpunt.errors import MeetpuntError
-from meetpunt.jsonout import print_json
+from meetpunt.jsonout import dumps, print_json
 from meetpunt.privacy import audit, explain
 
 audit_app = typer.Typer(
@@ -71,13 +74,27 @@ def audit_verify(
             "records removed from the end.",
         ),
     ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="An export kept before ('meetpunt audit export'): also check that each "
+            "record in it is still in the log unchanged, and its head.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Walk the hash chain; exit 0 when intact, 1 with every problem listed."""
     expected = parse_head(expect_head) if expect_head is not None else None
+    kept = read_export(against) if against is not None else []
+    if expected is None and kept:
+        expected = audit.kept_head(kept)
     with register_session(db, create=False) as session:
         findings = audit.verify(session.db, expect_head=expected)
+        findings += audit.check_kept(session.db, kept)
         seq, digest = audit.head(session.db)
         total = audit.count(session.db)
     if as_json:
@@ -126,6 +143,49 @@ def audit_list(
         typer.echo("Geen gegevens gevonden." if lang is Lang.NL else "No records found.")
     for sentence in sentences:
         typer.echo(sentence)
+
+
+@audit_app.command("export")
+def audit_export(
+    ean: Annotated[
+        str | None, typer.Option("--ean", help="Only the records of this connection (EAN).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write to this file (default: stdout).", dir_okay=False),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """The log (or one connection's records) as JSON lines ending with the head: for the
+    customer or a regulator to keep, and to check later with 'meetpunt audit verify
+    --against FILE' (PRV-7)."""
+    with register_session(db, create=False) as session:
+        lines = [dumps(line) for line in audit.export(session.db, ean)]
+    text = "\n".join(lines) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"{len(lines) - 1} record(s) and the head written to {out}", err=True)
+
+
+def read_export(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of an export; a line that is not a JSON object is refused."""
+    lines: list[dict[str, Any]] = []
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except ValueError:
+            line = None
+        if not isinstance(line, dict):
+            raise typer.BadParameter(
+                f"{path}, line {number}: not a line of 'meetpunt audit export'",
+                param_hint="--against",
+            )
+        lines.append(line)
+    return lines
 
 
 @audit_app.command("head")

@@ -521,6 +521,60 @@ def records(
     return out
 
 
+def export(db: Connection, ean: str | None = None) -> Iterator[dict[str, Any]]:
+    """The log to keep elsewhere (PRV-7): every record (or those naming ``ean``) as
+    :meth:`AuditRecord.as_dict`, then one line ``{"head": {"seq", "hash"}, "records",
+    "ean"}``. Whoever keeps it can later show with :func:`check_kept` that a record was
+    removed or changed, and with the head that the log was cut back or rewritten."""
+    found = records(db, ean=ean)
+    for record in found:
+        yield record.as_dict()
+    seq, digest = head(db)
+    yield {"head": {"seq": seq, "hash": digest}, "records": len(found), "ean": ean}
+
+
+def kept_head(lines: Sequence[Mapping[str, Any]]) -> tuple[int, str] | None:
+    """The head an :func:`export` ends with, or ``None`` when there is none."""
+    for line in reversed(lines):
+        mark = line.get("head")
+        if isinstance(mark, Mapping):
+            return int(mark["seq"]), str(mark["hash"])
+    return None
+
+
+def check_kept(db: Connection, lines: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """Each record kept from an :func:`export` must still be in the log, unchanged, at
+    its ``seq`` (``PRV-7.deleted``, ``PRV-7.rewritten``); the head it ends with is
+    checked by :func:`verify` with ``expect_head`` (PRV-7)."""
+    kept = {int(line["seq"]): line for line in lines if "seq" in line and "hash" in line}
+    if not kept:
+        return []
+    query = select(*_columns(db)).where(audit_log.c.seq.in_(sorted(kept)))
+    stored: dict[int, dict[str, Any]] = {}
+    for row in db.execute(query):
+        try:
+            stored[int(row.seq)] = _record(row).as_dict()
+        except _UnreadableError:
+            stored[int(row.seq)] = {}
+    out: list[Finding] = []
+    for seq, line in sorted(kept.items()):
+        now = stored.get(seq)
+        if now is None:
+            out.append(
+                Finding("PRV-7.deleted", f"record {seq}, kept in the export, is gone from the log")
+            )
+        elif now != dict(line):
+            changed = sorted(k for k in set(now) | set(line) if now.get(k) != line.get(k))
+            out.append(
+                Finding(
+                    "PRV-7.rewritten",
+                    f"record {seq} differs from the copy kept in the export "
+                    f"({', '.join(changed) or 'unreadable'})",
+                )
+            )
+    return out
+
+
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
