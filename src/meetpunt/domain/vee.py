@@ -56,6 +56,9 @@ class VeeRules:
     gas_slack_dm3: int = 100
     event_min_interval_s: float = 1.0
     event_slack: int = 10
+    uncorroborated_max_h: float = 24.0
+    """MTR-5.contradicted_interruption (UC4): hours of a logged interruption no
+    neighbour shares, above which it goes to review."""
     version: str = ""
 
     @classmethod
@@ -78,6 +81,7 @@ class VeeRules:
                 gas_slack_dm3=int(body["plausibility"]["gas_slack_dm3"]),
                 event_min_interval_s=float(body["plausibility"]["event_min_interval_s"]),
                 event_slack=int(body["plausibility"]["event_slack"]),
+                uncorroborated_max_h=float(body["plausibility"]["uncorroborated_max_h"]),
                 version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
