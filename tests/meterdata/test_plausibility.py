@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meetpunt import rulebook
+from meetpunt.domain.vee import VeeRules
+from meetpunt.errors import RulesDataError
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.vee import ROW_RULES, US, RowInput, implausible_jumps, row_codes
 from tests.meterdata.conftest import E1X25, E3X25, GAS, NOW, Hub, reading, utc
@@ -208,3 +211,13 @@ def test_realistic_daily_readings_pass_the_ingest(hub: Hub) -> None:
     ]
     report = hub.ingest("daily_readings", rows)
     assert report.total("accepted") == 20 and not report.quarantined
+
+
+def test_the_rule_file_carries_the_plausibility_thresholds_with_their_source() -> None:
+    loaded = rulebook.load_rules("vee_rules")
+    assert "meter_life_start" in loaded.body["plausibility"]
+    assert RULES.meter_life_start.isoformat() == "2007-01-01"
+    assert RULES.uncorroborated_max_h == 24.0
+    body = {k: v for k, v in loaded.body.items() if k != "plausibility"}
+    with pytest.raises(RulesDataError, match="plausibility"):
+        VeeRules.from_mapping(body)
