@@ -133,17 +133,21 @@ def _plausibility(kind: Kind, rows: RowInput, rules: VeeRules) -> list[BoolArray
     """MTR-5.implausible_time, implausible_duration, implausible_register: what no meter
     can have measured since its life began (``meter_life_start`` in the rule file)."""
     life = life_start_us(rules)
-    too_early = rows.time_us < life
+    n = len(rows.time_us)
+    too_early = rows.time_us < life  # an empty time is MTR-5.missing_value, checked first
+    too_long = np.zeros(n, dtype=bool)
+    too_high = np.zeros(n, dtype=bool)
+    names = durations(kind)
+    if not names and not kind.counters:
+        return [too_early, too_long, too_high]
     lived_s = np.maximum(rows.time_us - life, 0) // US  # whole seconds since the life start
-    too_long = np.zeros(len(rows.time_us), dtype=bool)
-    for name in durations(kind):
+    for name in names:
         too_long |= rows.values[name] > lived_s  # NaN compares False
-    too_high = np.zeros(len(rows.time_us), dtype=bool)
     if kind.counters:
         limits = counter_limits(kind, rules, lived_s.astype(np.float64), rows.capacity_w)
         for name, limit in limits.items():
             too_high |= rows.values[name] > limit  # NaN limit (unknown capacity): no check
-    return [too_early & (rows.time_us != NO_TIME), too_long, too_high]
+    return [too_early, too_long, too_high]
 
 
 def row_message(kind: Kind, code: int, rules: VeeRules) -> str:
