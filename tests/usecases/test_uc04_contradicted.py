@@ -129,9 +129,13 @@ def _compensate(twin: Twin, store_path: Path) -> Uc04Result:
 
 
 @pytest.mark.parametrize("twin", [1], indirect=True, ids=["seed1"])
-def test_an_injected_month_long_failure_is_reviewed_and_darkens_nobody(
-    twin: Twin, tmp_path: Path
+@pytest.mark.parametrize("duration", [30 * 86400, 9_999_999], ids=["30days", "115days"])
+def test_an_injected_long_failure_is_reviewed_and_darkens_nobody(
+    twin: Twin, tmp_path: Path, duration: int
 ) -> None:
+    """The issue's case: one log row of 9,999,999 s (115 days) paid EUR 13,895 to its
+    customer and a neighbour; a month is as wrong. Both pass VEE (a meter can have
+    lived that long), so UC4 must catch them."""
     copy = tmp_path / "meterdata.duckdb"
     shutil.copy(twin.store_path, copy)
     before = _compensate(twin, copy)
@@ -146,7 +150,6 @@ def test_an_injected_month_long_failure_is_reviewed_and_darkens_nobody(
     assert target is not None, "seed 1 should have a partly dark feeder"
     outage, meter = target
     end = outage.end.replace(microsecond=0) + timedelta(minutes=7)
-    duration = 30 * 86400  # plausible for VEE (the meter lived longer), absurd in the grid
     schema = KINDS["power_failure_log"].source_schema()
     table = pa.Table.from_pydict(
         {"record": [1], "ean": [meter.ean], "end": [end], "duration_s": [duration]},
