@@ -14,8 +14,12 @@ from hypothesis import strategies as st
 from meetpunt import rulebook
 from meetpunt.domain.vee import VeeRules
 from meetpunt.errors import RulesDataError
+from meetpunt.io.p1 import parse_telegram
+from meetpunt.io.p1_source import source_from_telegrams
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.vee import ROW_RULES, US, RowInput, implausible_jumps, row_codes
+from meetpunt.twin.p1 import render_telegram
+from tests.io.p1data import snapshot
 from tests.meterdata.conftest import E1X25, E3X25, GAS, NOW, Hub, reading, utc
 
 RULES = rulebook.vee_rules()
@@ -221,3 +225,28 @@ def test_the_rule_file_carries_the_plausibility_thresholds_with_their_source() -
     body = {k: v for k, v in loaded.body.items() if k != "plausibility"}
     with pytest.raises(RulesDataError, match="plausibility"):
         VeeRules.from_mapping(body)
+
+
+def test_the_issues_p1_telegrams_with_a_valid_crc_are_refused_row_by_row(hub: Hub) -> None:
+    """Through P1: a 9,999,999,999 s failure, a log end written 99... (read as 1999;
+    the issue's '2099') and a 999,999 kWh register, each in a CRC-valid telegram: the
+    rows are quarantined with their rule, the good readings around them stored."""
+    t0 = utc(2025, 6, 2, 10)
+    good = snapshot(timestamp=t0, failure_log=((utc(2025, 5, 8, 14), 301),))
+    bad_log = snapshot(
+        timestamp=t0 + timedelta(seconds=10),
+        failure_log=((utc(2025, 5, 9, 14), 9_999_999_999), (utc(2099, 1, 1, 12), 60)),
+    )
+    spike = snapshot(timestamp=t0 + timedelta(seconds=20), import_wh=(999_999_000, 2_345_678))
+    after = snapshot(timestamp=t0 + timedelta(seconds=30))
+    raw = [render_telegram(s, "5.0") for s in (good, bad_log, spike, after)]
+    telegrams = [parse_telegram(r) for r in raw]
+    assert all(t.valid for t in telegrams)
+    report = hub.ingestor.ingest(source_from_telegrams(telegrams, E3X25, "bad.p1", "bad"))
+    assert report.quarantined == {
+        "MTR-5.implausible_duration": 1,
+        "MTR-5.implausible_time": 1,
+        "MTR-5.implausible_jump": 1,
+    }
+    assert report.kinds["p1_readings"].accepted == 3
+    assert report.kinds["power_failure_log"].accepted == 3  # with the snapshots' default log
