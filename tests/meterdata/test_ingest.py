@@ -239,7 +239,7 @@ def test_registers_that_go_backwards_are_refused(hub: Hub) -> None:
 def test_a_misread_spike_is_refused_not_the_reading_after_it(hub: Hub) -> None:
     rows = [
         reading(E3X25, utc(2025, 6, d, 22), wh, 0, None, None)
-        for d, wh in ((1, 4_000_000), (2, 9_000_500), (3, 4_001_000), (4, 4_002_000))
+        for d, wh in ((1, 4_000_000), (2, 4_500_500), (3, 4_001_000), (4, 4_002_000))
     ]
     report = hub.ingest(
         "manual_readings", [r | {"read_at": r.pop("at"), "meter": "M1"} for r in rows]

@@ -49,6 +49,16 @@ class VeeRules:
     history_days: int
     history_min_values: int
     daily_readings_months: int
+    meter_life_start: date = date(2007, 1, 1)
+    """MTR-5.implausible_*: no meter measured anything before this date."""
+    register_slack_wh: int = 100
+    gas_max_m3_per_h: float = 65.0
+    gas_slack_dm3: int = 100
+    event_min_interval_s: float = 1.0
+    event_slack: int = 10
+    uncorroborated_max_h: float = 24.0
+    """MTR-5.contradicted_interruption (UC4): hours of a logged interruption no
+    neighbour shares, above which it goes to review."""
     version: str = ""
 
     @classmethod
@@ -65,6 +75,13 @@ class VeeRules:
                 history_days=int(body["estimation"]["history_days"]),
                 history_min_values=int(body["estimation"]["history_min_values"]),
                 daily_readings_months=int(body["retention"]["daily_readings_months"]),
+                meter_life_start=_date(body["plausibility"]["meter_life_start"]),
+                register_slack_wh=int(body["plausibility"]["register_slack_wh"]),
+                gas_max_m3_per_h=float(body["plausibility"]["gas_max_m3_per_h"]),
+                gas_slack_dm3=int(body["plausibility"]["gas_slack_dm3"]),
+                event_min_interval_s=float(body["plausibility"]["event_min_interval_s"]),
+                event_slack=int(body["plausibility"]["event_slack"]),
+                uncorroborated_max_h=float(body["plausibility"]["uncorroborated_max_h"]),
                 version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -85,6 +102,11 @@ class VeeRules:
         if contract_start is not None and contract_start > cutoff:
             return contract_start
         return cutoff
+
+
+def _date(value: Any) -> date:
+    """A TOML date (or ISO text) as a :class:`date`."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _days_in_month(year: int, month: int) -> int:

@@ -256,6 +256,23 @@ def parse_timestamp(text: str) -> tuple[datetime, bool] | None:
     return utc, ambiguous
 
 
+def repeated_hour_wall(utc: datetime) -> datetime | None:
+    """The Europe/Amsterdam wall time (naive) of a flagless time read as its first
+    (summer-time) occurrence, when that wall time falls in the repeated autumn hour
+    (02:00-03:00 on the last Sunday of October, passed twice); None otherwise.
+
+    ``parse_timestamp`` reads such a time as CEST (+02:00); the second pass is one hour
+    later in UTC (CET, +01:00). Which one a telegram was is decided from the order of
+    the capture (:mod:`meetpunt.io.p1_source`, MTR-2.ambiguous_time).
+    """
+    from meetpunt.domain.calendar import LOCAL_TZ  # DSMR 2.2/3.0 only
+
+    local = utc.astimezone(LOCAL_TZ)
+    if local.fold or local.utcoffset() == local.replace(fold=1).utcoffset():
+        return None
+    return local.replace(tzinfo=None)
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def _stamp(text: str) -> tuple[datetime, bool] | None:
     """:func:`parse_timestamp`, cached: failure-log ends and M-Bus capture times repeat

@@ -8,22 +8,31 @@ sag/swell counters per phase (``voltage_events``) and the gas register of each M
 channel at its capture time (``p1_gas``). A malformed or CRC-failed telegram is
 refused whole with the parser's rule (``MTR-2.crc``, ...) and its raw text: never
 half-stored.
+
+DSMR 2.2/3 times carry no S/W flag; in the repeated October hour (02:00-03:00 local,
+passed twice) the capture's order decides (MTR-2.ambiguous_time): the first pass is CEST
+(+02:00), and a backwards jump of the wall clock inside that hour marks the switch to
+the second pass, CET (+01:00). A telegram that follows one from just before 02:00 is in
+the first pass; telegrams at the start of a capture wait for the jump. A telegram no
+neighbour places (a single telegram, a capture that starts inside the hour and never
+jumps back) is refused with ``MTR-2.ambiguous_time`` instead of being guessed.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from meetpunt.domain.calendar import LOCAL_TZ
 from meetpunt.domain.ean import is_valid_ean
 from meetpunt.errors import MeterDataError
-from meetpunt.io.p1 import Telegram, read_p1_file
+from meetpunt.io.p1 import Telegram, read_p1_file, repeated_hour_wall
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.source import Refusal, SourceData
 
@@ -65,18 +74,80 @@ class _Rows:
         return pa.Table.from_pydict(self.columns, schema=self.schema)
 
 
+AMBIGUOUS_TIME = "MTR-2.ambiguous_time"
+_HOUR = timedelta(hours=1)
+
+
+class _Passes:
+    """Which pass through the repeated October hour a capture is in (MTR-2.ambiguous_time)."""
+
+    def __init__(self) -> None:
+        self.first: set[date] = set()
+        self.second: set[date] = set()
+        self.last: datetime | None = None
+        """The resolved UTC time of the last telegram placed."""
+        self.held: list[tuple[int, Telegram, datetime]] = []
+        """(number, telegram, wall time) of telegrams in the hour not yet placed."""
+
+    def last_wall(self) -> datetime | None:
+        if self.held:
+            return self.held[-1][2]
+        if self.last is None:
+            return None
+        return self.last.astimezone(LOCAL_TZ).replace(tzinfo=None)
+
+    def place(self, at: datetime, wall: datetime) -> bool | None:
+        """Whether a telegram read as ``at`` (CEST) at ``wall`` is in the second pass
+        (CET, one hour later); None while no neighbour tells (it is then held)."""
+        day = wall.date()
+        before = self.last_wall()
+        if day in self.second:
+            return True
+        if day in self.first or self.held:
+            if before is not None and wall < before:  # the wall clock jumped back
+                self.second.add(day)
+                return True
+            if day in self.first:
+                return False
+            return None
+        hour_start = wall.replace(hour=2, minute=0, second=0, microsecond=0)
+        if (
+            self.last is not None
+            and before is not None
+            and before < hour_start
+            and at - self.last <= _HOUR
+        ):
+            self.first.add(day)
+            return False
+        return None
+
+
+def _unplaced(number: int, telegram: Telegram, ean: str, wall: datetime) -> Refusal:
+    return Refusal(
+        "p1_readings",
+        number,
+        ean,
+        AMBIGUOUS_TIME,
+        f"telegram time {wall:%Y-%m-%d %H:%M:%S} has no S/W flag (DSMR 2.2/3) and falls in "
+        "the repeated October hour; no neighbouring telegram tells the first (CEST) from "
+        "the second (CET) pass: send the capture with the telegrams around this hour",
+        telegram.raw.decode("latin-1"),
+    )
+
+
 def source_from_telegrams(
     telegrams: Iterable[Telegram], ean: str, name: str, digest: str
 ) -> SourceData:
     """The rows of a sequence of telegrams of one connection (file or MQTT batch)."""
     source = SourceData(name, digest)
-    readings = _Rows("p1_readings")
-    counters = _Rows("power_failures")
-    log = _Rows("power_failure_log")
-    events = _Rows("voltage_events")
-    gas = _Rows("p1_gas")
-    seen_log: set[tuple[datetime, int]] = set()
-    seen_gas: set[tuple[int, datetime]] = set()
+    rows = _Collected(ean)
+    passes = _Passes()
+
+    def emit(number: int, telegram: Telegram, at: datetime, wall: datetime | None) -> None:
+        """Rows of one telegram at ``at``; ``wall`` is set for one in the second pass."""
+        rows.add(number, telegram, at, wall)
+        passes.last = at
+
     for number, telegram in enumerate(telegrams, start=1):
         if not telegram.valid or telegram.timestamp is None:
             error = telegram.error
@@ -93,6 +164,58 @@ def source_from_telegrams(
             )
             continue
         at = telegram.timestamp
+        wall = repeated_hour_wall(at) if telegram.ambiguous_time else None
+        if wall is None:
+            source.refused += [_unplaced(n, t, ean, w) for n, t, w in passes.held]
+            passes.held.clear()
+            emit(number, telegram, at, None)
+            continue
+        second = passes.place(at, wall)
+        if second is None:
+            passes.held.append((number, telegram, wall))
+            continue
+        for n, t, _ in passes.held:  # the wall clock jumped back: those were the first pass
+            emit(n, t, t.timestamp or at, None)
+        passes.held.clear()
+        emit(number, telegram, at + _HOUR if second else at, wall if second else None)
+    source.refused += [_unplaced(n, t, ean, w) for n, t, w in passes.held]
+    for kind, collected in rows.kinds.items():
+        table = collected.table()
+        if table.num_rows:
+            source.tables[kind] = table
+    return source
+
+
+class _Collected:
+    """The rows of one capture per kind, each failure-log entry and gas reading once."""
+
+    def __init__(self, ean: str) -> None:
+        self.ean = ean
+        self.kinds = {
+            kind: _Rows(kind)
+            for kind in (
+                "p1_readings",
+                "power_failures",
+                "power_failure_log",
+                "voltage_events",
+                "p1_gas",
+            )
+        }
+        self.seen_log: set[tuple[datetime, int]] = set()
+        self.seen_gas: set[tuple[int, datetime]] = set()
+
+    def add(
+        self, number: int, telegram: Telegram, at: datetime, second_wall: datetime | None
+    ) -> None:
+        """The rows of one valid telegram at ``at`` (its resolved UTC time). In the
+        second pass of the repeated hour (``second_wall``), an M-Bus capture time without
+        flag in that hour and not after the telegram's wall time is CET as well (+1 h)."""
+        ean = self.ean
+        readings, counters, log = (
+            self.kinds[k] for k in ("p1_readings", "power_failures", "power_failure_log")
+        )
+        events, gas = self.kinds["voltage_events"], self.kinds["p1_gas"]
+        seen_log, seen_gas = self.seen_log, self.seen_gas
         readings.add(
             record=number,
             ean=ean,
@@ -123,6 +246,10 @@ def source_from_telegrams(
                 events.add(record=number, ean=ean, at=at, phase=phase, sags=sags, swells=swells)
         for channel in telegram.gas_readings:
             stamp = channel.captured_at
+            if stamp is not None and second_wall is not None and channel.ambiguous_time:
+                gas_wall = repeated_hour_wall(stamp)
+                if gas_wall is not None and gas_wall <= second_wall:
+                    stamp = stamp + _HOUR
             if stamp is not None and channel.value is not None:
                 if (channel.channel, stamp) in seen_gas:
                     continue
@@ -134,14 +261,3 @@ def source_from_telegrams(
                     channel=channel.channel,
                     reading_dm3=_wh_from(channel.value),
                 )
-    for kind, rows in (
-        ("p1_readings", readings),
-        ("power_failures", counters),
-        ("power_failure_log", log),
-        ("voltage_events", events),
-        ("p1_gas", gas),
-    ):
-        table = rows.table()
-        if table.num_rows:
-            source.tables[kind] = table
-    return source

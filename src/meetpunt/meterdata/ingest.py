@@ -58,6 +58,7 @@ from meetpunt.meterdata.vee import (
     US,
     CounterPoint,
     RowInput,
+    implausible_jumps,
     row_codes,
     row_message,
     spread,
@@ -96,6 +97,10 @@ class ConnectionIndex:
             versions.setdefault(e.connection_id, []).append((start, end, watts))
         size = max(versions, default=0) + 1
         self._single = np.full(size, np.nan)
+        self._max = np.full(size, np.nan)
+        for cid, spans in versions.items():
+            finite = [w for _, _, w in spans if not np.isnan(w)]
+            self._max[cid] = max(finite) if finite else np.nan
         self._versions = versions
         self._varying = np.zeros(size, dtype=bool)
         for cid, spans in versions.items():
@@ -112,6 +117,14 @@ class ConnectionIndex:
         lookup = np.array([*known, -1], dtype=np.int32)  # the last entry: no EAN at all
         indices = encoded.indices.fill_null(len(known))
         return np.asarray(lookup[indices.to_numpy(zero_copy_only=False)], dtype=np.int32)
+
+    def max_watts(self, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float64]:
+        """The largest nominal watts a connection ever had (MTR-5.implausible_jump: a
+        generous bound that needs no date); NaN when unknown."""
+        known = (ids >= 0) & (ids < len(self._max))
+        out = np.full(len(ids), np.nan)
+        out[known] = self._max[ids[known]]
+        return out
 
     def capacity_watts(
         self, ids: npt.NDArray[np.int32], time_us: npt.NDArray[np.int64]
@@ -383,7 +396,7 @@ class Ingestor:
             table.column(kind.ean_column).combine_chunks(), kind.commodity
         )
         values = {name: _numbers(table.column(name)) for name in kind.value_names}
-        capacity = self.index.capacity_watts(ids, time_us) if kind.energy else None
+        capacity = self.index.capacity_watts(ids, time_us) if kind.energy or kind.counters else None
         now_us = int(self.now.timestamp() * US)
         codes = row_codes(kind, RowInput(ids, time_us, values, capacity), self.rules, now_us)
         refused: dict[int, tuple[str, str]] = {}
@@ -412,10 +425,14 @@ class Ingestor:
             work = _without(work, np.concatenate([merged.duplicates, conflict_rows]), n)
         swaps: set[int] = set()
         if kind.counters and work.num_rows:
-            backwards, swaps = _check_counters(con, kind, work, self.rules)
+            backwards, swaps, jumps = _check_counters(
+                con, kind, work, self.rules, self.index.max_watts
+            )
             for key, message in backwards.items():
                 refused[key] = ("MTR-5.counter_backwards", message)
-            work = _without(work, np.fromiter(backwards, dtype=np.int64), n)
+            for key, message in jumps.items():
+                refused[key] = ("MTR-5.implausible_jump", message)
+            work = _without(work, np.fromiter([*backwards, *jumps], dtype=np.int64), n)
         if work.num_rows:
             _insert(con, kind, work, batch, swaps)
             report.accepted += work.num_rows
@@ -673,10 +690,16 @@ def _against_store(
 
 
 def _check_counters(
-    con: duckdb.DuckDBPyConnection, kind: Kind, work: pa.Table, rules: VeeRules
-) -> tuple[dict[int, str], set[int]]:
+    con: duckdb.DuckDBPyConnection,
+    kind: Kind,
+    work: pa.Table,
+    rules: VeeRules,
+    max_watts: Callable[[npt.NDArray[np.int32]], npt.NDArray[np.float64]] | None = None,
+) -> tuple[dict[int, str], set[int], dict[int, str]]:
     """Counters of each connection in time order, incoming rows between the stored
-    readings around them (MTR-5.counter_backwards, MTR-5.meter_swap)."""
+    readings around them (MTR-5.counter_backwards, MTR-5.meter_swap); first the rises
+    larger than physically possible (MTR-5.implausible_jump), which are left out of
+    the backwards walk. Returns (backwards, swaps, jumps)."""
     counters = list(kind.counters)
     extra = [c.name for c in kind.extra_key]
     series = ["connection", *extra]
@@ -710,12 +733,19 @@ def _check_counters(
     for c in series:
         col = pc.dictionary_encode(both.column(c).combine_chunks()).indices.to_numpy()
         group = group * (int(col.max(initial=0)) + 1) + col
+    rows = both.column("row").to_numpy()
+    times = both.column(kind.time).cast(pa.int64()).to_numpy()
+    jumps: dict[int, str] = {}
+    if max_watts is not None:
+        ids = both.column("connection").to_numpy().astype(np.int32)
+        jumps = implausible_jumps(kind, rules, times, regs, group, rows, max_watts(ids))
+        if jumps:
+            keep = ~np.isin(rows, np.fromiter(jumps, dtype=np.int64))
+            regs, group, rows, times = regs[keep], group[keep], rows[keep], times[keep]
     same_series = group[1:] == group[:-1]
     down = np.any(regs[1:] < regs[:-1], axis=1) & same_series
     if not down.any():
-        return {}, set()
-    rows = both.column("row").to_numpy()
-    times = both.column(kind.time).cast(pa.int64()).to_numpy()
+        return {}, set(), jumps
     refused: dict[int, str] = {}
     swaps: set[int] = set()
     for g in np.unique(group[1:][down]):
@@ -724,7 +754,7 @@ def _check_counters(
         r, s = walk_counters(points, rules)
         refused.update(r)
         swaps |= s
-    return refused, swaps
+    return refused, swaps, jumps
 
 
 def _insert(

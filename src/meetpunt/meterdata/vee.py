@@ -33,6 +33,9 @@ ROW_RULES = (
     "MTR-5.clock",
     "MTR-5.capacity",
     "MTR-5.range",
+    "MTR-5.implausible_time",
+    "MTR-5.implausible_duration",
+    "MTR-5.implausible_register",
 )
 """Row checks in the order they are applied; code 0 = passed."""
 
@@ -51,6 +54,41 @@ class RowInput:
     """Value columns; float64 with NaN for empty cells when a column has any."""
     capacity_w: FloatArray | None
     """Phases x amperes x phase voltage of the connection on the row's date; NaN if none."""
+
+
+def durations(kind: Kind) -> tuple[str, ...]:
+    """Value columns that are durations in seconds (the failure log's ``duration_s``)."""
+    return tuple(n for n in kind.value_names if n.endswith("_s"))
+
+
+def counter_limits(
+    kind: Kind, rules: VeeRules, seconds: FloatArray, capacity_w: FloatArray | None
+) -> dict[str, FloatArray]:
+    """Per counter column: the most it can rise in ``seconds`` (MTR-5.implausible_register,
+    MTR-5.implausible_jump). Energy registers (Wh): the connection's fusing power times
+    the time; gas (dm3): the largest meter's flow times the time; event counters: one
+    event per ``event_min_interval_s``; each plus its rule-file slack. NaN (no limit)
+    where the capacity is unknown."""
+    out: dict[str, FloatArray] = {}
+    hours = seconds / 3600.0
+    for name in kind.counters:
+        if name.endswith("_wh"):
+            cap = capacity_w if capacity_w is not None else np.full(len(seconds), np.nan)
+            out[name] = cap * rules.capacity_tolerance * hours + rules.register_slack_wh
+        elif name.endswith("_dm3"):
+            out[name] = rules.gas_max_m3_per_h * 1000.0 * hours + rules.gas_slack_dm3
+        else:
+            out[name] = seconds / rules.event_min_interval_s + rules.event_slack
+    return out
+
+
+def life_start_us(rules: VeeRules) -> int:
+    """The start of any meter's life in microseconds since the epoch (UTC midnight)."""
+    return (rules.meter_life_start.toordinal() - _EPOCH_ORDINAL) * 86_400 * US
+
+
+_EPOCH_ORDINAL = 719_163
+"""``date(1970, 1, 1).toordinal()``."""
 
 
 def row_codes(kind: Kind, rows: RowInput, rules: VeeRules, now_us: int) -> npt.NDArray[np.int8]:
@@ -84,10 +122,32 @@ def row_codes(kind: Kind, rows: RowInput, rules: VeeRules, now_us: int) -> npt.N
         v = rows.values[name]
         out_of_range |= (v < rules.voltage_min_v) | (v > rules.voltage_max_v)
     checks.append(out_of_range)
+    checks += _plausibility(kind, rows, rules)
     codes = np.zeros(n, dtype=np.int8)
     for code in range(len(checks), 0, -1):
         codes[checks[code - 1]] = code
     return codes
+
+
+def _plausibility(kind: Kind, rows: RowInput, rules: VeeRules) -> list[BoolArray]:
+    """MTR-5.implausible_time, implausible_duration, implausible_register: what no meter
+    can have measured since its life began (``meter_life_start`` in the rule file)."""
+    life = life_start_us(rules)
+    n = len(rows.time_us)
+    too_early = rows.time_us < life  # an empty time is MTR-5.missing_value, checked first
+    too_long = np.zeros(n, dtype=bool)
+    too_high = np.zeros(n, dtype=bool)
+    names = durations(kind)
+    if not names and not kind.counters:
+        return [too_early, too_long, too_high]
+    lived_s = np.maximum(rows.time_us - life, 0) // US  # whole seconds since the life start
+    for name in names:
+        too_long |= rows.values[name] > lived_s  # NaN compares False
+    if kind.counters:
+        limits = counter_limits(kind, rules, lived_s.astype(np.float64), rows.capacity_w)
+        for name, limit in limits.items():
+            too_high |= rows.values[name] > limit  # NaN limit (unknown capacity): no check
+    return [too_early, too_long, too_high]
 
 
 def row_message(kind: Kind, code: int, rules: VeeRules) -> str:
@@ -125,6 +185,26 @@ def row_message(kind: Kind, code: int, rules: VeeRules) -> str:
         return (
             f"{', '.join(kind.voltage)} is outside {rules.voltage_min_v:g}.."
             f"{rules.voltage_max_v:g} V, impossible on a 230 V connection"
+        )
+    life = rules.meter_life_start.isoformat()
+    if rule == "MTR-5.implausible_time":
+        return (
+            f"{kind.time} lies before {life}, before any smart meter measured anything "
+            "(a meter that lost its clock writes 1970 or 1999); set the meter clock and "
+            "read it again"
+        )
+    if rule == "MTR-5.implausible_duration":
+        return (
+            f"{', '.join(durations(kind))} is longer than the time since {life}: the "
+            "failure would have started before the meter existed; the log entry is "
+            "corrupt, read the log again"
+        )
+    if rule == "MTR-5.implausible_register":
+        return (
+            f"a counter of {', '.join(kind.counters)} is higher than the meter could have "
+            f"counted since {life} (energy: phases x A x {rules.phase_voltage_v:g} V x "
+            f"{rules.capacity_tolerance:g} x time; gas: {rules.gas_max_m3_per_h:g} m3/h; "
+            f"events: one per {rules.event_min_interval_s:g} s); misread, check the meter"
         )
     return rule
 
@@ -187,6 +267,53 @@ def walk_counters(
                 f"{_show(last.registers)}; counters only go up (misread or wrong meter?)"
             )
     return refused, swaps
+
+
+def implausible_jumps(
+    kind: Kind,
+    rules: VeeRules,
+    times_us: IntArray,
+    regs: FloatArray,
+    group: IntArray,
+    rows: IntArray,
+    capacity_w: FloatArray,
+) -> dict[int, str]:
+    """Incoming readings whose counters rose more than physically possible since the
+    reading before them (MTR-5.implausible_jump; limits from :func:`counter_limits`).
+
+    Points are in series, then time order (``group`` = series, ``rows`` = incoming row or
+    -1 for stored). A refused reading is not the next one's reference: the walk compares
+    with the last reading kept, so one spike refuses one reading.
+    """
+    if len(rows) < 2:
+        return {}
+    names = list(kind.counters)
+    dt = (times_us[1:] - times_us[:-1]).astype(np.float64) / US
+    limits = counter_limits(kind, rules, dt, capacity_w[1:])
+    rise = regs[1:] - regs[:-1]
+    over = np.zeros(len(dt), dtype=bool)
+    for j, name in enumerate(names):
+        over |= rise[:, j] > limits[name]
+    over &= (group[1:] == group[:-1]) & (rows[1:] >= 0)
+    if not over.any():
+        return {}
+    refused: dict[int, str] = {}
+    for g in np.unique(group[1:][over]):
+        members = np.flatnonzero(group == g)
+        last = int(members[0])
+        for i in members[1:].tolist():
+            seconds = np.array([(times_us[i] - times_us[last]) / US], dtype=np.float64)
+            lim = counter_limits(kind, rules, seconds, capacity_w[i : i + 1])
+            jumped = [n for j, n in enumerate(names) if regs[i, j] - regs[last, j] > lim[n][0]]
+            if jumped and rows[i] >= 0:
+                refused[int(rows[i])] = (
+                    f"registers {_show(regs[i])} rose from {_show(regs[last])} in "
+                    f"{int(seconds[0])} s, more than the meter can count "
+                    f"({', '.join(jumped)}); misread, check the meter"
+                )
+                continue
+            last = i
+    return refused
 
 
 def _show(registers: Sequence[float]) -> str:

@@ -27,7 +27,14 @@ Rules (each decision carries its source and reason):
   so that either registration puts it in the dark);
 * a registered out-of-service connection on a faulted feeder is not asked and not
   paid, but listed for review (it may still be in use); an owed connection without a
-  contract holder in the register is listed for review instead of paid.
+  contract holder in the register is listed for review instead of paid;
+* an interruption its neighbours contradict (MTR-5.contradicted_interruption) is
+  listed for review, not paid, and left out of the outage before the neighbours are
+  placed: a logged interval of which more than ``uncorroborated_max_h`` (rule file
+  ``vee_rules``) is not shared by any other meter of its feeder in that outage, while
+  meters on that feeder were asked and logged no interruption then (a DSMR meter logs
+  every long failure, so they had voltage). A corrupt but plausible log row (115 days)
+  then neither pays its own customer nor darkens the houses around it.
 
 Everything except :func:`compensate`'s register and gate calls is pure.
 """
@@ -35,7 +42,7 @@ Everything except :func:`compensate`'s register and gate calls is pure.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -62,6 +69,9 @@ from meetpunt.usecases.uc09_interruption_registration import (
     read_outages,
 )
 
+CONTRADICTED = "MTR-5.contradicted_interruption"
+UNCORROBORATED_MAX_S = 24 * 3600
+"""Default of ``vee_rules`` [plausibility] uncorroborated_max_h, for the pure calls."""
 PURPOSE = "UC4"
 KIND = "power_failure_log"
 SOURCE_LOG = "own meter power failure log (1-0:99.97.0)"
@@ -361,12 +371,15 @@ def outage_map(
     street: Mapping[str, str],
     dark_nodes: Mapping[str, set[int]],
     lit_nodes: Mapping[str, set[int]],
+    doubted: Iterable[str] = (),
 ) -> OutageMap:
     """The picture of one outage (UC4's outage map), and the one placement rule payment
     uses: a smart meter asked is '1' when it logged the outage and 'N' when not; a
     meter without a log (traditional, not asked) is placed by its neighbours on the
-    cable (:func:`_placed_dark`), '?' when they do not place it."""
+    cable (:func:`_placed_dark`), '?' when they do not place it. A meter whose log its
+    neighbours contradict (``doubted``) is '?'."""
     logged = {c.ean for c in outage.customers}
+    doubt = set(doubted)
 
     def whole_dark(feeder: str) -> bool:
         dark = dark_nodes.get(feeder, set())
@@ -377,7 +390,9 @@ def outage_map(
         if m.substation != outage.substation or not (m.in_service or m.ean in logged):
             continue
         on = street.get(m.ean, m.feeder)
-        if m.ean in logged:
+        if m.ean in doubt:
+            state, why = UNKNOWN, "its log is contradicted by its neighbours (review)"
+        elif m.ean in logged:
             state, why = INTERRUPTED, "logged the outage"
         elif m.ean in asked:
             state, why = NOT_INTERRUPTED, "asked, no log entry"
@@ -432,6 +447,70 @@ def _state(node: int | None, dark: set[int]) -> str:
     return "dark" if node in dark else "lit"
 
 
+def contradicted(
+    outage: Outage,
+    meters: Mapping[str, Meter],
+    asked: set[str],
+    uncorroborated_max_s: float = UNCORROBORATED_MAX_S,
+) -> dict[str, str]:
+    """The customers of ``outage`` whose logged interruption its neighbours contradict
+    (MTR-5.contradicted_interruption), with the reason.
+
+    A customer's interval is contradicted when more than ``uncorroborated_max_s`` of it
+    is covered by no other customer of the same feeder in this outage, and at least one
+    other in-service meter of that feeder was asked: its log shows no interruption then,
+    so it had voltage. Customers without asked neighbours are not contradicted (nobody
+    saw otherwise).
+    """
+    out: dict[str, str] = {}
+    for c in outage.customers:
+        m = meters.get(c.ean)
+        if m is None:
+            continue
+        witnesses = [
+            n
+            for n in meters.values()
+            if n.ean != c.ean
+            and n.ean in asked
+            and n.in_service
+            and n.substation == m.substation
+            and n.feeder == m.feeder
+        ]
+        if not witnesses:
+            continue
+        shared = sorted(
+            (max(o.start, c.start), min(o.end, c.end))
+            for o in outage.customers
+            if o.ean != c.ean and o.ean in meters and meters[o.ean].feeder == m.feeder
+        )
+        alone = (c.end - c.start).total_seconds() - _covered_s(shared)
+        if alone > uncorroborated_max_s:
+            out[c.ean] = (
+                f"{CONTRADICTED}: logged {c.duration_s} s from {c.start.isoformat()} to "
+                f"{c.end.isoformat()}, but for {int(alone)} s of it none of the "
+                f"{len(witnesses)} other asked meter(s) on feeder {m.feeder} logged an "
+                "interruption (they had voltage); not paid, and not used to place its "
+                "neighbours: check the meter's log"
+            )
+    return out
+
+
+def _covered_s(spans: Sequence[tuple[datetime, datetime]]) -> float:
+    """Seconds covered by the union of sorted (start, end) spans (empty ones ignored)."""
+    total = 0.0
+    reach: datetime | None = None
+    for start, end in spans:
+        if end <= start:
+            continue
+        if reach is None or start > reach:
+            total += (end - start).total_seconds()
+            reach = end
+        elif end > reach:
+            total += (end - reach).total_seconds()
+            reach = end
+    return total
+
+
 def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
     outages: Sequence[Outage],
     meters: Mapping[str, Meter],
@@ -440,11 +519,13 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
     scheme: CompensationScheme,
     classes: CapacityClasses,
     operator: str | None = None,
+    uncorroborated_max_s: float = UNCORROBORATED_MAX_S,
 ) -> _Assessment:
     """UC4's decisions over the grouped outages (pure; see the module docstring).
 
     ``meters`` is every in/out-of-service electricity connection of the register,
-    ``smart`` the EANs whose logs were asked.
+    ``smart`` the EANs whose logs were asked; ``uncorroborated_max_s`` is the
+    MTR-5.contradicted_interruption threshold.
     """
     asked = set(smart)
     street = street_feeders(meters)
@@ -454,7 +535,14 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
         if m.in_service and m.ean in asked:
             feeders_of.setdefault(m.substation, set()).add(street[m.ean])
     out = _Assessment()
-    for o in outages:
+    for told in outages:
+        doubted = contradicted(told, meters, asked, uncorroborated_max_s)
+        out.reviews += [Review(e, told.id, why) for e, why in sorted(doubted.items())]
+        kept = [c for c in told.customers if c.ean not in doubted]
+        o = told
+        if doubted and kept:  # the outage as the credible logs show it
+            start, end = min(c.start for c in kept), max(c.end for c in kept)
+            o = replace(told, customers=tuple(kept), start=start, end=end)
         logged = {c.ean: c for c in o.customers}
         faulted = sorted({street.get(e, meters[e].feeder if e in meters else "") for e in logged})
         level = grid_level(o, faulted, sorted(feeders_of.get(o.substation, ())))
@@ -466,6 +554,8 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             o.id, o.substation, tuple(faulted), o.start, o.end, level, work, len(logged)
         )
         out.outages.append(decision)
+        if not kept:  # every log of it contradicted: nobody is placed in the dark
+            continue
         dark_nodes: dict[str, set[int]] = {}
         lit_nodes: dict[str, set[int]] = {}
         for m in meters.values():
@@ -473,9 +563,9 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                 continue
             if m.ean in logged:
                 dark_nodes.setdefault(m.feeder, set()).add(m.node)
-            elif m.ean in asked:
+            elif m.ean in asked:  # a doubted log counts as lit: it darkens nobody
                 lit_nodes.setdefault(m.feeder, set()).add(m.node)
-        drawn = outage_map(o, faulted, meters, asked, street, dark_nodes, lit_nodes)
+        drawn = outage_map(o, faulted, meters, asked, street, dark_nodes, lit_nodes, doubted)
         out.maps.append(drawn)
         on_map = {x.ean: x for x in drawn.meters}
         if work is not None:
@@ -511,7 +601,7 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                 paid = f"; paid EUR {comp.amount} on its own log" if comp.paid else ""
                 review(ean, f"{_gis(m, street)}{paid}")
         for m in meters.values():
-            if m.substation != o.substation or m.ean in logged:
+            if m.substation != o.substation or m.ean in logged or m.ean in doubted:
                 continue
             if m.feeder not in faulted and street.get(m.ean) not in faulted:
                 continue
@@ -607,6 +697,7 @@ def compensate(
     """
     scheme = rulebook.compensation_scheme()
     classes = rulebook.capacity_classes()
+    limit = rulebook.vee_rules().uncorroborated_max_h * 3600
     day = to_local(period.start).date()
     versions = gate.register_view.connection_versions(day)
     spots = population(versions)
@@ -628,7 +719,7 @@ def compensate(
         spots,
         Uc04Error,
     )
-    found = assess(read.outages, meters, spots, planned, scheme, classes, operator)
+    found = assess(read.outages, meters, spots, planned, scheme, classes, operator, limit)
     payments: list[Payment] = []
     reviews = list(found.reviews)
     holders = gate.register_view.contract_holders(
