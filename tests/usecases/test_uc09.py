@@ -285,3 +285,40 @@ def test_grouping_rules_on_plain_entries() -> None:
     assert f.customer_interruptions == 7 and f.saifi == pytest.approx(0.7)
     assert f.saidi_min_per_year == pytest.approx(f.customer_minutes_lost / 10 * 365.25 / 2)
     assert reliability([], 0, period).saifi is None
+
+
+def test_an_interruption_its_feeder_contradicts_is_set_aside_not_counted() -> None:
+    """A meter logs 115 days alone while three neighbours on its feeder logged nothing
+    (the issue's 9,999,999 s row): set aside for review, not in SAIDI; the real outage of
+    the others is registered as it was (MTR-5.contradicted_interruption)."""
+    from meetpunt.usecases.grid import GridSpot
+    from meetpunt.usecases.uc09_interruption_registration import (
+        CONTRADICTED,
+        LogEntry,
+        set_aside_contradicted,
+    )
+
+    start = datetime(2025, 6, 10, 8, tzinfo=UTC)
+    end = start + timedelta(hours=2)
+    spots = {e: GridSpot("OS1", "K1") for e in ("a", "b", "c", "d")}
+    real = [LogEntry(e, "OS1", "K1", start, end, 7200) for e in ("a", "b")]
+    absurd = LogEntry(
+        "c",
+        "OS1",
+        "K1",
+        end + timedelta(hours=1) - timedelta(seconds=9_999_999),
+        end + timedelta(hours=1),
+        9_999_999,
+    )
+    outages, doubted = set_aside_contradicted(group_outages([*real, absurd]), spots)
+    assert [d.ean for d in doubted] == ["c"] and doubted[0].as_dict()["rule"] == CONTRADICTED
+    (outage,) = outages
+    assert [c.ean for c in outage.customers] == ["a", "b"]
+    assert (outage.start, outage.end) == (start, end)
+    # alone on its feeder (nobody to contradict it) or within a day: counted as logged
+    counted, none_doubted = set_aside_contradicted(
+        group_outages([absurd]), {"c": GridSpot("OS1", "K1")}
+    )
+    assert not none_doubted and counted[0].affected == 1
+    day = LogEntry("c", "OS1", "K1", start, start + timedelta(hours=20), 72_000)
+    assert set_aside_contradicted(group_outages([day]), spots)[1] == []

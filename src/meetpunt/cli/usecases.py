@@ -156,6 +156,13 @@ def _show_uc09(result: Uc09Result) -> None:
         figures.add_row(name, value)
     console.print(figures)
     console.print(f"source: {result.outages[0].source if result.outages else 'none logged'}")
+    for d in result.doubted:
+        console.print(
+            f"set aside for review [{d.as_dict()['rule']}]: {d.ean} logged "
+            f"{duration_text(d.duration_s)} ({_when(d.start)} - {_when(d.end)}), "
+            f"{duration_text(d.alone_s)} of it while its feeder {d.feeder} had voltage",
+            highlight=False,
+        )
 
 
 @usecase_app.command("uc09")

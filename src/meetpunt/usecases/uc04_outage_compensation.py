@@ -64,14 +64,14 @@ from meetpunt.usecases import grid
 from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid
 from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc09_interruption_registration import (
+    CONTRADICTED,
+    UNCORROBORATED_MAX_S,
     Outage,
+    covered_s,
     population,
     read_outages,
 )
 
-CONTRADICTED = "MTR-5.contradicted_interruption"
-UNCORROBORATED_MAX_S = 24 * 3600
-"""Default of ``vee_rules`` [plausibility] uncorroborated_max_h, for the pure calls."""
 PURPOSE = "UC4"
 KIND = "power_failure_log"
 SOURCE_LOG = "own meter power failure log (1-0:99.97.0)"
@@ -483,7 +483,7 @@ def contradicted(
             for o in outage.customers
             if o.ean != c.ean and o.ean in meters and meters[o.ean].feeder == m.feeder
         )
-        alone = (c.end - c.start).total_seconds() - _covered_s(shared)
+        alone = (c.end - c.start).total_seconds() - covered_s(shared)
         if alone > uncorroborated_max_s:
             out[c.ean] = (
                 f"{CONTRADICTED}: logged {c.duration_s} s from {c.start.isoformat()} to "
@@ -493,22 +493,6 @@ def contradicted(
                 "neighbours: check the meter's log"
             )
     return out
-
-
-def _covered_s(spans: Sequence[tuple[datetime, datetime]]) -> float:
-    """Seconds covered by the union of sorted (start, end) spans (empty ones ignored)."""
-    total = 0.0
-    reach: datetime | None = None
-    for start, end in spans:
-        if end <= start:
-            continue
-        if reach is None or start > reach:
-            total += (end - start).total_seconds()
-            reach = end
-        elif end > reach:
-            total += (end - reach).total_seconds()
-            reach = end
-    return total
 
 
 def assess(  # noqa: PLR0915 - one pass over the outages, rules in order

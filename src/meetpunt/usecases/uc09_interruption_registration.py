@@ -7,7 +7,9 @@ and its duration), asked once from the privacy gate for every in-service electri
 connection with a smart meter (optionally one municipality or postcode-4 area). UC9 is
 grid management, so an administrative opt-out does not stop it (PRV-3). Each meter's
 feeder is UC1's street rule (:mod:`meetpunt.usecases.grid`), so an outage names the
-feeder that failed even when a registration error names another.
+feeder that failed even when a registration error names another. A logged interruption
+that the meter's feeder neighbours contradict (they had voltage for more than a day of
+it) is set aside for review instead of counted (MTR-5.contradicted_interruption).
 
 Everything except :func:`register_interruptions`' gate call is a pure function over
 plain values or Arrow tables.
@@ -16,12 +18,13 @@ plain values or Arrow tables.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
+from meetpunt import rulebook
 from meetpunt.domain.calendar import to_local
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
@@ -33,6 +36,9 @@ from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid, street_feed
 
 PURPOSE = "UC9"
 KIND = "power_failure_log"
+CONTRADICTED = "MTR-5.contradicted_interruption"
+UNCORROBORATED_MAX_S = 24 * 3600
+"""Default of ``vee_rules`` [plausibility] uncorroborated_max_h, for the pure calls."""
 SOURCE = "meter power failure log (1-0:99.97.0)"
 SIMULTANEOUS_S = 60
 """Entries on different feeders of one substation belong to one outage only when they
@@ -158,6 +164,8 @@ class Uc09Result:
     figures: ReliabilityFigures
     entries_read: int
     audit_seq: int | None
+    doubted: tuple[Doubted, ...] = ()
+    """Interruptions set aside for review (MTR-5.contradicted_interruption)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +180,7 @@ class Uc09Result:
             "audit_seq": self.audit_seq,
             "outages": [o.as_dict() for o in self.outages],
             "figures": self.figures.as_dict(),
+            "doubted": [d.as_dict() for d in self.doubted],
         }
 
 
@@ -313,6 +322,100 @@ def _outage(substation: str, members: Sequence[LogEntry]) -> Outage:
     )
 
 
+@dataclass(frozen=True)
+class Doubted:
+    """A logged interruption left out of the registration: the meter's neighbours on its
+    feeder had voltage for most of it (MTR-5.contradicted_interruption); for review."""
+
+    outage: str
+    ean: str
+    feeder: str
+    start: datetime
+    end: datetime
+    duration_s: int
+    alone_s: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outage": self.outage,
+            "ean": self.ean,
+            "feeder": self.feeder,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "duration_s": self.duration_s,
+            "alone_s": self.alone_s,
+            "rule": CONTRADICTED,
+        }
+
+
+def covered_s(spans: Sequence[tuple[datetime, datetime]]) -> float:
+    """Seconds covered by the union of sorted (start, end) spans (empty ones ignored)."""
+    total = 0.0
+    reach: datetime | None = None
+    for start, end in spans:
+        if end <= start:
+            continue
+        if reach is None or start > reach:
+            total += (end - start).total_seconds()
+            reach = end
+        elif end > reach:
+            total += (end - reach).total_seconds()
+            reach = end
+    return total
+
+
+def alone_s(customer: CustomerInterruption, outage: Outage) -> float:
+    """Seconds of ``customer``'s logged interval that no other customer of its feeder in
+    ``outage`` logged too."""
+    shared = sorted(
+        (max(o.start, customer.start), min(o.end, customer.end))
+        for o in outage.customers
+        if o.ean != customer.ean and o.feeder == customer.feeder
+    )
+    return (customer.end - customer.start).total_seconds() - covered_s(shared)
+
+
+def set_aside_contradicted(
+    outages: Sequence[Outage],
+    spots: Mapping[str, GridSpot],
+    uncorroborated_max_s: float = UNCORROBORATED_MAX_S,
+) -> tuple[list[Outage], list[Doubted]]:
+    """The outages without the interruptions their neighbours contradict, and those set
+    aside (MTR-5.contradicted_interruption): more than ``uncorroborated_max_s`` of a
+    logged interval is shared by no other meter of the feeder, while the feeder has
+    other meters in the population, whose logs show they had voltage. One absurd log
+    must not count as customer minutes lost (SAIDI) nor make an outage longer."""
+    on_feeder: dict[tuple[str, str], int] = {}
+    for spot in spots.values():
+        key = (spot.substation, spot.feeder)
+        on_feeder[key] = on_feeder.get(key, 0) + 1
+    kept_outages: list[Outage] = []
+    doubted: list[Doubted] = []
+    for outage in outages:
+        kept: list[CustomerInterruption] = []
+        for c in outage.customers:
+            alone = alone_s(c, outage)
+            if alone > uncorroborated_max_s and on_feeder.get((outage.substation, c.feeder), 0) > 1:
+                doubted.append(
+                    Doubted(outage.id, c.ean, c.feeder, c.start, c.end, c.duration_s, int(alone))
+                )
+            else:
+                kept.append(c)
+        if len(kept) == len(outage.customers):
+            kept_outages.append(outage)
+        elif kept:
+            kept_outages.append(
+                replace(
+                    outage,
+                    customers=tuple(kept),
+                    feeders=tuple(sorted({c.feeder for c in kept})),
+                    start=min(c.start for c in kept),
+                    end=max(c.end for c in kept),
+                )
+            )
+    return kept_outages, doubted
+
+
 def reliability(
     outages: Sequence[Outage], customers_served: int, period: Period
 ) -> ReliabilityFigures:
@@ -373,8 +476,12 @@ def register_interruptions(
         spots,
         Uc09Error,
     )
-    figures = reliability(read.outages, len(spots), period)
-    return Uc09Result(period, area, tuple(read.outages), figures, read.entries, read.audit_seq)
+    limit = rulebook.vee_rules().uncorroborated_max_h * 3600
+    outages, doubted = set_aside_contradicted(read.outages, spots, limit)
+    figures = reliability(outages, len(spots), period)
+    return Uc09Result(
+        period, area, tuple(outages), figures, read.entries, read.audit_seq, tuple(doubted)
+    )
 
 
 @dataclass(frozen=True)
