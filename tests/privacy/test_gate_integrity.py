@@ -475,3 +475,25 @@ def test_forged_and_mutated_grants_read_nothing_and_are_audited(world: World) ->
     reads = [r for r in _records(world.register) if r.entry.event == "read"]
     assert [r.entry.outcome for r in reads].count("read") == 1
     assert json.loads(json.dumps(reads[-1].entry.detail))["audit_seq"] == decision.audit_seq
+
+
+def test_the_cli_refuses_a_uc1_request_in_the_future(tmp_path: Path) -> None:
+    """``meetpunt usecase uc01 --at 2099-...`` is refused (exit 1) with
+    ``PRV-1.future_period`` in the error shape, and the refusal is audited."""
+    from typer.testing import CliRunner
+
+    from meetpunt.cli import app
+
+    url = f"sqlite:///{tmp_path / 'register.sqlite'}"
+    register = open_register(url)
+    _build(register)
+    open_store(tmp_path / "meterdata.duckdb").close()
+    args = ["usecase", "uc01", "--ean", STEADY, "--at", "2099-06-03T10:00:00+02:00"]
+    args += ["--db", url, "--store", str(tmp_path / "meterdata.duckdb"), "--json"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1, refused.output
+    error = json.loads(refused.stdout)["error"]
+    assert "PRV-1.future_period" in [f["rule"] for f in error["findings"]]
+    last = _records(register)[-1]
+    assert (last.entry.outcome, last.entry.rules) == ("refused", ("PRV-1.future_period",))
+    register.dispose()
