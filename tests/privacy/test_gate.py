@@ -132,7 +132,8 @@ def test_every_decision_and_read_is_in_the_audit_log(world) -> None:  # type: ig
 def test_frequency_holds_across_a_restart(world) -> None:  # type: ignore[no-untyped-def]
     register, store = world
     assert isinstance(_gate(register, store).request(_uc3((E3X25,))), Grant)
-    again = _gate(register, store).request(_uc3((E3X25,), first=T0 + timedelta(days=20)))
+    later = T0 + timedelta(days=20)
+    again = _gate(register, store, later).request(_uc3((E3X25,), first=later))
     assert isinstance(again, Decision) and again.rules == ("UC3.frequency",)
 
 
@@ -407,7 +408,7 @@ def test_the_gate_decides_audits_and_remembers_alike_on_both_engines(
     written past SQLAlchemy decide exactly as the rules say, on SQLite and PostgreSQL."""
     with register.session() as s:
         _setup(s)
-    gate = _gate(register, None)
+    gate = _gate(register, None, T0 + timedelta(days=30))
     for request, rules in STEPS:
         answer = gate.request(request)
         decision = answer.decision if isinstance(answer, Grant) else answer
@@ -491,7 +492,7 @@ def test_a_grant_cannot_be_changed_to_read_more(world) -> None:  # type: ignore[
     from types import MappingProxyType
 
     register, store = world
-    gate = _gate(register, store)
+    gate = _gate(register, store, T0 + timedelta(days=3))
     grant = gate.request(_uc3((E3X25,), days=2))
     other = gate.request(_uc3((E1X25,), days=2, first=T0 + timedelta(days=3)))
     assert isinstance(grant, Grant) and isinstance(other, Grant)

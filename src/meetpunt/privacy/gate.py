@@ -8,39 +8,55 @@ frequency and pause rules hold across requests and restarts. A granted request c
 back as a :class:`~meetpunt.privacy.grant.Grant`, whose readers return exactly the
 allowed connections, kinds and period and write every read to the audit log too.
 
-A decision is one transaction and few statements: the connections' state with the
-earlier grants the purpose's rules look at (one query), contracts or consents only for
-the populations that need them, the audit record and the grant rows. On PostgreSQL
-(psycopg) the gate pipelines them: the append lock, the last audit record and the facts
-go in one round trip, the audit record, the grant rows and the commit in a second.
-There, taking the append lock before reading the earlier grants also serialises
-concurrent decisions, so two at once cannot both pass a frequency limit (PRV-1, PRV-7);
-on SQLite, with one writer at a time, the second of two such decisions fails to write
-instead.
+The facts cover the whole period: every version of the connection's state, its
+contracts and the party's consents that overlap it. A grant covers, per connection,
+exactly the sub-periods in which every rule holds (a customer who opts out on 3 June
+leaves a 2-5 June supplier read with 2 June; an app's consent ends with the move of the
+customer who gave it), and the audit record says which rule cut the rest; a connection
+left with no sub-period refuses the request with those rules.
+
+A decision is one serialised transaction and few statements: the connections' states
+with the earlier grants the purpose's rules look at (one query), contracts or consents
+only for the populations that need them, the audit record and the grant rows. The audit
+append lock (PostgreSQL) or the write lock (SQLite, ``BEGIN IMMEDIATE``) is taken
+before anything is read, so two decisions at once cannot both pass a frequency or pause
+limit; the second waits, sees the first's grant and is refused, audited (PRV-1, PRV-7).
+On PostgreSQL (psycopg) the gate pipelines its statements: the lock, the last audit
+record and the facts go in one round trip, the audit record, the grant rows and the
+commit in a second.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.sql.elements import ClauseElement
 
 from meetpunt.domain.calendar import to_local
 from meetpunt.domain.connection import AdminSwitch, PhysicalStatus, RemoteReading
 from meetpunt.domain.findings import Finding
 from meetpunt.meterdata.store import MeterStore
-from meetpunt.privacy import audit, consent, grants
+from meetpunt.privacy import audit, grants
 from meetpunt.privacy.catalogue import Catalogue, PurposeRule
 from meetpunt.privacy.grant import GateError, Grant
-from meetpunt.privacy.model import AccessRequest, Decision
-from meetpunt.privacy.rules import ConnectionFacts, ContractFact, evaluate
+from meetpunt.privacy.model import AccessRequest, Cut, Decision, Period, stored_utc
+from meetpunt.privacy.rules import (
+    ConnectionFacts,
+    ConsentFact,
+    ContractFact,
+    StateFact,
+    decide,
+)
 from meetpunt.register import read
+from meetpunt.register.engine import write_transaction
 from meetpunt.register.read import Facts, GrantScope, RegisterView
 from meetpunt.register.store import Register
 
@@ -68,19 +84,30 @@ def grant_scope(rule: PurposeRule | None) -> GrantScope:
     return "none"
 
 
+def request_days(request: AccessRequest) -> tuple[date, date]:
+    """The first and last local day of the requested period (one day for an empty or
+    reversed period, which the rules refuse anyway)."""
+    first = to_local(request.period.start).date()
+    last = to_local(request.period.end - timedelta(microseconds=1)).date()
+    return first, max(first, last)
+
+
 def gather_facts(
     db: Connection, request: AccessRequest, rule: PurposeRule | None
 ) -> dict[str, ConnectionFacts | None]:
-    """What the rules need about each requested connection on the period's first local
-    day: its state (register), its contracts (only when the population looks at them),
-    the earlier grants its rules look at (:func:`grant_scope`) and, for consented
-    purposes, its consent; ``None`` for an EAN the register does not know that day."""
+    """What the rules need about each requested connection over the whole period: every
+    version of its state overlapping it (register), its contracts (only when the
+    population looks at them), the earlier grants its rules look at
+    (:func:`grant_scope`) and, for consented purposes, the party's consents; ``None``
+    for an EAN the register does not know on any day of the period."""
     eans = list(dict.fromkeys(request.connections))
     scope = grant_scope(rule)
-    found = read.facts_with_grants_on(
+    first, last = request_days(request)
+    found = read.facts_with_grants_during(
         db,
         eans,
-        to_local(request.period.start).date(),
+        first,
+        last,
         scope,
         rule.id if rule is not None and scope == "purpose" else None,
     )
@@ -95,41 +122,64 @@ def _facts(
     found: Facts,
 ) -> dict[str, ConnectionFacts | None]:
     """:class:`ConnectionFacts` per EAN from the register's facts, with the contracts and
-    consents the population needs."""
-    states = found.states
-    ids = [s.connection_id for s in states.values()]
+    consents the population needs (one query each, whatever the number of
+    connections)."""
+    versions = found.versions
+    ids = [s[0].connection_id for s in versions.values()]
+    population = rule.population if rule is not None else None
     contracts = (
         read.primary_contracts(db, ids)
-        if rule is not None and rule.population in CONTRACT_POPULATIONS
+        if population in CONTRACT_POPULATIONS or population == "consented"
         else {}
     )
     past = grants.past_from_rows(found.grants)
-    consented: set[int] = set()
-    if rule is not None and rule.population == "consented" and ids:
-        consented = consent.consented_connections(
-            db, request.party.id, rule.id, ids, request.kinds, request.period, request.at
-        )
+    consents: dict[int, list[ConsentFact]] = {}
+    if rule is not None and population == "consented" and ids:
+        seen: dict[str, frozenset[str]] = {}
+        for cid, rows in read.given_consents(db, request.party.id, rule.id, ids).items():
+            consents[cid] = [_consent(row, seen) for row in rows]
     out: dict[str, ConnectionFacts | None] = {}
     for ean in eans:
-        state = states.get(ean)
-        if state is None:
+        states = versions.get(ean)
+        if not states:
             out[ean] = None
             continue
-        cid = state.connection_id
+        cid = states[0].connection_id
         out[ean] = ConnectionFacts(
             ean=ean,
             connection_id=cid,
-            in_service=state.status is PhysicalStatus.IN_SERVICE,
-            out_of_service=state.status is PhysicalStatus.OUT_OF_SERVICE,
-            admin_switch_on=state.admin_switch is AdminSwitch.ON,
-            opted_out=state.remote_reading is RemoteReading.ADMINISTRATIVELY_OFF,
+            states=tuple(_state(s) for s in states),
             contracts=tuple(
                 ContractFact(c.supplier, c.holder, c.start, c.end) for c in contracts.get(cid, ())
             ),
             grants=tuple(past.get(cid, ())),
-            consented=cid in consented,
+            consents=tuple(consents.get(cid, ())),
         )
     return out
+
+
+def _state(state: read.ConnectionState) -> StateFact:
+    return StateFact(
+        state.valid_from or date.min,
+        state.valid_to,
+        in_service=state.status is PhysicalStatus.IN_SERVICE,
+        out_of_service=state.status is PhysicalStatus.OUT_OF_SERVICE,
+        admin_switch_on=state.admin_switch is AdminSwitch.ON,
+        opted_out=state.remote_reading is RemoteReading.ADMINISTRATIVELY_OFF,
+    )
+
+
+def _consent(row: read.ConsentRow, seen: dict[str, frozenset[str]]) -> ConsentFact:
+    kinds = seen.get(row.kinds)
+    if kinds is None:
+        kinds = seen[row.kinds] = frozenset(json.loads(row.kinds))
+    return ConsentFact(
+        kinds,
+        stored_utc(row.valid_from),
+        stored_utc(row.valid_to),
+        row.given_by,
+        to_local(stored_utc(row.created_at)).date(),
+    )
 
 
 _PG_SQL: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}
@@ -173,10 +223,9 @@ def _gather_pipelined(
     eans = list(dict.fromkeys(request.connections))
     scope = grant_scope(rule)
     sql, constants = _pg_sql(db, read.facts_select(scope, array=True))
+    first, final = request_days(request)
     params = read.facts_params(
-        eans,
-        to_local(request.period.start).date(),
-        rule.id if rule is not None and scope == "purpose" else None,
+        eans, first, final, rule.id if rule is not None and scope == "purpose" else None
     )
     with pg.pipeline():  # sent and answered when the block ends
         pg.execute(audit.PG_LOCK)
@@ -189,16 +238,39 @@ def _gather_pipelined(
 
 
 def _grant_rows(
-    rule: PurposeRule | None, seq: int, request: AccessRequest, ids: dict[str, int], now: datetime
+    rule: PurposeRule | None,
+    seq: int,
+    request: AccessRequest,
+    ids: dict[str, int],
+    periods: Mapping[str, Sequence[Period]],
+    now: datetime,
 ) -> list[dict[str, Any]]:
-    """The grant rows of a decision under audit record ``seq``: none unless ``rule``
-    granted it; they expire after the purpose's days when it keeps copies that long."""
+    """The grant rows of a decision under audit record ``seq``, one per connection and
+    granted sub-period: none unless ``rule`` granted it; they expire after the
+    purpose's days when it keeps copies that long."""
     if rule is None:
         return []
     expires = None
     if rule.retention is not None and rule.retention.delete_after == "days":
         expires = now + timedelta(days=rule.retention.days)
-    return grants.grant_rows(seq, rule.id, request, ids.values(), now, expires)
+    granted = [(cid, p) for ean, cid in ids.items() for p in periods.get(ean, ())]
+    return grants.grant_rows(seq, rule.id, request, granted, now, expires)
+
+
+def _stamp(period: Period) -> list[str]:
+    return [period.start.isoformat(), period.end.isoformat()]
+
+
+def _cut_detail(periods: Mapping[str, Sequence[Period]], cuts: Sequence[Cut]) -> dict[str, Any]:
+    """What the audit record says of a grant that rules cut: the sub-periods granted for
+    each connection they cut, and which rule took which stretch (PRV-1, PRV-7)."""
+    if not cuts:
+        return {}
+    cut_eans = dict.fromkeys(c.ean for c in cuts)
+    return {
+        "granted_periods": {ean: [_stamp(p) for p in periods.get(ean, ())] for ean in cut_eans},
+        "cut": [{"ean": c.ean, "rule": c.rule, "period": _stamp(c.period)} for c in cuts],
+    }
 
 
 def _entry(
@@ -237,28 +309,50 @@ class Gate:
         """The register as a use case may see it: read-only, no meter data."""
         return RegisterView(self.register)
 
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A register transaction that writes, serialised from its start (SQLite: it
+        begins with the write lock, waiting for another writer instead of failing)."""
+        return write_transaction(self.register.engine)
+
     def request(self, request: AccessRequest) -> Grant | Decision:
-        """Decide, audit and remember; a :class:`Grant` or a refused :class:`Decision`."""
+        """Decide, audit and remember; a :class:`Grant` or a refused :class:`Decision`.
+
+        One serialised step: the append lock (PostgreSQL) or the write lock (SQLite) is
+        taken before the facts and the earlier grants are read, and held until the
+        audit record and the grant rows are committed, so two requests at once cannot
+        both pass a frequency or pause limit: the second sees the first's grant and is
+        refused with the limit's rule, audited (PRV-1, PRV-7)."""
         rule = self.catalogue.get(request.purpose)
-        with self.register.session() as session:
-            db = session.db
+        with self.transaction() as db:
             pg = _pipelined(db)
             if pg is None:
+                if db.dialect.name == "postgresql":
+                    db.execute(text(audit.PG_LOCK))
                 facts, last = gather_facts(db, request, rule), None
             else:
                 facts, last = _gather_pipelined(pg, db, request, rule)
-            findings = evaluate(rule, request, facts)
             now = self.clock()
+            verdict = decide(rule, request, facts, now)
+            findings = verdict.findings
             outcome = "refused" if findings else "granted"
-            entry = _entry(request, "decision", outcome, [f.rule for f in findings])
             ids = {e: f.connection_id for e, f in facts.items() if f is not None}
+            periods = {e: c.granted for e, c in verdict.coverage.items()}
+            cuts = [] if findings else [c for cov in verdict.coverage.values() for c in cov.cuts]
+            entry = _entry(
+                request,
+                "decision",
+                outcome,
+                [f.rule for f in findings],
+                **_cut_detail(periods, cuts),
+            )
             granted = rule if not findings else None
             if pg is None:
                 record = audit.append(db, entry, now)
-                grants.insert_rows(db, _grant_rows(granted, record.seq, request, ids, now))
+                rows = _grant_rows(granted, record.seq, request, ids, periods, now)
+                grants.insert_rows(db, rows)
             else:
                 record, audit_row = audit.prepare(entry, now, last)
-                rows = _grant_rows(granted, record.seq, request, ids, now)
+                rows = _grant_rows(granted, record.seq, request, ids, periods, now)
                 # the record, the grants and the commit in one round trip; the session's
                 # own commit then finds the transaction done. A failure anywhere stops
                 # the commit and rolls the whole decision back (PRV-7).
@@ -267,9 +361,15 @@ class Gate:
                     if rows:
                         pg.cursor().executemany(grants.PG_INSERT, rows)
                     pg.execute("COMMIT")
-            decision = Decision(request, tuple(findings), record.seq)
         if findings or rule is None:
-            return decision
+            return Decision(request, tuple(findings), record.seq)
+        decision = Decision(
+            request,
+            (),
+            record.seq,
+            tuple((ean, periods[ean]) for ean in ids),
+            tuple(cuts),
+        )
         return Grant(decision, rule, ids, self)
 
     def record_in(
@@ -294,8 +394,8 @@ class Gate:
         **detail: Any,
     ) -> audit.AuditRecord:
         """Append what happened under ``request`` to the audit log, committed at once."""
-        with self.register.session() as session:
-            return self.record_in(session.db, request, event, outcome, rules, **detail)
+        with self.transaction() as db:
+            return self.record_in(db, request, event, outcome, rules, **detail)
 
     def expiry(self, rule: PurposeRule) -> datetime:
         """When copies made under ``rule`` must go: now + the purpose's days, or now when

@@ -1,7 +1,8 @@
 """What a granted request may read, and nothing more (PRV-1, PRV-4..6).
 
 A :class:`Grant` comes only from :meth:`meetpunt.privacy.gate.Gate.request`. Its
-readers return exactly the granted connections, kinds and period; each one first checks
+readers return exactly the granted connections, kinds and sub-periods (the period, clipped
+to where every rule held); each one first checks
 the grant against what the gate stored for its decision (``PRV-1.grant``: a changed or
 hand-made grant reads nothing), then its own limit (a refused read is audited and
 raises), reads through the hub store's API, and writes what left to the audit log
@@ -10,6 +11,7 @@ raises), reads through the hub store's API, and writes what left to the audit lo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,9 +26,9 @@ from meetpunt.domain.calendar import to_local
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.kinds import KINDS
-from meetpunt.privacy import consent, disclosure, grants, retention
+from meetpunt.privacy import disclosure, grants, retention
 from meetpunt.privacy.catalogue import PurposeRule
-from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Decision
+from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Decision, Period, stored_utc
 from meetpunt.register import read
 
 if TYPE_CHECKING:
@@ -61,6 +63,12 @@ class Grant:
     def request(self) -> AccessRequest:
         return self.decision.request
 
+    @property
+    def periods(self) -> dict[str, tuple[Period, ...]]:
+        """The granted sub-periods of each connection (PRV-1): the whole period unless
+        a rule cut some of it (:attr:`Decision.cuts`)."""
+        return {ean: self.decision.periods_of(ean) for ean in self.connection_ids}
+
     def _check(self) -> None:
         """Refuse (audited, ``PRV-1.grant``) unless this grant is what the gate stored
         for its decision. The gate remembers a grant object it checked together with
@@ -86,7 +94,9 @@ class Grant:
             why = f"the grant's rule is not the catalogue's {request.purpose}"
         else:
             with self.gate.register.session() as session:
-                why = grants.mismatch(session.db, decision.audit_seq, rule.id, request, ids)
+                why = grants.mismatch(
+                    session.db, decision.audit_seq, rule.id, request, ids, self.periods
+                )
         if why is not None:
             finding = Finding("PRV-1.grant", f"this grant is not what the gate granted: {why}")
             self.gate.record(
@@ -109,12 +119,24 @@ class Grant:
         return self.gate.store
 
     def _rows(self, kind: str) -> pa.Table:
-        """The stored rows of the grant's connections, kind and period (not audited:
-        callers audit what leaves)."""
-        period = self.request.period
-        return self._store().read_connections(
-            kind, self.connection_ids.values(), period.start, period.end
-        )
+        """The stored rows of the grant's connections and kind in their granted
+        sub-periods, nothing outside them (not audited: callers audit what leaves).
+        Connections with the same sub-periods are read together: one read when no rule
+        cut anything."""
+        store = self._store()
+        together: dict[tuple[Period, ...], list[int]] = {}
+        for ean, found in self.periods.items():
+            together.setdefault(found, []).append(self.connection_ids[ean])
+        tables = [
+            store.read_connections(kind, cids, p.start, p.end)
+            for found, cids in together.items()
+            for p in found
+        ]
+        if not tables:
+            return store.read_connections(
+                kind, (), self.request.period.start, self.request.period.end
+            )
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def read(self, kind: str) -> pa.Table:
         """The granted rows of one kind (PRV-1), audited as a read; aggregate-only
@@ -128,23 +150,11 @@ class Grant:
                 f"{self.rule.id} releases only aggregates; individual rows never leave the gate",
             )
         request = self.request
-        if self.rule.population == "consented":
-            ids = list(self.connection_ids.values())
-            with self.gate.register.session() as session:
-                still = consent.consented_connections(
-                    session.db,
-                    request.party.id,
-                    self.rule.id,
-                    ids,
-                    request.kinds,
-                    request.period,
-                    self.gate.clock(),
-                )
-            if still != set(ids):
-                self.gate.refuse_read(
-                    request,
-                    Finding("PRV-4.consent", "the consent was revoked or expired: no more reads"),
-                )
+        if self.rule.population == "consented" and not self._still_consented():
+            self.gate.refuse_read(
+                request,
+                Finding("PRV-4.consent", "the consent was revoked or expired: no more reads"),
+            )
         table = self._rows(kind)
         self.gate.record(request, "read", "read", kind=kind, rows=table.num_rows)
         metadata = {
@@ -152,6 +162,25 @@ class Grant:
             b"audit_seq": str(self.decision.audit_seq).encode(),
         }
         return table.replace_schema_metadata(metadata)
+
+    def _still_consented(self) -> bool:
+        """Every granted sub-period still lies in a given consent of this party for
+        these kinds that has not ended (PRV-4: a revocation stops the next read)."""
+        request, now = self.request, self.gate.clock()
+        with self.gate.register.session() as session:
+            found = read.given_consents(
+                session.db, request.party.id, self.rule.id, list(self.connection_ids.values())
+            )
+        for ean, cid in self.connection_ids.items():
+            spans = [
+                (stored_utc(c.valid_from), stored_utc(c.valid_to))
+                for c in found.get(cid, ())
+                if request.kinds <= frozenset(json.loads(c.kinds))
+            ]
+            for p in self.periods[ean]:
+                if not any(a <= p.start and p.end <= b and now < b for a, b in spans):
+                    return False
+        return True
 
     def presence(self, at: datetime) -> dict[str, bool | None]:
         """Voltage presence (yes/no) of each granted meter at ``at``, and nothing else
@@ -168,16 +197,23 @@ class Grant:
             self._refuse("kinds", f"this grant does not cover {VOLTAGE_PRESENCE}")
         if not request.period.start <= at < request.period.end:
             self._refuse("window", f"{at.isoformat()} lies outside the granted period")
-        ids = list(self.connection_ids.values())
+        periods = self.periods
+        inside = {
+            ean: cid
+            for ean, cid in self.connection_ids.items()
+            if any(p.start <= at < p.end for p in periods[ean])
+        }
+        ids = list(inside.values())
         dark = self._store().interrupted_at(ids, at)
-        with self.gate.register.session() as session:
-            smart = read.smart_on(session.db, ids, to_local(at).date())
+        with self.gate.transaction() as db:
+            smart = read.smart_on(db, ids, to_local(at).date())
+            # a meter outside its granted sub-periods at ``at`` is not asked: unknown
             answers: dict[str, bool | None] = {
-                ean: (cid not in dark) if cid in smart else None
+                ean: (cid not in dark) if cid in smart and ean in inside else None
                 for ean, cid in self.connection_ids.items()
             }
             self.gate.record_in(
-                session.db,
+                db,
                 request,
                 "read",
                 "read",
@@ -209,21 +245,21 @@ class Grant:
             rule.min_connections, rule.dominance, rule.min_dynamic, rule.min_non_dynamic
         )
         day = to_local(request.period.start).date()
-        with self.gate.register.session() as session:
+        with self.gate.transaction() as db:
             now = self.gate.clock()
-            areas = read.areas_on(session.db, list(sums), day)
-            dynamic = read.dynamic_on(session.db, list(sums), day)
+            areas = read.areas_on(db, list(sums), day)
+            dynamic = read.dynamic_on(db, list(sums), day)
             contributions = [
                 disclosure.Contribution(cid, areas[cid], value, dynamic.get(cid))
                 for cid, value in sums.items()
                 if cid in areas
             ]
             previous = disclosure.ReleaseHistory.lookup(
-                session.db, None, request.period.start, request.period.end
+                db, None, request.period.start, request.period.end
             )
             outcome = disclosure.release(contributions, rule.level, limits, previous)
             disclosure.ReleaseHistory.record(
-                session.db,
+                db,
                 self.rule.id,
                 request.party,
                 outcome,
@@ -232,7 +268,7 @@ class Grant:
                 now,
             )
             self.gate.record_in(
-                session.db,
+                db,
                 request,
                 "release",
                 "released",
@@ -253,10 +289,8 @@ class Grant:
         meta = dict(table.schema.metadata or {})
         meta[b"expires_at"] = expires.isoformat().encode()
         pq.write_table(table.replace_schema_metadata(meta), path)
-        with self.gate.register.session() as session:
-            grants.record_copy(
-                session.db, self.decision.audit_seq or 0, self.rule.id, path, expires
-            )
+        with self.gate.transaction() as db:
+            grants.record_copy(db, self.decision.audit_seq or 0, self.rule.id, path, expires)
         return path
 
     def finish(self) -> list[retention.DeletedCopy]:
@@ -265,7 +299,5 @@ class Grant:
         self._check()
         if self.gate.expiry(self.rule) > self.gate.clock():
             return []
-        with self.gate.register.session() as session:
-            return retention.delete_copies(
-                session.db, self.gate.clock(), self.decision.audit_seq or 0
-            )
+        with self.gate.transaction() as db:
+            return retention.delete_copies(db, self.gate.clock(), self.decision.audit_seq or 0)

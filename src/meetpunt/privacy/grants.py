@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select
 
-from meetpunt.privacy.model import AccessRequest, stored_utc
+from meetpunt.privacy.model import AccessRequest, Period, stored_utc
 from meetpunt.privacy.rules import PastGrant
 from meetpunt.register import schema as t
 from meetpunt.register.read import GrantRow
@@ -83,7 +83,13 @@ def past_from_rows(rows: Mapping[int, Sequence[GrantRow]]) -> dict[int, list[Pas
     seen: dict[str, frozenset[str]] = {}
     return {
         cid: [
-            PastGrant(g.purpose, stored_utc(g.start), stored_utc(g.end), _kinds(g.kinds, seen))
+            PastGrant(
+                g.purpose,
+                stored_utc(g.start),
+                stored_utc(g.end),
+                _kinds(g.kinds, seen),
+                g.audit_seq,
+            )
             for g in found
         ]
         for cid, found in rows.items()
@@ -94,12 +100,13 @@ def grant_rows(
     audit_seq: int,
     purpose: str,
     request: AccessRequest,
-    connection_ids: Iterable[int],
+    granted: Iterable[tuple[int, Period]],
     now: datetime,
     expires: datetime | None,
 ) -> list[dict[str, Any]]:
-    """The ``privacy_grant`` rows of one grant: one per connection, under the decision's
-    audit record."""
+    """The ``privacy_grant`` rows of one grant: one per connection and granted
+    sub-period (``granted``: ``(connection id, sub-period)`` pairs), under the
+    decision's audit record."""
     kinds = json.dumps(sorted(request.kinds))
     return [
         {
@@ -108,12 +115,12 @@ def grant_rows(
             "purpose": purpose,
             "connection_id": cid,
             "kinds": kinds,
-            "period_start": request.period.start,
-            "period_end": request.period.end,
+            "period_start": period.start,
+            "period_end": period.end,
             "granted_at": now,
             "expires_at": expires,
         }
-        for cid in connection_ids
+        for cid, period in granted
     ]
 
 
@@ -126,8 +133,10 @@ def remember(
     now: datetime,
     expires: datetime | None,
 ) -> None:
-    """Record one grant row per connection under the decision's audit record."""
-    insert_rows(db, grant_rows(audit_seq, purpose, request, connection_ids, now, expires))
+    """Record one grant row per connection for the whole period under the decision's
+    audit record."""
+    granted = [(cid, request.period) for cid in connection_ids]
+    insert_rows(db, grant_rows(audit_seq, purpose, request, granted, now, expires))
 
 
 def insert_rows(db: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -169,6 +178,11 @@ _STORED = (
         _a.c.event,
         _a.c.outcome,
         _a.c.connections,
+        _a.c.party.label("asked_by"),
+        _a.c.purpose.label("asked_for"),
+        _a.c.kinds.label("asked_kinds"),
+        _a.c.period_start.label("asked_start"),
+        _a.c.period_end.label("asked_end"),
         _g.c.connection_id,
         _g.c.party,
         _g.c.purpose,
@@ -191,13 +205,15 @@ def mismatch(
     purpose: str,
     request: AccessRequest,
     connection_ids: Mapping[str, int],
+    periods: Mapping[str, Sequence[Period]] | None = None,
 ) -> str | None:
-    """Why a grant for ``purpose`` that says it may read ``connection_ids`` under
-    ``request`` is not what the gate granted under audit record ``audit_seq``, or
-    ``None`` when it is (PRV-1). One query, by the audit log's key and the grant rows'
-    connection index: the record must be a granted decision naming exactly these EANs,
-    and each connection must have its grant row under that record with this party,
-    purpose, kinds and period."""
+    """Why a grant for ``purpose`` that says it may read ``connection_ids`` in
+    ``periods`` (per EAN; default the whole period) under ``request`` is not what the
+    gate granted under audit record ``audit_seq``, or ``None`` when it is (PRV-1). One
+    query, by the audit log's key and the grant rows' connection index: the record must
+    be a granted decision naming exactly these EANs, and the grant rows under that
+    record must be exactly one per connection and sub-period, with this party, purpose
+    and kinds."""
     if audit_seq is None:
         return "the grant names no decision"
     ids = list(connection_ids.values())
@@ -209,16 +225,34 @@ def mismatch(
         return f"audit record {audit_seq} is not a granted decision"
     if set(json.loads(first.connections)) != set(connection_ids):
         return f"decision {audit_seq} did not grant these connections"
+    period = request.period
+    asked = (
+        first.asked_by,
+        first.asked_for,
+        frozenset(json.loads(first.asked_kinds)),
+        None if first.asked_start is None else stored_utc(first.asked_start),
+        None if first.asked_end is None else stored_utc(first.asked_end),
+    )
+    if asked != (request.party.id, purpose, request.kinds, period.start, period.end):
+        return f"decision {audit_seq} granted another party, purpose, kinds or period"
     rows = [row for row in found if row.connection_id is not None]
     stored = {row.connection_id for row in rows}
-    if len(set(ids)) != len(ids) or stored != set(ids) or len(rows) != len(ids):
+    if len(set(ids)) != len(ids) or stored != set(ids):
         return f"decision {audit_seq} did not grant these connections"
     kinds = json.dumps(sorted(request.kinds))
-    period = request.period
     for row in rows:
-        if (row.party, row.purpose, row.kinds) != (request.party.id, purpose, kinds) or (
-            stored_utc(row.period_start),
-            stored_utc(row.period_end),
-        ) != (period.start, period.end):
+        if (row.party, row.purpose, row.kinds) != (request.party.id, purpose, kinds):
             return f"decision {audit_seq} granted another party, purpose, kinds or period"
+    wanted = sorted(
+        (cid, p.start, p.end)
+        for ean, cid in connection_ids.items()
+        for p in (periods.get(ean, ()) if periods is not None else (request.period,))
+    )
+    held = sorted(
+        (row.connection_id, stored_utc(row.period_start), stored_utc(row.period_end))
+        for row in rows
+    )
+    inside = all(period.start <= start < end <= period.end for _, start, end in wanted)
+    if wanted != held or not inside:
+        return f"decision {audit_seq} granted another party, purpose, kinds or period"
     return None

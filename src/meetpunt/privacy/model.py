@@ -84,12 +84,37 @@ class AccessRequest:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """A stretch of one requested connection's period that a rule took out of a grant
+    (``PRV-3.opt_out`` from the day the customer opted out, ``PRV-1.supplier_scope``
+    after the contract ended, ...; PRV-1)."""
+
+    ean: str
+    rule: str
+    period: Period
+
+
+@dataclass(frozen=True)
 class Decision:
-    """The gate's answer: granted, or refused with every broken rule."""
+    """The gate's answer: granted, or refused with every broken rule.
+
+    A granted decision covers, per connection, exactly the sub-periods of the request
+    in which every rule held (``periods``: EAN -> its sub-periods, in order); ``cuts``
+    says which rule took out the rest. A decision without ``periods`` covers the whole
+    requested period for every connection."""
 
     request: AccessRequest
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     audit_seq: int | None = None
+    periods: tuple[tuple[str, tuple[Period, ...]], ...] = ()
+    cuts: tuple[Cut, ...] = ()
+
+    def periods_of(self, ean: str) -> tuple[Period, ...]:
+        """The sub-periods granted for ``ean`` (the whole period when none are given)."""
+        for name, found in self.periods:
+            if name == ean:
+                return found
+        return () if self.periods else (self.request.period,)
 
     @property
     def granted(self) -> bool:

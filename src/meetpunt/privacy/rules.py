@@ -6,7 +6,13 @@ register holds about the requested connections, and returns every broken rule as
 ``.trigger``, ``.population``, ``.frequency``, ``.pause``, ``.sunset`` (e.g.
 ``UC3.window``), and the cross-purpose rules ``PRV-3.opt_out``, ``PRV-4.consent``,
 ``PRV-1.supplier_scope``, ``PRV-1.own_data``, ``PRV-1.unknown_connection``,
-``PRV-1.period``, ``PRV-2.unknown_purpose``. No I/O: :mod:`meetpunt.privacy.gate`
+``PRV-1.period``, ``PRV-1.future_period``, ``PRV-2.unknown_purpose``.
+
+The rules that can hold on some days of the period and not on others (the register's
+state, contracts and consents: population, opt-out, supplier scope, own data, consent
+and its holder) are checked per stretch of the period (:func:`coverage_of`): a grant
+covers exactly the stretches where all of them hold, and a connection left with none
+refuses the request with the rules that cut it. No I/O: :mod:`meetpunt.privacy.gate`
 gathers the facts and records the decision.
 """
 
@@ -15,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
-from meetpunt.domain.calendar import to_local
+from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.domain.findings import Finding
 from meetpunt.privacy.catalogue import FrequencyLimit, PurposeRule
-from meetpunt.privacy.model import REACHABILITY, AccessRequest, Period
+from meetpunt.privacy.model import REACHABILITY, AccessRequest, Cut, Period
 
 SEASONS = {12: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1, 6: 2, 7: 2, 8: 2, 9: 3, 10: 3, 11: 3}
 """Meteorological seasons (winter = December to February), for 'once per season'."""
@@ -60,37 +67,86 @@ def covered(contracts: Sequence[ContractFact], first: date, last: date) -> bool:
 
 @dataclass(frozen=True)
 class PastGrant:
-    """An earlier grant for one connection (from ``privacy_grant``)."""
+    """An earlier grant for one connection (a ``privacy_grant`` row; one decision may
+    have several rows per connection, one per granted sub-period, all under its audit
+    record ``seq``)."""
 
     purpose: str
     start: datetime
     end: datetime
     kinds: frozenset[str] = frozenset()
+    seq: int = 0
 
 
 @dataclass(frozen=True)
-class ConnectionFacts:
-    """What the register says about one requested connection on the period's start."""
+class StateFact:
+    """A connection's state over local days ``[start, end)`` (``end`` None: still so),
+    as the register's versions hold it (REG-6)."""
 
-    ean: str
-    connection_id: int
+    start: date
+    end: date | None
     in_service: bool
     out_of_service: bool
     admin_switch_on: bool
     opted_out: bool
+
+
+@dataclass(frozen=True)
+class ConsentFact:
+    """A given consent of the requesting party for the purpose on one connection
+    (PRV-4): its kinds, its validity ``[start, end)`` and who gave it when."""
+
+    kinds: frozenset[str]
+    start: datetime
+    end: datetime
+    given_by: str
+    given_on: date
+
+
+@dataclass(frozen=True)
+class ConnectionFacts:
+    """What the register says about one requested connection over the requested period:
+    its states (every version overlapping the period), its contracts, the earlier grants
+    its rules look at and the party's consents."""
+
+    ean: str
+    connection_id: int
+    states: tuple[StateFact, ...] = ()
     contracts: tuple[ContractFact, ...] = ()
     grants: tuple[PastGrant, ...] = ()
-    consented: bool = False
+    consents: tuple[ConsentFact, ...] = ()
 
-    def contractless_on(self, day: date) -> bool:
-        """In service without a contract in force (REG-6, UC8, UC15)."""
-        return self.in_service and not any(c.covers(day, day) for c in self.contracts)
+    def state_on(self, day: date) -> StateFact | None:
+        """The state holding on ``day``, if the connection existed then."""
+        for s in self.states:
+            if s.start <= day and (s.end is None or day < s.end):
+                return s
+        return None
 
-    def contractless_throughout(self, first: date, last: date) -> bool:
-        """In service without a contract on any day from ``first`` to ``last``."""
-        return self.in_service and not any(
-            c.start <= last and (c.end is None or c.end > first) for c in self.contracts
-        )
+    def holder_on(self, day: date) -> str | None:
+        """The contract holder on ``day`` (None: contractless)."""
+        for c in self.contracts:
+            if c.start <= day and (c.end is None or day < c.end):
+                return c.holder
+        return None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the rules leave of one connection's requested period: the granted
+    sub-periods, in order, and the rules that cut the rest."""
+
+    granted: tuple[Period, ...]
+    cuts: tuple[Cut, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """:func:`decide`'s answer: every broken rule (empty: granted) and, per known
+    connection, its coverage."""
+
+    findings: list[Finding]
+    coverage: dict[str, Coverage]
 
 
 @dataclass
@@ -114,12 +170,32 @@ def _names(eans: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(eans) - limit} more" if len(eans) > limit else "")
 
 
+SEGMENT_RULES = ("population", "kinds", "PRV-3.opt_out")
+"""Order of the rules that can hold on some days of a period and not on others (the
+population rule of the purpose, then the switched-off kinds rule, then opt-out)."""
+
+
 def evaluate(
     rule: PurposeRule | None,
     request: AccessRequest,
     facts: Mapping[str, ConnectionFacts | None],
+    now: datetime | None = None,
 ) -> list[Finding]:
     """Every rule the request breaks; an empty list means it may be granted."""
+    return decide(rule, request, facts, now).findings
+
+
+def decide(
+    rule: PurposeRule | None,
+    request: AccessRequest,
+    facts: Mapping[str, ConnectionFacts | None],
+    now: datetime | None = None,
+) -> Verdict:
+    """Every rule the request breaks and, per connection, the sub-periods in which every
+    rule that can change within a period holds (its state, contracts, consents: PRV-1,
+    PRV-3, PRV-4). A connection left with no sub-period refuses the request with the
+    rules that cut it; one left with some is granted exactly those. ``now`` (the gate's
+    clock) refuses a period that has not begun (``PRV-1.future_period``)."""
     out = _Collector()
     if rule is None:
         out.add(
@@ -127,13 +203,19 @@ def evaluate(
             f"{request.purpose!r} is not a purpose in the catalogue; name an approved use "
             "case or a supplier, app, customer or research purpose",
         )
-        return out.findings
+        return Verdict(out.findings, {})
     pid = rule.id
     period = request.period
     first = to_local(period.start).date()
     last = to_local(period.end - timedelta(microseconds=1)).date()
     if period.end <= period.start:
         out.add("PRV-1.period", "the period ends before it starts; give start < end")
+    if now is not None and period.start > now:
+        out.add(
+            "PRV-1.future_period",
+            f"the period starts {period.start.isoformat()}, after now ({now.isoformat()}); "
+            "meter data can only be read for a period that has begun",
+        )
     if request.party.role not in rule.parties:
         allowed = ", ".join(sorted(r.value for r in rule.parties))
         out.add(f"{pid}.party", f"a {request.party.role.value} may not ask for {pid}: {allowed}")
@@ -159,15 +241,12 @@ def evaluate(
     if unknown:
         out.add("PRV-1.unknown_connection", f"not in the register: {_names(unknown)}")
     known = [f for f in facts.values() if f is not None]
-    _population(rule, request, known, first, last, out)
-    if not rule.grid_management:
-        opted = [f.ean for f in known if f.opted_out]
-        if opted:
-            out.add(
-                "PRV-3.opt_out",
-                f"the customer switched remote reading off administratively for "
-                f"{_names(opted)}; only grid management may read it",
-            )
+    coverage = (
+        {f.ean: coverage_of(rule, request, f) for f in known} if period.end > period.start else {}
+    )
+    if rule.population == "already_read":
+        _already_read(rule, request, known, out)
+    _refused_cuts(rule, request, coverage, first, last, out)
     _frequency(rule, request, known, out)
     if rule.pause_days:
         pause = timedelta(days=rule.pause_days)
@@ -183,85 +262,184 @@ def evaluate(
                 f"{pid} needs at least {rule.pause_days:g} day(s) between reads of "
                 f"{_names(sorted(set(close)))}",
             )
-    return out.findings
+    return Verdict(out.findings, coverage)
 
 
-def _population(
+def _segment_rules(
     rule: PurposeRule,
     request: AccessRequest,
-    known: Sequence[ConnectionFacts],
+    facts: ConnectionFacts,
+    contracts: Sequence[ContractFact],
+    start: datetime,
+    end: datetime,
+) -> tuple[str, ...]:
+    """The rules broken in ``[start, end)``, a stretch in which no fact changes."""
+    pid, population, party = rule.id, rule.population, request.party.id
+    day = to_local(start).date()
+    state = facts.state_on(day)
+    if state is None:
+        return ("PRV-1.unknown_connection",)
+    broken: list[str] = []
+    in_force = [c for c in contracts if c.start <= day and (c.end is None or day < c.end)]
+    contractless = state.in_service and not in_force
+    if population == "contractless" and not contractless:
+        broken.append(f"{pid}.population")
+    elif population == "contractless_or_out_of_service":
+        if not (state.out_of_service or contractless):
+            broken.append(f"{pid}.population")
+        if state.out_of_service and not state.admin_switch_on and request.kinds - {REACHABILITY}:
+            broken.append(f"{pid}.kinds")
+    elif population == "supplied" and not any(c.supplier == party for c in in_force):
+        broken.append("PRV-1.supplier_scope")
+    elif population == "own" and not any(c.holder == party for c in in_force):
+        broken.append("PRV-1.own_data")
+    elif population == "consented" and not _consented(request, facts, start, end):
+        broken.append("PRV-4.consent")
+    if not rule.grid_management and state.opted_out:
+        broken.append("PRV-3.opt_out")
+    return tuple(broken)
+
+
+def _consented(
+    request: AccessRequest, facts: ConnectionFacts, start: datetime, end: datetime
+) -> bool:
+    """A consent in force at the request covers ``[start, end)`` and these kinds, and
+    the customer who gave it still holds the connection then (PRV-4: a consent ends
+    with a move; the holder is the one on the day it was given, else its giver)."""
+    day = to_local(start).date()
+    holder = facts.holder_on(day)
+    for c in facts.consents:
+        if not (request.kinds <= c.kinds and c.start <= start and end <= c.end):
+            continue
+        if request.at >= c.end:
+            continue
+        giver = facts.holder_on(c.given_on) or c.given_by
+        if holder == giver:
+            return True
+    return False
+
+
+def coverage_of(rule: PurposeRule, request: AccessRequest, facts: ConnectionFacts) -> Coverage:
+    """The sub-periods of the request in which every rule that can change within a
+    period holds for one connection, and the rule(s) that cut the rest (PRV-1).
+
+    The period is split where any fact changes (a version, a contract or a consent
+    begins or ends); each stretch is checked once and neighbours with the same outcome
+    join up. A one-day read on the day a contract ends counts as under it (the final
+    reading at midnight, MKT-5)."""
+    period = request.period
+    first = to_local(period.start).date()
+    last = to_local(period.end - timedelta(microseconds=1)).date()
+    contracts: Sequence[ContractFact] = facts.contracts
+    if first == last:
+        contracts = [
+            ContractFact(c.supplier, c.holder, c.start, c.end + timedelta(days=1))
+            if c.end == first
+            else c
+            for c in contracts
+        ]
+    days: set[date] = set()
+    for s in facts.states:
+        days.add(s.start)
+        if s.end is not None:
+            days.add(s.end)
+    for c in contracts:
+        days.add(c.start)
+        if c.end is not None:
+            days.add(c.end)
+    marks = {period.start, period.end}
+    marks.update(local_midnight_utc(d) for d in days if first < d <= last)
+    for consent in facts.consents:
+        marks.update(m for m in (consent.start, consent.end) if period.start < m < period.end)
+    bounds = sorted(marks)
+    stretches: list[tuple[datetime, datetime, tuple[str, ...]]] = []
+    for start, end in pairwise(bounds):
+        broken = _segment_rules(rule, request, facts, contracts, start, end)
+        if stretches and stretches[-1][2] == broken and stretches[-1][1] == start:
+            stretches[-1] = (stretches[-1][0], end, broken)
+        else:
+            stretches.append((start, end, broken))
+    granted = tuple(Period(a, b) for a, b, broken in stretches if not broken)
+    cuts = tuple(
+        Cut(facts.ean, name, Period(a, b)) for a, b, broken in stretches for name in broken
+    )
+    return Coverage(granted, cuts)
+
+
+def _rule_order(rule: str) -> int:
+    for i, tail in enumerate(SEGMENT_RULES):
+        if rule.endswith(tail):
+            return i
+    return 0  # the population rules named PRV-1.* / PRV-4.*
+
+
+def _refused_cuts(
+    rule: PurposeRule,
+    request: AccessRequest,
+    coverage: Mapping[str, Coverage],
     first: date,
     last: date,
     out: _Collector,
 ) -> None:
-    pid, population = rule.id, rule.population
-    party = request.party.id
-    if population == "contractless_or_out_of_service":
-        bad = [
-            f.ean for f in known if not (f.out_of_service or f.contractless_throughout(first, last))
-        ]
-        if bad:
-            out.add(
-                f"{pid}.population",
-                f"{pid} reads only contractless or out-of-service connections; not {_names(bad)}",
-            )
-        switched_off = [f.ean for f in known if f.out_of_service and not f.admin_switch_on]
-        if switched_off and request.kinds - {REACHABILITY}:
-            out.add(
-                f"{pid}.kinds",
+    """Refuse with the rules that cut a connection's whole period: a request is granted
+    for some days of a connection, never for none of them."""
+    pid, party = rule.id, request.party.id
+    by_rule: dict[str, list[str]] = {}
+    for ean, found in coverage.items():
+        if found.granted:
+            continue
+        for name in dict.fromkeys(c.rule for c in found.cuts):
+            by_rule.setdefault(name, []).append(ean)
+    for name in sorted(by_rule, key=_rule_order):
+        names = _names(by_rule[name])
+        if name == "PRV-1.unknown_connection":
+            message = f"not in the register during the period: {names}"
+        elif name == f"{pid}.population" and rule.population == "contractless":
+            message = f"{pid} reads only contractless connections: {names}"
+        elif name == f"{pid}.population":
+            message = f"{pid} reads only contractless or out-of-service connections; not {names}"
+        elif name == f"{pid}.kinds":
+            message = (
                 f"{pid} may only check whether a switched-off meter answers (reachability) "
-                f"for {_names(switched_off)}",
+                f"for {names}"
             )
-    elif population == "contractless":
-        bad = [f.ean for f in known if not f.contractless_throughout(first, last)]
-        if bad:
-            out.add(
-                f"{pid}.population", f"{pid} reads only contractless connections: {_names(bad)}"
+        elif name == "PRV-1.supplier_scope":
+            message = f"{party} does not supply {names} on any day from {first} to {last}"
+        elif name == "PRV-1.own_data":
+            message = f"{party} is not the customer of {names} then"
+        elif name == "PRV-4.consent":
+            message = f"no consent in force for {party}, {pid} and these kinds and dates on {names}"
+        else:
+            message = (
+                f"the customer switched remote reading off administratively for {names}; "
+                "only grid management may read it"
             )
-    elif population == "already_read":
-        bad = [
-            f.ean
-            for f in known
-            if not any(
-                g.purpose != pid
-                and request.kinds <= g.kinds
-                and g.start <= request.period.start
-                and request.period.end <= g.end
-                for g in f.grants
-            )
-        ]
-        if bad:
-            out.add(
-                f"{pid}.population",
-                f"{pid} uses only data already read for another purpose; none for {_names(bad)}",
-            )
-    elif population == "supplied":
-        bad = [
-            f.ean
-            for f in known
-            if not covered([c for c in f.contracts if c.supplier == party], first, last)
-        ]
-        if bad:
-            out.add(
-                "PRV-1.supplier_scope",
-                f"{party} does not supply {_names(bad)} on every day from {first} to {last}",
-            )
-    elif population == "own":
-        bad = [
-            f.ean
-            for f in known
-            if not covered([c for c in f.contracts if c.holder == party], first, last)
-        ]
-        if bad:
-            out.add("PRV-1.own_data", f"{party} is not the customer of {_names(bad)} then")
-    elif population == "consented":
-        bad = [f.ean for f in known if not f.consented]
-        if bad:
-            out.add(
-                "PRV-4.consent",
-                f"no consent in force for {request.party.id}, {pid} and these kinds and "
-                f"dates on {_names(bad)}",
-            )
+        out.add(name, message)
+
+
+def _already_read(
+    rule: PurposeRule,
+    request: AccessRequest,
+    known: Sequence[ConnectionFacts],
+    out: _Collector,
+) -> None:
+    pid = rule.id
+    bad = [
+        f.ean
+        for f in known
+        if not any(
+            g.purpose != pid
+            and request.kinds <= g.kinds
+            and g.start <= request.period.start
+            and request.period.end <= g.end
+            for g in f.grants
+        )
+    ]
+    if bad:
+        out.add(
+            f"{pid}.population",
+            f"{pid} uses only data already read for another purpose; none for {_names(bad)}",
+        )
 
 
 def _bucket(moment: datetime, limit: FrequencyLimit) -> tuple[int, int]:
@@ -274,6 +452,11 @@ def _bucket(moment: datetime, limit: FrequencyLimit) -> tuple[int, int]:
     return local.year, 0  # "year"
 
 
+def _key(grant: PastGrant) -> tuple[str, int]:
+    """One decision's rows alike (its audit record), each row apart when unknown."""
+    return ("seq", grant.seq) if grant.seq else ("row", id(grant))
+
+
 def _frequency(
     rule: PurposeRule, request: AccessRequest, known: Sequence[ConnectionFacts], out: _Collector
 ) -> None:
@@ -283,12 +466,13 @@ def _frequency(
         over: list[str] = []
         for f in known:
             mine = [g for g in f.grants if g.purpose == pid]
+            # one decision counts once, whatever number of sub-periods it granted
             if limit.per_days is not None:
                 span = timedelta(days=limit.per_days)
-                count = sum(1 for g in mine if abs(g.start - start) < span)
+                count = len({_key(g) for g in mine if abs(g.start - start) < span})
             else:
                 here = _bucket(start, limit)
-                count = sum(1 for g in mine if _bucket(g.start, limit) == here)
+                count = len({_key(g) for g in mine if _bucket(g.start, limit) == here})
             if count >= limit.count:
                 over.append(f.ean)
         if over:

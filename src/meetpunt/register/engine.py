@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 
 from meetpunt.domain.findings import Finding
@@ -46,9 +48,30 @@ def normalise_url(url: str) -> str:
     return url
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite transaction waits for another writer before "database is locked"
+(the gate's decisions take about half a millisecond each, so eight at once wait a few)."""
+IMMEDIATE = "meetpunt_immediate"
+"""Execution option: begin the transaction with ``BEGIN IMMEDIATE`` on SQLite."""
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction that reads and then writes, serialised against every other such
+    transaction from its first statement: on SQLite it takes the write lock when it
+    begins (``BEGIN IMMEDIATE``; a second one waits up to ``SQLITE_BUSY_TIMEOUT_MS``
+    instead of failing with "database is locked" when it upgrades from reading to
+    writing); on PostgreSQL the caller takes its own lock (the gate's append lock;
+    PRV-1, PRV-7). Committed when the block ends, rolled back on an error."""
+    with engine.connect() as conn:
+        conn.execution_options(**{IMMEDIATE: True})
+        with conn.begin():
+            yield conn
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys, real SAVEPOINT support and a
-    write-ahead log."""
+    """An engine for ``url``; SQLite gets foreign keys, real SAVEPOINT support, a
+    write-ahead log and a busy timeout."""
     url = normalise_url(url)
     if not url.startswith("sqlite"):
         return _server_engine(url)
@@ -65,10 +88,12 @@ def make_engine(url: str) -> Engine:
         if url != "sqlite://" and ":memory:" not in url:
             dbapi_connection.execute("PRAGMA journal_mode = WAL")
         dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        immediate = conn.get_execution_options().get(IMMEDIATE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 

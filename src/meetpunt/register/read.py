@@ -2,13 +2,14 @@
 
 Two doors, both read-only:
 
-- batched fact queries on an open transaction (``facts_on``, ``facts_with_grants_on``,
-  ``primary_contracts``, ``areas_on``, ``dynamic_on``, ``smart_on``): what the privacy
-  gate needs to decide a request (PRV-1..4) and to place a contribution in its
-  disclosure cell (PRV-6), a fixed number of queries whatever the number of
-  connections (the gate's own are statements built once, so SQLAlchemy compiles them
-  once, and ``facts_with_grants_on`` brings a connection's state and its earlier grants
-  in one query);
+- batched fact queries on an open transaction (``facts_on``,
+  ``facts_with_grants_during``, ``primary_contracts``, ``given_consents``, ``areas_on``,
+  ``dynamic_on``, ``smart_on``): what the privacy gate needs to decide a request
+  (PRV-1..4) and to place a contribution in its disclosure cell (PRV-6), a fixed
+  number of queries whatever the number of connections (the gate's own are
+  statements built once, so SQLAlchemy compiles them once, and
+  ``facts_with_grants_during`` brings every version of a connection in the requested
+  period and its earlier grants in one query);
 - :class:`RegisterView`: what a use case may see of the register (the connections and
   their grid position on a day, the contract holder to pay), without a session it
   could write through.
@@ -19,7 +20,7 @@ Two doors, both read-only:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from typing import Any, Literal
@@ -37,7 +38,7 @@ from meetpunt.domain.connection import (
 from meetpunt.domain.contract import SupplyContract
 from meetpunt.register import schema as t
 from meetpunt.register.store import Register
-from meetpunt.register.validity import contract_holds_on, holds_on
+from meetpunt.register.validity import contract_holds_on, holds_on, overlaps
 
 AREA_LEVELS = ("street", "pc6", "pc4", "pc3", "municipality")
 """The disclosure levels an address is placed at, finest first (PRV-6)."""
@@ -53,6 +54,8 @@ class ConnectionState:
     status: PhysicalStatus
     admin_switch: AdminSwitch
     remote_reading: RemoteReading
+    valid_from: date | None = None
+    valid_to: date | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class GrantRow:
     start: datetime
     end: datetime
     kinds: str
+    audit_seq: int = 0
 
 
 GrantScope = Literal["none", "purpose", "all"]
@@ -86,30 +90,50 @@ purpose, or those of every purpose."""
 
 @dataclass(frozen=True)
 class Facts:
-    """What :func:`facts_with_grants_on` found: the connections by EAN, and the earlier
-    grants by connection id (only connections with grants have an entry)."""
+    """What :func:`facts_with_grants_during` found: the connections by EAN (``states``:
+    the first version in the period; ``versions``: every version overlapping it, in
+    order), and the earlier grants by connection id (only connections with grants have
+    an entry)."""
 
     states: dict[str, ConnectionState]
     grants: dict[int, list[GrantRow]]
+    versions: dict[str, list[ConnectionState]] = field(default_factory=dict)
 
 
 @cache
 def facts_select(grants: GrantScope = "none", array: bool = False) -> Select[Any]:
-    """The one statement behind :func:`facts_on` and :func:`facts_with_grants_on`, built
-    once so SQLAlchemy compiles it once: bound parameters ``eans`` and ``day`` and, for
+    """The one statement behind :func:`facts_on` and :func:`facts_with_grants_during`,
+    built once so SQLAlchemy compiles it once: bound parameters ``eans``, ``first`` and
+    ``last`` (every version holding on a day from ``first`` to ``last``) and, for
     ``grants="purpose"``, ``purpose``. The grants come by an outer join, one row per grant
-    (columns ``id``, ``purpose``, ``period_start``, ``period_end``, ``kinds`` after the
-    state). ``array`` matches the EANs with ``= ANY(:eans)`` (PostgreSQL: one statement
-    text for any number of EANs, for drivers called directly) instead of ``IN``."""
+    and version (columns ``id``, ``purpose``, ``period_start``, ``period_end``, ``kinds``,
+    ``audit_seq`` after the state and its ``valid_from``, ``valid_to``). ``array`` matches
+    the EANs with ``= ANY(:eans)`` (PostgreSQL: one statement text for any number of
+    EANs, for drivers called directly) instead of ``IN``."""
     c, cv, g = t.connection, t.connection_version, t.privacy_grant
-    columns: list[Any] = [c.c.id, c.c.ean, cv.c.status, cv.c.admin_switch, cv.c.remote_reading]
+    columns: list[Any] = [
+        c.c.id,
+        c.c.ean,
+        cv.c.status,
+        cv.c.admin_switch,
+        cv.c.remote_reading,
+        cv.c.valid_from,
+        cv.c.valid_to,
+    ]
     joined = c.join(cv, cv.c.connection_id == c.c.id)
     if grants != "none":
         on = g.c.connection_id == c.c.id
         if grants == "purpose":
             on = and_(on, g.c.purpose == bindparam("purpose", type_=String))
         joined = joined.outerjoin(g, on)
-        columns += [g.c.id, g.c.purpose, g.c.period_start, g.c.period_end, g.c.kinds]
+        columns += [
+            g.c.id,
+            g.c.purpose,
+            g.c.period_start,
+            g.c.period_end,
+            g.c.kinds,
+            g.c.audit_seq,
+        ]
     eans = (
         c.c.ean == any_(bindparam("eans", type_=ARRAY(String)))
         if array
@@ -121,37 +145,72 @@ def facts_select(grants: GrantScope = "none", array: bool = False) -> Select[Any
         .where(
             eans,
             c.c.commodity == Commodity.ELECTRICITY.value,
-            holds_on(cv, bindparam("day", type_=Date)),
+            overlaps(cv, bindparam("first", type_=Date), bindparam("last", type_=Date)),
         )
     )
 
 
-def facts_params(eans: Sequence[str], day: date, purpose: str | None = None) -> dict[str, Any]:
-    """The parameters of :func:`facts_select`."""
-    params: dict[str, Any] = {"eans": list(eans), "day": day}
+def facts_params(
+    eans: Sequence[str], first: date, last: date | None = None, purpose: str | None = None
+) -> dict[str, Any]:
+    """The parameters of :func:`facts_select` (``last`` defaults to ``first``)."""
+    params: dict[str, Any] = {"eans": list(eans), "first": first, "last": last or first}
     if purpose is not None:
         params["purpose"] = purpose
     return params
 
 
 def facts_from_rows(rows: Iterable[Sequence[Any]]) -> Facts:
-    """:class:`Facts` from the rows of :func:`facts_select` (a grant met twice, were
-    two versions ever to hold on one day, counts once)."""
-    states: dict[str, ConnectionState] = {}
+    """:class:`Facts` from the rows of :func:`facts_select` (a grant met once per
+    version counts once)."""
+    versions: dict[str, dict[date, ConnectionState]] = {}
     grants: dict[int, dict[int, GrantRow]] = {}
     for row in rows:
         cid, ean = row[0], row[1]
-        if ean not in states:
-            states[ean] = ConnectionState(
+        mine = versions.setdefault(ean, {})
+        if row[5] not in mine:
+            mine[row[5]] = ConnectionState(
                 cid,
                 ean,
                 PhysicalStatus(row[2]),
                 AdminSwitch(row[3]),
                 RemoteReading(row[4]),
+                row[5],
+                row[6],
             )
-        if len(row) > 5 and row[5] is not None:
-            grants.setdefault(cid, {})[row[5]] = GrantRow(cid, row[6], row[7], row[8], row[9])
-    return Facts(states, {cid: list(found.values()) for cid, found in grants.items()})
+        if len(row) > 7 and row[7] is not None:
+            grants.setdefault(cid, {})[row[7]] = GrantRow(
+                cid, row[8], row[9], row[10], row[11], row[12]
+            )
+    ordered = {
+        ean: sorted(found.values(), key=lambda v: v.valid_from or date.min)
+        for ean, found in versions.items()
+    }
+    return Facts(
+        {ean: found[0] for ean, found in ordered.items()},
+        {cid: list(found.values()) for cid, found in grants.items()},
+        ordered,
+    )
+
+
+def facts_with_grants_during(
+    db: Connection,
+    eans: Sequence[str],
+    first: date,
+    last: date,
+    grants: GrantScope = "none",
+    purpose: str | None = None,
+) -> Facts:
+    """The electricity connections among ``eans`` that exist on some day from ``first``
+    to ``last`` with every version overlapping those days and, as ``grants`` says,
+    their earlier grants (of ``purpose``, or of every purpose). One query, whatever the
+    number of connections and days."""
+    if grants == "purpose" and purpose is None:
+        raise ValueError("grants='purpose' needs the purpose")
+    params: Mapping[str, Any] = facts_params(
+        eans, first, last, purpose if grants == "purpose" else None
+    )
+    return facts_from_rows(db.execute(facts_select(grants), params))
 
 
 def facts_with_grants_on(
@@ -161,13 +220,8 @@ def facts_with_grants_on(
     grants: GrantScope = "none",
     purpose: str | None = None,
 ) -> Facts:
-    """The electricity connections among ``eans`` that exist on ``day`` and, as
-    ``grants`` says, their earlier grants (of ``purpose``, or of every purpose). One
-    query."""
-    if grants == "purpose" and purpose is None:
-        raise ValueError("grants='purpose' needs the purpose")
-    params: Mapping[str, Any] = facts_params(eans, day, purpose if grants == "purpose" else None)
-    return facts_from_rows(db.execute(facts_select(grants), params))
+    """:func:`facts_with_grants_during` for one day. One query."""
+    return facts_with_grants_during(db, eans, day, day, grants, purpose)
 
 
 def facts_on(db: Connection, eans: Sequence[str], day: date) -> dict[str, ConnectionState]:
@@ -201,6 +255,48 @@ _PRIMARY_CONTRACTS = (
         t.allocation_point.c.kind == "primary",
     )
 )
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    """A given consent as the gate needs it (PRV-4): kinds as stored (JSON), validity
+    and times as the engine returns them."""
+
+    connection_id: int
+    kinds: str
+    valid_from: datetime
+    valid_to: datetime
+    given_by: str
+    created_at: datetime
+
+
+_GIVEN_CONSENTS = select(
+    t.consent.c.connection_id,
+    t.consent.c.kinds,
+    t.consent.c.valid_from,
+    t.consent.c.valid_to,
+    t.consent.c.given_by,
+    t.consent.c.created_at,
+).where(
+    t.consent.c.party == bindparam("party"),
+    t.consent.c.purpose == bindparam("purpose"),
+    t.consent.c.state == "given",
+    t.consent.c.connection_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def given_consents(
+    db: Connection, party: str, purpose: str, ids: Sequence[int]
+) -> dict[int, list[ConsentRow]]:
+    """The consents in state ``given`` of ``party`` for ``purpose`` on each connection
+    in ``ids``. One query."""
+    if not ids:
+        return {}
+    out: dict[int, list[ConsentRow]] = {}
+    params = {"party": party, "purpose": purpose, "ids": list(ids)}
+    for row in db.execute(_GIVEN_CONSENTS, params):
+        out.setdefault(row[0], []).append(ConsentRow(*row))
+    return out
 
 
 def areas_on(db: Connection, ids: Sequence[int], day: date) -> dict[int, dict[str, str]]:
