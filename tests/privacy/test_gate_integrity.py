@@ -33,7 +33,7 @@ from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.source import SourceData
 from meetpunt.meterdata.store import MeterStore, open_store
-from meetpunt.privacy import audit, consent
+from meetpunt.privacy import audit, consent, explain
 from meetpunt.privacy import gate as gate_module
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate, GateError, Grant
@@ -302,6 +302,14 @@ def test_an_opt_out_on_3_june_leaves_a_2_to_5_june_supplier_read_with_2_june(
         OPTING: [[day(2).isoformat(), day(3).isoformat()]]
     }
     assert _cuts(decision) == [(OPTING, "PRV-3.opt_out", [day(3).isoformat(), day(6).isoformat()])]
+    # the customer reads which days were not granted, and why (PRV-7)
+    told = explain.describe(decision, "nl", None, OPTING)
+    assert told.endswith(
+        "Niet van 3 juni 2025 tot en met 5 juni 2025, omdat u bezwaar heeft gemaakt tegen "
+        "het uitlezen van uw meter."
+    )
+    assert "Not from 3 June 2025 to 5 June 2025" in explain.describe(decision, "en", None, OPTING)
+    assert "Niet van" not in explain.describe(decision, "nl")  # no EAN: not the customer
     assert _grant_rows(world.register, grant.decision.audit_seq) == [
         (world.ids[OPTING], day(2), day(3))
     ]

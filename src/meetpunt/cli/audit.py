@@ -134,7 +134,7 @@ def audit_list(
     with register_session(db, create=False) as session:
         found = audit.records(session.db, ean=ean)
     titles = purpose_titles(lang)
-    sentences = [explain.describe(r, lang.value, titles) for r in found]
+    sentences = [explain.describe(r, lang.value, titles, ean) for r in found]
     if as_json:
         for record, sentence in zip(found, sentences, strict=True):
             print_json({**record.as_dict(), "text": sentence})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias, get_args
 
 from meetpunt.domain.calendar import to_local
@@ -107,6 +107,10 @@ WORDS: Final[dict[str, Translation]] = {
     "minute": {"nl": "minuut", "en": "minute"},
     "minutes": {"nl": "minuten", "en": "minutes"},
     "rule_not_met": {"nl": "niet aan regel {rule} werd voldaan", "en": "rule {rule} was not met"},
+    "cut": {
+        "nl": " Niet van {first} tot en met {last}, omdat {reason}.",
+        "en": " Not from {first} to {last}, because {reason}.",
+    },
     "not_allowed": {"nl": "dit niet is toegestaan", "en": "it was not allowed"},
 }
 """The words and phrases the sentences are built from."""
@@ -267,10 +271,16 @@ TABLES: Final[Mapping[str, Mapping[Any, Translation]]] = {
 """Every table of texts, by name: each entry must be given in every language of LANGS."""
 
 
-def describe(record: AuditRecord, lang: Lang, titles: Mapping[str, str] | None = None) -> str:
+def describe(
+    record: AuditRecord,
+    lang: Lang,
+    titles: Mapping[str, str] | None = None,
+    ean: str | None = None,
+) -> str:
     """``record`` as the customer reads it, in ``lang`` ("nl" or "en"), dated on the
     local calendar (PRV-7). ``titles`` maps a purpose id to its title in ``lang``; a
-    purpose without one shows its id."""
+    purpose without one shows its id. For the customer of ``ean``, a grant that rules
+    cut short for that connection also says which days were not granted, and why."""
     if lang not in LANGS:
         raise ValueError(f"no explanations in {lang!r}: choose one of {', '.join(LANGS)}")
     entry = record.entry
@@ -287,7 +297,34 @@ def describe(record: AuditRecord, lang: Lang, titles: Mapping[str, str] | None =
         reasons=_reasons(entry, lang),
         event=entry.event,
         outcome=entry.outcome,
-    )
+    ) + _cuts(entry, ean, lang)
+
+
+def _cuts(entry: AuditEntry, ean: str | None, lang: Lang) -> str:
+    """The stretches of a grant that a rule cut for ``ean`` (``detail.cut``, PRV-1)."""
+    cuts = entry.detail.get("cut") if ean is not None else None
+    if not isinstance(cuts, list):
+        return ""
+    out: list[str] = []
+    for cut in cuts:
+        if not isinstance(cut, dict) or cut.get("ean") != ean:
+            continue
+        try:
+            start, end = (datetime.fromisoformat(t) for t in cut["period"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        rule = str(cut.get("rule", ""))
+        reason = next((text for key, text in REASONS.items() if key in rule), None)
+        out.append(
+            WORDS["cut"][lang].format(
+                first=_local_date(start, lang),
+                last=_local_date(end - timedelta(microseconds=1), lang),
+                reason=reason[lang]
+                if reason is not None
+                else WORDS["rule_not_met"][lang].format(rule=rule),
+            )
+        )
+    return "".join(out)
 
 
 def sentence_key(event: str, outcome: str) -> tuple[str, str]:
