@@ -7,12 +7,20 @@ then secondary allocation points, then contracts, each file in its own transacti
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from meetpunt.register import Register, RegisterSession, open_register
-from meetpunt.register.csvio import ImportReport, RecordKind, detect_kind, import_file
+from meetpunt.register.csvio import (
+    MAX_FIELD_CHARS,
+    ImportReport,
+    RecordKind,
+    detect_kind,
+    import_file,
+    open_text,
+)
 
 
 @contextmanager
@@ -31,8 +39,11 @@ def import_order(path: Path) -> int:
     """Where a register file goes in the import: by the kind its header names;
     unrecognised files last (their refusal is reported then)."""
     order = list(RecordKind)
-    with path.open(encoding="utf-8-sig") as handle:
-        kind = detect_kind(handle.readline().strip().split(","))
+    try:
+        with open_text(path) as handle:
+            kind = detect_kind(next(csv.reader([handle.readline(MAX_FIELD_CHARS)]), []))
+    except (OSError, UnicodeError, csv.Error):
+        return len(order)  # the import refuses it (REG-import.file)
     return order.index(kind) if isinstance(kind, RecordKind) else len(order)
 
 
