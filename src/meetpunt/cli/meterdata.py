@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +26,8 @@ from meetpunt.cli.common import (
     error_body,
     fail,
     make_console,
+    parse_day,
+    require_at_least,
     show_error,
 )
 from meetpunt.errors import MeetpuntError
@@ -233,7 +235,7 @@ def ingest_completeness(
 
     if by not in ("pc4", "municipality"):
         raise typer.BadParameter("--by is pc4 or municipality")
-    local_day = date.fromisoformat(day)
+    local_day = parse_day(day, "--at")
     register = open_register(db, create=False)
     try:
         areas = expected_areas(register, local_day, by)
@@ -264,10 +266,11 @@ def ingest_completeness(
 def ingest_quarantine(
     store: StoreOption = None,
     rule: Annotated[str | None, typer.Option(help="Only this rule ID.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many records.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many records (0 or more).")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List refused meter-data records with rule, reason and the raw record."""
+    require_at_least(limit, 0, "--limit")
     with hub_store(store, create=False) as opened:
         rows = quarantined(opened, rule, limit)
     if as_json:
@@ -313,7 +316,7 @@ def retention_run(
     from meetpunt.app.hub import retention
     from meetpunt.privacy.retention import delete_copies
 
-    day = date.fromisoformat(today) if today else datetime.now(UTC).date()
+    day = parse_day(today, "--at") if today else datetime.now(UTC).date()
     register = open_register(db, create=False)
     try:
         with hub_store(store, create=False) as opened:
