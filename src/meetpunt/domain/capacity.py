@@ -32,8 +32,10 @@ class SizeClass(StrEnum):
     LARGE = "large"
 
 
-_ELECTRICITY = re.compile(r"^\s*([13])\s*[xX×]\s*(\d{1,5})\s*[aA]?\s*$")
-_GAS = re.compile(r"^\s*[gG]\s*(\d{1,5})\s*$")
+# re.ASCII: \d is 0-9 only, as for EANs and house numbers (Arabic-Indic or superscript
+# digits are refused, not read as numbers)
+_ELECTRICITY = re.compile(r"^\s*([13])\s*[xX×]\s*(\d{1,5})\s*[aA]?\s*$", re.ASCII)
+_GAS = re.compile(r"^\s*[gG]\s*(\d{1,5})\s*$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True, order=True)

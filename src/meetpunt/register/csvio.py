@@ -294,9 +294,12 @@ def _shown(value: str, width: int = 40) -> str:
 
 
 def _row_finding(kind: RecordKind, row: Mapping[str | None, object]) -> Finding | None:
-    """The first cell of ``row`` (a ``DictReader`` row) the register cannot keep."""
-    for column, value in row.items():
-        if isinstance(column, str) and isinstance(value, str):
+    """The first cell of ``row`` (a ``DictReader`` row) the register cannot keep, in
+    the order of the kind's columns (a column the import does not read is ignored, as
+    the batch path ignores it)."""
+    for column in COLUMNS[kind]:
+        value = row.get(column)
+        if isinstance(value, str):
             finding = cell_finding(kind, column, value.strip())
             if finding is not None:
                 return finding
@@ -630,12 +633,13 @@ def import_file(
             f"{path} cannot be read: {exc.strerror or type(exc).__name__}; "
             "name a register CSV file",
         )
-        report = ImportReport(source=str(path), kind=None)
+        finding = _safe_finding(finding)
+        report = ImportReport(source=_safe(str(path)), kind=None)
         report.refused.append(RowRefusal(0, finding.rule, finding.message))
-        session.quarantine(str(path), 0, "", finding)
+        session.quarantine(report.source, 0, "", finding)
         return report
     with handle:
-        return _import_lines(session, handle, str(path), row_by_row, parallel_above)
+        return _import_lines(session, handle, _safe(str(path)), row_by_row, parallel_above)
 
 
 def open_text(path: Path) -> io.TextIOWrapper:
@@ -694,6 +698,7 @@ def _import_lines(
         kind = Finding("REG-import.header", f"the header cannot be read as CSV ({exc})")
     if isinstance(kind, Finding):
         report = ImportReport(source=source, kind=None)
+        kind = _safe_finding(kind)
         report.refused.append(RowRefusal(1, kind.rule, kind.message))
         header = first.splitlines()
         session.quarantine(source, 1, _safe(header[0]) if header else "", kind)
@@ -739,7 +744,7 @@ def _import_rows(
                     f"{MAX_FIELD_CHARS} characters: look for a missing closing quote",
                 ),
             )
-            line = reader.line_num
+            line = reader.reader.line_num  # DictReader's own line_num stays behind
             continue
         line += 1
         report.rows += 1
@@ -1090,6 +1095,7 @@ def _record_batch(
         else:
             counts[result] += 1
     refused.sort(key=lambda r: r[0])
+    refused = [(line, raw, _safe_finding(finding)) for line, raw, finding in refused]
     session.quarantine_many(source, refused)
     return _BatchOutcome(counts, [RowRefusal(line, f.rule, f.message) for line, _, f in refused])
 
@@ -1139,10 +1145,17 @@ def _raw(row: Mapping[str | None, object]) -> str:
 
 
 def _safe(text: str) -> str:
-    """``text`` as a database keeps it: bytes that were not UTF-8 as ``\\xNN``."""
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """``text`` as every database and the JSON writer keep it: bytes that were not
+    UTF-8 as ``\\xNN``, NUL as ``\\0``."""
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\0", "\\0")
+
+
+def _safe_finding(finding: Finding) -> Finding:
+    """``finding`` with a message :func:`_safe` to store and print."""
+    message = _safe(finding.message)
+    return finding if message == finding.message else Finding(finding.rule, message)
 
 
 def _refuse(
@@ -1152,6 +1165,7 @@ def _refuse(
     row: Mapping[str | None, object],
     finding: Finding,
 ) -> None:
+    finding = _safe_finding(finding)
     report.refused.append(RowRefusal(line, finding.rule, finding.message))
     session.quarantine(report.source, line, _raw(row), finding)
 
