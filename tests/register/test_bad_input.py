@@ -230,3 +230,46 @@ def test_any_cells_give_one_outcome_per_row_on_sqlite(
         assert report.inserted >= 2
         outcomes.append(_outcome(report))
     assert outcomes[0] == outcomes[1]
+
+
+class _UndoError(Exception):
+    """Roll an import back."""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a lone \r in an unquoted cell: csv cannot read the record; the next lines
+        # count on from where csv stopped, in both paths
+        "{header}\n{good2}\n{bad}\n{good4}\n",
+        # an unnamed column the import does not read, holding NUL: ignored in both paths
+        "{header},\n{good2},\0\n{good4},\n",
+        # a column named twice, and named in bytes that are not UTF-8
+        "{header},\udcf6,\udcf6\n{good2},,\n",
+    ],
+)
+def test_fuzz_findings_stay_fixed(register: Register, text: str) -> None:
+    """Inputs the fuzz run (benchmarks/fuzz_parsers.py) found the two paths ending
+    differently on, or a refusal that could not be stored."""
+    cells = good_row(3) | {"house_number": "1\r2"}
+    filled = text.format(
+        header=",".join(CONNECTION_COLUMNS),
+        good2=",".join(good_row(2).values()),
+        bad=",".join(cells.values()),
+        good4=",".join(good_row(4).values()),
+    )
+    outcomes = []
+    for row_by_row in (False, True):
+        with pytest.raises(_UndoError), register.session() as s:
+            report = import_csv(s, filled, "found.csv", row_by_row=row_by_row)
+            outcomes.append((_outcome(report), [(q.line, q.rule) for q in s.quarantined()]))
+            raise _UndoError  # each path starts from the empty register
+    assert outcomes[0] == outcomes[1]
+    (rows, inserted, refused), quarantined = outcomes[0]
+    assert quarantined == refused
+    if "\udcf6" in text:
+        assert refused == [(1, "REG-import.duplicate_column")]
+    elif "\0" in text:
+        assert (rows, inserted, refused) == (2, 2, [])
+    else:
+        assert refused[0] == (3, "REG-import.record")
