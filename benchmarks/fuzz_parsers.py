@@ -23,7 +23,7 @@ the RSS after a tenth of the inputs and at the end (a leak would make it grow).
 Crashing inputs are written to ``--crash-dir``. Exit 1 on any crash, hang or mismatch.
 
     .venv/bin/python benchmarks/fuzz_parsers.py [--inputs 1000000] [--seed 1]
-        [--targets p1,register] [--full-every 50] [--time-limit 2]
+        [--targets p1,register] [--full-every 100] [--time-limit 2]
 """
 
 from __future__ import annotations
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", type=int, default=1_000_000, help="inputs per target")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--targets", default="p1,register")
-    parser.add_argument("--full-every", type=int, default=50)
+    parser.add_argument("--full-every", type=int, default=100)
     parser.add_argument("--time-limit", type=float, default=2.0, help="seconds per input")
     parser.add_argument("--crash-dir", type=Path, default=Path("/tmp/fuzz_crashes"))
     args = parser.parse_args(argv)
