@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-ingest bench-p1 bench-gate bench-register clean
+.PHONY: demo test lint bench bench-ingest bench-p1 bench-gate bench-register bench-fuzz clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meetpunt needs Python 3.11 or newer")'
@@ -40,6 +40,9 @@ bench-gate: $(STAMP)
 
 bench-register: $(STAMP)
 	$(BIN)/python benchmarks/register_import.py
+
+bench-fuzz: $(STAMP)
+	$(BIN)/python benchmarks/fuzz_parsers.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -81,5 +81,5 @@ def test_the_cli_read_is_audited_and_publishes_the_head(hub: Hub, tmp_path: Path
     mine = runner.invoke(app, ["audit", "list", "--ean", UNKNOWN, "--db", common[1]])
     assert "geweigerde meetgegevens (quarantaine)" in mine.stdout
     negative = runner.invoke(app, ["ingest", "quarantine", *common, "--limit", "-1", "--json"])
-    assert negative.exit_code == 1
-    assert json.loads(negative.stdout)["error"]["rule"] == "MTR-5.quarantine_limit"
+    assert negative.exit_code == 2  # a usage error, before anything is read
+    assert json.loads(negative.stdout)["error"]["rule"] == "CLI.range"

@@ -109,11 +109,11 @@ def test_bad_rows_among_many_are_refused_by_rule_and_the_rest_goes_in(
         1000: (good_row(9008, ean=granted.ean), "REG-1.unique"),
         1100: ([*good_row(9009).values(), "extra"], "REG-import.columns"),
         1250: (good_row(9010, solar_kwp="-1"), "REG-8.solar_kwp"),
-        # beyond the database's integers: the database refuses it, only that row goes
-        1260: (good_row(9012, house_number="9" * 20), "REG-import.row"),
+        # beyond the BAG's house numbers and the database's integers
+        1260: (good_row(9012, house_number="9" * 20), "REG-2.house_number"),
+        # too long for its column: refused before the database sees it, on every engine
+        1300: (good_row(9011, street="x" * 200), "REG-import.too_long"),
     }
-    if db_url.startswith("postgresql"):  # the database refuses it: only that row goes
-        bad[1300] = (good_row(9011, street="x" * 200), "REG-import.row")
     for index, (row, _) in sorted(bad.items()):
         rows.insert(index, row)
     # the connection with the SAP goes out of service: its SAP lapses (REG-5)
@@ -268,11 +268,10 @@ def test_the_parallel_path_ends_where_the_one_row_path_ends(
     rows[20] = good_row(501, postcode="56A7BD")  # REG-2.postcode
     rows[30] = [*good_row(502).values(), "extra"]  # REG-import.columns
     rows[40] = list(good_row(503).values())[:12]  # too few cells: REG-4.customer_type
-    rows[50] = good_row(504, house_number="9" * 20)  # the database refuses it
+    rows[50] = good_row(504, house_number="9" * 20)  # REG-2.house_number
     rows[60] = good_row(1, "2024-01-01", capacity="3x25", phase="", status="UBD")  # SAP lapses
-    rows[70] = good_row(505, solar_kwp="1.23456")  # rounded by the database: one by one
-    if db_url.startswith("postgresql"):
-        rows[80] = good_row(506, street="x" * 200)  # too long for PostgreSQL's column
+    rows[70] = good_row(505, solar_kwp="1.23456")  # a database would round it: REG-8.solar_kwp
+    rows[80] = good_row(506, street="x" * 200)  # too long for the column: REG-import.too_long
     lines = as_csv(rows).splitlines(keepends=True)
     lines[25:25] = ["\n", "\n"]  # blank lines are skipped, and still counted as lines
     lines[90] = lines[90].replace("Dorpsstraat", 'Dorps"straat')  # a stray quote, unquoted
@@ -296,7 +295,9 @@ def test_the_parallel_path_ends_where_the_one_row_path_ends(
         "REG-2.postcode",
         "REG-import.columns",
         "REG-4.customer_type",
-        "REG-import.row",
+        "REG-2.house_number",
+        "REG-8.solar_kwp",
+        "REG-import.too_long",
     }
     with mock.patch.object(csvio, "ProcessPoolExecutor") as unused:  # a small file: no pool
         assert _import_twice(register, text) == expected

@@ -8,6 +8,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
+from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError, UnavailableError
 from meetpunt.jsonout import print_json
 from meetpunt.meterdata.store import STORE_ENV
@@ -124,9 +126,73 @@ def show_error(body: dict[str, Any], as_json: bool) -> None:
 
 def fail(exc: MeetpuntError, as_json: bool) -> typer.Exit:
     """Show ``exc`` in the one error shape and return the exit to raise: 2 when something
-    could not be opened (:class:`UnavailableError`), else 1."""
+    could not be opened (:class:`UnavailableError`) or an option cannot be used
+    (:class:`InputError`), else 1."""
     show_error(error_of(exc), as_json)
-    return typer.Exit(EXIT_ENVIRONMENT if isinstance(exc, UnavailableError) else EXIT_REFUSED)
+    could_not_run = isinstance(exc, UnavailableError | InputError)
+    return typer.Exit(EXIT_ENVIRONMENT if could_not_run else EXIT_REFUSED)
+
+
+class InputError(MeetpuntError):
+    """A value on the command line that the command cannot use (a date that does not
+    exist, a negative limit, a file where a folder is wanted): the command does not
+    run, exit 2, in the one error shape with its rule (``CLI.*``)."""
+
+
+def input_error(rule: str, message: str, hint: str) -> InputError:
+    """An :class:`InputError` carrying ``rule`` as its one finding."""
+    return InputError(message, [Finding(rule, message)], hint)
+
+
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+"""The days a command takes (CLI.date_range): wide enough for any register or meter
+history, narrow enough that local midnight, a day later and a period's arithmetic stay
+inside Python's dates (0001-01-01 local midnight is before year 1 in UTC)."""
+
+
+def parse_day(text: str, option: str) -> date:
+    """The day ``text`` (YYYY-MM-DD) given for ``option``; an :class:`InputError` naming
+    the option when it is no day (CLI.date: 2025-02-30) or outside
+    :data:`FIRST_DAY`..:data:`LAST_DAY` (CLI.date_range)."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise input_error(
+            "CLI.date",
+            f"{option} {text!r} is not a day ({exc})",
+            "write the day as YYYY-MM-DD, a day that exists (2025-02-28, not 2025-02-30)",
+        ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise input_error(
+            "CLI.date_range",
+            f"{option} {text} is outside the days meetpunt works with ({FIRST_DAY} to {LAST_DAY})",
+            f"give a day from {FIRST_DAY} to {LAST_DAY}",
+        )
+    return day
+
+
+def require_at_least(value: int, lowest: int, option: str) -> int:
+    """``value`` when it is ``lowest`` or more; else an :class:`InputError` (CLI.range)."""
+    if value < lowest:
+        raise input_error(
+            "CLI.range",
+            f"{option} {value} is below {lowest}",
+            f"give {option} as a whole number of {lowest} or more",
+        )
+    return value
+
+
+def require_folder(path: Path, option: str) -> Path:
+    """``path`` when it is a folder or does not exist yet (it is made); an
+    :class:`InputError` (CLI.not_a_folder) when it is a file."""
+    if path.exists() and not path.is_dir():
+        raise input_error(
+            "CLI.not_a_folder",
+            f"{option} {path} is a file; a folder is wanted",
+            f"name a folder for {option} (it is made when it does not exist)",
+        )
+    return path
 
 
 def environment_error(exc: BaseException) -> dict[str, Any] | None:
@@ -156,7 +222,9 @@ def environment_error(exc: BaseException) -> dict[str, Any] | None:
             "check --store / MEETPUNT_STORE; ingest data first (meetpunt ingest PATH), "
             "or stop the other process that holds the store",
         )
-    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+    if isinstance(
+        exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError
+    ):
         return error_body(
             "CLI.file",
             f"{exc.strerror or name}: {exc.filename}",

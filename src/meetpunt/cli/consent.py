@@ -6,17 +6,19 @@ Thin: parses, calls :mod:`meetpunt.privacy.consent` inside one register transact
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from meetpunt.app.register import register_session
-from meetpunt.cli.common import DbOption, JsonOption, announce_head, make_console
-from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.cli.common import DbOption, JsonOption, announce_head, make_console, parse_day
+from meetpunt.domain.calendar import local_date_of, local_midnight_utc
+from meetpunt.domain.findings import Finding
 from meetpunt.jsonout import print_json
 from meetpunt.privacy import audit, consent
+from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.model import Period
 
 consent_app = typer.Typer(help="Customers' consents for apps (PRV-4).", no_args_is_help=True)
@@ -38,11 +40,45 @@ def _show(consents: list[consent.Consent], as_json: bool) -> None:
             c.purpose,
             c.ean,
             ", ".join(sorted(c.kinds)),
-            c.valid_from.date().isoformat(),
-            c.valid_to.date().isoformat(),
+            local_date_of(c.valid_from).isoformat(),  # the days given, Europe/Amsterdam
+            local_date_of(c.valid_to).isoformat(),
             c.state,
         )
     console.print(table)
+
+
+def consent_findings(party: str, purpose: str, kinds: list[str], given_by: str) -> list[Finding]:
+    """Every rule a consent as given on the command line breaks (PRV-4): the purpose
+    must be one of the catalogue's consent purposes (population "consented"), every
+    kind one that purpose names, and the party and the customer must be named."""
+    findings: list[Finding] = []
+    rule = load_catalogue().get(purpose)
+    if rule is None or rule.population != "consented":
+        consented = sorted(
+            p.id for p in load_catalogue().purposes.values() if p.population == "consented"
+        )
+        findings.append(
+            Finding(
+                "PRV-4.purpose",
+                f"purpose {purpose!r} is not one a customer consents to; the catalogue's "
+                f"consent purposes: {', '.join(consented)}",
+            )
+        )
+    allowed = rule.kinds if rule is not None else frozenset()
+    unknown = [k for k in kinds if k not in allowed]
+    if not kinds or (rule is not None and unknown):
+        findings.append(
+            Finding(
+                "PRV-4.kinds",
+                f"kinds {', '.join(unknown) or '(none)'} are not data kinds of purpose "
+                f"{purpose!r}; give one or more of {', '.join(sorted(allowed))}",
+            )
+        )
+    if not party.strip():
+        findings.append(Finding("PRV-4.party", "name the app that may read (--party)"))
+    if not given_by.strip():
+        findings.append(Finding("PRV-4.given_by", "name the customer who consents (--given-by)"))
+    return findings
 
 
 @consent_app.command("give")
@@ -59,20 +95,32 @@ def consent_give(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a customer's consent for one app, purpose, connection, kinds and period."""
+    """Record a customer's consent for one app, purpose, connection, kinds and period.
+
+    Refused with every broken rule at once: a purpose that is not a consent purpose of
+    the catalogue (PRV-4.purpose), a kind that purpose does not name (PRV-4.kinds), an
+    empty --given-by (PRV-4.given_by) or --party (PRV-4.party)."""
     period = Period(
-        local_midnight_utc(date.fromisoformat(valid_from)),
-        local_midnight_utc(date.fromisoformat(until)),
+        local_midnight_utc(parse_day(valid_from, "--from")),
+        local_midnight_utc(parse_day(until, "--to")),
     )
+    wanted = [k.strip() for k in kinds.split(",") if k.strip()]
+    findings = consent_findings(party, purpose, wanted, given_by)
+    if findings:
+        raise consent.ConsentError(
+            f"consent refused: {findings[0].message}",
+            findings,
+            "meetpunt privacy catalogue lists the purposes and their kinds",
+        )
     with register_session(db, create=False) as session:
         given = consent.give(
             session.db,
-            party,
+            party.strip(),
             purpose,
             ean,
-            [k.strip() for k in kinds.split(",") if k.strip()],
+            wanted,
             period,
-            given_by,
+            given_by.strip(),
             datetime.now(UTC),
         )
         announce_head(*audit.head(session.db))

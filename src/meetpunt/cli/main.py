@@ -25,7 +25,10 @@ from meetpunt.cli.common import (
     add_home_option,
     fail,
     make_console,
+    parse_day,
     progress_bar,
+    require_at_least,
+    require_folder,
 )
 from meetpunt.cli.consent import consent_app
 from meetpunt.cli.meterdata import ingest_app, retention_app
@@ -156,9 +159,15 @@ def register_import(
         for r in report.refused:
             console.print(f"  [red]line {r.line}[/red] {r.rule}: {r.message}")
 
+    def waiting(path: Path) -> None:
+        typer.echo(
+            f"{path}: the register is busy (another import?); waiting for it to finish",
+            err=True,
+        )
+
     try:
         with register_at(db) as register:
-            import_register_files(register, files, show)
+            import_register_files(register, files, show, waiting)
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
     if refused:
@@ -171,6 +180,7 @@ def register_export(
     db: DbOption = None,
 ) -> None:
     """Export the whole register, history included, as importable CSV files."""
+    require_folder(out, "--out")
     register = open_register(db, create=False)
     try:
         with register.session() as session:
@@ -235,13 +245,10 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _parse_day(text: str | None) -> date:
+def _parse_day(text: str | None, option: str = "--at") -> date:
     if text is None:
         return date.today()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date; write YYYY-MM-DD") from None
+    return parse_day(text, option)
 
 
 @register_app.command("request-sap")
@@ -327,7 +334,9 @@ def twin_generate(
     """Simulate a region: register, meter data (Parquet), P1 telegrams and the truth."""
     from meetpunt.twin.generate import TwinSettings, generate
 
-    settings = TwinSettings(connections, days, _parse_day(start), seed)
+    require_folder(out, "--out")
+    require_at_least(seed, 0, "--seed")
+    settings = TwinSettings(connections, days, _parse_day(start, "--start"), seed)
     with progress_bar(console) as bar:
         task = bar.add_task("twin", total=1.0)
 
@@ -379,11 +388,12 @@ def demo(
     from meetpunt.register.engine import meetpunt_home
 
     folder = meetpunt_home() / "demo"
+    require_at_least(seed, 0, "--seed")
     try:
         if register_example:
             run_register_example(console, folder)
             return
-        settings = DemoSettings(folder, connections, days, _parse_day(start), seed)
+        settings = DemoSettings(folder, connections, days, _parse_day(start, "--start"), seed)
         out = make_console(stderr=True) if as_json else console
         out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")
         run = run_demo(out, settings)

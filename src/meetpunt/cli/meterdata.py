@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +28,8 @@ from meetpunt.cli.common import (
     error_body,
     fail,
     make_console,
+    parse_day,
+    require_at_least,
     show_error,
 )
 from meetpunt.errors import MeetpuntError
@@ -237,7 +239,7 @@ def ingest_completeness(
 
     if by not in ("pc4", "municipality"):
         raise typer.BadParameter("--by is pc4 or municipality")
-    local_day = date.fromisoformat(day)
+    local_day = parse_day(day, "--at")
     register = open_register(db, create=False)
     try:
         areas = expected_areas(register, local_day, by)
@@ -268,7 +270,7 @@ def ingest_completeness(
 def ingest_quarantine(
     store: StoreOption = None,
     rule: Annotated[str | None, typer.Option(help="Only this rule ID.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many records.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many records (0 or more).")] = 50,
     party: Annotated[
         str, typer.Option(help="The grid operator reading them (GLN); the read is audited.")
     ] = "grid_operator",
@@ -280,6 +282,7 @@ def ingest_quarantine(
 ) -> None:
     """List refused meter-data records with rule, reason and the raw record: a read for
     data stewardship, audited with the connections it shows (PRV-1, PRV-7)."""
+    require_at_least(limit, 0, "--limit")
     try:
         with open_gate(db, store, create=False, on_head=announce_head) as gate:
             rows = read_quarantine(
@@ -330,7 +333,7 @@ def retention_run(
     from meetpunt.app.hub import retention
     from meetpunt.privacy.retention import delete_copies
 
-    day = date.fromisoformat(today) if today else datetime.now(UTC).date()
+    day = parse_day(today, "--at") if today else datetime.now(UTC).date()
     register = open_register(db, create=False)
     try:
         with hub_store(store, create=False) as opened:

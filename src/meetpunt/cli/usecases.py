@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +26,7 @@ from meetpunt.cli.common import (
     announce_head,
     fail,
     make_console,
+    parse_day,
 )
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.errors import MeetpuntError
@@ -61,14 +62,10 @@ PlannedOption = Annotated[
 
 
 def _days(date_from: str, date_to: str) -> Period:
-    """The period from local midnight of ``date_from`` to that of ``date_to``."""
-    try:
-        return Period(
-            local_midnight_utc(date.fromisoformat(date_from)),
-            local_midnight_utc(date.fromisoformat(date_to)),
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    """The period from local midnight of ``date_from`` to that of ``date_to`` (days as
+    :func:`~meetpunt.cli.common.parse_day` takes them: CLI.date, CLI.date_range)."""
+    first, last = parse_day(date_from, "--from"), parse_day(date_to, "--to")
+    return Period(local_midnight_utc(first), local_midnight_utc(last))  # the gate: PRV-1
 
 
 def _when(moment: datetime) -> str:

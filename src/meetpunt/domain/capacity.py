@@ -32,8 +32,10 @@ class SizeClass(StrEnum):
     LARGE = "large"
 
 
-_ELECTRICITY = re.compile(r"^\s*([13])\s*[xX×]\s*(\d{1,5})\s*[aA]?\s*$")
-_GAS = re.compile(r"^\s*[gG]\s*(\d{1,5})\s*$")
+# re.ASCII: \d is 0-9 only, as for EANs and house numbers (Arabic-Indic or superscript
+# digits are refused, not read as numbers)
+_ELECTRICITY = re.compile(r"^\s*([13])\s*[xX×]\s*(\d{1,5})\s*[aA]?\s*$", re.ASCII)
+_GAS = re.compile(r"^\s*[gG]\s*(\d{1,5})\s*$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -75,6 +77,9 @@ class CapacityClasses:
     standard_electricity: tuple[ElectricityCapacity, ...]
     gas_small_max_flow: float
     gas_meter_flow: Mapping[str, float]
+    max_amperes: int | None = None
+    """The largest fuse of a connection written as phases x A (REG-3.capacity_range);
+    None: no limit (an operator's rule file without it)."""
 
     @classmethod
     def from_mapping(cls, body: Mapping[str, Any]) -> CapacityClasses:
@@ -86,6 +91,7 @@ class CapacityClasses:
             standard_electricity=tuple(require_electricity_capacity(s) for s in elec["standard"]),
             gas_small_max_flow=float(gas["small_max_flow_m3n_per_h"]),
             gas_meter_flow={k.upper(): float(v) for k, v in gas["meter_flow_m3n_per_h"].items()},
+            max_amperes=int(elec["max_amperes"]) if "max_amperes" in elec else None,
         )
 
 
@@ -132,7 +138,19 @@ def parse_gas_capacity(text: str, classes: CapacityClasses) -> GasCapacity | Fin
 def parse_capacity(commodity: Commodity, text: str, classes: CapacityClasses) -> Capacity | Finding:
     """Parse a capacity for a connection of ``commodity``."""
     if commodity is Commodity.ELECTRICITY:
-        return parse_electricity_capacity(text)
+        parsed = parse_electricity_capacity(text)
+        if (
+            isinstance(parsed, ElectricityCapacity)
+            and classes.max_amperes is not None
+            and parsed.amperes > classes.max_amperes
+        ):
+            return Finding(
+                "REG-3.capacity_range",
+                f"capacity {text.strip()!r} has {parsed.amperes} A per phase; the largest "
+                f"connection written as phases x A has {classes.max_amperes} A "
+                "(capacity_classes rule file): check the fuse size",
+            )
+        return parsed
     return parse_gas_capacity(text, classes)
 
 

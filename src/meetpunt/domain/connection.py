@@ -65,6 +65,10 @@ class Phase(StrEnum):
     L3 = "L3"
 
 
+HOUSE_NUMBER_MAX = 99999
+"""The largest house number: the BAG (Basisregistratie Adressen en Gebouwen) gives a
+house number of 1 to 5 digits, 1 to 99999 (REG-2.house_number)."""
+
 _POSTCODE = re.compile(r"^\s*([1-9][0-9]{3})\s*([A-Za-z]{2})\s*$")
 _POSTCODE_UNUSED_LETTERS = frozenset({"SA", "SD", "SS"})
 
@@ -161,9 +165,13 @@ def check_connection(
     postcode = normalise_postcode(attributes.address.postcode)
     if isinstance(postcode, Finding):
         findings.append(postcode)
-    if attributes.address.house_number < 1:
+    if not 1 <= attributes.address.house_number <= HOUSE_NUMBER_MAX:
         findings.append(
-            Finding("REG-2.house_number", "house number must be a positive whole number")
+            Finding(
+                "REG-2.house_number",
+                f"house number {attributes.address.house_number} is not 1 to "
+                f"{HOUSE_NUMBER_MAX} (the BAG's house numbers)",
+            )
         )
     capacity = attributes.capacity
     if commodity is Commodity.ELECTRICITY:
@@ -194,7 +202,9 @@ def check_connection(
             )
         if attributes.grid.phase is not None:
             findings.append(Finding("REG-2.phase", "a gas connection has no phase"))
-    if attributes.solar_kwp is not None and attributes.solar_kwp < 0:
+    if attributes.solar_kwp is not None and not attributes.solar_kwp.is_finite():
+        findings.append(Finding("REG-8.solar_kwp", "registered solar kWp must be a number"))
+    elif attributes.solar_kwp is not None and attributes.solar_kwp < 0:
         findings.append(Finding("REG-8.solar_kwp", "registered solar kWp cannot be negative"))
     if (
         attributes.remote_reading is RemoteReading.ADMINISTRATIVELY_OFF

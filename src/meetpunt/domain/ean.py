@@ -84,7 +84,7 @@ def assert_valid_ean(code: str) -> str:
 
 def complete_ean(body: str) -> str:
     """Append the check digit to a 17-digit ``body`` to make a valid EAN-18."""
-    if len(body) != EAN_LENGTH - 1 or not body.isdigit():
+    if len(body) != EAN_LENGTH - 1 or not (body.isascii() and body.isdigit()):
         raise InvalidEanError(
             f"an EAN body must be {EAN_LENGTH - 1} digits, got {body!r}",
             [Finding(RULE_LENGTH, f"EAN body {body!r} is not 17 digits")],
@@ -99,7 +99,12 @@ def ean_from_serial(prefix: str, serial: int) -> str:
     ``prefix`` and numbers its points.
     """
     width = EAN_LENGTH - 1 - len(prefix)
-    if not prefix.isdigit() or width < 1:
+    if prefix and not (prefix.isascii() and prefix.isdigit()):
+        # only 0-9, as check_ean: other digits (Arabic-Indic "١٢", "²") would make a
+        # code that check_ean refuses (REG-1.non_digit)
+        message = f"EAN prefix {prefix!r} must be the digits 0-9 only"
+        raise InvalidEanError(message, [Finding(RULE_NON_DIGIT, message)])
+    if not prefix or width < 1:
         raise InvalidEanError(
             f"EAN prefix {prefix!r} must be 1 to 16 digits",
             [Finding(RULE_LENGTH, f"EAN prefix {prefix!r} must be 1 to 16 digits")],

@@ -78,6 +78,7 @@ _TEXT_LENGTHS = tuple(
     for name in ATTRIBUTE_COLUMNS
     if isinstance(t.connection_version.c[name].type, String)
 )
+
 _INTEGERS = tuple(
     name for name in ATTRIBUTE_COLUMNS if isinstance(t.connection_version.c[name].type, Integer)
 )

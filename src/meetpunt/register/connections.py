@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Integer, Numeric, Row, String, delete, insert, select, update
 
 from meetpunt.domain.allocation import ACTIVE_SAP_STATUSES, AllocationPointKind, SapStatus
 from meetpunt.domain.capacity import CapacityClasses, Commodity, parse_capacity
@@ -61,6 +62,9 @@ class ConnectionTimelines(SessionBase):
         on the same date (REG-5).
         """
         findings = check_connection(ean, commodity, attributes)
+        if not findings:
+            stored = _storage_finding(attributes)
+            findings = [stored] if stored is not None else []
         if findings:
             raise RegisterError(f"connection {ean} refused: {findings[0].message}", findings)
         clash = self._conn.execute(
@@ -193,6 +197,70 @@ def primary_point_row(ean: str, connection_id: int) -> dict[str, Any]:
         "purpose": "",
         "requested_on": None,
     }
+
+
+_VERSION_COLUMNS = [
+    c
+    for c in t.connection_version.columns
+    if c.name not in ("id", "connection_id", "valid_from", "valid_to")
+]
+_TEXT_LENGTHS = tuple(
+    (c.name, c.type.length or 0) for c in _VERSION_COLUMNS if isinstance(c.type, String)
+)
+_INTEGERS = tuple(c.name for c in _VERSION_COLUMNS if isinstance(c.type, Integer))
+_INTEGER_RANGE = range(-(2**31), 2**31)  # the narrowest Integer of the engines (PostgreSQL)
+_NUMERICS = tuple(
+    (c.name, c.type.scale or 0, c.type.precision)
+    for c in _VERSION_COLUMNS
+    if isinstance(c.type, Numeric)
+)
+
+
+def _storage_finding(attributes: ConnectionAttributes) -> Finding | None:
+    return storage_finding(attributes_to_row(attributes))
+
+
+def storage_finding(row: dict[str, Any]) -> Finding | None:
+    """Why a database could refuse the ``connection_version`` values ``row`` (as
+    :func:`attributes_to_row` gives them), or None. Checked before any write, so SQLite,
+    which stores any text length or integer, refuses the same rows with the same rule
+    as PostgreSQL: REG-import.too_long (text wider than its column),
+    REG-import.control_character (a NUL byte), REG-import.out_of_range (a number the
+    column cannot hold)."""
+    for name, length in _TEXT_LENGTHS:
+        text = row[name]
+        if text is None:
+            continue
+        if "\0" in text:
+            return Finding(
+                "REG-import.control_character",
+                f"{name} has a NUL character; remove it (is the file binary or UTF-16?)",
+            )
+        if length and len(text) > length:
+            return Finding(
+                "REG-import.too_long",
+                f"{name} has {len(text)} characters ({text[:40]!r}...); the register keeps "
+                f"at most {length}: shorten it",
+            )
+    for name in _INTEGERS:
+        if row[name] is not None and row[name] not in _INTEGER_RANGE:
+            return Finding("REG-import.out_of_range", f"{name} {row[name]} is out of range")
+    for name, scale, precision in _NUMERICS:
+        number: Decimal | None = row[name]
+        if number is None:
+            continue
+        exponent = number.as_tuple().exponent
+        if (
+            not number.is_finite()
+            or (isinstance(exponent, int) and exponent < -scale)
+            or (precision is not None and number != 0 and number.adjusted() >= precision - scale)
+        ):
+            return Finding(
+                "REG-import.out_of_range",
+                f"{name} {number} does not fit: below 10^{(precision or 0) - scale}, "
+                f"at most {scale} decimals",
+            )
+    return None
 
 
 def attributes_to_row(attrs: ConnectionAttributes) -> dict[str, Any]:

@@ -27,7 +27,9 @@ files (small) take the one-row path throughout.
 
 from __future__ import annotations
 
+import codecs
 import collections
+import contextlib
 import csv
 import functools
 import gc
@@ -37,6 +39,7 @@ import multiprocessing
 import multiprocessing.context
 import operator
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -54,6 +57,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from meetpunt.domain.allocation import SapStatus
 from meetpunt.domain.capacity import Capacity, CapacityClasses, Commodity, parse_capacity
 from meetpunt.domain.connection import (
+    HOUSE_NUMBER_MAX,
     Address,
     AdminSwitch,
     ConnectionAttributes,
@@ -69,8 +73,16 @@ from meetpunt.domain.contract import ContractType, SupplyContract, TariffKind
 from meetpunt.domain.customer import CustomerType
 from meetpunt.domain.ean import check_ean
 from meetpunt.domain.findings import Finding
-from meetpunt.errors import MeetpuntError, RegisterError
-from meetpunt.register.bulk import ConnectionRecord, Values, prepare, record_connections
+from meetpunt.errors import MeetpuntError
+from meetpunt.register import schema as t
+from meetpunt.register.bulk import (
+    ATTRIBUTE_COLUMNS,
+    ConnectionRecord,
+    Values,
+    prepare,
+    record_connections,
+)
+from meetpunt.register.connections import storage_finding
 from meetpunt.register.report import decimal_text
 from meetpunt.register.store import ChangeOutcome, RegisterSession
 
@@ -161,6 +173,32 @@ CHUNK_ROWS = 20_000
 MAX_WORKERS = 3
 """Worker processes at most: besides them this process writes, and the database works."""
 
+
+def _length(column: object) -> int:
+    """The width of a text column of the register's schema."""
+    return int(column.type.length)  # type: ignore[attr-defined]  # a String column
+
+
+MAX_FIELD_CHARS = csv.field_size_limit()
+"""The longest cell ``csv`` reads (128 KiB): a record with a longer one is refused on
+its own (REG-import.record), the rest of the file goes on."""
+
+TEXT_LIMITS: dict[RecordKind, dict[str, int]] = {
+    RecordKind.CONNECTIONS: {},  # checked on the stored values: bulk.storage_finding
+    RecordKind.SECONDARY_POINTS: {"purpose": _length(t.allocation_point.c.purpose)},
+    RecordKind.CONTRACTS: {
+        "supplier": _length(t.supply_contract.c.supplier),
+        "contract_holder": _length(t.supply_contract.c.contract_holder),
+    },
+}
+"""The free-text columns of the secondary points and contracts files and their longest
+value: the register's column widths, checked here so that SQLite (which stores any
+length) and PostgreSQL (which refuses) refuse the same rows with the same rule
+(REG-import.too_long)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")
+
 _ALIASES = {"aan": "on", "uit": "off"}
 _TRUE, _FALSE = {"true", "1", "yes", "ja"}, {"false", "0", "no", "nee", ""}
 
@@ -210,6 +248,62 @@ E = TypeVar("E", bound=StrEnum)
 
 def _text(row: Mapping[str, str], column: str) -> str:
     return (row.get(column) or "").strip()
+
+
+def cell_finding(kind: RecordKind, column: str, value: str) -> Finding | None:
+    """Why the register cannot keep ``value`` in ``column`` as given, or None: a control
+    character such as NUL (REG-import.control_character), bytes that were not UTF-8
+    (REG-import.encoding), or text longer than the column (REG-import.too_long). The
+    same on every engine, so SQLite and PostgreSQL refuse the same rows."""
+    if value.isascii():
+        if value.isprintable() or not _CONTROL.search(value):
+            limit = TEXT_LIMITS[kind].get(column)
+            if limit is not None and len(value) > limit:
+                return _too_long(column, value, limit)
+            return None
+    elif _UNDECODABLE.search(value):
+        return Finding(
+            "REG-import.encoding",
+            f"column {column!r} has bytes that are not UTF-8 "
+            f"({_shown(value)!r}); save the file as UTF-8 and import it again",
+        )
+    if _CONTROL.search(value):
+        return Finding(
+            "REG-import.control_character",
+            f"column {column!r} has a control character ({_shown(value)!r}); "
+            "remove it (a NUL byte often means the file is binary or UTF-16)",
+        )
+    limit = TEXT_LIMITS[kind].get(column)
+    if limit is not None and len(value) > limit:
+        return _too_long(column, value, limit)
+    return None
+
+
+def _too_long(column: str, value: str, limit: int) -> Finding:
+    return Finding(
+        "REG-import.too_long",
+        f"column {column!r} has {len(value)} characters ({_shown(value)!r}); "
+        f"the register keeps at most {limit}: shorten it",
+    )
+
+
+def _shown(value: str, width: int = 40) -> str:
+    """``value`` readable in a message: undecodable bytes as ``\\xNN``, cut to ``width``."""
+    text = value[:width] + ("..." if len(value) > width else "")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _row_finding(kind: RecordKind, row: Mapping[str | None, object]) -> Finding | None:
+    """The first cell of ``row`` (a ``DictReader`` row) the register cannot keep, in
+    the order of the kind's columns (a column the import does not read is ignored, as
+    the batch path ignores it)."""
+    for column in COLUMNS[kind]:
+        value = row.get(column)
+        if isinstance(value, str):
+            finding = cell_finding(kind, column, value.strip())
+            if finding is not None:
+                return finding
+    return None
 
 
 _ENUM_CACHE: dict[tuple[type[StrEnum], str], StrEnum] = {}
@@ -333,6 +427,12 @@ def _connection_cells(
         kwp_raw,
         solar_registered_on,
     ) = cells
+    joined = "".join(cells)
+    if not (joined.isascii() and joined.isprintable()):
+        for column, value in zip(CONNECTION_COLUMNS, cells, strict=True):
+            finding = cell_finding(RecordKind.CONNECTIONS, column, value)
+            if finding is not None:
+                raise _RowError(finding)
     _checked_ean(ean)
     commodity = _member(commodity_raw, "commodity", Commodity, "REG-2.commodity", None)
     valid_from = _day(valid_from_raw, "valid_from", "REG-6.date")
@@ -340,16 +440,16 @@ def _connection_cells(
     capacity = capacity_of(commodity, capacity_raw)
     if isinstance(capacity, Finding):
         raise _RowError(capacity)
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()) or len(number) > _HOUSE_NUMBER_DIGITS:
         raise _RowError(
-            Finding("REG-2.house_number", f"column 'house_number' has {number!r}; give digits")
+            Finding(
+                "REG-2.house_number",
+                f"column 'house_number' has {_shown(number)!r}; give the house number as "
+                f"1 to {HOUSE_NUMBER_MAX} in the digits 0-9 (a letter goes in "
+                "house_number_suffix)",
+            )
         )
-    try:
-        solar_kwp = Decimal(kwp_raw) if kwp_raw else None
-    except InvalidOperation:
-        raise _RowError(
-            Finding("REG-8.solar_kwp", f"column 'solar_kwp' has {kwp_raw!r}; give a number")
-        ) from None
+    solar_kwp = _kwp(kwp_raw) if kwp_raw else None
     attributes = ConnectionAttributes(
         capacity=capacity,
         status=_member(status, "status", PhysicalStatus, "REG-2.status", None),
@@ -388,6 +488,35 @@ def _connection_cells(
         solar_registered_on=_day(solar_registered_on, "solar_registered_on", "REG-8.date", True),
     )
     return ean, commodity, valid_from, attributes
+
+
+_HOUSE_NUMBER_DIGITS = len(str(HOUSE_NUMBER_MAX))
+
+_KWP_SCALE = t.connection_version.c.solar_kwp.type.scale or 0  # type: ignore[attr-defined]
+_KWP_LIMIT = Decimal(10) ** ((t.connection_version.c.solar_kwp.type.precision or 0) - _KWP_SCALE)  # type: ignore[attr-defined]
+
+
+def _kwp(raw: str) -> Decimal:
+    """The registered solar kWp (REG-8.solar_kwp): a finite number the register keeps
+    exactly (below 10^9, at most three decimals), so no engine rounds or refuses it."""
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    exponent = value.as_tuple().exponent
+    if (
+        not value.is_finite()
+        or abs(value) >= _KWP_LIMIT
+        or (isinstance(exponent, int) and exponent < -_KWP_SCALE)
+    ):
+        raise _RowError(
+            Finding(
+                "REG-8.solar_kwp",
+                f"column 'solar_kwp' has {_shown(raw)!r}; give a number in kWp "
+                f"(below {_KWP_LIMIT}, at most {_KWP_SCALE} decimals), like 4.2",
+            )
+        )
+    return value
 
 
 def _apply_connection(row: Mapping[str, str], session: RegisterSession) -> ChangeOutcome:
@@ -436,8 +565,18 @@ _APPLY: dict[RecordKind, Callable[[Mapping[str, str], RegisterSession], ChangeOu
 
 
 def detect_kind(header: Iterable[str]) -> RecordKind | Finding:
-    """Tell the file kind from its header; a :class:`Finding` naming missing columns."""
-    columns = {c.strip() for c in header}
+    """Tell the file kind from its header; a :class:`Finding` naming missing columns or
+    a column named twice (REG-import.duplicate_column: which cell counts would be a
+    guess)."""
+    names = [c.strip() for c in header]
+    columns = set(names)
+    twice = sorted(c for c, n in collections.Counter(names).items() if n > 1 and c)
+    if twice:
+        return Finding(
+            "REG-import.duplicate_column",
+            f"the header names column(s) {', '.join(twice)} more than once; which cell "
+            "counts would be a guess: keep one of each",
+        )
     if "primary_ean" in columns:
         kind = RecordKind.SECONDARY_POINTS
     elif "supplier" in columns:
@@ -482,18 +621,63 @@ def import_file(
     row_by_row: bool = False,
     parallel_above: int = PARALLEL_ABOVE,
 ) -> ImportReport:
-    """Read ``path`` (UTF-8, BOM tolerated) as it is imported, and import it."""
+    """Read ``path`` as it is imported, and import it. UTF-8 (a BOM tolerated) or
+    UTF-16 with its BOM; in a file of another encoding (Latin-1, say) each record with
+    bytes that are not UTF-8 is refused on its own (REG-import.encoding). A path that
+    cannot be read as a file (a folder, say) is refused whole (REG-import.file)."""
     try:
-        handle = path.open(encoding="utf-8-sig")
+        handle = open_text(path)
     except OSError as exc:
-        raise RegisterError(f"cannot read {path}: {exc.strerror}") from exc
+        finding = Finding(
+            "REG-import.file",
+            f"{path} cannot be read: {exc.strerror or type(exc).__name__}; "
+            "name a register CSV file",
+        )
+        finding = _safe_finding(finding)
+        report = ImportReport(source=_safe(str(path)), kind=None)
+        report.refused.append(RowRefusal(0, finding.rule, finding.message))
+        session.quarantine(report.source, 0, "", finding)
+        return report
     with handle:
-        return _import_lines(session, handle, str(path), row_by_row, parallel_above)
+        return _import_lines(session, handle, _safe(str(path)), row_by_row, parallel_above)
+
+
+def open_text(path: Path) -> io.TextIOWrapper:
+    """``path`` opened as text for an import: UTF-16 when it starts with a UTF-16 byte
+    order mark, else UTF-8 (a BOM skipped) with bytes that are not UTF-8 kept as lone
+    surrogates, so that the record holding them is refused, not the whole file."""
+    raw = path.open("rb")
+    try:
+        start = raw.read(2)
+        raw.seek(0)
+    except OSError:
+        raw.close()
+        raise
+    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return io.TextIOWrapper(raw, encoding="utf-16", errors="surrogateescape")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape")
 
 
 _TOO_MANY_CELLS = Finding(
     "REG-import.columns", "the row has more cells than the header has columns"
 )
+
+
+class _Tee:
+    """The lines of ``stream``, keeping those read since ``taken`` was last cleared
+    (the text of a record ``csv`` could not read, for the quarantine)."""
+
+    def __init__(self, stream: Iterator[str]) -> None:
+        self.stream = stream
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Tee:
+        return self
+
+    def __next__(self) -> str:
+        text = next(self.stream)
+        self.taken.append(text)
+        return text
 
 
 def _import_lines(
@@ -506,26 +690,71 @@ def _import_lines(
     stream = iter(lines)
     first = next(stream, "")
     stream = itertools.chain([first], stream)
-    reader = csv.DictReader(stream)
-    kind = detect_kind(reader.fieldnames or [])
+    tee = _Tee(stream)
+    reader = csv.DictReader(tee)
+    try:
+        kind = detect_kind(reader.fieldnames or [])
+    except csv.Error as exc:
+        kind = Finding("REG-import.header", f"the header cannot be read as CSV ({exc})")
     if isinstance(kind, Finding):
         report = ImportReport(source=source, kind=None)
+        kind = _safe_finding(kind)
         report.refused.append(RowRefusal(1, kind.rule, kind.message))
         header = first.splitlines()
-        session.quarantine(source, 1, header[0] if header else "", kind)
+        session.quarantine(source, 1, _safe(header[0]) if header else "", kind)
         return report
     report = ImportReport(source=source, kind=kind)
     if kind is RecordKind.CONNECTIONS and not row_by_row:
         with _gc_paused():
             _import_connections(session, reader, stream, report, parallel_above)
         return report
-    apply = _APPLY[kind]
+    _import_rows(session, reader, tee, report, _APPLY[kind])
+    return report
+
+
+def _import_rows(
+    session: RegisterSession,
+    reader: csv.DictReader[str],
+    tee: _Tee,
+    report: ImportReport,
+    apply: Callable[[Mapping[str, str], RegisterSession], ChangeOutcome],
+) -> None:
+    """The one-row path: each record in a SAVEPOINT of its own."""
+    assert report.kind is not None
+    kind = report.kind
     line = 1
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        tee.taken.clear()
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a cell over MAX_FIELD_CHARS: this record only
+            line += 1
+            report.rows += 1
+            _refuse(
+                session,
+                report,
+                line,
+                {None: "".join(tee.taken)},
+                Finding(
+                    "REG-import.record",
+                    f"the record cannot be read as CSV ({exc}); a cell holds at most "
+                    f"{MAX_FIELD_CHARS} characters: look for a missing closing quote",
+                ),
+            )
+            line = reader.reader.line_num  # DictReader's own line_num stays behind
+            continue
         line += 1
         report.rows += 1
         if None in row:  # more cells than header columns
             _refuse(session, report, line, row, _TOO_MANY_CELLS)
+            line = reader.line_num
+            continue
+        finding = _row_finding(kind, row)
+        if finding is not None:
+            _refuse(session, report, line, row, finding)
             line = reader.line_num
             continue
         outcome = _apply_one(session, functools.partial(apply, row, session))
@@ -534,7 +763,6 @@ def _import_lines(
         else:
             _count(report, outcome)
         line = reader.line_num
-    return report
 
 
 def _apply_one(
@@ -597,7 +825,9 @@ def _chunks(stream: Iterator[str], line: int) -> Iterator[_Chunk]:
         chunk.lines.append(text)
         if '"' in text:
             record = csv.reader(_taking(text, stream, chunk.lines))
-            next(record, None)
+            # a cell over MAX_FIELD_CHARS ends the record; _check_rows refuses it
+            with contextlib.suppress(csv.Error):
+                next(record, None)
             line += record.line_num
         else:
             line += 1
@@ -632,15 +862,49 @@ def _picker(fieldnames: Sequence[str]) -> Callable[[list[str]], list[str]]:
     return pick
 
 
+def _records(lines: list[str], starts: Sequence[int]) -> list[list[str] | Finding]:
+    """The CSV records of a chunk (``starts``: where each begins in ``lines``): read in
+    one go, or, when a record cannot be read (a cell over :data:`MAX_FIELD_CHARS`),
+    record by record, that one refused (REG-import.record) and the others read."""
+    try:
+        rows: list[list[str] | Finding] = list(csv.reader(lines))
+    except csv.Error:
+        rows = []
+    if len(rows) == len(starts):
+        return rows
+    ends = [*starts[1:], len(lines)]
+    return [_record(lines[start:stop]) for start, stop in zip(starts, ends, strict=True)]
+
+
+def _record(lines: list[str]) -> list[str] | Finding:
+    """One CSV record of ``lines``, or the finding that it cannot be read."""
+    try:
+        return next(csv.reader(lines), [])
+    except csv.Error as exc:
+        return Finding(
+            "REG-import.record",
+            f"the record cannot be read as CSV ({exc}); a cell holds at most "
+            f"{MAX_FIELD_CHARS} characters: look for a missing closing quote",
+        )
+
+
 def _check_rows(
-    fieldnames: Sequence[str], capacity_of: CapacityParser, lines: list[str]
+    fieldnames: Sequence[str],
+    capacity_of: CapacityParser,
+    lines: list[str],
+    starts: Sequence[int],
 ) -> _Checked:
     """Read, parse and check connection records (REG-2..4, REG-7, REG-8, as
     ``record_connection`` would): the part of the import a worker process can do."""
     width = len(fieldnames)
     pick = _picker(fieldnames)
     checked: _Checked = []
-    for row in csv.reader(lines):
+    for index, row in enumerate(_records(lines, starts)):
+        if isinstance(row, Finding):
+            stop = starts[index + 1] if index + 1 < len(starts) else len(lines)
+            record = _safe("".join(lines[starts[index] : stop]))
+            checked.append((row.rule, row.message, record))
+            continue
         if not row:
             checked.append(None)  # DictReader skips a blank line
             continue
@@ -655,8 +919,15 @@ def _check_rows(
                 findings = check_connection(ean, commodity, attributes)
                 if not findings:
                     values, sound = prepare(attributes)
-                    checked.append((ean, commodity.value, valid_from, values, sound))
-                    continue
+                    stored = (
+                        None
+                        if sound
+                        else storage_finding(dict(zip(ATTRIBUTE_COLUMNS, values, strict=True)))
+                    )
+                    if stored is None:
+                        checked.append((ean, commodity.value, valid_from, values, sound))
+                        continue
+                    findings = [stored]
                 finding = findings[0]
         checked.append((finding.rule, finding.message, _raw(_dict_row(fieldnames, row))))
     return checked
@@ -686,8 +957,10 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check_in_worker(fieldnames: Sequence[str], lines: list[str]) -> _Checked:
-    return _check_rows(fieldnames, _IN_WORKER["capacity_of"], lines)
+def _check_in_worker(
+    fieldnames: Sequence[str], lines: list[str], starts: Sequence[int]
+) -> _Checked:
+    return _check_rows(fieldnames, _IN_WORKER["capacity_of"], lines, starts)
 
 
 def _worker_count() -> int:
@@ -724,7 +997,7 @@ def _checked_chunks(
     else:  # a small file
         capacity_of = capacity_parser(classes)
         for chunk in ahead:
-            yield chunk, _check_rows(fieldnames, capacity_of, chunk.lines)
+            yield chunk, _check_rows(fieldnames, capacity_of, chunk.lines, chunk.starts)
         return
     workers = _worker_count()
     pool = ProcessPoolExecutor(
@@ -733,7 +1006,9 @@ def _checked_chunks(
     try:
         pending: collections.deque[tuple[_Chunk, Future[_Checked]]] = collections.deque()
         for chunk in itertools.chain(ahead, chunks):
-            pending.append((chunk, pool.submit(_check_in_worker, fieldnames, chunk.lines)))
+            pending.append(
+                (chunk, pool.submit(_check_in_worker, fieldnames, chunk.lines, chunk.starts))
+            )
             if len(pending) > 2 * workers:
                 done, future = pending.popleft()
                 yield done, future.result()
@@ -820,6 +1095,7 @@ def _record_batch(
         else:
             counts[result] += 1
     refused.sort(key=lambda r: r[0])
+    refused = [(line, raw, _safe_finding(finding)) for line, raw, finding in refused]
     session.quarantine_many(source, refused)
     return _BatchOutcome(counts, [RowRefusal(line, f.rule, f.message) for line, _, f in refused])
 
@@ -865,7 +1141,21 @@ def _count(report: ImportReport, outcome: ChangeOutcome) -> None:
 
 def _raw(row: Mapping[str | None, object]) -> str:
     """The record as kept in quarantine: its cells joined by commas."""
-    return ",".join(str(v) for v in row.values())
+    return _safe(",".join(str(v) for v in row.values()))
+
+
+def _safe(text: str) -> str:
+    """``text`` as every database and the JSON writer keep it: bytes that were not
+    UTF-8 as ``\\xNN``, NUL as ``\\0``."""
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\0", "\\0")
+
+
+def _safe_finding(finding: Finding) -> Finding:
+    """``finding`` with a message :func:`_safe` to store and print."""
+    message = _safe(finding.message)
+    return finding if message == finding.message else Finding(finding.rule, message)
 
 
 def _refuse(
@@ -875,6 +1165,7 @@ def _refuse(
     row: Mapping[str | None, object],
     finding: Finding,
 ) -> None:
+    finding = _safe_finding(finding)
     report.refused.append(RowRefusal(line, finding.rule, finding.message))
     session.quarantine(report.source, line, _raw(row), finding)
 
