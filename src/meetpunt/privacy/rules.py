@@ -19,7 +19,8 @@ from datetime import date, datetime, timedelta
 from meetpunt.domain.calendar import to_local
 from meetpunt.domain.findings import Finding
 from meetpunt.privacy.catalogue import FrequencyLimit, PurposeRule
-from meetpunt.privacy.model import REACHABILITY, AccessRequest, Period
+from meetpunt.privacy.disclosure import grid_periods
+from meetpunt.privacy.model import REACHABILITY, AccessRequest, Period, Role
 
 SEASONS = {12: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1, 6: 2, 7: 2, 8: 2, 9: 3, 10: 3, 11: 3}
 """Meteorological seasons (winter = December to February), for 'once per season'."""
@@ -96,6 +97,10 @@ class ConnectionFacts:
 @dataclass
 class _Collector:
     findings: list[Finding] = field(default_factory=list)
+    hidden: bool = False
+
+    def names(self, eans: Sequence[str]) -> str:
+        return _names(eans, hidden=self.hidden)
 
     def add(self, rule: str, message: str) -> None:
         self.findings.append(Finding(rule, message))
@@ -109,7 +114,12 @@ def local_days(period: Period) -> float:
     return (end - start).total_seconds() / 86_400
 
 
-def _names(eans: Sequence[str], limit: int = 5) -> str:
+def _names(eans: Sequence[str], limit: int = 5, hidden: bool = False) -> str:
+    """EANs for a message; ``hidden`` (a party other than the grid operator): only how
+    many, so a refusal never names (and so never confirms facts about) a customer's
+    connection to a party outside the grid operator (PRV-6.leaves)."""
+    if hidden:
+        return f"{len(eans)} requested connection(s)"
     shown = ", ".join(eans[:limit])
     return shown + (f" and {len(eans) - limit} more" if len(eans) > limit else "")
 
@@ -120,7 +130,7 @@ def evaluate(
     facts: Mapping[str, ConnectionFacts | None],
 ) -> list[Finding]:
     """Every rule the request breaks; an empty list means it may be granted."""
-    out = _Collector()
+    out = _Collector(hidden=request.party.role is not Role.GRID_OPERATOR)
     if rule is None:
         out.add(
             "PRV-2.unknown_purpose",
@@ -157,8 +167,17 @@ def evaluate(
         out.add(f"{pid}.sunset", f"{pid} ended on {rule.sunset}; no reads from that day on")
     unknown = [e for e, f in facts.items() if f is None]
     if unknown:
-        out.add("PRV-1.unknown_connection", f"not in the register: {_names(unknown)}")
+        out.add("PRV-1.unknown_connection", f"not in the register: {out.names(unknown)}")
     known = [f for f in facts.values() if f is not None]
+    per_cell = rule.aggregate is not None and out.hidden
+    if per_cell:
+        known = []  # the cells apply population and opt-out silently (PRV-6.fixed_cells)
+    if rule.aggregate is not None and grid_periods(period, rule.aggregate.period) is None:
+        out.add(
+            "PRV-6.period_grid",
+            f"{pid} releases whole local {rule.aggregate.period}s only; give a period that "
+            f"starts and ends on a {rule.aggregate.period} boundary",
+        )
     _population(rule, request, known, first, last, out)
     if not rule.grid_management:
         opted = [f.ean for f in known if f.opted_out]
@@ -166,7 +185,7 @@ def evaluate(
             out.add(
                 "PRV-3.opt_out",
                 f"the customer switched remote reading off administratively for "
-                f"{_names(opted)}; only grid management may read it",
+                f"{out.names(opted)}; only grid management may read it",
             )
     _frequency(rule, request, known, out)
     if rule.pause_days:
@@ -181,7 +200,7 @@ def evaluate(
             out.add(
                 f"{pid}.pause",
                 f"{pid} needs at least {rule.pause_days:g} day(s) between reads of "
-                f"{_names(sorted(set(close)))}",
+                f"{out.names(sorted(set(close)))}",
             )
     return out.findings
 
@@ -203,20 +222,21 @@ def _population(
         if bad:
             out.add(
                 f"{pid}.population",
-                f"{pid} reads only contractless or out-of-service connections; not {_names(bad)}",
+                f"{pid} reads only contractless or out-of-service connections; "
+                f"not {out.names(bad)}",
             )
         switched_off = [f.ean for f in known if f.out_of_service and not f.admin_switch_on]
         if switched_off and request.kinds - {REACHABILITY}:
             out.add(
                 f"{pid}.kinds",
                 f"{pid} may only check whether a switched-off meter answers (reachability) "
-                f"for {_names(switched_off)}",
+                f"for {out.names(switched_off)}",
             )
     elif population == "contractless":
         bad = [f.ean for f in known if not f.contractless_throughout(first, last)]
         if bad:
             out.add(
-                f"{pid}.population", f"{pid} reads only contractless connections: {_names(bad)}"
+                f"{pid}.population", f"{pid} reads only contractless connections: {out.names(bad)}"
             )
     elif population == "already_read":
         bad = [
@@ -233,7 +253,7 @@ def _population(
         if bad:
             out.add(
                 f"{pid}.population",
-                f"{pid} uses only data already read for another purpose; none for {_names(bad)}",
+                f"{pid} uses only data already read for another purpose; none for {out.names(bad)}",
             )
     elif population == "supplied":
         bad = [
@@ -244,7 +264,7 @@ def _population(
         if bad:
             out.add(
                 "PRV-1.supplier_scope",
-                f"{party} does not supply {_names(bad)} on every day from {first} to {last}",
+                f"{party} does not supply {out.names(bad)} on every day from {first} to {last}",
             )
     elif population == "own":
         bad = [
@@ -253,14 +273,14 @@ def _population(
             if not covered([c for c in f.contracts if c.holder == party], first, last)
         ]
         if bad:
-            out.add("PRV-1.own_data", f"{party} is not the customer of {_names(bad)} then")
+            out.add("PRV-1.own_data", f"{party} is not the customer of {out.names(bad)} then")
     elif population == "consented":
         bad = [f.ean for f in known if not f.consented]
         if bad:
             out.add(
                 "PRV-4.consent",
                 f"no consent in force for {request.party.id}, {pid} and these kinds and "
-                f"dates on {_names(bad)}",
+                f"dates on {out.names(bad)}",
             )
 
 
@@ -296,5 +316,5 @@ def _frequency(
             out.add(
                 f"{pid}.frequency",
                 f"{pid} reads a connection at most {limit.count} time(s) per {every}; "
-                f"already read: {_names(over)}",
+                f"already read: {out.names(over)}",
             )
