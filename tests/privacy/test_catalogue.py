@@ -135,7 +135,7 @@ def test_uc14_ten_dynamic_and_ten_other_per_pc3_without_ean() -> None:
         period="month",
         count_rounding=10,
         release="noisy",
-        noise=NoiseRule(0.5, 60_000, 12.0, 1.0, 1e-6),
+        noise=NoiseRule(0.5, 60_000, 18.0, 1.0, 1e-6),
     )
     assert uc14.pseudonymise
     assert Role.RESEARCHER in uc14.parties

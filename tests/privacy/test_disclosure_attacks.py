@@ -12,7 +12,8 @@ fails on any ``recovered``.
 The world: pc4 5617 (pc3 561, Eindhoven) with Dorpsstraat (12 houses, dynamic
 contracts, one more opted out, one joining on day 3), Kerkstraat (12 houses, 3 with
 solar export), Molenweg (1 house: the usual target), Schoolstraat (10 houses and one
-big consumer); Dorpsstraat and Molenweg on feeder K1. Every house has its own
+big consumer), Beukenlaan (16, dynamic) and Eikenlaan (16); Dorpsstraat and Molenweg
+on feeder K1. Every house has its own
 quarter-hour import, so a recovered value is recognisable. UC6 (grid management) read
 everything first, so UC11 and UC13 may count it (``already_read``).
 """
@@ -92,6 +93,8 @@ def _houses() -> list[House]:
     add("Kerkstraat", "5617AB", "K2", 3, export_wh=150)
     add("Kerkstraat", "5617AB", "K2", 9)
     add("Molenweg", "5617AC", "K1", 1)
+    add("Beukenlaan", "5617AE", "K4", 16, dynamic=True)
+    add("Eikenlaan", "5617AF", "K4", 16)
     add("Schoolstraat", "5617AD", "K3", 10)
     out.append(House(ean_from_serial("87168740", 9999), "Schoolstraat", "5617AD", "K3", 4000))
     return out

@@ -292,43 +292,58 @@ def _component(rows: Sequence[Earlier], seed: Earlier) -> list[Earlier]:
     return chosen
 
 
-def computable_groups(rows: Sequence[Earlier], k: int) -> set[frozenset[int]]:
-    """The groups of fewer than ``k`` connections whose sum (over some time atoms) a
-    linear combination of ``rows`` gives exactly (``PRV-6.linked``).
-
-    Unknowns are (connection, atom); those every row covers alike form a group (a
-    combination of rows is the same on all of a group's unknowns). A group's sum is
-    computable iff removing the group's column lowers the rank of the row x group
-    matrix.
-    """
-    if not rows:
-        return set()
-    cuts = sorted({r.period.start for r in rows} | {r.period.end for r in rows})
-    atoms = list(itertools.pairwise(cuts))
-    signature: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for index, row in enumerate(rows):
-        covered = [
-            a for a, (s, e) in enumerate(atoms) if row.period.start <= s and e <= row.period.end
-        ]
-        for c in row.contributors:
-            for a in covered:
-                signature[(c, a)].add(index)
+def _groups_in_atom(sets: Sequence[frozenset[int]], k: int) -> set[frozenset[int]]:
+    """The groups of fewer than ``k`` connections whose sum a linear combination of the
+    cells ``sets`` (all covering one time atom) gives exactly: connections every cell
+    treats alike form a group (a combination is the same on all of them), and a
+    group's sum is computable iff dropping its column lowers the rank."""
+    signature: dict[int, set[int]] = defaultdict(set)
+    for index, members in enumerate(sets):
+        for c in members:
+            signature[c].add(index)
     groups: dict[frozenset[int], set[int]] = defaultdict(set)
-    for (c, _a), where in signature.items():
+    for c, where in signature.items():
         groups[frozenset(where)].add(c)
+    small = [key for key, conns in groups.items() if len(conns) < k]
+    if not small:
+        return set()
     keys = list(groups)
-    matrix = np.zeros((len(rows), len(keys)))
+    matrix = np.zeros((len(sets), len(keys)))
     for g, key in enumerate(keys):
         for r in key:
             matrix[r, g] = 1.0
     full = int(np.linalg.matrix_rank(matrix))
     out: set[frozenset[int]] = set()
     for g, key in enumerate(keys):
-        conns = groups[key]
-        if len(conns) >= k:
-            continue
-        if int(np.linalg.matrix_rank(np.delete(matrix, g, axis=1))) < full:
-            out.add(frozenset(conns))
+        if len(groups[key]) < k and int(np.linalg.matrix_rank(np.delete(matrix, g, axis=1))) < full:
+            out.add(frozenset(groups[key]))
+    return out
+
+
+def computable_groups(rows: Sequence[Earlier], k: int) -> set[frozenset[int]]:
+    """The groups of fewer than ``k`` connections whose sum over some time atom a linear
+    combination of ``rows`` gives exactly (``PRV-6.linked``).
+
+    Time is cut into atoms at every period boundary, and each cell is taken as known on
+    each atom separately: an adversary may know that the rest of a long period is zero
+    (no data) or have it from other releases, so a month cell counts as its pieces. Per
+    atom the test is :func:`_groups_in_atom`.
+    """
+    if not rows:
+        return set()
+    cuts = sorted({r.period.start for r in rows} | {r.period.end for r in rows})
+    out: set[frozenset[int]] = set()
+    seen: set[tuple[frozenset[int], ...]] = set()
+    for start, end in itertools.pairwise(cuts):
+        sets = tuple(
+            sorted(
+                {r.contributors for r in rows if r.period.start <= start and end <= r.period.end},
+                key=lambda m: (len(m), sorted(m)),
+            )
+        )
+        if sets and sets not in seen:
+            seen.add(sets)
+            out |= _groups_in_atom(sets, k)
     return out
 
 
