@@ -165,9 +165,8 @@ def _individual_computable(cells: Sequence[Earlier]) -> set[int]:
     if not cells:
         return set()
     m = np.array([[1.0 if i in e.contributors else 0.0 for i in ids] for e in cells])
-    q, _ = np.linalg.qr(m.T)
-    rank = np.linalg.matrix_rank(m)
-    basis = q[:, :rank]
+    u, sv, _ = np.linalg.svd(m.T, full_matrices=False)
+    basis = u[:, sv > 1e-9]
     lengths = np.sum(basis**2, axis=1)
     return {ids[j] for j, v in enumerate(lengths) if v > 1 - 1e-9}
 
@@ -218,3 +217,21 @@ def test_noise_is_calibrated_through_opendp() -> None:
     assert all(abs(d - 1_000_000) < 30_000 for d in draws)
     assert not noise.passes(9, 10, 1.0, 1e-6)
     assert noise.clip(-5.0, 100) == 0 and noise.clip(250.4, 100) == 100
+
+
+def test_a_dominated_child_is_not_given_away_by_its_parent() -> None:
+    """The postcode was shown; its street C fails dominance. Showing streets A, B and D
+    would give C's sum (postcode - A - B - D): a further sibling is suppressed too."""
+    a, b = range(12), range(12, 24)
+    c = dict.fromkeys(range(24, 34), 1.0) | {99: 500.0}
+    d = dict.fromkeys(range(40, 80), 20.0)
+    parent = Earlier(day(), frozenset([*a, *b, *c, *d]))
+    streets = [
+        cell(a, area="A"),
+        cell(b, area="B"),
+        Candidate("street", "C", day(), c),
+        Candidate("street", "D", day(), d),
+    ]
+    outcome = decide(streets, RULES, [parent])
+    assert [x.area for x in outcome.shown] == ["A", "B"]
+    assert {DOMINANCE, LINKED} <= set(outcome.rules)

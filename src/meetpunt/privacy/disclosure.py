@@ -347,6 +347,22 @@ def computable_groups(rows: Sequence[Earlier], k: int) -> set[frozenset[int]]:
     return out
 
 
+ANY_SIZE = 1 << 30
+"""A group size bound no group reaches: :func:`computable_groups` of every size."""
+
+
+def _derived_dominated(
+    group: frozenset[int], values: Mapping[int, float], rules: DisclosureRules, period: Period
+) -> bool:
+    """A computable group (a suppressed cell given away by its parent and shown
+    siblings) fails dominance or the p %-rule on this release's values; a group with a
+    member whose value this release does not know is left to the k rules."""
+    if not group <= values.keys():
+        return False
+    probe = Candidate("derived", "group", period, {c: values[c] for c in group})
+    return bool(_dominance_findings(probe, rules))
+
+
 def decide(
     candidates: Sequence[Candidate],
     rules: DisclosureRules,
@@ -363,6 +379,9 @@ def decide(
     suppressed: list[Candidate] = []
     findings: list[Finding] = []
     ordered = sorted(candidates, key=lambda c: (c.period.start, c.period.end, c.level, c.area))
+    known: dict[Period, dict[int, float]] = defaultdict(dict)
+    for c in candidates:
+        known[c.period].update(c.values)
     for cell in ordered:
         where = cell.describe()
         problems: list[Finding] = []
@@ -397,14 +416,23 @@ def decide(
                 )
         if not problems:
             linked = _component(history, row)
-            before = computable_groups(linked[1:], k)
-            after = computable_groups(linked, k)
-            if after - before:
+            new = computable_groups(linked, ANY_SIZE) - computable_groups(linked[1:], ANY_SIZE)
+            if any(len(g) < k for g in new):
                 problems.append(
                     Finding(
                         LINKED,
                         f"{where}: with the cells released before, fewer than {k} "
                         "connections could be computed",
+                    )
+                )
+            elif any(
+                _derived_dominated(g, known.get(cell.period, {}), rules, cell.period) for g in new
+            ):
+                problems.append(
+                    Finding(
+                        LINKED,
+                        f"{where}: with the cells released before, a group that fails "
+                        "dominance or the p %-rule could be computed",
                     )
                 )
         if problems:
