@@ -148,7 +148,7 @@ def test_aggregate_purposes_say_grid_columns_and_release() -> None:
     uc11, uc13 = rule("UC11").aggregate, rule("UC13").aggregate
     assert uc11 is not None and uc13 is not None
     assert (uc11.period, uc11.release, uc11.noise) == ("day", "exact", None)
-    assert (uc13.period, uc13.release) == ("week", "exact")
+    assert (uc13.period, uc13.release) == ("month", "exact")
     for agg in (uc11, uc13):
         assert agg.columns == ("import_wh", "export_wh") and agg.p_percent == 10.0
 
@@ -201,7 +201,7 @@ def packaged_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new
         ('per = "season"', 'per = "fortnight"', r"purpose UC6: frequency\[1\]: per"),
         ('level = "pc3"', 'level = "galaxy"', r"purpose UC14: aggregate: level"),
         ('dominance = 0.5, level = "pc4"', 'dominance = 1.5, level = "pc4"', r"UC13: aggregate"),
-        ('period = "week"', 'period = "fortnight"', r"purpose UC13: aggregate: period"),
+        ('period = "month", columns', 'period = "fortnight", columns', r"UC13: aggregate: period"),
         ('release = "exact" }', 'release = "noisy" }', r"UC11: aggregate: .*noise table"),
         ("epsilon = 0.5,", "epsilon = 0,", r"UC14: aggregate: noise: epsilon must be above 0"),
         (

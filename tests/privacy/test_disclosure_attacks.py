@@ -30,6 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from sqlalchemy import insert, select
 
 from meetpunt import rulebook
 from meetpunt.domain.calendar import local_midnight_utc
@@ -46,6 +47,7 @@ from meetpunt.privacy.disclosure import PublicRelease
 from meetpunt.privacy.gate import Gate, GateError, Grant
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
 from meetpunt.register import open_register
+from meetpunt.register import schema as tables
 from tests.unit.domain.factories import attributes, contract
 
 D0 = date(2025, 7, 7)  # a Monday
@@ -164,6 +166,23 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     ingestor.ingest(SourceData("attack-world", "", {"quarter_hours": table}))
     store.close()
+    with register.session() as s:  # an energy app read July's quarter-hours (UC13 reuses them)
+        july = Period(local_midnight_utc(date(2025, 7, 1)), local_midnight_utc(date(2025, 8, 1)))
+        for h in HOUSES:
+            if h.joins:
+                continue
+            s.db.execute(
+                insert(tables.privacy_grant).values(
+                    audit_seq=0,
+                    party="app-1",
+                    purpose="app_consent",
+                    connection_id=_cid(s.db, h.ean),
+                    kinds=json.dumps(["quarter_hours"]),
+                    period_start=july.start,
+                    period_end=july.end,
+                    granted_at=july.start,
+                )
+            )
     gate = Gate(register, None, load_catalogue(), clock=lambda: at_day(8))
     settled = [h.ean for h in HOUSES if not h.joins]
     for eans, first, days in ((settled, 0, 7), ([h.ean for h in HOUSES if h.joins], 2, 5)):
@@ -173,6 +192,16 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert isinstance(gate.request(request), Grant)  # grid management read it first
     register.dispose()
     return folder
+
+
+def _cid(db: Any, ean: str) -> int:
+    return int(
+        db.execute(
+            select(tables.connection.c.id).where(
+                tables.connection.c.ean == ean, tables.connection.c.commodity == "electricity"
+            )
+        ).scalar_one()
+    )
 
 
 class World:
@@ -300,21 +329,21 @@ def test_quarter_hours_around_a_join(world: World) -> None:
     )
 
 
-def test_a_week_over_days_with_a_joiner(world: World) -> None:
-    """UC13's week of the postcode against UC11's days of its streets, while one house
-    joined mid-week: the week minus the days would give the joiner's days."""
-    everyone = [h.ean for h in HOUSES if not h.joins and not h.opted_out]
-    daily = world.ask("UC11", days(0, 7), eans=everyone, level="pc4")
-    weekly = world.ask("UC13", days(0, 7), eans=everyone)
+def test_a_month_over_days_with_a_joiner(world: World) -> None:
+    """UC13's month of the postcode against UC11's days of it, while one house joined
+    mid-week: the month minus the days would give the joiner's days."""
+    everyone = [h.ean for h in HOUSES if not h.opted_out]
+    daily = world.ask("UC11", days(0, 7), areas=["5617"], level="pc4")
+    month = Period(local_midnight_utc(date(2025, 7, 1)), local_midnight_utc(date(2025, 8, 1)))
+    monthly = world.ask("UC13", month, eans=everyone[:1], areas=["5617"])
     total_days = sum(value(daily, "5617", d) or 0 for d in range(7))
-    week = value(weekly, "5617")
-    guess = None if week is None else total_days - week
-    outcome = "suppressed" if week is None else "released-safe"
+    got = None if isinstance(monthly, str) else next(iter(monthly.cells), None)
+    guess = None if got is None else total_days - got.value
     report(
-        "week_minus_days_with_joiner",
+        "month_minus_days_with_joiner",
         "periods",
-        outcome,
-        str(weekly)[:60],
+        "suppressed" if got is None else "released-safe",
+        str(monthly)[:60],
         guess,
         truth(BY_STREET["Dorpsstraat"][13], 2, 5),
     )
@@ -559,15 +588,16 @@ def test_the_small_households_learn_the_big_consumer(world: World) -> None:
 
 
 def test_a_finer_level_than_the_purpose(world: World) -> None:
-    out = world.ask("UC13", days(0, 7), areas=[street("Dorpsstraat")], level="street")
+    month = Period(local_midnight_utc(date(2025, 7, 1)), local_midnight_utc(date(2025, 8, 1)))
+    out = world.ask("UC13", month, areas=[street("Dorpsstraat")], level="street")
     assert isinstance(out, str) and "PRV-6.level" in out
     report("finer_level_than_purpose", "own", "refused", out[:60], None, 0)
 
 
-def test_a_week_starting_on_tuesday(world: World) -> None:
-    out = world.ask("UC13", days(1, 7), areas=["5617"])
+def test_a_month_starting_on_the_second(world: World) -> None:
+    out = world.ask("UC13", days(1, 31), areas=["5617"])
     assert isinstance(out, str) and "PRV-6.period_grid" in out
-    report("week_off_the_grid", "own", "refused", out[:60], None, 0)
+    report("month_off_the_grid", "own", "refused", out[:60], None, 0)
 
 
 def test_averaging_repeated_noisy_releases(world: World) -> None:

@@ -1,5 +1,5 @@
 """The legitimate aggregate releases on a generated twin (PRV-6, issue 15): UC11's area
-load per postcode, UC13's weekly load per postcode, UC14's research set per postcode-3,
+load per postcode per day, UC13's monthly load per postcode, UC14's research set per postcode-3,
 with how much was suppressed and how much noise UC14's values carry.
 
 Used by ``tests/privacy/test_disclosure_twin.py`` (a small twin) and runnable for the
@@ -53,9 +53,10 @@ def _summary(release: PublicRelease | Any, asked: int) -> dict[str, Any]:
 
 
 def legitimate_releases(folder: Path, connections: int, seed: int) -> dict[str, Any]:
-    """Generate a twin of July 2025, read its week through UC6 (grid management: the
-    data UC11 and UC13 may reuse), then release UC11 per pc4 per day, UC13 per pc4 for
-    the week and UC14 per pc3 for the month; returns what came out."""
+    """Generate a twin of July 2025, read a week through UC6 (grid management) and the
+    month through an energy app (the data UC11 and UC13 may reuse), then release UC11
+    per pc4 per day, then per street, UC13 per pc4 for the month and UC14 per pc3 for
+    the month; returns what came out."""
     generate(TwinSettings(connections, 31, START, seed), folder / "twin")
     register = open_register(f"sqlite:///{folder / 'register.sqlite'}")
     for name in ("connections", "secondary_allocation_points", "contracts"):
@@ -74,17 +75,19 @@ def legitimate_releases(folder: Path, connections: int, seed: int) -> dict[str, 
             )
             pc4s = Counter(v.attributes.address.pc4 for v in session.connection_versions(WEEK))
         week = _period(WEEK, 7)
+        month = _period(START, 31)
         read = gate.request(AccessRequest(GRID, "UC6", tuple(eans), QH, week, week.start))
         assert isinstance(read, Grant), read
+        _app_reads(register, month)
         areas = sorted(pc4s)
         uc11 = gate.request(AccessRequest(GRID, "UC11", (), QH, week, week.start))
         assert isinstance(uc11, Grant)
         daily = uc11.aggregate("quarter_hours", "import_wh", areas, "pc4")
         out["UC11 pc4 per day"] = _summary(daily, 7 * len(areas))
-        uc13 = gate.request(AccessRequest(GRID, "UC13", (), QH, week, week.start))
+        uc13 = gate.request(AccessRequest(GRID, "UC13", (), QH, month, month.start))
         assert isinstance(uc13, Grant)
-        weekly = uc13.aggregate("quarter_hours", "import_wh", areas)
-        out["UC13 pc4 per week"] = _summary(weekly, len(areas))
+        monthly = uc13.aggregate("quarter_hours", "import_wh", areas)
+        out["UC13 pc4 per month"] = _summary(monthly, len(areas))
         streets = uc11.aggregate(
             "quarter_hours",
             "import_wh",
@@ -94,7 +97,6 @@ def legitimate_releases(folder: Path, connections: int, seed: int) -> dict[str, 
         out["UC11 street per day (after pc4)"] = _summary(
             streets, 7 * len(_streets(register, WEEK))
         )
-        month = _period(START, 31)
         uc14 = gate.request(AccessRequest(RESEARCHER, "UC14", (), QH, month, month.start))
         assert isinstance(uc14, Grant)
         pc3 = sorted({a[:3] for a in areas})
@@ -118,6 +120,38 @@ def legitimate_releases(folder: Path, connections: int, seed: int) -> dict[str, 
         out["UC14 noise"] = noise
     register.dispose()
     return out
+
+
+def _app_reads(register: Any, month: Period) -> None:
+    """An energy app read July's quarter-hours of every connection (the flow UC13 reuses;
+    history rows as tests/scenarios write them)."""
+    from sqlalchemy import insert
+
+    from meetpunt.register import schema
+
+    with register.session() as session:
+        ids = [
+            cid
+            for (cid,) in session.db.execute(
+                schema.connection.select()
+                .with_only_columns(schema.connection.c.id)
+                .where(schema.connection.c.commodity == "electricity")
+            )
+        ]
+        rows = [
+            {
+                "audit_seq": 0,
+                "party": "app-1",
+                "purpose": "app_consent",
+                "connection_id": cid,
+                "kinds": json.dumps(["quarter_hours"]),
+                "period_start": month.start,
+                "period_end": month.end,
+                "granted_at": month.start,
+            }
+            for cid in ids
+        ]
+        session.db.execute(insert(schema.privacy_grant), rows)
 
 
 def _streets(register: Any, day: date) -> set[tuple[str, str]]:
