@@ -235,3 +235,24 @@ def test_a_dominated_child_is_not_given_away_by_its_parent() -> None:
     outcome = decide(streets, RULES, [parent])
     assert [x.area for x in outcome.shown] == ["A", "B"]
     assert {DOMINANCE, LINKED} <= set(outcome.rules)
+
+
+def test_a_group_shown_on_one_day_is_still_protected_on_another() -> None:
+    """Street C was shown on day 1; on day 0 it fails dominance. The postcode of day 0
+    minus A, B and D would give C's day 0: D is suppressed (groups are kept per day)."""
+    a, b = range(12), range(12, 24)
+    c_members = [*range(24, 34), 99]
+    c0 = dict.fromkeys(range(24, 34), 1.0) | {99: 500.0}
+    d = dict.fromkeys(range(40, 80), 20.0)
+    history = [
+        Earlier(day(0), frozenset([*a, *b, *c_members, *d])),
+        Earlier(day(1), frozenset(c_members)),
+    ]
+    streets = [
+        cell(a, area="A"),
+        cell(b, area="B"),
+        Candidate("street", "C", day(0), c0),
+        Candidate("street", "D", day(0), d),
+    ]
+    outcome = decide(streets, RULES, history)
+    assert [x.area for x in outcome.shown] == ["A", "B"]

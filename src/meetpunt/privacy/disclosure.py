@@ -322,18 +322,26 @@ def _groups_in_atom(sets: Sequence[frozenset[int]], k: int) -> set[frozenset[int
 
 def computable_groups(rows: Sequence[Earlier], k: int) -> set[frozenset[int]]:
     """The groups of fewer than ``k`` connections whose sum over some time atom a linear
-    combination of ``rows`` gives exactly (``PRV-6.linked``).
+    combination of ``rows`` gives exactly (``PRV-6.linked``); see
+    :func:`computable_in_atoms`."""
+    return {group for _atom, group in computable_in_atoms(rows, k)}
+
+
+def computable_in_atoms(rows: Sequence[Earlier], k: int) -> set[tuple[datetime, frozenset[int]]]:
+    """Each time atom (by its start) with the groups of fewer than ``k`` connections
+    whose sum over it a linear combination of ``rows`` gives exactly.
 
     Time is cut into atoms at every period boundary, and each cell is taken as known on
     each atom separately: an adversary may know that the rest of a long period is zero
     (no data) or have it from other releases, so a month cell counts as its pieces. Per
-    atom the test is :func:`_groups_in_atom`.
+    atom the test is :func:`_groups_in_atom`. The atom matters: the same connections
+    may be a shown cell on one day and a group given away on another.
     """
     if not rows:
         return set()
     cuts = sorted({r.period.start for r in rows} | {r.period.end for r in rows})
-    out: set[frozenset[int]] = set()
-    seen: set[tuple[frozenset[int], ...]] = set()
+    out: set[tuple[datetime, frozenset[int]]] = set()
+    solved: dict[tuple[frozenset[int], ...], set[frozenset[int]]] = {}
     for start, end in itertools.pairwise(cuts):
         sets = tuple(
             sorted(
@@ -341,9 +349,11 @@ def computable_groups(rows: Sequence[Earlier], k: int) -> set[frozenset[int]]:
                 key=lambda m: (len(m), sorted(m)),
             )
         )
-        if sets and sets not in seen:
-            seen.add(sets)
-            out |= _groups_in_atom(sets, k)
+        if not sets:
+            continue
+        if sets not in solved:
+            solved[sets] = _groups_in_atom(sets, k)
+        out |= {(start, g) for g in solved[sets]}
     return out
 
 
@@ -416,7 +426,11 @@ def decide(
                 )
         if not problems:
             linked = _component(history, row)
-            new = computable_groups(linked, ANY_SIZE) - computable_groups(linked[1:], ANY_SIZE)
+            new = {
+                g
+                for _atom, g in computable_in_atoms(linked, ANY_SIZE)
+                - computable_in_atoms(linked[1:], ANY_SIZE)
+            }
             if any(len(g) < k for g in new):
                 problems.append(
                     Finding(
