@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from meetpunt.domain.calendar import to_local
 from meetpunt.domain.findings import Finding
+from meetpunt.meterdata.kinds import KINDS
 from meetpunt.privacy import disclosure, noise, release_history
 from meetpunt.privacy.catalogue import AggregateRule, PurposeRule
 from meetpunt.privacy.disclosure import Candidate, PublicRelease, ReleasedCell
@@ -121,7 +122,7 @@ def release(
     if rule is None:
         _refuse(grant, f"{purpose.id}.aggregate", f"{purpose.id} reads rows, not aggregates")
     request = grant.request
-    if kind not in request.kinds:
+    if kind not in request.kinds or kind not in KINDS:
         _refuse(grant, f"{purpose.id}.kinds", f"this grant does not cover {kind}")
     if column not in rule.columns:
         _refuse(
