@@ -256,3 +256,54 @@ def test_a_group_shown_on_one_day_is_still_protected_on_another() -> None:
     ]
     outcome = decide(streets, RULES, history)
     assert [x.area for x in outcome.shown] == ["A", "B"]
+
+
+def _recoverable_over_days(cells: Sequence[Earlier], horizon: int) -> set[int]:
+    """An independent oracle over time: unknowns are (connection, day); connection i is
+    recoverable (any sum of its own days) iff dropping its columns lowers the rank."""
+    ids = sorted({c for e in cells for c in e.contributors})
+    if not cells:
+        return set()
+    columns = [(i, d) for i in ids for d in range(horizon)]
+    m = np.array(
+        [
+            [
+                1.0
+                if i in e.contributors and e.period.start <= day(d).start < e.period.end
+                else 0.0
+                for i, d in columns
+            ]
+            for e in cells
+        ]
+    )
+    full = np.linalg.matrix_rank(m)
+    out: set[int] = set()
+    for i in ids:
+        keep = [j for j, (c, _d) in enumerate(columns) if c != i]
+        if np.linalg.matrix_rank(m[:, keep]) < full:
+            out.add(i)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 30), min_size=1, max_size=30, unique=True),
+            st.integers(0, 5),
+            st.sampled_from([1, 1, 2, 7]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_no_requests_over_overlapping_periods_isolate_a_connection(
+    requests: list[tuple[list[int], int, int]],
+) -> None:
+    """Property: cells of days and weeks that overlap, offered one after another; no
+    connection's values (any sum of its own days) are computable from what was shown."""
+    history: list[Earlier] = []
+    for members, first, length in requests:
+        outcome = decide([cell(members, day(first, length))], RULES, history)
+        history.extend(Earlier(c.period, c.contributors) for c in outcome.shown)
+    assert _recoverable_over_days(history, 12) == set()

@@ -584,6 +584,22 @@ def test_the_small_households_learn_the_big_consumer(world: World) -> None:
     )
 
 
+def test_all_other_members_collude_against_a_noisy_release(world: World) -> None:
+    """Every member of the researcher's pc3 cell but the target pools its own values
+    (the strongest coalition): the rest is the target plus the noise (UC14 is noisy)."""
+    month = Period(local_midnight_utc(date(2025, 7, 1)), local_midnight_utc(date(2025, 8, 1)))
+    out = world.ask("UC14", month, areas=["561"], party=RESEARCHER)
+    total = value(out, "561", -6)  # the cell of July (1 July is day -6)
+    members = [h for h in HOUSES if not h.opted_out and not h.joins]
+    target = BY_STREET["Kerkstraat"][5]
+    clip = 60_000 * 31  # the catalogue is public: the coalition clips as the gate does
+    others = sum(min(truth(h, 0, 7), clip) for h in members if h is not target)
+    guess = None if total is None else total - others
+    note = "suppressed" if guess is None else f"off by {abs(guess - truth(target, 0, 7)):.0f} Wh"
+    outcome = "suppressed" if guess is None else "released-safe"
+    report("coalition_all_but_one_noisy", "coalitions", outcome, note, guess, truth(target, 0, 7))
+
+
 # ---------------------------------------------------------------- own additions
 
 
