@@ -18,6 +18,7 @@ from meetpunt.meterdata.kinds import KINDS
 from meetpunt.privacy.catalogue import (
     AggregateRule,
     FrequencyLimit,
+    NoiseRule,
     PurposeRule,
     RetentionRule,
     load_catalogue,
@@ -125,10 +126,31 @@ def test_aggregates_only_for_uc11_uc13_uc14() -> None:
 
 def test_uc14_ten_dynamic_and_ten_other_per_pc3_without_ean() -> None:
     uc14 = rule("UC14")
-    assert uc14.aggregate == AggregateRule(10, 0.5, "pc3", min_dynamic=10, min_non_dynamic=10)
+    assert uc14.aggregate == AggregateRule(
+        10,
+        0.5,
+        "pc3",
+        min_dynamic=10,
+        min_non_dynamic=10,
+        period="month",
+        count_rounding=10,
+        release="noisy",
+        noise=NoiseRule(0.5, 60_000, 18.0, 1.0, 1e-6),
+    )
     assert uc14.pseudonymise
     assert Role.RESEARCHER in uc14.parties
     assert not uc14.grid_management
+
+
+def test_aggregate_purposes_say_grid_columns_and_release() -> None:
+    """PRV-6: each aggregate purpose releases on a grid of whole local periods, sums only
+    its value columns, and is exact-with-suppression or noisy (research first)."""
+    uc11, uc13 = rule("UC11").aggregate, rule("UC13").aggregate
+    assert uc11 is not None and uc13 is not None
+    assert (uc11.period, uc11.release, uc11.noise) == ("day", "exact", None)
+    assert (uc13.period, uc13.release) == ("month", "exact")
+    for agg in (uc11, uc13):
+        assert agg.columns == ("import_wh", "export_wh") and agg.p_percent == 10.0
 
 
 def test_uc15_every_five_days_contractless_or_out_of_service() -> None:
@@ -179,6 +201,9 @@ def packaged_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new
         ('per = "season"', 'per = "fortnight"', r"purpose UC6: frequency\[1\]: per"),
         ('level = "pc3"', 'level = "galaxy"', r"purpose UC14: aggregate: level"),
         ('dominance = 0.5, level = "pc4"', 'dominance = 1.5, level = "pc4"', r"UC13: aggregate"),
+        ('period = "month", columns', 'period = "fortnight", columns', r"UC13: aggregate: period"),
+        ('release = "exact" }', 'release = "noisy" }', r"UC11: aggregate: .*noise table"),
+        ("epsilon = 0.5,", "epsilon = 0,", r"UC14: aggregate: noise: epsilon must be above 0"),
         (
             'retention = { delete_after = "analysis"',
             'retention = { delete_after = "never"',

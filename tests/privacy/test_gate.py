@@ -5,7 +5,7 @@ grants survive a restart."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -310,9 +310,18 @@ def test_aggregates_leave_only_through_disclosure_control(tmp_path: Path) -> Non
     grant = gate.request(uc11)
     assert isinstance(grant, Grant)
     released = grant.aggregate("quarter_hours", "import_wh")
-    assert [(c.area, c.n, c.value) for c in released.cells] == [("5617:Dorpsstraat", 10, 96_000.0)]
-    kerkstraat = {grant.connection_ids[e] for e in eans[10:]}
-    assert all(not (c.connections & kerkstraat) for c in released.cells)
+    assert [(c.area, c.value, c.count) for c in released.cells] == [
+        ("5617:Dorpsstraat", 96_000.0, None)
+    ]
+    assert released.suppressed == (("5617:Kerkstraat", T0),)  # 9 houses: not shown
+    assert {f.name for f in fields(released.cells[0])} == {
+        "level",
+        "area",
+        "period_start",
+        "period_end",
+        "value",
+        "count",
+    }  # no connection ids, no member values leave (PRV-6.leaves)
     assert "PRV-6.min_connections" in released.rules
     with register.session() as s:
         last = audit.records(s.db)[-1]

@@ -66,7 +66,20 @@ _REQUIRED = (
 )
 _OPTIONAL = ("aggregate", "retention", "sunset", "sunset_condition")
 _AGGREGATE_KEYS = ("required", "min_connections", "dominance", "level")
-_AGGREGATE_OPTIONAL = ("min_dynamic", "min_non_dynamic")
+_AGGREGATE_OPTIONAL = (
+    "min_dynamic",
+    "min_non_dynamic",
+    "period",
+    "columns",
+    "p_percent",
+    "count_rounding",
+    "release",
+    "noise",
+)
+_NOISE_KEYS = ("epsilon", "clip_wh_per_day", "budget_per_year", "population_epsilon", "delta")
+GRID_UNITS = ("day", "week", "month")
+"""The release period grids (PRV-6.period_grid): whole local days, ISO weeks, months."""
+RELEASES = frozenset({"exact", "noisy"})
 
 
 @dataclass(frozen=True)
@@ -85,16 +98,48 @@ class FrequencyLimit:
 
 
 @dataclass(frozen=True)
+class NoiseRule:
+    """Differential-privacy noise on a purpose's cell sums (PRV-6.noise).
+
+    Each connection's contribution to a cell is clipped to ``clip_wh_per_day`` times
+    the grid period's days (the sensitivity), discrete Laplace noise of scale
+    sensitivity / ``epsilon`` is added to the sum, and every member of the cell spends
+    ``epsilon`` of its ``budget_per_year`` (local calendar year of the period;
+    PRV-6.budget). UC14's population rule is decided on counts with discrete Laplace
+    noise of scale 1 / ``population_epsilon`` plus a margin that a count below the
+    threshold passes with probability at most ``delta`` (PRV-6.population_noise).
+    """
+
+    epsilon: float
+    clip_wh_per_day: int
+    budget_per_year: float
+    population_epsilon: float = 1.0
+    delta: float = 1e-6
+
+
+@dataclass(frozen=True)
 class AggregateRule:
-    """Only aggregates leave (PRV-6): every cell at least ``min_connections``, none of
-    them above ``dominance`` of the cell's total, at ``level`` or coarser; UC14 also
-    needs ``min_dynamic`` dynamic and ``min_non_dynamic`` other contracts per cell."""
+    """Only aggregates leave (PRV-6): fixed cells (every countable connection of an area)
+    at ``level`` or coarser, on a grid of whole local periods (``period``); only the
+    ``columns`` may be summed; at least ``min_connections`` *contributors* (non-zero
+    contribution) per cell, none above ``dominance`` of the cell's total and the
+    ``p_percent`` rule (the rest of the cell must exceed p % of the largest
+    contribution, so the second largest cannot estimate the largest closer than that);
+    the count of a cell leaves rounded to ``count_rounding`` (0: not at all). UC14 also
+    needs ``min_dynamic`` dynamic and ``min_non_dynamic`` other contracts per cell.
+    ``release``: ``exact`` (with suppression) or ``noisy`` (``noise`` set)."""
 
     min_connections: int
     dominance: float
     level: str
     min_dynamic: int | None = None
     min_non_dynamic: int | None = None
+    period: str = "day"
+    columns: tuple[str, ...] = ("import_wh", "export_wh")
+    p_percent: float = 10.0
+    count_rounding: int = 0
+    release: str = "exact"
+    noise: NoiseRule | None = None
 
     def describe(self) -> str:
         """``>=10 @street, dom 0.5``."""
@@ -159,7 +204,7 @@ class PurposeRule:
                 {"count": f.count, "per_days": f.per_days, "per": f.per} for f in self.frequency
             ],
             "pause_days": self.pause_days,
-            "aggregate": None if self.aggregate is None else self.aggregate.__dict__.copy(),
+            "aggregate": None if self.aggregate is None else _aggregate_dict(self.aggregate),
             "pseudonymise": self.pseudonymise,
             "retention": None if self.retention is None else self.retention.__dict__.copy(),
             "sunset": None if self.sunset is None else self.sunset.isoformat(),
@@ -189,6 +234,13 @@ class Catalogue:
             "source": self.source,
             "purposes": {pid: rule.as_dict() for pid, rule in self.purposes.items()},
         }
+
+
+def _aggregate_dict(rule: AggregateRule) -> dict[str, Any]:
+    out = rule.__dict__.copy()
+    out["columns"] = list(rule.columns)
+    out["noise"] = None if rule.noise is None else rule.noise.__dict__.copy()
+    return out
 
 
 def load_catalogue() -> Catalogue:
@@ -288,6 +340,14 @@ def _aggregate(value: Any, at: str) -> AggregateRule | None:
         raise RulesDataError(f"{at}: dominance must be a number above 0, at most 1")
     if not 0 < dominance <= 1:
         raise RulesDataError(f"{at}: dominance must be above 0 and at most 1, not {dominance}")
+    columns = (
+        tuple(_list(value, "columns", at)) if "columns" in value else ("import_wh", "export_wh")
+    )
+    p_percent = float(_number(value, "p_percent", at)) if "p_percent" in value else 10.0
+    release = _choice(value, "release", RELEASES, at) if "release" in value else "exact"
+    noise = _noise(value.get("noise"), f"{at}: noise")
+    if (release == "noisy") != (noise is not None):
+        raise RulesDataError(f'{at}: release = "noisy" needs a noise table, and only it')
     rule = AggregateRule(
         min_connections=_integer(value, "min_connections", at, minimum=1),
         dominance=float(dominance),
@@ -296,8 +356,35 @@ def _aggregate(value: Any, at: str) -> AggregateRule | None:
         min_non_dynamic=(
             _integer(value, "min_non_dynamic", at) if "min_non_dynamic" in value else None
         ),
+        period=_choice(value, "period", frozenset(GRID_UNITS), at) if "period" in value else "day",
+        columns=columns,
+        p_percent=p_percent,
+        count_rounding=(_integer(value, "count_rounding", at) if "count_rounding" in value else 0),
+        release=release,
+        noise=noise,
     )
     return rule if required else None
+
+
+def _noise(value: Any, at: str) -> NoiseRule | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RulesDataError(f"{at}: must be a table")
+    _keys(value, _NOISE_KEYS[:3], _NOISE_KEYS[3:], at)
+    numbers = {k: _number(value, k, at) for k in _NOISE_KEYS if k in value}
+    for key in ("epsilon", "budget_per_year", "population_epsilon"):
+        if key in numbers and numbers[key] <= 0:
+            raise RulesDataError(f"{at}: {key} must be above 0")
+    if not 0 < numbers.get("delta", 1e-6) < 1:
+        raise RulesDataError(f"{at}: delta must lie between 0 and 1")
+    return NoiseRule(
+        epsilon=float(numbers["epsilon"]),
+        clip_wh_per_day=_integer(value, "clip_wh_per_day", at, minimum=1),
+        budget_per_year=float(numbers["budget_per_year"]),
+        population_epsilon=float(numbers.get("population_epsilon", 1.0)),
+        delta=float(numbers.get("delta", 1e-6)),
+    )
 
 
 def _retention(value: Any, at: str) -> RetentionRule | None:

@@ -12,7 +12,7 @@ raises), reads through the hub store's API, and writes what left to the audit lo
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from meetpunt.domain.calendar import to_local
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.kinds import KINDS
-from meetpunt.privacy import disclosure, grants, retention
+from meetpunt.privacy import aggregation, disclosure, grants, retention
 from meetpunt.privacy.catalogue import PurposeRule
 from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Decision, Period, stored_utc
 from meetpunt.register import read
@@ -223,63 +223,20 @@ class Grant:
             )
         return answers
 
-    def aggregate(self, kind: str, column: str) -> disclosure.Release:
-        """The sum of ``column`` per area at the purpose's level, through disclosure
-        control (PRV-6): only cells with enough connections, none dominant, and none
-        that differs from an earlier release by fewer than k leave; the connection sets
-        stay in the gate (the history and the audit log)."""
+    def aggregate(
+        self,
+        kind: str,
+        column: str,
+        areas: Sequence[str] | None = None,
+        level: str | None = None,
+    ) -> disclosure.PublicRelease:
+        """The sum of ``column`` per area at ``level`` (default: the purpose's) per grid
+        period, through disclosure control (PRV-6, :mod:`meetpunt.privacy.aggregation`):
+        the cells are every countable connection of each area, never the requester's
+        choice; ``areas`` default to those of the granted connections. Only the
+        released cells leave; the contributors stay in the gate."""
         self._check()
-        rule = self.rule.aggregate
-        if rule is None:
-            self._refuse("aggregate", f"{self.rule.id} reads rows, not aggregates")
-        self._kind_covered(kind)
-        table = self._rows(kind)
-        sums: dict[int, float] = {}
-        for connection, value in zip(
-            table.column("connection").to_pylist(), table.column(column).to_pylist(), strict=True
-        ):
-            if value is not None:
-                sums[connection] = sums.get(connection, 0.0) + float(value)
-        request = self.request
-        limits = disclosure.DisclosureRules(
-            rule.min_connections, rule.dominance, rule.min_dynamic, rule.min_non_dynamic
-        )
-        day = to_local(request.period.start).date()
-        with self.gate.transaction() as db:
-            now = self.gate.clock()
-            areas = read.areas_on(db, list(sums), day)
-            dynamic = read.dynamic_on(db, list(sums), day)
-            contributions = [
-                disclosure.Contribution(cid, areas[cid], value, dynamic.get(cid))
-                for cid, value in sums.items()
-                if cid in areas
-            ]
-            previous = disclosure.ReleaseHistory.lookup(
-                db, None, request.period.start, request.period.end
-            )
-            outcome = disclosure.release(contributions, rule.level, limits, previous)
-            disclosure.ReleaseHistory.record(
-                db,
-                self.rule.id,
-                request.party,
-                outcome,
-                request.period.start,
-                request.period.end,
-                now,
-            )
-            self.gate.record_in(
-                db,
-                request,
-                "release",
-                "released",
-                list(outcome.rules),
-                kind=kind,
-                column=column,
-                level=rule.level,
-                cells=len(outcome.cells),
-                withheld=len(outcome.withheld),
-            )
-        return outcome
+        return aggregation.release(self, kind, column, areas, level)
 
     def export(self, kind: str, path: Path) -> Path:
         """Copy the granted rows of ``kind`` to a Parquet file that carries its purpose and

@@ -26,7 +26,8 @@ from itertools import pairwise
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.domain.findings import Finding
 from meetpunt.privacy.catalogue import FrequencyLimit, PurposeRule
-from meetpunt.privacy.model import REACHABILITY, AccessRequest, Cut, Period
+from meetpunt.privacy.disclosure import grid_periods
+from meetpunt.privacy.model import REACHABILITY, AccessRequest, Cut, Period, Role
 
 SEASONS = {12: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1, 6: 2, 7: 2, 8: 2, 9: 3, 10: 3, 11: 3}
 """Meteorological seasons (winter = December to February), for 'once per season'."""
@@ -152,6 +153,10 @@ class Verdict:
 @dataclass
 class _Collector:
     findings: list[Finding] = field(default_factory=list)
+    hidden: bool = False
+
+    def names(self, eans: Sequence[str]) -> str:
+        return _names(eans, hidden=self.hidden)
 
     def add(self, rule: str, message: str) -> None:
         self.findings.append(Finding(rule, message))
@@ -165,7 +170,12 @@ def local_days(period: Period) -> float:
     return (end - start).total_seconds() / 86_400
 
 
-def _names(eans: Sequence[str], limit: int = 5) -> str:
+def _names(eans: Sequence[str], limit: int = 5, hidden: bool = False) -> str:
+    """EANs for a message; ``hidden`` (a party other than the grid operator): only how
+    many, so a refusal never names (and so never confirms facts about) a customer's
+    connection to a party outside the grid operator (PRV-6.leaves)."""
+    if hidden:
+        return f"{len(eans)} requested connection(s)"
     shown = ", ".join(eans[:limit])
     return shown + (f" and {len(eans) - limit} more" if len(eans) > limit else "")
 
@@ -196,7 +206,7 @@ def decide(
     PRV-3, PRV-4). A connection left with no sub-period refuses the request with the
     rules that cut it; one left with some is granted exactly those. ``now`` (the gate's
     clock) refuses a period that has not begun (``PRV-1.future_period``)."""
-    out = _Collector()
+    out = _Collector(hidden=request.party.role is not Role.GRID_OPERATOR)
     if rule is None:
         out.add(
             "PRV-2.unknown_purpose",
@@ -239,11 +249,23 @@ def decide(
         out.add(f"{pid}.sunset", f"{pid} ended on {rule.sunset}; no reads from that day on")
     unknown = [e for e, f in facts.items() if f is None]
     if unknown:
-        out.add("PRV-1.unknown_connection", f"not in the register: {_names(unknown)}")
+        out.add("PRV-1.unknown_connection", f"not in the register: {out.names(unknown)}")
     known = [f for f in facts.values() if f is not None]
-    coverage = (
-        {f.ean: coverage_of(rule, request, f) for f in known} if period.end > period.start else {}
-    )
+    if rule.aggregate is not None and grid_periods(period, rule.aggregate.period) is None:
+        out.add(
+            "PRV-6.period_grid",
+            f"{pid} releases whole local {rule.aggregate.period}s only; give a period that "
+            f"starts and ends on a {rule.aggregate.period} boundary",
+        )
+    if period.end <= period.start:
+        coverage: dict[str, Coverage] = {}
+    elif rule.aggregate is not None and out.hidden:
+        # the cells apply population and opt-out silently (PRV-6.fixed_cells): nothing
+        # about one connection is refused, or said, to a party outside the grid operator
+        coverage = {f.ean: Coverage((period,), ()) for f in known}
+        known = []
+    else:
+        coverage = {f.ean: coverage_of(rule, request, f) for f in known}
     if rule.population == "already_read":
         _already_read(rule, request, known, out)
     _refused_cuts(rule, request, coverage, first, last, out)
@@ -260,7 +282,7 @@ def decide(
             out.add(
                 f"{pid}.pause",
                 f"{pid} needs at least {rule.pause_days:g} day(s) between reads of "
-                f"{_names(sorted(set(close)))}",
+                f"{out.names(sorted(set(close)))}",
             )
     return Verdict(out.findings, coverage)
 
@@ -391,7 +413,7 @@ def _refused_cuts(
         for name in dict.fromkeys(c.rule for c in found.cuts):
             by_rule.setdefault(name, []).append(ean)
     for name in sorted(by_rule, key=_rule_order):
-        names = _names(by_rule[name])
+        names = out.names(by_rule[name])
         if name == "PRV-1.unknown_connection":
             message = f"not in the register during the period: {names}"
         elif name == f"{pid}.population" and rule.population == "contractless":
@@ -438,7 +460,7 @@ def _already_read(
     if bad:
         out.add(
             f"{pid}.population",
-            f"{pid} uses only data already read for another purpose; none for {_names(bad)}",
+            f"{pid} uses only data already read for another purpose; none for {out.names(bad)}",
         )
 
 
@@ -480,5 +502,5 @@ def _frequency(
             out.add(
                 f"{pid}.frequency",
                 f"{pid} reads a connection at most {limit.count} time(s) per {every}; "
-                f"already read: {_names(over)}",
+                f"already read: {out.names(over)}",
             )

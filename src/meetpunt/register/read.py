@@ -42,6 +42,8 @@ from meetpunt.register.validity import contract_holds_on, holds_on, overlaps
 
 AREA_LEVELS = ("street", "pc6", "pc4", "pc3", "municipality")
 """The disclosure levels an address is placed at, finest first (PRV-6)."""
+GRID_LEVELS = ("feeder", "substation")
+"""The grid's own disclosure levels, finest first (PRV-6)."""
 
 
 @dataclass(frozen=True)
@@ -300,26 +302,98 @@ def given_consents(
 
 
 def areas_on(db: Connection, ids: Sequence[int], day: date) -> dict[int, dict[str, str]]:
-    """Each connection's area at every disclosure level (``AREA_LEVELS``) from its
-    address on ``day`` (PRV-6). One query."""
+    """Each connection's area at every disclosure level (``AREA_LEVELS`` and
+    ``GRID_LEVELS``) from its address and grid position on ``day`` (PRV-6). One query."""
     if not ids:
         return {}
     cv = t.connection_version
     rows = db.execute(
-        select(cv.c.connection_id, cv.c.postcode, cv.c.street, cv.c.municipality).where(
-            cv.c.connection_id.in_(list(ids)), holds_on(cv, day)
-        )
+        select(
+            cv.c.connection_id,
+            cv.c.postcode,
+            cv.c.street,
+            cv.c.municipality,
+            cv.c.substation,
+            cv.c.feeder,
+        ).where(cv.c.connection_id.in_(list(ids)), holds_on(cv, day))
     )
     return {
-        r.connection_id: {
-            "street": f"{r.postcode[:4]}:{r.street}",
-            "pc6": r.postcode,
-            "pc4": r.postcode[:4],
-            "pc3": r.postcode[:3],
-            "municipality": r.municipality,
-        }
+        r.connection_id: _areas(r.postcode, r.street, r.municipality, r.substation, r.feeder)
         for r in rows
     }
+
+
+@dataclass(frozen=True)
+class AreaMember:
+    """An electricity connection in a disclosure area on one day: its areas at every
+    level (``AREA_LEVELS`` and ``GRID_LEVELS``) and whether its customer switched remote
+    reading off administratively (PRV-3)."""
+
+    connection_id: int
+    areas: dict[str, str]
+    opted_out: bool
+
+
+def _areas(
+    postcode: str, street: str, municipality: str, substation: str, feeder: str
+) -> dict[str, str]:
+    return {
+        "street": f"{postcode[:4]}:{street}",
+        "pc6": postcode,
+        "pc4": postcode[:4],
+        "pc3": postcode[:3],
+        "municipality": municipality,
+        "feeder": f"{substation}/{feeder}",
+        "substation": substation,
+    }
+
+
+def members_on(
+    db: Connection, level: str, areas: Iterable[str], day: date
+) -> dict[int, AreaMember]:
+    """Every electricity connection whose area at ``level`` is one of ``areas`` on
+    ``day``: the fixed membership of disclosure cells (PRV-6.fixed_cells). One query."""
+    wanted = set(areas)
+    if level not in AREA_LEVELS + GRID_LEVELS:
+        raise ValueError(f"unknown area level {level!r}")
+    c, cv = t.connection, t.connection_version
+    query = (
+        select(
+            cv.c.connection_id,
+            cv.c.postcode,
+            cv.c.street,
+            cv.c.municipality,
+            cv.c.substation,
+            cv.c.feeder,
+            cv.c.remote_reading,
+        )
+        .join(c, c.c.id == cv.c.connection_id)
+        .where(c.c.commodity == Commodity.ELECTRICITY.value, holds_on(cv, day))
+    )
+    out: dict[int, AreaMember] = {}
+    for r in db.execute(query):
+        found = _areas(r.postcode, r.street, r.municipality, r.substation, r.feeder)
+        if found[level] in wanted:
+            opted = r.remote_reading == RemoteReading.ADMINISTRATIVELY_OFF.value
+            out[r.connection_id] = AreaMember(r.connection_id, found, opted)
+    return out
+
+
+def grants_of(db: Connection, ids: Sequence[int]) -> dict[int, list[GrantRow]]:
+    """Every grant ever given for the connections in ``ids`` (any purpose), by
+    connection: which data was read before (UC11, UC13 ``already_read``). One query."""
+    if not ids:
+        return {}
+    g = t.privacy_grant
+    out: dict[int, list[GrantRow]] = {}
+    rows = db.execute(
+        select(g.c.connection_id, g.c.purpose, g.c.period_start, g.c.period_end, g.c.kinds).where(
+            g.c.connection_id.in_(list(ids))
+        )
+    )
+    for r in rows:
+        out.setdefault(r[0], []).append(GrantRow(r[0], r[1], r[2], r[3], r[4]))
+    return out
 
 
 def dynamic_on(db: Connection, ids: Sequence[int], day: date) -> dict[int, bool]:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -199,9 +200,27 @@ disclosure_release = Table(
     Column("period_end", DateTime(timezone=True), nullable=False),
     Column("connections", Text, nullable=False),
     Column("released_at", DateTime(timezone=True), nullable=False),
+    Column("epsilon", Float, nullable=False, server_default="0"),
     Index("ix_disclosure_release_area", "area_level", "area", "period_start"),
+    Index("ix_disclosure_release_period", "period_start", "period_end"),
 )
-"""PRV-6: the connection sets of released aggregate cells, against differencing."""
+"""PRV-6: the contributors (connection ids, a sorted JSON list) of every released
+aggregate cell with its period, against differencing by connection and overlapping
+period; ``epsilon`` the privacy budget the cell spent (0: exact release). The area
+columns are for the audit only: the checks never compare labels."""
+
+disclosure_budget = Table(
+    "disclosure_budget",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("epsilon", Float, nullable=False),
+    Column("spent_at", DateTime(timezone=True), nullable=False),
+    Index("ix_disclosure_budget_connection", "connection_id", "year"),
+)
+"""PRV-6.budget: the differential-privacy budget each connection spent, per local year."""
 
 privacy_copy = Table(
     "privacy_copy",
