@@ -8,12 +8,20 @@ sag/swell counters per phase (``voltage_events``) and the gas register of each M
 channel at its capture time (``p1_gas``). A malformed or CRC-failed telegram is
 refused whole with the parser's rule (``MTR-2.crc``, ...) and its raw text: never
 half-stored.
+
+A capture is streamed: read in small blocks (a few KB, so the splitter's search for a
+telegram's end stays short however much garbage there is), split, parsed and handed
+on in pieces of :data:`TELEGRAMS_PER_PIECE` telegrams, so memory stays flat however
+long the capture. A run of frames that are not even an identification line (``/``
+without a line end: garbage such as ``////``) is refused as one record per run with
+its rule, ``MTR-2.truncated``, keeping the telegram numbers of what follows, instead of
+one record per byte.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +31,8 @@ import pyarrow as pa
 
 from meetpunt.domain.ean import is_valid_ean
 from meetpunt.errors import MeterDataError
-from meetpunt.io.p1 import Telegram, read_p1_file
+from meetpunt.io.files import sha256_of
+from meetpunt.io.p1 import Telegram, TelegramSplitter, parse_telegram
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.source import Refusal, SourceData
 
@@ -39,11 +48,115 @@ def ean_for_capture(path: Path, ean: str | None) -> str:
     )
 
 
+TELEGRAMS_PER_PIECE = 2_000
+"""Telegrams per piece of a streamed capture (a few MB of rows at most)."""
+READ_BYTES = 16 * 1024
+"""Bytes read at a time: the splitter searches a block for a telegram's end, so a
+small block keeps garbage without one from costing time quadratic in the block."""
+_RAW_KEPT = 4096
+"""Bytes of a garbage run kept as its raw record (the capture on disk holds the rest)."""
+
+
 def read_p1_capture(path: Path, ean: str | None = None) -> SourceData:
-    """Read a P1 capture file (a serial log: telegrams back to back, garbage allowed)."""
+    """Read a P1 capture file (a serial log: telegrams back to back, garbage allowed),
+    streamed telegram by telegram in pieces (see the module's notes)."""
     owner = ean_for_capture(path, ean)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return source_from_telegrams(read_p1_file(path), owner, str(path), digest)
+    digest = sha256_of(path)
+    name = str(path)
+
+    def stream() -> Iterator[SourceData]:
+        state = _State()
+        chunk: list[Telegram | _Garbage] = []
+        for item in _telegrams(path):
+            chunk.append(item)
+            if len(chunk) >= TELEGRAMS_PER_PIECE:
+                yield _piece(chunk, owner, name, state)
+                chunk = []
+        yield _piece(chunk, owner, name, state)
+
+    return SourceData(name, digest, stream=stream)
+
+
+@dataclass
+class _Garbage:
+    """A run of frames without an identification line end (see the module's notes)."""
+
+    frames: int
+    size: int
+    raw: bytes
+
+
+def _telegrams(path: Path) -> Iterator[Telegram | _Garbage]:
+    """The capture's telegrams in order; runs of garbage frames folded into one."""
+    splitter = TelegramSplitter()
+    run: _Garbage | None = None
+    try:
+        with path.open("rb") as handle:
+            while True:
+                block = handle.read(READ_BYTES)
+                frames: list[bytes | Telegram] = []
+                if block:
+                    frames += splitter.feed_frames(block)
+                else:
+                    frames += splitter.flush()
+                for frame in frames:
+                    raw = frame.raw if isinstance(frame, Telegram) else frame
+                    if b"\n" not in raw:  # parse_telegram: MTR-2.truncated, no line end
+                        if run is None:
+                            run = _Garbage(0, 0, b"")
+                        run.frames += 1
+                        run.size += len(raw)
+                        if len(run.raw) < _RAW_KEPT:
+                            run.raw += raw[: _RAW_KEPT - len(run.raw)]
+                        continue
+                    if run is not None:
+                        yield run
+                        run = None
+                    yield frame if isinstance(frame, Telegram) else parse_telegram(frame)
+                if not block:
+                    break
+    except OSError as exc:
+        raise MeterDataError(f"{path}: cannot read the capture ({exc})") from exc
+    if run is not None:
+        yield run
+
+
+@dataclass
+class _State:
+    """What runs across the pieces of one capture: telegram numbering, and the failure
+    log entries and gas readings already taken (each is repeated in later telegrams)."""
+
+    number: int = 0
+    seen_log: set[tuple[datetime, int]] = field(default_factory=set)
+    seen_gas: set[tuple[int, datetime]] = field(default_factory=set)
+
+
+def _piece(items: list[Telegram | _Garbage], ean: str, name: str, state: _State) -> SourceData:
+    telegrams: list[Telegram] = []
+    garbage: list[Refusal] = []
+    numbers: list[int] = []
+    for item in items:
+        if isinstance(item, _Garbage):
+            garbage.append(
+                Refusal(
+                    "p1_readings",
+                    state.number + 1,
+                    ean,
+                    "MTR-2.truncated",
+                    f"{item.frames} frame(s), {item.size} byte(s) starting with / but without "
+                    "a line end: not a telegram (telegrams "
+                    f"{state.number + 1}..{state.number + item.frames}); check the serial line",
+                    item.raw.decode("latin-1"),
+                )
+            )
+            state.number += item.frames
+            continue
+        state.number += 1
+        numbers.append(state.number)
+        telegrams.append(item)
+    source = source_from_telegrams(telegrams, ean, name, "", numbers=numbers, state=state)
+    source.refused = sorted([*source.refused, *garbage], key=lambda r: r.record)
+    return source
 
 
 def _wh_from(value: Decimal | None, factor: int = 1000) -> int | None:
@@ -66,18 +179,31 @@ class _Rows:
 
 
 def source_from_telegrams(
-    telegrams: Iterable[Telegram], ean: str, name: str, digest: str
+    telegrams: Iterable[Telegram],
+    ean: str,
+    name: str,
+    digest: str,
+    numbers: Iterable[int] | None = None,
+    state: _State | None = None,
 ) -> SourceData:
-    """The rows of a sequence of telegrams of one connection (file or MQTT batch)."""
+    """The rows of a sequence of telegrams of one connection (file or MQTT batch);
+    ``numbers`` are their record numbers (1, 2, ... unless given), ``state`` what
+    earlier pieces of the same capture took already."""
     source = SourceData(name, digest)
     readings = _Rows("p1_readings")
     counters = _Rows("power_failures")
     log = _Rows("power_failure_log")
     events = _Rows("voltage_events")
     gas = _Rows("p1_gas")
-    seen_log: set[tuple[datetime, int]] = set()
-    seen_gas: set[tuple[int, datetime]] = set()
-    for number, telegram in enumerate(telegrams, start=1):
+    state = state or _State()
+    seen_log = state.seen_log
+    seen_gas = state.seen_gas
+    numbered = (
+        zip(numbers, telegrams, strict=True)
+        if numbers is not None
+        else enumerate(telegrams, start=1)
+    )
+    for number, telegram in numbered:
         if not telegram.valid or telegram.timestamp is None:
             error = telegram.error
             source.refused.append(
