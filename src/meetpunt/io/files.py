@@ -40,7 +40,7 @@ import hashlib
 import io
 import math
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,6 +72,12 @@ MAX_LINE_CHARS = 1 << 20
 _TOO_LONG = "\ud800"
 """Stands in for a line over :data:`MAX_LINE_CHARS`: a lone surrogate that decoding
 (strict or ``surrogateescape``) never yields, so no real line can be mistaken for it."""
+
+_FIRST = datetime(1, 1, 2, tzinfo=UTC)
+_LAST = datetime(9999, 12, 30, tzinfo=UTC)
+"""Times a record may carry: a day inside the years datetime can hold on both sides, so
+a time shifted to local days (MTR-3) never falls off the calendar."""
+_UNIT_PER_SECOND = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
 
 _INT_RANGES = {
     pa.int8(): (-(1 << 7), (1 << 7) - 1),
@@ -215,15 +221,15 @@ def read_meter_parquet(
     """A Parquet file of one kind, streamed in record batches of ``batch_rows``."""
     try:
         schema = pq.ParquetFile(path).schema_arrow
-    except (OSError, pa.ArrowException, ValueError) as exc:
+        kind = kind or detect_kind(path.stem, schema.names)
+        keep = _columns_of(kind, schema.names, str(path))
+        for name in keep:  # what refuses the file is known from the schema
+            ours = our_name(name)[0]
+            if ours == kind.time:
+                _check_time_type(schema.field(name).type, name, str(path))
+        text = [c for c in keep if pa.types.is_string(schema.field(c).type)]
+    except (OSError, pa.ArrowException, ValueError) as exc:  # (a damaged schema: UnicodeError)
         raise _unreadable(path, exc) from exc
-    kind = kind or detect_kind(path.stem, schema.names)
-    keep = _columns_of(kind, schema.names, str(path))
-    for name in keep:  # what refuses the file is known from the schema
-        ours = our_name(name)[0]
-        if ours == kind.time:
-            _check_time_type(schema.field(name).type, name, str(path))
-    text = [c for c in keep if pa.types.is_string(schema.field(c).type)]
 
     def stream() -> Iterator[SourceData]:
         offset = 0
@@ -315,7 +321,8 @@ def table_from_arrow(kind: Kind, table: pa.Table, where: str) -> pa.Table:
 def piece_from_arrow(kind: Kind, table: pa.Table, where: str, offset: int) -> SourceData:
     """One piece of a Parquet file in the kind's source shape, records numbered from
     ``offset + 1`` (the row's place in the file). A row with a value its column cannot
-    hold (``MTR-4.out_of_range``), a phase outside 1..3 (``MTR-4.parse``) or no time
+    hold (``MTR-4.out_of_range``), a phase outside 1..3 (``MTR-4.parse``: the meter's
+    phases are 1, 2 and 3) or no time
     (``MTR-3.missing_time``) is refused on its own."""
     n = table.num_rows
     renamed: dict[str, tuple[pa.Array, int]] = {}
@@ -342,10 +349,23 @@ def piece_from_arrow(kind: Kind, table: pa.Table, where: str, offset: int) -> So
             column = _utc(found[0])
             for i in _null_rows(column):
                 bad.setdefault(i, ("MTR-3.missing_time", f"{kind.time} is empty"))
+            for i in _times_off_the_calendar(column):
+                bad.setdefault(
+                    i, ("MTR-4.out_of_range", f"{kind.time} lies outside the years 1..9999")
+                )
         elif pa.types.is_dictionary(found[0].type) and pa.types.is_string(wanted.type):
             column = found[0]  # EANs stay dictionary-encoded: one register lookup per EAN
         else:
             column = _cast_column(found[0], found[1], wanted, where, bad)
+            if wanted.name == "phase":
+                wrong = pc.invert(pc.is_in(column, pa.array([1, 2, 3], column.type)))
+                for i in pc.indices_nonzero(pc.and_(wrong, pc.is_valid(column))).to_pylist():
+                    bad.setdefault(
+                        i, ("MTR-4.parse", f"phase {column[i].as_py()} is not 1, 2 or 3")
+                    )
+            if wanted.name in {c.name for c in kind.extra_key}:
+                for i in _null_rows(column):
+                    bad.setdefault(i, _missing_key(wanted.name))
         arrays.append(column)
         fields.append(wanted.with_type(column.type))
     out = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -353,7 +373,7 @@ def piece_from_arrow(kind: Kind, table: pa.Table, where: str, offset: int) -> So
     if bad:
         rows = sorted(bad)
         keep = pa.array([i not in bad for i in range(n)])
-        refused_rows = out.take(pa.array(rows, pa.int64())).to_pylist()
+        refused_rows = _printable_rows(out.take(pa.array(rows, pa.int64())))
         for i, row in zip(rows, refused_rows, strict=True):
             rule, message = bad[i]
             ean = row.get(kind.ean_column)
@@ -370,6 +390,36 @@ def piece_from_arrow(kind: Kind, table: pa.Table, where: str, offset: int) -> So
         out = out.filter(keep)
     piece.tables[kind.name] = out
     return piece
+
+
+def _missing_key(name: str) -> tuple[str, str]:
+    return ("MTR-5.missing_value", f"{name} is empty; a record needs its {name} (part of its key)")
+
+
+def _printable_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as Python values for a raw record; times as text, so a time outside the
+    years Python can hold is kept too."""
+    for at, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            column = table.column(at)
+            try:
+                text = column.cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                text = column.cast(pa.int64()).cast(pa.string())
+            table = table.set_column(at, f.name, text)
+    return table.to_pylist()  # type: ignore[no-any-return]
+
+
+def _times_off_the_calendar(column: pa.Array) -> list[int]:
+    """Rows of a UTC timestamp column outside :data:`_FIRST`..:data:`_LAST`."""
+    per_second = _UNIT_PER_SECOND[column.type.unit]
+    lo = int(_FIRST.timestamp()) * per_second
+    hi = int(_LAST.timestamp()) * per_second
+    if lo < -(1 << 63) or hi > (1 << 63) - 1:
+        return []  # nanoseconds: every value lies in 1677..2262
+    raw = column.cast(pa.int64())
+    outside = pc.or_(pc.less(raw, lo), pc.greater(raw, hi)).fill_null(False)
+    return pc.indices_nonzero(outside).to_pylist()  # type: ignore[no-any-return]
 
 
 def _null_rows(column: pa.Array) -> list[int]:
@@ -461,6 +511,7 @@ def _raw_json(row: dict[str, Any]) -> str:
 def _printable(text: str) -> str:
     """Text safe to keep in the quarantine: undecodable bytes as ``\\xNN``, NUL spelled
     out, at most 4,096 characters (the file on disk holds the rest)."""
+    text = text.replace(_TOO_LONG, f"<a line over {MAX_LINE_CHARS} characters, not kept>")
     safe = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     safe = safe.replace("\x00", "\\x00")
     return safe if len(safe) <= 4096 else safe[:4096] + f"... ({len(safe)} characters)"
@@ -689,6 +740,9 @@ def _parse_row(
         at, factor = positions.get(f.name, (-1, 1))
         cell = row[at].strip() if 0 <= at < len(row) else ""
         if not cell:
+            if any(f.name == c.name for c in kind.extra_key):
+                rule, message = _missing_key(f.name)
+                return Refusal(kind.name, 0, "", rule, message, "")
             if f.name == kind.time:
                 return Refusal(
                     kind.name,
@@ -740,6 +794,12 @@ def _cell(f: pa.Field, cell: str, factor: int) -> Any:
         instant = datetime.fromisoformat(cell.replace("Z", "+00:00"))
         if instant.tzinfo is None:
             raise ValueError(f"{cell!r} has no time zone; write an offset such as +01:00 or Z")
+        try:
+            utc = instant.astimezone(UTC)
+        except OverflowError:
+            raise _OutOfRangeError(f"{cell[:40]!r} lies before the year 1 in UTC") from None
+        if not _FIRST <= utc <= _LAST:
+            raise _OutOfRangeError(f"{cell[:40]!r} lies outside the years 1..9999 in UTC")
         return instant
     if pa.types.is_integer(f.type):
         lo, hi = _INT_RANGES.get(f.type, (-(1 << 63), (1 << 63) - 1))

@@ -85,40 +85,66 @@ class _Garbage:
     size: int
     raw: bytes
 
+    def add(self, frames: int, raw: bytes, size: int | None = None) -> None:
+        self.frames += frames
+        self.size += len(raw) if size is None else size
+        if len(self.raw) < _RAW_KEPT:
+            self.raw += raw[: _RAW_KEPT - len(self.raw)]
 
-def _telegrams(path: Path) -> Iterator[Telegram | _Garbage]:
+    def taken(self) -> _Garbage:
+        """This run, handed on; the collector starts empty again."""
+        run = _Garbage(self.frames, self.size, self.raw)
+        self.frames, self.size, self.raw = 0, 0, b""
+        return run
+
+
+def _frames_of(splitter: TelegramSplitter, block: bytes) -> list[bytes | Telegram | _Garbage]:
+    """The frames ``block`` completes (all that is left when it is empty: the end).
+
+    A block without a line end holds no telegram start: every ``/`` in it but the last
+    starts a garbage frame that ends at the next ``/``. Those come back counted as one
+    :class:`_Garbage` (``bytes.count``) instead of going through the splitter one by
+    one (a second per megabyte of ``/``): the splitter is fed the block up to its first
+    ``/`` (which ends a frame begun before) and from its last ``/`` on, so its state is
+    as if it had read the whole block."""
+    if not block:
+        return list(splitter.flush())
+    first = block.find(b"/")
+    last = block.rfind(b"/")
+    if first < 0 or first == last or b"\n" in block:
+        return list(splitter.feed_frames(block))
+    out: list[bytes | Telegram | _Garbage] = list(splitter.feed_frames(block[: first + 1]))
+    run = block[first:last]
+    out.append(_Garbage(run.count(b"/"), len(run), run[:_RAW_KEPT]))
+    out += splitter.feed_frames(block[last + 1 :])  # (none: no "/" and no line end)
+    return out
+
+
+def _telegrams(path: Path, block_size: int = READ_BYTES) -> Iterator[Telegram | _Garbage]:
     """The capture's telegrams in order; runs of garbage frames folded into one."""
     splitter = TelegramSplitter()
-    run: _Garbage | None = None
+    garbage = _Garbage(0, 0, b"")
     try:
         with path.open("rb") as handle:
             while True:
-                block = handle.read(READ_BYTES)
-                frames: list[bytes | Telegram] = []
-                if block:
-                    frames += splitter.feed_frames(block)
-                else:
-                    frames += splitter.flush()
-                for frame in frames:
+                block = handle.read(block_size)
+                for frame in _frames_of(splitter, block):
+                    if isinstance(frame, _Garbage):
+                        garbage.add(frame.frames, frame.raw, frame.size)
+                        continue
                     raw = frame.raw if isinstance(frame, Telegram) else frame
                     if b"\n" not in raw:  # parse_telegram: MTR-2.truncated, no line end
-                        if run is None:
-                            run = _Garbage(0, 0, b"")
-                        run.frames += 1
-                        run.size += len(raw)
-                        if len(run.raw) < _RAW_KEPT:
-                            run.raw += raw[: _RAW_KEPT - len(run.raw)]
+                        garbage.add(1, raw)
                         continue
-                    if run is not None:
-                        yield run
-                        run = None
+                    if garbage.frames:
+                        yield garbage.taken()
                     yield frame if isinstance(frame, Telegram) else parse_telegram(frame)
                 if not block:
                     break
     except OSError as exc:
         raise MeterDataError(f"{path}: cannot read the capture ({exc})") from exc
-    if run is not None:
-        yield run
+    if garbage.frames:
+        yield garbage.taken()
 
 
 @dataclass
