@@ -133,7 +133,7 @@ def unstored_report(source: SourceData) -> BatchReport:
 def refused_report(path: Path, exc: MeterDataError) -> BatchReport:
     """The report of a file refused whole (nothing of it written): its rule, message
     and hint; the run goes on with the other files."""
-    rule = exc.findings[0].rule if exc.findings else "MTR-4.unreadable"
+    rule = exc.findings[0].rule if exc.findings else "MTR-2.unreadable"
     return BatchReport(str(path), None, error={"rule": rule, "message": str(exc), "hint": exc.hint})
 
 

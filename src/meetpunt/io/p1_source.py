@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from meetpunt.domain.ean import is_valid_ean
 from meetpunt.errors import MeterDataError
-from meetpunt.io.files import sha256_of
+from meetpunt.io.files import refuse_file, sha256_of
 from meetpunt.io.p1 import Telegram, TelegramSplitter, parse_telegram
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.source import Refusal, SourceData
@@ -142,7 +142,9 @@ def _telegrams(path: Path, block_size: int = READ_BYTES) -> Iterator[Telegram | 
                 if not block:
                     break
     except OSError as exc:
-        raise MeterDataError(f"{path}: cannot read the capture ({exc})") from exc
+        raise refuse_file(
+            path, "MTR-2.unreadable", f"cannot read the capture ({exc})", "check the file"
+        ) from exc
     if garbage.frames:
         yield garbage.taken()
 

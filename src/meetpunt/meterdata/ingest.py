@@ -263,6 +263,9 @@ class Ingestor:
     on_begin: Callable[[str], None] | None = None
     quarantine_cap: int = QUARANTINE_CAP
     part_rows: int = PART_ROWS
+    _raw_rows: Callable[[], int | None] = field(default=lambda: None, init=False, repr=False)
+    """How many more refused rows the quarantine keeps one by one (their raw records
+    are built; the others are only counted). Set per source."""
 
     def ingest(self, source: SourceData) -> BatchReport:
         """Ingest one source as one batch. A source whose bytes were committed before is
@@ -281,7 +284,9 @@ class Ingestor:
                 batch = _next_batch(con)
                 report = BatchReport(source.source, batch)
                 quarantine = _Quarantine(con, batch, source.source, self.quarantine_cap)
-                self._validate_and_store(con, source, batch, report, quarantine.add)
+                self._validate_and_store(
+                    con, source, batch, report, quarantine.add, room=quarantine.room
+                )
                 quarantine.close()
                 self._batch_row(con, source, report)
             return report
@@ -336,6 +341,7 @@ class Ingestor:
                     this,
                     quarantine.add,
                     gaps=False,
+                    room=quarantine.room,
                 )
                 last = pieces.exhausted()
                 batches.append(batch)
@@ -480,12 +486,14 @@ class Ingestor:
         report: BatchReport,
         refused: Callable[[pa.Table], None],
         gaps: bool = True,
+        room: Callable[[], int] | None = None,
     ) -> None:
         """Check and store every row of ``source`` under ``batch``, piece by piece:
         its refusals (the reader's and the checks') go to ``refused`` in quarantine
         layout, counted in ``report``. Gaps are estimated once, after the last piece,
         over the window of the whole source."""
         windows: dict[str, _Window] = {}
+        self._raw_rows = room or (lambda: None)
         for piece in source.pieces():
             if piece.refused:
                 refused(_refusal_table(piece.refused))
@@ -597,7 +605,7 @@ class Ingestor:
                 _swap_findings(con, kind, work, batch, swaps)
             if kind.estimate_gaps:
                 windows.setdefault(kind.name, _Window()).widen(kind, work)
-        return _refusals(con, kind, table, refused, report)
+        return _refusals(con, kind, table, refused, report, self._raw_rows())
 
 
 class _UnchangedError(Exception):
@@ -724,6 +732,10 @@ class _Quarantine:
         self.over: dict[tuple[str, str], list[int]] = {}
         """(kind, rule) -> [count, first record, last record] of the records past the cap."""
 
+    def room(self) -> int:
+        """Refused records this batch still keeps one by one."""
+        return max(self.cap - self.written - self.kept, 0)
+
     def add(self, refused: pa.Table) -> None:
         if refused.num_rows == 0:
             return
@@ -846,9 +858,12 @@ def _refusals(
     table: pa.Table,
     refused: dict[int, tuple[str, str]],
     report: KindReport,
+    raw_rows: int | None = None,
 ) -> pa.Table:
     """The refused rows in quarantine layout: record, EAN, rule, message and the raw
-    record as JSON (built in bulk: a file with a wrong clock refuses every row)."""
+    record as JSON (built in bulk: a file with a wrong clock refuses every row); only
+    for the first ``raw_rows`` when given (the rest go past the quarantine's cap and
+    are only counted: no raw record is built for them)."""
     rows = np.array(sorted(refused), dtype=np.int64)
     rules = [refused[r][0] for r in rows.tolist()]
     report.quarantined.update(rules)
@@ -858,9 +873,13 @@ def _refusals(
         if "record" in taken.column_names
         else rows + 1
     )
-    con.register("refused_rows", taken)
+    shown = taken if raw_rows is None else taken.slice(0, max(raw_rows, 0))
+    con.register("refused_rows", shown)
     raw = con.sql("SELECT CAST(to_json(r) AS VARCHAR) FROM refused_rows r").to_arrow_table()
     con.unregister("refused_rows")
+    if shown.num_rows < taken.num_rows:
+        unkept = pa.array([""] * (taken.num_rows - shown.num_rows), pa.string())
+        raw = pa.table({"raw": pa.chunked_array([*raw.column(0).chunks, unkept], pa.string())})
     return pa.table(
         {
             "kind": pa.array([kind.name] * len(rows), pa.string()),
