@@ -16,9 +16,10 @@ source ingested twice changes nothing, unless records of it are in quarantine: t
 are tried again (the register may know their connection by now), and the ones that
 pass are stored and their quarantine rows marked resolved.
 
-A streamed source (a file) is checked and stored piece by piece inside that one
-transaction, so memory stays flat however large the file; gaps are estimated once at
-the end, over the window of the whole source. One source keeps at most
+A streamed source (a file) is checked and stored piece by piece, in parts of
+:data:`PART_ROWS` rows that are each one transaction (see :meth:`Ingestor._ingest_parts`),
+so memory does not follow the file's size; gaps are estimated once at the end, over the
+window of the whole source. One source keeps at most
 :data:`QUARANTINE_CAP` refused records one by one; the rest are counted per rule in one
 summary record (``MTR-4.quarantine_cap``).
 """
