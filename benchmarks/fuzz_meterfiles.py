@@ -24,6 +24,15 @@ Run in the background (it takes a while on a shared machine), output to a file:
     nohup .venv/bin/python benchmarks/fuzz_meterfiles.py --inputs 1000000 > fuzz.txt &
 
 Crashing inputs are saved under ``--keep`` to be replayed.
+
+Measured (2026-12-06, seed 20261206, 2 shared cores): 1,000,000 inputs in 2,389 s,
+0 crashes, 0 hangs, slowest input 1.92 s; peak RSS 220 MB after 1 % of the inputs,
+286 MB at the end (the in-memory store keeps what every 50th input ingested). 623,580
+inputs read, the rest refused whole: MTR-2.columns 187,303, MTR-2.duplicate_column
+84,193, MTR-2.encoding 33,975, MTR-2.unreadable 30,879, MTR-2.unknown_kind 22,946,
+MTR-3.naive 17,120, MTR-2.field_too_large 4. The first runs found 6 crashes (times
+outside Python's years, integers past 2**53 in counter checks, a null phase, a damaged
+Parquet schema), all fixed and covered by ``tests/meterdata``.
 """
 
 from __future__ import annotations
