@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-ingest bench-p1 bench-gate bench-register bench-fuzz clean
+.PHONY: demo test lint bench bench-ingest bench-ingest-memory bench-fuzz bench-fuzz-meterfiles bench-p1 bench-gate bench-register clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meetpunt needs Python 3.11 or newer")'
@@ -31,6 +31,12 @@ bench: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/ingest_quarter_hours.py
+
+bench-ingest-memory: $(STAMP)
+	$(BIN)/python benchmarks/ingest_memory.py
+
+bench-fuzz-meterfiles: $(STAMP)
+	$(BIN)/python benchmarks/fuzz_meterfiles.py --inputs 1000000
 
 bench-p1: $(STAMP)
 	$(BIN)/python benchmarks/p1_parse.py

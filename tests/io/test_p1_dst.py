@@ -5,7 +5,9 @@ their own UTC time; a telegram no neighbour places is refused (MTR-2.ambiguous_t
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +132,30 @@ def test_both_readings_of_the_hour_are_stored_not_quarantined(hub: Hub) -> None:
     assert report.kinds["p1_readings"].accepted == 19
     stored = hub.values("p1_readings", "at", "import_t1_wh")
     assert [at for at, _ in stored] == real_times
+
+
+def test_a_streamed_capture_resolves_the_hour_across_its_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A capture file is read in pieces; a telegram held in the hour at the end of one
+    piece is placed by the next piece's jump, never refused in between (MTR-2)."""
+    from meetpunt.io import p1_source
+
+    monkeypatch.setattr(p1_source, "TELEGRAMS_PER_PIECE", 3)
+    # starts inside the first pass: held until the wall clock jumps back, pieces later
+    real_times = [SWITCH - timedelta(minutes=40) + timedelta(minutes=10 * i) for i in range(11)]
+    path = tmp_path / f"{E3X25}.p1"
+    path.write_bytes(b"".join(capture(real_times)))
+    source = p1_source.read_p1_capture(path)
+    stored: list[datetime] = []
+    refused: list[str] = []
+    for piece in source.pieces():
+        table = piece.tables.get("p1_readings")
+        stored += [] if table is None else table.column("at").to_pylist()
+        refused += [r.rule for r in piece.refused]
+    assert refused == [] and sorted(stored) == real_times
+    # a capture that starts inside the hour and never jumps back: refused at its end
+    inside = [SWITCH - timedelta(minutes=30) + timedelta(minutes=10 * i) for i in range(3)]
+    path.write_bytes(b"".join(capture(inside)))
+    rules = [r.rule for piece in p1_source.read_p1_capture(path).pieces() for r in piece.refused]
+    assert rules == [AMBIGUOUS_TIME] * 3

@@ -85,7 +85,9 @@ def _run(folder: Path, store: Path, db: str, **kw: object) -> subprocess.Popen[s
 
 
 def _whole_batches_only(store: Path) -> int:
-    """Every stored row belongs to a committed batch; returns the committed batches."""
+    """Every stored row belongs to a committed batch; returns the committed sources (a
+    large file is stored in parts, each its own batch; only its last part commits the
+    source, see ``Ingestor._ingest_parts``)."""
     con = duckdb.connect(str(store), read_only=True)
     try:
         committed = {r[0] for r in con.execute("SELECT id FROM batch").fetchall()}
@@ -98,7 +100,10 @@ def _whole_batches_only(store: Path) -> int:
             for k in KINDS
         )
         assert stored == accepted
-        return len(committed)
+        sources = con.execute(
+            "SELECT count(DISTINCT sha256) FROM batch WHERE NOT contains(sha256, ':part')"
+        ).fetchall()[0][0]
+        return int(sources)
     finally:
         con.close()
 
@@ -120,7 +125,7 @@ def _content(store: Path) -> dict[str, list[tuple[object, ...]]]:
         ).fetchall()
         out["batch"] = con.execute(
             "SELECT source, sha256, rows, accepted, duplicates, estimated, quarantined "
-            "FROM batch ORDER BY source"
+            "FROM batch ORDER BY ALL"
         ).fetchall()
         return out
     finally:

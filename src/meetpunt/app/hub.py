@@ -16,7 +16,8 @@ from meetpunt import rulebook
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType, PhysicalStatus
 from meetpunt.domain.vee import VeeRules
-from meetpunt.io.files import find_sources, read_meter_file
+from meetpunt.errors import MeterDataError, StoreUnavailableError
+from meetpunt.io.files import find_sources, kind_named, read_meter_file
 from meetpunt.meterdata.ingest import BatchReport, ConnectionIndex, Ingestor, KindReport
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.retention import RetentionRecord, run_retention
@@ -83,13 +84,16 @@ def register_matches(index: ConnectionIndex, source: SourceData) -> tuple[int, i
     """How many rows of ``source`` are looked up in the register, and how many of those
     are a connection there (the rest would be refused as MTR-5.unknown_connection)."""
     looked_up = matched = 0
-    for name, table in source.tables.items():
-        if table.num_rows:
-            kind = KINDS[name]
-            eans = table.column(kind.ean_column).combine_chunks()
-            ids = index.connection_ids(eans, kind.commodity)
-            looked_up += len(ids)
-            matched += int((ids >= 0).sum())
+    for piece in source.pieces():  # a streamed file: read until a row matches
+        for name, table in piece.tables.items():
+            if table.num_rows:
+                kind = KINDS[name]
+                eans = table.column(kind.ean_column).combine_chunks()
+                ids = index.connection_ids(eans, kind.commodity)
+                looked_up += len(ids)
+                matched += int((ids >= 0).sum())
+        if matched:
+            break
     return looked_up, matched
 
 
@@ -97,16 +101,29 @@ def unstored_report(source: SourceData) -> BatchReport:
     """The report of a source held back unwritten (``batch`` None): its table rows under
     MTR-5.unknown_connection, its unreadable rows under their own rule (MTR-3/4)."""
     report = BatchReport(source.source, None)
-    for refusal in source.refused:
-        k = report.kinds.setdefault(refusal.kind, KindReport())
-        k.rows += 1
-        k.quarantined[refusal.rule] += 1
-    for name, table in source.tables.items():
-        k = report.kinds.setdefault(name, KindReport())
-        k.rows += table.num_rows
-        if table.num_rows:
-            k.quarantined[UNKNOWN_CONNECTION] += table.num_rows
+    for piece in source.pieces():
+        for refusal in piece.refused:
+            k = report.kinds.setdefault(refusal.kind, KindReport())
+            k.rows += 1
+            k.quarantined[refusal.rule] += 1
+        for name, table in piece.tables.items():
+            k = report.kinds.setdefault(name, KindReport())
+            k.rows += table.num_rows
+            if table.num_rows:
+                k.quarantined[UNKNOWN_CONNECTION] += table.num_rows
     return report
+
+
+def refused_report(path: Path, exc: MeterDataError) -> BatchReport:
+    """The report of a file refused whole (nothing of it written): its rule, message
+    and hint; the run goes on with the other files."""
+    rule = exc.findings[0].rule if exc.findings else "MTR-2.unreadable"
+    return BatchReport(str(path), None, error={"rule": rule, "message": str(exc), "hint": exc.hint})
+
+
+def refused_files(reports: Iterable[BatchReport]) -> int:
+    """Files of a run refused whole (see :func:`refused_report`)."""
+    return sum(1 for r in reports if r.error is not None)
 
 
 def unmatched_rows(reports: Iterable[BatchReport]) -> int:
@@ -137,27 +154,50 @@ def ingest_paths(
     (their rows quarantined as MTR-5.unknown_connection). If none ever matches, they are
     reported with ``batch`` None, counted by :func:`unmatched_rows`, and nothing of
     them is written.
+
+    Files are streamed (memory stays flat however large a file). A file refused whole
+    (not a file, not UTF-8, a duplicate column, damaged Parquet: a
+    :class:`MeterDataError`) is reported with its ``error`` and nothing of it written;
+    the run goes on with the other files (:func:`refused_files` counts them). An unknown
+    ``kind`` refuses the run before anything is read (``MTR-2.unknown_kind``).
     """
+    if kind is not None:
+        kind_named(kind)  # --kind bogus: refused before anything is read (MTR-2.unknown_kind)
     engine = ingestor(store, register, on_begin=on_begin)
     files = find_sources(paths)
     files.sort(key=lambda p: (0 if "reading" in p.stem else 1, str(p)))
     reports: list[BatchReport] = []
     held: list[tuple[int, Path]] = []  # (place in reports, file) while nothing matched
     matched_any = False
+
+    def one(path: Path) -> BatchReport:
+        try:
+            return engine.ingest(read_meter_file(path, kind, ean))
+        except StoreUnavailableError:
+            raise
+        except MeterDataError as exc:  # this file refused whole; the run goes on
+            return refused_report(path, exc)
+
     for path in files:
-        source = read_meter_file(path, kind, ean)
         if not matched_any:
-            looked_up, matched = register_matches(engine.index, source)
-            if looked_up and not matched:
-                held.append((len(reports), path))
-                reports.append(unstored_report(source))
+            try:
+                source = read_meter_file(path, kind, ean)
+                looked_up, matched = register_matches(engine.index, source)
+                if looked_up and not matched:
+                    report = unstored_report(source)
+                    held.append((len(reports), path))
+                    reports.append(report)
+                    continue
+            except StoreUnavailableError:
+                raise
+            except MeterDataError as exc:
+                reports.append(refused_report(path, exc))
                 continue
             matched_any = matched > 0
-        reports.append(engine.ingest(source))
-        del source  # one file in memory at a time
+        reports.append(one(path))
         if matched_any:
             for at, earlier in held:
-                reports[at] = engine.ingest(read_meter_file(earlier, kind, ean))
+                reports[at] = one(earlier)
             held.clear()
     return reports
 

@@ -84,7 +84,8 @@ def print_reports(reports: list[BatchReport], as_json: bool) -> None:
     """The ingest summary: per source accepted, duplicates, estimated, quarantined by rule.
 
     A source held back unwritten (``batch`` None: no row matched the register, MTR-5) is
-    marked "not stored"; its refusals are not in the quarantine.
+    marked "not stored"; its refusals are not in the quarantine. A file refused whole
+    (its ``error``) is marked "refused" with its rule, and its reason is printed below.
     """
     if as_json:
         for report in reports:
@@ -100,6 +101,8 @@ def print_reports(reports: list[BatchReport], as_json: bool) -> None:
         if stored:
             refused.update(quarantined)
         note = " (already ingested)" if r.already_ingested else "" if stored else " (not stored)"
+        if r.error is not None:
+            note = f" (refused: {r.error['rule']})"
         table.add_row(
             r.source + note,
             str(r.total("rows")),
@@ -113,6 +116,15 @@ def print_reports(reports: list[BatchReport], as_json: bool) -> None:
         console.print(f"  quarantined {count} by {rule}")
     if refused:
         console.print("  see them with: meetpunt ingest quarantine")
+    whole = [r for r in reports if r.error is not None]
+    ingested = sum(1 for r in reports if r.batch is not None or r.already_ingested)
+    if whole:
+        console.print(f"  {ingested} file(s) ingested, {len(whole)} refused whole:")
+        for r in whole:
+            assert r.error is not None
+            console.print(f"  refused {r.source}: {r.error['message']} [{r.error['rule']}]")
+            if r.error.get("hint"):
+                console.print(f"    hint: {r.error['hint']}")
 
 
 def no_connection_matched(rows: int) -> dict[str, Any]:
@@ -148,9 +160,11 @@ def ingest_files(
     """Ingest meter-data files; each file is one batch in one transaction.
 
     Prints per file: rows, accepted, duplicates, estimated and quarantined by rule.
-    Ingesting the same file again changes nothing.
+    Ingesting the same file again changes nothing. A file refused whole (a folder, not
+    UTF-8, a duplicate column, damaged Parquet) is named with its rule while the other
+    files go on; the command then exits 1.
     """
-    from meetpunt.app.hub import ingest_paths, unmatched_rows
+    from meetpunt.app.hub import ingest_paths, refused_files, unmatched_rows
 
     def begin(source: str) -> None:
         print(f"begin {source}", file=sys.stderr, flush=True)
@@ -169,6 +183,8 @@ def ingest_files(
     refused = unmatched_rows(reports)
     if refused:
         show_error(no_connection_matched(refused), as_json)
+        raise typer.Exit(EXIT_REFUSED)
+    if refused_files(reports):  # the other files are in; exit 1 says one was not
         raise typer.Exit(EXIT_REFUSED)
 
 

@@ -9,6 +9,14 @@ channel at its capture time (``p1_gas``). A malformed or CRC-failed telegram is
 refused whole with the parser's rule (``MTR-2.crc``, ...) and its raw text: never
 half-stored.
 
+A capture is streamed: read in small blocks (a few KB, so the splitter's search for a
+telegram's end stays short however much garbage there is), split, parsed and handed
+on in pieces of :data:`TELEGRAMS_PER_PIECE` telegrams, so memory stays flat however
+long the capture. A run of frames that are not even an identification line (``/``
+without a line end: garbage such as ``////``) is refused as one record per run with
+its rule, ``MTR-2.truncated``, keeping the telegram numbers of what follows, instead of
+one record per byte.
+
 DSMR 2.2/3 times carry no S/W flag; in the repeated October hour (02:00-03:00 local,
 passed twice) the capture's order decides (MTR-2.ambiguous_time): the first pass is CEST
 (+02:00), and a backwards jump of the wall clock inside that hour marks the switch to
@@ -20,8 +28,8 @@ jumps back) is refused with ``MTR-2.ambiguous_time`` instead of being guessed.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +40,8 @@ import pyarrow as pa
 from meetpunt.domain.calendar import LOCAL_TZ
 from meetpunt.domain.ean import is_valid_ean
 from meetpunt.errors import MeterDataError
-from meetpunt.io.p1 import Telegram, read_p1_file, repeated_hour_wall
+from meetpunt.io.files import refuse_file, sha256_of
+from meetpunt.io.p1 import Telegram, TelegramSplitter, parse_telegram, repeated_hour_wall
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.source import Refusal, SourceData
 
@@ -48,30 +57,105 @@ def ean_for_capture(path: Path, ean: str | None) -> str:
     )
 
 
+TELEGRAMS_PER_PIECE = 2_000
+"""Telegrams per piece of a streamed capture (a few MB of rows at most)."""
+READ_BYTES = 16 * 1024
+"""Bytes read at a time: the splitter searches a block for a telegram's end, so a
+small block keeps garbage without one from costing time quadratic in the block."""
+_RAW_KEPT = 4096
+"""Bytes of a garbage run kept as its raw record (the capture on disk holds the rest)."""
+
+
 def read_p1_capture(path: Path, ean: str | None = None) -> SourceData:
-    """Read a P1 capture file (a serial log: telegrams back to back, garbage allowed)."""
+    """Read a P1 capture file (a serial log: telegrams back to back, garbage allowed),
+    streamed telegram by telegram in pieces (see the module's notes)."""
     owner = ean_for_capture(path, ean)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return source_from_telegrams(read_p1_file(path), owner, str(path), digest)
+    digest = sha256_of(path)
+    name = str(path)
+
+    def stream() -> Iterator[SourceData]:
+        state = _State()
+        chunk: list[Telegram | _Garbage] = []
+        for item in _telegrams(path):
+            chunk.append(item)
+            if len(chunk) >= TELEGRAMS_PER_PIECE:
+                yield _piece(chunk, owner, name, state, final=False)
+                chunk = []
+        yield _piece(chunk, owner, name, state, final=True)
+
+    return SourceData(name, digest, stream=stream)
 
 
-def _wh_from(value: Decimal | None, factor: int = 1000) -> int | None:
-    return None if value is None else round(value * factor)
+@dataclass
+class _Garbage:
+    """A run of frames without an identification line end (see the module's notes)."""
+
+    frames: int
+    size: int
+    raw: bytes
+
+    def add(self, frames: int, raw: bytes, size: int | None = None) -> None:
+        self.frames += frames
+        self.size += len(raw) if size is None else size
+        if len(self.raw) < _RAW_KEPT:
+            self.raw += raw[: _RAW_KEPT - len(self.raw)]
+
+    def taken(self) -> _Garbage:
+        """This run, handed on; the collector starts empty again."""
+        run = _Garbage(self.frames, self.size, self.raw)
+        self.frames, self.size, self.raw = 0, 0, b""
+        return run
 
 
-class _Rows:
-    """Column lists of one kind, in its source shape."""
+def _frames_of(splitter: TelegramSplitter, block: bytes) -> list[bytes | Telegram | _Garbage]:
+    """The frames ``block`` completes (all that is left when it is empty: the end).
 
-    def __init__(self, kind: str) -> None:
-        self.schema = KINDS[kind].source_schema()
-        self.columns: dict[str, list[Any]] = {f.name: [] for f in self.schema}
+    A block without a line end holds no telegram start: every ``/`` in it but the last
+    starts a garbage frame that ends at the next ``/``. Those come back counted as one
+    :class:`_Garbage` (``bytes.count``) instead of going through the splitter one by
+    one (a second per megabyte of ``/``): the splitter is fed the block up to its first
+    ``/`` (which ends a frame begun before) and from its last ``/`` on, so its state is
+    as if it had read the whole block."""
+    if not block:
+        return list(splitter.flush())
+    first = block.find(b"/")
+    last = block.rfind(b"/")
+    if first < 0 or first == last or b"\n" in block:
+        return list(splitter.feed_frames(block))
+    out: list[bytes | Telegram | _Garbage] = list(splitter.feed_frames(block[: first + 1]))
+    run = block[first:last]
+    out.append(_Garbage(run.count(b"/"), len(run), run[:_RAW_KEPT]))
+    out += splitter.feed_frames(block[last + 1 :])  # (none: no "/" and no line end)
+    return out
 
-    def add(self, **values: Any) -> None:
-        for name, column in self.columns.items():
-            column.append(values.get(name))
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.columns, schema=self.schema)
+def _telegrams(path: Path, block_size: int = READ_BYTES) -> Iterator[Telegram | _Garbage]:
+    """The capture's telegrams in order; runs of garbage frames folded into one."""
+    splitter = TelegramSplitter()
+    garbage = _Garbage(0, 0, b"")
+    try:
+        with path.open("rb") as handle:
+            while True:
+                block = handle.read(block_size)
+                for frame in _frames_of(splitter, block):
+                    if isinstance(frame, _Garbage):
+                        garbage.add(frame.frames, frame.raw, frame.size)
+                        continue
+                    raw = frame.raw if isinstance(frame, Telegram) else frame
+                    if b"\n" not in raw:  # parse_telegram: MTR-2.truncated, no line end
+                        garbage.add(1, raw)
+                        continue
+                    if garbage.frames:
+                        yield garbage.taken()
+                    yield frame if isinstance(frame, Telegram) else parse_telegram(frame)
+                if not block:
+                    break
+    except OSError as exc:
+        raise refuse_file(
+            path, "MTR-2.unreadable", f"cannot read the capture ({exc})", "check the file"
+        ) from exc
+    if garbage.frames:
+        yield garbage.taken()
 
 
 AMBIGUOUS_TIME = "MTR-2.ambiguous_time"
@@ -135,20 +219,100 @@ def _unplaced(number: int, telegram: Telegram, ean: str, wall: datetime) -> Refu
     )
 
 
-def source_from_telegrams(
-    telegrams: Iterable[Telegram], ean: str, name: str, digest: str
+@dataclass
+class _State:
+    """What runs across the pieces of one capture: telegram numbering, the failure log
+    entries and gas readings already taken (each is repeated in later telegrams), and
+    the pass through a repeated October hour (a telegram held there waits for the next
+    piece)."""
+
+    number: int = 0
+    seen_log: set[tuple[datetime, int]] = field(default_factory=set)
+    seen_gas: set[tuple[int, datetime]] = field(default_factory=set)
+    passes: _Passes = field(default_factory=_Passes)
+
+
+def _piece(
+    items: list[Telegram | _Garbage], ean: str, name: str, state: _State, final: bool
 ) -> SourceData:
-    """The rows of a sequence of telegrams of one connection (file or MQTT batch)."""
+    telegrams: list[Telegram] = []
+    garbage: list[Refusal] = []
+    numbers: list[int] = []
+    for item in items:
+        if isinstance(item, _Garbage):
+            garbage.append(
+                Refusal(
+                    "p1_readings",
+                    state.number + 1,
+                    ean,
+                    "MTR-2.truncated",
+                    f"{item.frames} frame(s), {item.size} byte(s) starting with / but without "
+                    "a line end: not a telegram (telegrams "
+                    f"{state.number + 1}..{state.number + item.frames}); check the serial line",
+                    item.raw.decode("latin-1"),
+                )
+            )
+            state.number += item.frames
+            continue
+        state.number += 1
+        numbers.append(state.number)
+        telegrams.append(item)
+    source = source_from_telegrams(
+        telegrams, ean, name, "", numbers=numbers, state=state, final=final
+    )
+    source.refused = sorted([*source.refused, *garbage], key=lambda r: r.record)
+    return source
+
+
+def _wh_from(value: Decimal | None, factor: int = 1000) -> int | None:
+    return None if value is None else round(value * factor)
+
+
+class _Rows:
+    """Column lists of one kind, in its source shape."""
+
+    def __init__(self, kind: str) -> None:
+        self.schema = KINDS[kind].source_schema()
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in self.schema}
+
+    def add(self, **values: Any) -> None:
+        for name, column in self.columns.items():
+            column.append(values.get(name))
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pydict(self.columns, schema=self.schema)
+
+
+def source_from_telegrams(
+    telegrams: Iterable[Telegram],
+    ean: str,
+    name: str,
+    digest: str,
+    numbers: Iterable[int] | None = None,
+    state: _State | None = None,
+    final: bool = True,
+) -> SourceData:
+    """The rows of a sequence of telegrams of one connection (file or MQTT batch);
+    ``numbers`` are their record numbers (1, 2, ... unless given), ``state`` what
+    earlier pieces of the same capture took already; ``final`` is False for a piece
+    that more of the capture follows (a telegram of the repeated October hour that no
+    neighbour placed yet then waits instead of being refused)."""
     source = SourceData(name, digest)
-    rows = _Collected(ean)
-    passes = _Passes()
+    state = state or _State()
+    rows = _Collected(ean, state.seen_log, state.seen_gas)
+    passes = state.passes
 
     def emit(number: int, telegram: Telegram, at: datetime, wall: datetime | None) -> None:
         """Rows of one telegram at ``at``; ``wall`` is set for one in the second pass."""
         rows.add(number, telegram, at, wall)
         passes.last = at
 
-    for number, telegram in enumerate(telegrams, start=1):
+    numbered = (
+        zip(numbers, telegrams, strict=True)
+        if numbers is not None
+        else enumerate(telegrams, start=1)
+    )
+    for number, telegram in numbered:
         if not telegram.valid or telegram.timestamp is None:
             error = telegram.error
             source.refused.append(
@@ -178,7 +342,9 @@ def source_from_telegrams(
             emit(n, t, t.timestamp or at, None)
         passes.held.clear()
         emit(number, telegram, at + _HOUR if second else at, wall if second else None)
-    source.refused += [_unplaced(n, t, ean, w) for n, t, w in passes.held]
+    if final:
+        source.refused += [_unplaced(n, t, ean, w) for n, t, w in passes.held]
+        passes.held.clear()
     for kind, collected in rows.kinds.items():
         table = collected.table()
         if table.num_rows:
@@ -189,7 +355,12 @@ def source_from_telegrams(
 class _Collected:
     """The rows of one capture per kind, each failure-log entry and gas reading once."""
 
-    def __init__(self, ean: str) -> None:
+    def __init__(
+        self,
+        ean: str,
+        seen_log: set[tuple[datetime, int]],
+        seen_gas: set[tuple[int, datetime]],
+    ) -> None:
         self.ean = ean
         self.kinds = {
             kind: _Rows(kind)
@@ -201,8 +372,8 @@ class _Collected:
                 "p1_gas",
             )
         }
-        self.seen_log: set[tuple[datetime, int]] = set()
-        self.seen_gas: set[tuple[int, datetime]] = set()
+        self.seen_log = seen_log
+        self.seen_gas = seen_gas
 
     def add(
         self, number: int, telegram: Telegram, at: datetime, second_wall: datetime | None
