@@ -48,7 +48,13 @@ from typing import Any
 from meetpunt.domain.ean import ean_from_serial
 from meetpunt.errors import MeetpuntError
 from meetpunt.io.crc import crc16_arc
-from meetpunt.io.p1 import Telegram, TelegramSplitter, parse_telegram, split_telegrams
+from meetpunt.io.p1 import (
+    TELEGRAM_VALUES,
+    Telegram,
+    TelegramSplitter,
+    parse_telegram,
+    split_telegrams,
+)
 from meetpunt.register import open_register
 from meetpunt.register.csvio import (
     CONNECTION_COLUMNS,
@@ -251,37 +257,13 @@ def _mutate_bytes(rng: random.Random, data: bytes) -> bytes:
     return bytes(buf)
 
 
-ACCESSORS = (
-    "equipment_id",
-    "import_t1_wh",
-    "import_t2_wh",
-    "export_t1_wh",
-    "export_t2_wh",
-    "tariff",
-    "power_failures",
-    "long_power_failures",
-    "sags",
-    "swells",
-    "voltages",
-    "currents",
-    "power_import_kw",
-    "power_export_kw",
-    "power_failure_log",
-    "mbus",
-    "gas_readings",
-    "gas",
-    "max_demand",
-    "max_demand_history",
-)
-
-
 def use_telegram(telegram: Telegram) -> None:
     """Everything a caller may ask of a parsed telegram."""
     telegram.to_json()
     telegram.to_json_bytes()
     repr(telegram)
     if telegram.valid:
-        for name in ACCESSORS:
+        for name in TELEGRAM_VALUES:
             getattr(telegram, name)
         for obis in telegram.fields:
             telegram.value(obis)

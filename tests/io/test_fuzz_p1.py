@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meetpunt.io import TelegramSplitter, crc16_arc, parse_telegram, split_telegrams
-from meetpunt.io.p1 import Telegram
+from meetpunt.io.p1 import TELEGRAM_VALUES, Telegram
 from tests.io.p1data import REAL_FILES, real
 
 SEEDS = [frame for path in REAL_FILES for frame in split_telegrams(real(path.name))]
@@ -35,29 +35,6 @@ HOSTILE = [
     "x" * 300,
 ]
 
-ACCESSORS = (
-    "equipment_id",
-    "import_t1_wh",
-    "import_t2_wh",
-    "export_t1_wh",
-    "export_t2_wh",
-    "tariff",
-    "power_failures",
-    "long_power_failures",
-    "sags",
-    "swells",
-    "voltages",
-    "currents",
-    "power_import_kw",
-    "power_export_kw",
-    "power_failure_log",
-    "mbus",
-    "gas_readings",
-    "gas",
-    "max_demand",
-    "max_demand_history",
-)
-
 
 def with_crc(data: bytes) -> bytes:
     """``data`` with a right CRC after its ``!``, so the parser looks further."""
@@ -72,7 +49,7 @@ def use(telegram: Telegram) -> None:
     telegram.to_json()
     telegram.to_json_bytes()
     if telegram.valid:
-        for name in ACCESSORS:
+        for name in TELEGRAM_VALUES:
             getattr(telegram, name)
         for obis in telegram.fields:
             telegram.value(obis)

@@ -417,6 +417,32 @@ def _log_written(value: str) -> Any:
 # --- the telegram ---------------------------------------------------------------------
 
 
+TELEGRAM_VALUES: tuple[str, ...] = (
+    "equipment_id",
+    "import_t1_wh",
+    "import_t2_wh",
+    "export_t1_wh",
+    "export_t2_wh",
+    "tariff",
+    "power_failures",
+    "long_power_failures",
+    "sags",
+    "swells",
+    "voltages",
+    "currents",
+    "power_import_kw",
+    "power_export_kw",
+    "power_failure_log",
+    "mbus",
+    "gas_readings",
+    "gas",
+    "max_demand",
+    "max_demand_history",
+)
+"""The typed values a :class:`Telegram` offers as properties, by name: what a reader
+of telegrams may ask for, and what the fuzz suites ask of every input."""
+
+
 class Telegram:
     """One parsed P1 telegram (MTR-2): verdict, raw bytes, and the objects it carries.
 
