@@ -64,22 +64,18 @@ def read_quarantine(
     if justification:
         detail["justification"] = justification
     if findings:
-        with gate.register.session() as session:
-            audit.append(
-                session.db, _entry(party, "refused", (), [f.rule for f in findings], detail), now
-            )
+        with gate.transaction() as db:
+            audit.append(db, _entry(party, "refused", (), [f.rule for f in findings], detail), now)
         raise GateError("; ".join(f.message for f in findings), findings)
     if gate.store is None:
         raise UnavailableError(
             "no meter-data store is open, so there is no quarantine to read",
             hint="give the store with --store or MEETPUNT_STORE",
         )
-    with gate.register.session() as session:
+    with gate.transaction() as db:  # serialised with the gate's other writers
         rows = gate.store.quarantined(rule, limit)
         shown = sorted({str(r["ean"]) for r in rows if r["ean"] and is_valid_ean(str(r["ean"]))})
-        audit.append(
-            session.db, _entry(party, "read", shown, [], {**detail, "records": len(rows)}), now
-        )
+        audit.append(db, _entry(party, "read", shown, [], {**detail, "records": len(rows)}), now)
     return rows
 
 
