@@ -250,3 +250,22 @@ def test_the_issues_p1_telegrams_with_a_valid_crc_are_refused_row_by_row(hub: Hu
     }
     assert report.kinds["p1_readings"].accepted == 3
     assert report.kinds["power_failure_log"].accepted == 3  # with the snapshots' default log
+
+
+def test_a_p1_log_entry_that_ends_after_its_own_telegram_is_refused_once(hub: Hub) -> None:
+    """Timestamps against receipt: a failure-log entry ending a day after the telegram
+    that carries it (same meter clock) is refused once, though every later telegram
+    repeats it; the other entries and the readings are stored (MTR-5.implausible_time)."""
+    t0 = utc(2025, 6, 2, 10)
+    log = ((utc(2025, 5, 8, 14), 301), (t0 + timedelta(days=1), 600))
+    raw = [
+        render_telegram(snapshot(timestamp=t0 + timedelta(seconds=10 * i), failure_log=log), "5.0")
+        for i in range(3)
+    ]
+    telegrams = [parse_telegram(r) for r in raw]
+    assert all(t.valid for t in telegrams)
+    report = hub.ingestor.ingest(source_from_telegrams(telegrams, E3X25, "late.p1", "late"))
+    assert report.quarantined == {"MTR-5.implausible_time": 1}
+    assert report.kinds["p1_readings"].accepted == 3
+    ends = [end for (end,) in hub.values("power_failure_log", "end")]
+    assert utc(2025, 5, 8, 14) in ends and t0 + timedelta(days=1) not in ends

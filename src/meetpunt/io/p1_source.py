@@ -342,6 +342,7 @@ def source_from_telegrams(
             emit(n, t, t.timestamp or at, None)
         passes.held.clear()
         emit(number, telegram, at + _HOUR if second else at, wall if second else None)
+    source.refused += rows.refused
     if final:
         source.refused += [_unplaced(n, t, ean, w) for n, t, w in passes.held]
         passes.held.clear()
@@ -350,6 +351,23 @@ def source_from_telegrams(
         if table.num_rows:
             source.tables[kind] = table
     return source
+
+
+def _after_telegram(
+    number: int, ean: str, end: datetime, at: datetime, telegram: Telegram
+) -> Refusal:
+    """A failure-log entry that ends after the telegram carrying it, by the same meter
+    clock: the meter writes an entry when the voltage returns, so it cannot (MTR-5)."""
+    return Refusal(
+        "power_failure_log",
+        number,
+        ean,
+        "MTR-5.implausible_time",
+        f"failure log entry ends {end.isoformat()}, after its own telegram's time "
+        f"{at.isoformat()} (the same meter clock): the entry or the clock is corrupt; "
+        "read the meter's log again",
+        telegram.raw.decode("latin-1"),
+    )
 
 
 class _Collected:
@@ -374,6 +392,8 @@ class _Collected:
         }
         self.seen_log = seen_log
         self.seen_gas = seen_gas
+        self.refused: list[Refusal] = []
+        """Failure-log entries that end after their own telegram (MTR-5.implausible_time)."""
 
     def add(
         self, number: int, telegram: Telegram, at: datetime, second_wall: datetime | None
@@ -409,6 +429,9 @@ class _Collected:
         for entry in telegram.power_failure_log:
             if (entry.end, entry.duration_s) not in seen_log:
                 seen_log.add((entry.end, entry.duration_s))
+                if entry.end > at:
+                    self.refused.append(_after_telegram(number, ean, entry.end, at, telegram))
+                    continue
                 log.add(record=number, ean=ean, end=entry.end, duration_s=entry.duration_s)
         for phase, (sags, swells) in enumerate(
             zip(telegram.sags, telegram.swells, strict=True), start=1
