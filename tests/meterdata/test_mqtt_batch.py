@@ -123,3 +123,20 @@ def test_merged_record_numbers_are_unique_and_each_meter_keeps_its_order() -> No
         again.add(f"p1/{E3X25}", telegram(i))
     again.add(f"p1/{E1X25}", crc_broken(telegram(0)) + telegram(1))
     assert merge_sources("x", again.take()).sha256 == merged.sha256  # same batch, same digest
+
+
+def test_the_batch_source_is_the_per_meter_sources_merged() -> None:
+    one, each = P1Batcher("m", "p1/+"), P1Batcher("m", "p1/+")
+    for batcher in (one, each):
+        for i in range(3):
+            batcher.add(f"p1/{E3X25}", telegram(i))
+            batcher.add(f"p1/{E1X25}", crc_broken(telegram(i)) if i == 1 else telegram(i))
+        batcher.add(f"p1/{UNKNOWN}", telegram(0)[:150])  # a fragment: no telegram yet
+    [batch] = one.take_batch()
+    merged = merge_sources(batch.source, each.take())
+    assert batch.tables.keys() == merged.tables.keys()
+    for kind, table in batch.tables.items():
+        assert table.equals(merged.tables[kind]), kind
+    assert batch.refused == merged.refused
+    assert batch.sha256 == merged.sha256
+    assert batch.source == "m/p1/+ #1..2"

@@ -49,7 +49,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from meetpunt.domain.ean import check_ean, is_valid_ean
 from meetpunt.errors import MeterDataError
 from meetpunt.io.p1 import Telegram, TelegramSplitter
-from meetpunt.io.p1_source import source_from_telegrams
+from meetpunt.io.p1_source import source_from_meters, source_from_telegrams
 from meetpunt.meterdata.source import Refusal, SourceData
 
 __all__ = [
@@ -213,17 +213,36 @@ class P1Batcher:
     def take_batch(self, final: bool = False) -> list[SourceData]:
         """The pending messages as one source for all meters (one transaction, MTR-4),
         plus one per topic without an EAN (``MTR-4.topic``, kept apart so their
-        quarantine records name their topic). See :func:`merge_sources`."""
-        before = self._count
-        taken = self._take(final)
-        meters = [source for is_ean, source in taken if is_ean]
-        others = [source for is_ean, source in taken if not is_ean]
-        if len(meters) <= 1:
-            return meters + others
-        name = f"{self.label}/{self.subscription} #{before + 1}..{self._count}"
-        return [merge_sources(name, meters), *others]
+        quarantine records name their topic). The rows and records are those of
+        :meth:`take`'s sources joined by :func:`merge_sources`, built at once."""
+        meters: list[tuple[str, list[Telegram], list[tuple[str, bytes]]]] = []
+        others: list[SourceData] = []
+        for (is_ean, owner), messages in self._groups(final).items():
+            if not is_ean:
+                others.append(self._refused(owner, messages))
+                continue
+            telegrams = self._split(owner, messages, final)
+            if telegrams:
+                meters.append((owner, telegrams, messages))
+        if len(meters) == 1:
+            ean, telegrams, messages = meters[0]
+            return [self._meter_source(ean, telegrams, messages), *others]
+        if not meters:
+            return others
+        first = self._count + 1
+        self._count += len(meters)
+        digest = _digest(
+            b"p1-batch",
+            "",
+            (_digest(b"p1", ean, (t.raw for t in ts)).encode() for ean, ts, _ in meters),
+        )
+        name = f"{self.label}/{self.subscription} #{first}..{self._count}"
+        parts = [(ean, telegrams) for ean, telegrams, _ in meters]
+        return [source_from_meters(parts, name, digest), *others]
 
-    def _take(self, final: bool) -> list[tuple[bool, SourceData]]:
+    def _groups(self, final: bool) -> dict[tuple[bool, str], list[tuple[str, bytes]]]:
+        """The pending messages by EAN (True, EAN) or topic without one (False, topic),
+        in order of first arrival; ``final`` adds every EAN with a splitter."""
         groups: dict[tuple[bool, str], list[tuple[str, bytes]]] = {}
         for topic, payload in self._pending:
             ean = self.ean or ean_of_topic(topic)
@@ -233,8 +252,11 @@ class P1Batcher:
         if final:
             for ean in self._splitters:
                 groups.setdefault((True, ean), [])
+        return groups
+
+    def _take(self, final: bool) -> list[tuple[bool, SourceData]]:
         sources: list[tuple[bool, SourceData]] = []
-        for (is_ean, owner), messages in groups.items():
+        for (is_ean, owner), messages in self._groups(final).items():
             source = (
                 self._ean_source(owner, messages, final)
                 if is_ean
@@ -253,14 +275,24 @@ class P1Batcher:
     def _ean_source(
         self, ean: str, messages: list[tuple[str, bytes]], final: bool
     ) -> SourceData | None:
+        telegrams = self._split(ean, messages, final)
+        if not telegrams:
+            return None  # a fragment: its telegram completes in a later batch
+        return self._meter_source(ean, telegrams, messages)
+
+    def _split(self, ean: str, messages: list[tuple[str, bytes]], final: bool) -> list[Telegram]:
+        """The telegrams ``messages`` complete in ``ean``'s splitter."""
         splitter = self._splitters.setdefault(ean, TelegramSplitter())
         telegrams: list[Telegram] = []
         for _, payload in messages:
             telegrams += splitter.feed(payload)
         if final:
             telegrams += splitter.flush()
-        if not telegrams:
-            return None  # a fragment: its telegram completes in a later batch
+        return telegrams
+
+    def _meter_source(
+        self, ean: str, telegrams: list[Telegram], messages: list[tuple[str, bytes]]
+    ) -> SourceData:
         digest = _digest(b"p1", ean, (t.raw for t in telegrams))
         return source_from_telegrams(telegrams, ean, self._name(messages), digest)
 
