@@ -1,5 +1,5 @@
 """Live ingestion in the application layer: P1 telegrams from an MQTT broker into the
-hub, one micro-batch per source (MTR-2, MTR-4).
+hub, one micro-batch of all meters per source and transaction (MTR-2, MTR-4).
 
 The loop that the CLI's ``ingest mqtt`` (and later the API server beside it) runs:
 subscribe, stop on SIGINT/SIGTERM, a message count or a time limit, and ingest every
@@ -34,6 +34,8 @@ class LiveSettings:
     batch_size: int = 20
     batch_seconds: float = 2.0
     client_id: str | None = None
+    per_meter: bool = False
+    """One transaction per meter per batch (the pre-issue-14 path, for comparison)."""
 
 
 async def _listen(subscription: P1Subscription) -> None:
@@ -81,6 +83,7 @@ def ingest_live(
             batch_seconds=settings.batch_seconds,
             max_messages=settings.max_messages,
             seconds=settings.seconds,
+            per_meter=settings.per_meter,
         )
         if on_listening is not None:
             on_listening(

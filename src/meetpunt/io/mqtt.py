@@ -1,13 +1,16 @@
-"""Live P1 ingestion over MQTT (MTR-4): broker messages in, one source per EAN per batch out.
+"""Live P1 ingestion over MQTT (MTR-4): broker messages in, one source per micro-batch out.
 
 A meter (or its P1 dongle) publishes telegrams on ``<prefix>/<EAN>``, e.g.
 ``meetpunt/p1/871687400000000014``; a payload is one or more telegrams or a fragment
 of one. :class:`P1Subscription` subscribes with QoS 1 and collects the messages in
 micro-batches: every ``batch_size`` messages or ``batch_seconds`` after the first
-pending one (whichever comes first) it hands one :class:`SourceData` per EAN to
-``on_source`` (the CLI passes :meth:`Ingestor.ingest`; each source is one batch in
-one transaction). A message whose topic has no EAN is not lost: it is refused into the
-quarantine with rule ``MTR-4.topic``.
+pending one (whichever comes first) it hands one :class:`SourceData` holding every
+meter's telegrams of the batch to ``on_source`` (the CLI passes
+:meth:`Ingestor.ingest`: one batch, one transaction, counters and duplicates checked per
+connection inside it; issue 14: a transaction per meter capped the rate at ~17
+telegrams/s). ``per_meter=True`` keeps one source per EAN (the benchmark's reference).
+A message whose topic has no EAN is not lost: it is refused into the quarantine with
+rule ``MTR-4.topic`` (a source of its own, named after its topic).
 
 Delivery. The client keeps a fixed identifier and ``clean_session=False`` (MQTT
 3.1.1), so the broker keeps the subscription and queues QoS-1 messages while we are
@@ -33,18 +36,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiomqtt
+import pyarrow as pa
+import pyarrow.compute as pc
 from paho.mqtt.reasoncodes import ReasonCode
 
 from meetpunt.domain.ean import check_ean, is_valid_ean
 from meetpunt.errors import MeterDataError
 from meetpunt.io.p1 import Telegram, TelegramSplitter
-from meetpunt.io.p1_source import source_from_telegrams
+from meetpunt.io.p1_source import source_from_meters, source_from_telegrams
 from meetpunt.meterdata.source import Refusal, SourceData
 
 __all__ = [
@@ -59,6 +64,7 @@ __all__ = [
     "P1Subscription",
     "default_client_id",
     "ean_of_topic",
+    "merge_sources",
     "parse_broker_url",
 ]
 
@@ -163,7 +169,8 @@ def _digest(kind: bytes, key: str, parts: Iterable[bytes]) -> str:
 
 
 class P1Batcher:
-    """Micro-batches of MQTT messages -> sources, one per EAN per batch (MTR-4).
+    """Micro-batches of MQTT messages -> sources: one per EAN per batch (:meth:`take`)
+    or one for all meters of the batch (:meth:`take_batch`) (MTR-4).
 
     One :class:`TelegramSplitter` per EAN lives across batches, so a telegram split
     over messages (and batches) is put back together. Messages are only fed to the
@@ -198,9 +205,44 @@ class P1Batcher:
         return dropped
 
     def take(self, final: bool = False) -> list[SourceData]:
-        """The sources of the pending messages, in order of first arrival; ``final``
-        also flushes every splitter (a telegram cut off at the end is refused as
-        ``MTR-2.truncated``, not lost)."""
+        """The sources of the pending messages, one per EAN (and per topic without
+        one), in order of first arrival; ``final`` also flushes every splitter (a
+        telegram cut off at the end is refused as ``MTR-2.truncated``, not lost)."""
+        return [source for _, source in self._take(final)]
+
+    def take_batch(self, final: bool = False) -> list[SourceData]:
+        """The pending messages as one source for all meters (one transaction, MTR-4),
+        plus one per topic without an EAN (``MTR-4.topic``, kept apart so their
+        quarantine records name their topic). The rows and records are those of
+        :meth:`take`'s sources joined by :func:`merge_sources`, built at once."""
+        meters: list[tuple[str, list[Telegram], list[tuple[str, bytes]]]] = []
+        others: list[SourceData] = []
+        for (is_ean, owner), messages in self._groups(final).items():
+            if not is_ean:
+                others.append(self._refused(owner, messages))
+                continue
+            telegrams = self._split(owner, messages, final)
+            if telegrams:
+                meters.append((owner, telegrams, messages))
+        if len(meters) == 1:
+            ean, telegrams, messages = meters[0]
+            return [self._meter_source(ean, telegrams, messages), *others]
+        if not meters:
+            return others
+        first = self._count + 1
+        self._count += len(meters)
+        digest = _digest(
+            b"p1-batch",
+            "",
+            (_digest(b"p1", ean, (t.raw for t in ts)).encode() for ean, ts, _ in meters),
+        )
+        name = f"{self.label}/{self.subscription} #{first}..{self._count}"
+        parts = [(ean, telegrams) for ean, telegrams, _ in meters]
+        return [source_from_meters(parts, name, digest), *others]
+
+    def _groups(self, final: bool) -> dict[tuple[bool, str], list[tuple[str, bytes]]]:
+        """The pending messages by EAN (True, EAN) or topic without one (False, topic),
+        in order of first arrival; ``final`` adds every EAN with a splitter."""
         groups: dict[tuple[bool, str], list[tuple[str, bytes]]] = {}
         for topic, payload in self._pending:
             ean = self.ean or ean_of_topic(topic)
@@ -210,15 +252,18 @@ class P1Batcher:
         if final:
             for ean in self._splitters:
                 groups.setdefault((True, ean), [])
-        sources: list[SourceData] = []
-        for (is_ean, owner), messages in groups.items():
+        return groups
+
+    def _take(self, final: bool) -> list[tuple[bool, SourceData]]:
+        sources: list[tuple[bool, SourceData]] = []
+        for (is_ean, owner), messages in self._groups(final).items():
             source = (
                 self._ean_source(owner, messages, final)
                 if is_ean
                 else self._refused(owner, messages)
             )
             if source is not None:
-                sources.append(source)
+                sources.append((is_ean, source))
         return sources
 
     def _name(self, messages: list[tuple[str, bytes]]) -> str:
@@ -230,14 +275,24 @@ class P1Batcher:
     def _ean_source(
         self, ean: str, messages: list[tuple[str, bytes]], final: bool
     ) -> SourceData | None:
+        telegrams = self._split(ean, messages, final)
+        if not telegrams:
+            return None  # a fragment: its telegram completes in a later batch
+        return self._meter_source(ean, telegrams, messages)
+
+    def _split(self, ean: str, messages: list[tuple[str, bytes]], final: bool) -> list[Telegram]:
+        """The telegrams ``messages`` complete in ``ean``'s splitter."""
         splitter = self._splitters.setdefault(ean, TelegramSplitter())
         telegrams: list[Telegram] = []
         for _, payload in messages:
             telegrams += splitter.feed(payload)
         if final:
             telegrams += splitter.flush()
-        if not telegrams:
-            return None  # a fragment: its telegram completes in a later batch
+        return telegrams
+
+    def _meter_source(
+        self, ean: str, telegrams: list[Telegram], messages: list[tuple[str, bytes]]
+    ) -> SourceData:
         digest = _digest(b"p1", ean, (t.raw for t in telegrams))
         return source_from_telegrams(telegrams, ean, self._name(messages), digest)
 
@@ -246,6 +301,42 @@ class P1Batcher:
         source = SourceData(self._name(messages), _digest(b"topic", topic, payloads))
         source.refused += [_topic_refusal(topic, n, p) for n, p in enumerate(payloads, start=1)]
         return source
+
+
+def _last_record(source: SourceData) -> int:
+    """The highest record number of a held source (0 when empty)."""
+    last = max((r.record for r in source.refused), default=0)
+    for table in source.tables.values():
+        if table.num_rows:
+            top = pc.max(table.column("record")).as_py()
+            last = max(last, int(top or 0))
+    return last
+
+
+def merge_sources(name: str, sources: Sequence[SourceData]) -> SourceData:
+    """One source holding the rows and refusals of several meters' sources (MTR-4:
+    one micro-batch, one transaction; the hub checks counters and duplicates per
+    connection inside it, as for a file of many connections).
+
+    Each meter's records keep their order and get numbers after the previous meter's
+    (record numbers stay unique in the batch, so a retry of quarantined records finds
+    exactly them). The ``sha256`` is taken over the parts' digests: the same batch
+    delivered again is recognised whole; the same telegrams cut into other batches
+    are duplicates row by row."""
+    tables: dict[str, list[pa.Table]] = {}
+    refused: list[Refusal] = []
+    offset = 0
+    for source in sources:
+        for kind, table in source.tables.items():
+            shifted = pc.add(table.column("record"), pa.scalar(offset, pa.int64()))
+            at = table.schema.get_field_index("record")
+            tables.setdefault(kind, []).append(table.set_column(at, "record", shifted))
+        refused += [replace(r, record=r.record + offset) for r in source.refused]
+        offset += _last_record(source)
+    digest = _digest(b"p1-batch", "", (s.sha256.encode() for s in sources))
+    merged = SourceData(name, digest, refused=refused)
+    merged.tables = {kind: pa.concat_tables(parts) for kind, parts in tables.items()}
+    return merged
 
 
 # --- the subscription ----------------------------------------------------------------
@@ -303,6 +394,7 @@ class P1Subscription:
         seconds: float | None = None,
         stop: asyncio.Event | None = None,
         on_connect: Callable[[int], None] | None = None,
+        per_meter: bool = False,
     ) -> None:
         try:
             aiomqtt.Wildcard(topic)
@@ -325,6 +417,9 @@ class P1Subscription:
         self.batch_seconds = batch_seconds
         self.max_messages = max_messages
         self.seconds = seconds
+        self.per_meter = per_meter
+        """One source (transaction) per meter per batch, as before issue 14 (the
+        benchmark's reference); default one source for all meters of a batch."""
         self.messages = 0
         """Messages taken into batches (those dropped at a lost connection not counted)."""
         self.sources = 0
@@ -476,7 +571,8 @@ class P1Subscription:
 
     def _flush(self, client: aiomqtt.Client | None, final: bool = False) -> None:
         """Hand on the sources of the pending batch, then acknowledge its messages."""
-        for source in self._batcher.take(final):
+        take = self._batcher.take if self.per_meter else self._batcher.take_batch
+        for source in take(final):
             self._on_source(source)
             self.sources += 1
         if client is not None:

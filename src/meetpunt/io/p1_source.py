@@ -28,7 +28,7 @@ jumps back) is refused with ``MTR-2.ambiguous_time`` instead of being guessed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -300,6 +300,50 @@ def source_from_telegrams(
     source = SourceData(name, digest)
     state = state or _State()
     rows = _Collected(ean, state.seen_log, state.seen_gas)
+    _collect(source, rows, telegrams, ean, numbers, state, final)
+    return _with_tables(source, rows.kinds)
+
+
+def source_from_meters(
+    meters: Iterable[tuple[str, Sequence[Telegram]]], name: str, digest: str
+) -> SourceData:
+    """The rows of several connections' telegrams as one source (an MQTT micro-batch
+    of many meters, one transaction; MTR-4, issue 14): one table per kind for all.
+
+    Each meter keeps its own state (failure log and gas readings taken once, the pass
+    through a repeated October hour) and its telegrams are numbered after the previous
+    meter's, so record numbers are unique in the source. The rows and refusals are
+    those of :func:`source_from_telegrams` per meter, concatenated in order."""
+    source = SourceData(name, digest)
+    kinds = _kinds()
+    first = 1
+    for ean, telegrams in meters:
+        state = _State()
+        rows = _Collected(ean, state.seen_log, state.seen_gas, kinds)
+        numbers = range(first, first + len(telegrams))
+        _collect(source, rows, telegrams, ean, numbers, state, True)
+        first += len(telegrams)
+    return _with_tables(source, kinds)
+
+
+def _with_tables(source: SourceData, kinds: dict[str, _Rows]) -> SourceData:
+    for kind, collected in kinds.items():
+        table = collected.table()
+        if table.num_rows:
+            source.tables[kind] = table
+    return source
+
+
+def _collect(
+    source: SourceData,
+    rows: _Collected,
+    telegrams: Iterable[Telegram],
+    ean: str,
+    numbers: Iterable[int] | None,
+    state: _State,
+    final: bool,
+) -> None:
+    """The rows of ``telegrams`` into ``rows``, their refusals into ``source``."""
     passes = state.passes
 
     def emit(number: int, telegram: Telegram, at: datetime, wall: datetime | None) -> None:
@@ -346,11 +390,13 @@ def source_from_telegrams(
     if final:
         source.refused += [_unplaced(n, t, ean, w) for n, t, w in passes.held]
         passes.held.clear()
-    for kind, collected in rows.kinds.items():
-        table = collected.table()
-        if table.num_rows:
-            source.tables[kind] = table
-    return source
+
+
+_P1_KINDS = ("p1_readings", "power_failures", "power_failure_log", "voltage_events", "p1_gas")
+
+
+def _kinds() -> dict[str, _Rows]:
+    return {kind: _Rows(kind) for kind in _P1_KINDS}
 
 
 def _after_telegram(
@@ -378,18 +424,11 @@ class _Collected:
         ean: str,
         seen_log: set[tuple[datetime, int]],
         seen_gas: set[tuple[int, datetime]],
+        kinds: dict[str, _Rows] | None = None,
     ) -> None:
         self.ean = ean
-        self.kinds = {
-            kind: _Rows(kind)
-            for kind in (
-                "p1_readings",
-                "power_failures",
-                "power_failure_log",
-                "voltage_events",
-                "p1_gas",
-            )
-        }
+        self.kinds = _kinds() if kinds is None else kinds
+        """Column lists per kind (shared by the meters of one source)."""
         self.seen_log = seen_log
         self.seen_gas = seen_gas
         self.refused: list[Refusal] = []
