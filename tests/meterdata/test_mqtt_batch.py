@@ -140,3 +140,25 @@ def test_the_batch_source_is_the_per_meter_sources_merged() -> None:
     assert batch.refused == merged.refused
     assert batch.sha256 == merged.sha256
     assert batch.source == "m/p1/+ #1..2"
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_every_message_leaves_a_trace_even_garbage(hub: Hub, batched: bool) -> None:
+    """A payload with no '/' (208 bytes, or 5 MB of 'X') is neither stored nor lost:
+    one bounded quarantine record each (MTR-2.garbage); the telegrams around it are
+    stored; line ends between telegrams are no garbage."""
+    batcher = P1Batcher("mqtt://test", "meters/p1/#")
+    topic = f"meters/p1/{E3X25}"
+    batcher.add(topic, telegram(0))
+    batcher.add(topic, b"\r\n")
+    batcher.add(topic, bytes(range(1, 209)).replace(b"/", b"."))
+    batcher.add(topic, b"X" * 5_000_000)
+    batcher.add(topic, telegram(1))
+    sources = batcher.take_batch(final=True) if batched else batcher.take(final=True)
+    reports = [hub.ingestor.ingest(s) for s in sources]
+    assert sum(r.total("accepted") for r in reports) > 0
+    refused = hub.store.quarantined()
+    assert [r["rule"] for r in refused] == ["MTR-2.garbage", "MTR-2.garbage"]
+    assert [len(r["raw"]) for r in refused] == [208, 4096]
+    assert "5000000 byte(s) of a 5000000-byte message" in refused[1]["message"]
+    assert hub.values("p1_readings", "at") == [(T0,), (T0 + timedelta(minutes=5),)]

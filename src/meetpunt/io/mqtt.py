@@ -159,6 +159,24 @@ def _topic_refusal(topic: str, record: int, payload: bytes) -> Refusal:
     return Refusal("p1_readings", record, "", TOPIC_RULE, message, payload.decode("latin-1"))
 
 
+GARBAGE_RULE = "MTR-2.garbage"
+GARBAGE_KEPT = 4096
+"""Bytes of a message's garbage kept in its quarantine record (the count says the rest)."""
+
+
+def _garbage_refusal(record: int, ean: str, topic: str, payload: bytes, skipped: int) -> Refusal:
+    """One bounded record for a message whose bytes were no part of a telegram (MTR-2):
+    every message leaves a trace, stored or quarantined, whatever its size."""
+    message = (
+        f"{skipped} byte(s) of a {len(payload)}-byte message on {topic!r} are no part of a "
+        f"P1 telegram (no '/' starts them); the first {min(len(payload), GARBAGE_KEPT)} "
+        "byte(s) are kept: check what publishes on this topic"
+    )
+    return Refusal(
+        "p1_readings", record, ean, GARBAGE_RULE, message, payload[:GARBAGE_KEPT].decode("latin-1")
+    )
+
+
 def _digest(kind: bytes, key: str, parts: Iterable[bytes]) -> str:
     """SHA-256 of what a source was built from, each part length-prefixed."""
     h = hashlib.sha256(kind + b"\0" + key.encode() + b"\0")
@@ -190,6 +208,8 @@ class P1Batcher:
         self._pending: list[tuple[str, bytes]] = []
         self._splitters: dict[str, TelegramSplitter] = {}
         self._count = 0
+        self._garbage: list[tuple[str, str, bytes, int]] = []
+        """(EAN, topic, payload, bytes skipped) of messages with garbage, this batch."""
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -208,7 +228,8 @@ class P1Batcher:
         """The sources of the pending messages, one per EAN (and per topic without
         one), in order of first arrival; ``final`` also flushes every splitter (a
         telegram cut off at the end is refused as ``MTR-2.truncated``, not lost)."""
-        return [source for _, source in self._take(final)]
+        sources = [source for _, source in self._take(final)]
+        return [*sources, *self._garbage_source()]
 
     def take_batch(self, final: bool = False) -> list[SourceData]:
         """The pending messages as one source for all meters (one transaction, MTR-4),
@@ -226,9 +247,9 @@ class P1Batcher:
                 meters.append((owner, telegrams, messages))
         if len(meters) == 1:
             ean, telegrams, messages = meters[0]
-            return [self._meter_source(ean, telegrams, messages), *others]
+            return [self._with_garbage(self._meter_source(ean, telegrams, messages)), *others]
         if not meters:
-            return others
+            return [*others, *self._garbage_source()]
         first = self._count + 1
         self._count += len(meters)
         digest = _digest(
@@ -238,7 +259,7 @@ class P1Batcher:
         )
         name = f"{self.label}/{self.subscription} #{first}..{self._count}"
         parts = [(ean, telegrams) for ean, telegrams, _ in meters]
-        return [source_from_meters(parts, name, digest), *others]
+        return [self._with_garbage(source_from_meters(parts, name, digest)), *others]
 
     def _groups(self, final: bool) -> dict[tuple[bool, str], list[tuple[str, bytes]]]:
         """The pending messages by EAN (True, EAN) or topic without one (False, topic),
@@ -284,8 +305,12 @@ class P1Batcher:
         """The telegrams ``messages`` complete in ``ean``'s splitter."""
         splitter = self._splitters.setdefault(ean, TelegramSplitter())
         telegrams: list[Telegram] = []
-        for _, payload in messages:
+        for topic, payload in messages:
+            before = splitter.skipped
             telegrams += splitter.feed(payload)
+            skipped = splitter.skipped - before
+            if skipped > sum(payload.count(c) for c in (b" ", b"\r", b"\n", b"\t")):
+                self._garbage.append((ean, topic, payload, skipped))
         if final:
             telegrams += splitter.flush()
         return telegrams
@@ -295,6 +320,35 @@ class P1Batcher:
     ) -> SourceData:
         digest = _digest(b"p1", ean, (t.raw for t in telegrams))
         return source_from_telegrams(telegrams, ean, self._name(messages), digest)
+
+    def _garbage_refusals(self, first: int) -> list[Refusal]:
+        """One bounded record (``MTR-2.garbage``) per message of this batch with bytes
+        that were no part of a telegram, numbered from ``first``; forgotten after."""
+        found, self._garbage = self._garbage, []
+        return [
+            _garbage_refusal(n, ean, topic, payload, skipped)
+            for n, (ean, topic, payload, skipped) in enumerate(found, start=first)
+        ]
+
+    def _with_garbage(self, source: SourceData) -> SourceData:
+        """``source`` with the batch's garbage records after its own records, so the
+        micro-batch stays one source and one transaction."""
+        source.refused += self._garbage_refusals(_last_record(source) + 1)
+        return source
+
+    def _garbage_source(self) -> list[SourceData]:
+        """The batch's garbage records as a source of their own (a batch without a
+        telegram, or the per-meter path); none when there were none."""
+        if not self._garbage:
+            return []
+        payloads = [payload for _, _, payload, _ in self._garbage]
+        self._count += 1
+        source = SourceData(
+            f"{self.label}/{self.subscription} garbage #{self._count}",
+            _digest(b"garbage", "", payloads),
+        )
+        source.refused += self._garbage_refusals(1)
+        return [source]
 
     def _refused(self, topic: str, messages: list[tuple[str, bytes]]) -> SourceData:
         payloads = [payload for _, payload in messages]
