@@ -225,3 +225,11 @@ def test_an_import_that_waits_too_long_is_refused_whole(tmp_path: Path) -> None:
     assert refused.value.rules == ("REG-db.busy",)
     with _opened(db) as register, register.session() as s:
         assert list(s.connection_versions()) == []  # not half a file: nothing
+
+
+def test_consent_give_refuses_an_empty_party(tmp_path: Path) -> None:
+    db = _loaded(tmp_path)
+    args = ["consent", "give", EAN, "--party", " ", "--kinds", "quarter_hours"]
+    args += ["--from", "2025-03-01", "--to", "2025-03-05", "--given-by", "J.", "--db", db]
+    error = _error(args, 1)
+    assert [f["rule"] for f in error["findings"]] == ["PRV-4.party"]  # type: ignore[union-attr]

@@ -252,3 +252,11 @@ def test_the_cli_refuses_a_device_given_as_a_file_without_a_traceback() -> None:
     assert result.exit_code == 1, result.output
     (report,) = [json.loads(line) for line in result.output.splitlines()]
     assert report["error"]["rule"] == "MTR-2.not_a_file"
+
+
+def test_a_csv_without_a_needed_column_is_refused_whole(tmp_path: Path) -> None:
+    """A quarter-hour file without its import column cannot be read row by row: the
+    file is refused, naming it (MTR-2.columns)."""
+    path = tmp_path / "quarter_hours.csv"
+    path.write_text("ean,start,export_wh\n" + f"{E3X25},2025-06-03T00:00:00Z,0\n")
+    _refused_whole(path, "MTR-2.columns", "quarter_hours")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meetpunt.register import Register
+from meetpunt.register.connections import attributes_to_row, storage_finding
 from meetpunt.register.csvio import (
     CONNECTION_COLUMNS,
     MAX_FIELD_CHARS,
@@ -20,6 +22,7 @@ from meetpunt.register.csvio import (
     import_csv,
     import_file,
 )
+from tests.unit.domain.factories import attributes
 
 from .test_bulk_import import as_csv, good_row
 
@@ -274,3 +277,19 @@ def test_fuzz_findings_stay_fixed(register: Register, text: str) -> None:
         assert (rows, inserted, refused) == (2, 2, [])
     else:
         assert refused[0] == (3, "REG-import.record")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("house_number", 2**31), ("solar_kwp", Decimal("1E+12")), ("solar_kwp", Decimal("NaN"))],
+)
+def test_a_number_the_column_cannot_hold_is_refused_before_any_write(
+    column: str, value: object
+) -> None:
+    """The last guard before the database, the same on both engines: whatever a row's
+    domain checks let through, a value its column cannot hold is refused by rule
+    (REG-import.out_of_range), and the row as it is passes."""
+    row = attributes_to_row(attributes("3x25"))
+    assert storage_finding(row) is None
+    finding = storage_finding({**row, column: value})
+    assert finding is not None and finding.rule == "REG-import.out_of_range"
