@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +70,20 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(usecase_app, name="usecase")
 
 console = make_console()
+
+
+class FaultMode(StrEnum):
+    """The twin's outage modes (issue 16; see docs/twin.md)."""
+
+    showcase = "showcase"
+    field = "field"
+    stress = "stress"
+
+
+FAULTS_HELP = (
+    "Outages: 'showcase' (the demo's fixed mix), 'field' (random, at the national rates "
+    "of the twin_outages rule file; often quiet), 'stress' (many, with every hard case)."
+)
 
 
 def _version(value: bool) -> None:
@@ -330,13 +345,14 @@ def twin_generate(
     days: Annotated[int, typer.Option(min=1, max=400, help="Days to simulate.")] = 30,
     start: Annotated[str, typer.Option(help="First local day (YYYY-MM-DD).")] = "2025-06-02",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 1,
+    faults: Annotated[FaultMode, typer.Option(help=FAULTS_HELP)] = FaultMode.showcase,
 ) -> None:
     """Simulate a region: register, meter data (Parquet), P1 telegrams and the truth."""
     from meetpunt.twin.generate import TwinSettings, generate
 
     require_folder(out, "--out")
     require_at_least(seed, 0, "--seed")
-    settings = TwinSettings(connections, days, _parse_day(start, "--start"), seed)
+    settings = TwinSettings(connections, days, _parse_day(start, "--start"), seed, faults.value)
     with progress_bar(console) as bar:
         task = bar.add_task("twin", total=1.0)
 
@@ -363,6 +379,7 @@ def demo(
     days: Annotated[int, typer.Option(min=2, max=92, help="Days to simulate.")] = 30,
     start: Annotated[str, typer.Option(help="First local day (YYYY-MM-DD).")] = "2025-06-02",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same region.")] = 1,
+    faults: Annotated[FaultMode, typer.Option(help=FAULTS_HELP)] = FaultMode.showcase,
     register_example: Annotated[
         bool,
         typer.Option(
@@ -393,7 +410,9 @@ def demo(
         if register_example:
             run_register_example(console, folder)
             return
-        settings = DemoSettings(folder, connections, days, _parse_day(start, "--start"), seed)
+        settings = DemoSettings(
+            folder, connections, days, _parse_day(start, "--start"), seed, faults.value
+        )
         out = make_console(stderr=True) if as_json else console
         out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")
         run = run_demo(out, settings)

@@ -64,6 +64,8 @@ class DemoSettings:
     days: int = 30
     start: date = date(2025, 6, 2)
     seed: int = 1
+    faults: str = "showcase"
+    """The twin's outage mode (``--faults``): showcase, field or stress."""
 
     @property
     def period(self) -> Period:
@@ -200,10 +202,13 @@ def build(run: DemoRun, console: Console) -> None:
 
         with _timed(run, "twin") as say:
             made = generate(
-                TwinSettings(s.connections, s.days, s.start, s.seed), run.twin, twin_progress
+                TwinSettings(s.connections, s.days, s.start, s.seed, s.faults),
+                run.twin,
+                twin_progress,
             )
             say(
-                f"{s.connections} connections x {s.days} days from {s.start} (seed {s.seed}): "
+                f"{s.connections} connections x {s.days} days from {s.start} (seed {s.seed}, "
+                f"{s.faults} outages): "
                 f"{len(made.files)} files, {made.power_flows:,} power flows"
             )
         _import_register(run, bar)

@@ -175,6 +175,7 @@ def write_report(run: DemoRun, truth: Truth, began: datetime) -> Path:
             "days": s.days,
             "start": s.start.isoformat(),
             "seed": s.seed,
+            "faults": s.faults,
             "folder": str(s.folder),
         },
         steps=[

@@ -28,6 +28,17 @@ EXTENT = {  # the twin's extent names (twin/faults.py) -> UC1's classifications
     "whole_substation": SUBSTATION,
 }
 GIS_FLAG = "GIS feeder error"
+#: The class of a scored item that no truth outage explains (a report or payment
+#: without an outage).
+NO_OUTAGE = "no_outage"
+
+
+def tally(by_case: dict[str, dict[str, float]], cases: Iterable[str], **counts: float) -> None:
+    """Add ``counts`` to every class in ``cases`` (a metric per fault class, issue 16)."""
+    for case in cases:
+        row = by_case.setdefault(case, {})
+        for key, value in counts.items():
+            row[key] = row.get(key, 0) + value
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,16 @@ class Truth:
     def ean_of(self) -> dict[int, str]:
         return {int(c["connection"]): str(c["ean"]) for c in self.connections}
 
+    def cases_of(self, outage_ids: Iterable[str]) -> set[str]:
+        """The hard-case classes of these truth outages (issue 16; ``plain`` for a twin
+        written before outages carried their classes)."""
+        wanted = set(outage_ids)
+        found: set[str] = set()
+        for o in self.outages:
+            if o["outage_id"] in wanted:
+                found.update(o.get("cases") or ("plain",))
+        return found or {NO_OUTAGE}
+
 
 @dataclass(frozen=True)
 class Score:
@@ -77,6 +98,9 @@ class Score:
     """What was found, as numbers (``meetpunt demo --json``: ``found``)."""
     metrics: dict[str, float] = field(default_factory=dict)
     """The accuracy figures against the truth the console shows, as numbers."""
+    by_case: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The same figures per hard-case class of the truth outages involved (issue 16),
+    so a weak class shows; an item in several classes counts in each."""
 
     @property
     def perfect(self) -> bool:
@@ -97,11 +121,15 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
     misses: list[str] = []
     correct = 0
     counts: dict[str, int] = {}
+    by_case: dict[str, dict[str, float]] = {}
     for r in results:
         counts[r.classification] = counts.get(r.classification, 0) + 1
         outage = truth_outage_of(truth, r.ean, r.at)
         expected = EXTENT[str(outage["extent"])] if outage else None
-        if expected is not None and r.classification == expected:
+        right = expected is not None and r.classification == expected
+        cases = truth.cases_of([outage["outage_id"]] if outage else [])
+        tally(by_case, cases, reports=1, classified_right=int(right))
+        if right:
             correct += 1
         else:
             name = outage["outage_id"] if outage else "no truth outage"
@@ -116,6 +144,7 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
         tuple(misses),
         counts={"reports": len(results), **counts},
         metrics={"reports": len(results), "classified_right": correct},
+        by_case=by_case,
     )
 
 
@@ -196,6 +225,7 @@ def score_uc4(result: Uc04Result, truth: Truth) -> Score:
     misses.extend(f"{e} GIS feeder error not flagged" for e in gis if e not in flagged)
     overpaid = sum(1 for e, a in paid.items() if owed.get(e) != a)
     missed = sum(1 for e in owed if e not in paid and e not in reviewed)
+    by_case = _uc4_by_case(truth, owed, paid, reviewed, explained)
     return Score(
         "UC4",
         f"{len(result.payments)} payment(s), EUR {result.total}; {len(result.reviews)} on review",
@@ -220,7 +250,37 @@ def score_uc4(result: Uc04Result, truth: Truth) -> Score:
             "gis_flagged": len(flagged),
             "gis_errors": len(gis),
         },
+        by_case=by_case,
     )
+
+
+def _uc4_by_case(
+    truth: Truth,
+    owed: dict[str, Decimal],
+    paid: dict[str, Decimal],
+    reviewed: dict[str, list[str]],
+    explained: set[str],
+) -> dict[str, dict[str, float]]:
+    """UC4's figures per class of the outages that interrupted each connection."""
+    outages_of: dict[str, list[str]] = {}
+    for row in truth.interruptions:
+        outages_of.setdefault(str(row["ean"]), []).append(str(row["outage_id"]))
+    by_case: dict[str, dict[str, float]] = {}
+    for ean in sorted(set(owed) | set(paid)):
+        cases = truth.cases_of(outages_of.get(ean, []))
+        if ean not in owed:
+            tally(by_case, cases, overpaid=1)
+            continue
+        tally(
+            by_case,
+            cases,
+            owed=1,
+            paid_exactly=int(paid.get(ean) == owed[ean]),
+            overpaid=int(ean in paid and paid[ean] != owed[ean]),
+            owed_on_review=int(ean not in paid and ean in reviewed and ean in explained),
+            missed=int(ean not in paid and ean not in reviewed),
+        )
+    return by_case
 
 
 def _registered_by_ean(outages: Iterable[Outage]) -> dict[str, list[Outage]]:
@@ -233,24 +293,40 @@ def _registered_by_ean(outages: Iterable[Outage]) -> dict[str, list[Outage]]:
 
 def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
     """UC9: every interruption a meter of the population (``asked``) logged must be in
-    exactly one registered outage with the logged end and duration, to the second."""
+    exactly one registered outage with the logged end and duration, to the second (a
+    meter interrupted twice is in two outages, one entry each)."""
     population = set(asked)
     seen = [r for r in truth.interruptions_seen if r["logged"] and r["ean"] in population]
     by_ean = _registered_by_ean(result.outages)
     misses: list[str] = []
     correct = 0
+    by_case: dict[str, dict[str, float]] = {}
     for row in seen:
-        found = by_ean.get(str(row["ean"]), [])
-        customer = next((c for o in found for c in o.customers if c.ean == row["ean"]), None)
-        if len(found) != 1 or customer is None:
-            misses.append(f"{row['ean']} of {row['outage_id']} in {len(found)} outages")
-        elif customer.end != row["log_end"] or customer.duration_s != row["log_duration_s"]:
+        # a meter may be in several registered outages (repeated interruptions): its
+        # logged interruption is the entry with the logged end, in exactly one outage
+        entries = [
+            c
+            for o in by_ean.get(str(row["ean"]), [])
+            for c in o.customers
+            if c.ean == row["ean"] and c.end == row["log_end"]
+        ]
+        exact = False
+        if len(entries) != 1:
+            ended = f"{row['log_end']:%Y-%m-%d %H:%M:%S}"
+            misses.append(
+                f"{row['ean']} of {row['outage_id']} (logged end {ended}) in "
+                f"{len(entries)} registered outages"
+            )
+        elif (customer := entries[0]).duration_s != row["log_duration_s"]:
             misses.append(
                 f"{row['ean']} of {row['outage_id']}: {customer.duration_s} s ending "
                 f"{customer.end:%H:%M:%S}, logged {row['log_duration_s']} s"
             )
         else:
             correct += 1
+            exact = True
+        cases = truth.cases_of([str(row["outage_id"])])
+        tally(by_case, cases, interruptions_truth=1, interruptions_exact=int(exact))
     logged_outages = {str(r["outage_id"]) for r in seen}
     f = result.figures
     return Score(
@@ -272,6 +348,7 @@ def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
             "outages_registered": len(result.outages),
             "outages_truth": len(logged_outages),
         },
+        by_case=by_case,
         misses=tuple(misses)
         + (
             ()

@@ -37,6 +37,9 @@ def show(console: Console, run: DemoRun, program: str = "meetpunt") -> None:
             f"{run.seconds.get(score.use_case, 0.0):.1f}",
         )
     console.print(summary)
+    by_case = per_case_table(run)
+    if by_case is not None:
+        console.print(by_case)
     for score in run.scores:
         for miss in score.misses:
             console.print(f"[red]{score.use_case} miss:[/red] {miss}")
@@ -75,6 +78,42 @@ def show(console: Console, run: DemoRun, program: str = "meetpunt") -> None:
     )
 
 
+#: Per use case, the figure pair shown per fault class: (right, of).
+CASE_COLUMNS = {
+    "UC1": ("classified_right", "reports"),
+    "UC4": ("paid_exactly", "owed"),
+    "UC9": ("interruptions_exact", "interruptions_truth"),
+}
+
+
+def per_case_table(run: DemoRun) -> Table | None:
+    """Each use case's figures per hard-case class of the truth's outages (issue 16),
+    or ``None`` when every outage is plain (the showcase)."""
+    scores = {s.use_case: s for s in run.scores if s.use_case in CASE_COLUMNS}
+    cases = sorted({c for s in scores.values() for c in s.by_case})
+    if set(cases) <= {"plain"}:
+        return None
+    table = Table(title="Per fault class (an item in several classes counts in each)")
+    table.add_column("class")
+    for name in CASE_COLUMNS:
+        table.add_column(name, justify="right")
+    for case in cases:
+        cells = []
+        for name, (right, of) in CASE_COLUMNS.items():
+            row = scores[name].by_case.get(case, {}) if name in scores else {}
+            cell = f"{row.get(right, 0):.0f}/{row.get(of, 0):.0f}" if row.get(of) else "-"
+            if name == "UC4" and row:
+                extra = [
+                    f"{row[k]:.0f} {k.replace('_', ' ')}"
+                    for k in ("missed", "overpaid", "owed_on_review")
+                    if row.get(k)
+                ]
+                cell += f" ({', '.join(extra)})" if extra else ""
+            cells.append(cell)
+        table.add_row(case.replace("_", " "), *cells)
+    return table
+
+
 def as_json(run: DemoRun) -> dict[str, Any]:
     """The run as one object: the settings, the steps with their seconds and, per use
     case, what it found and its accuracy figures against the truth (as numbers)."""
@@ -82,6 +121,7 @@ def as_json(run: DemoRun) -> dict[str, Any]:
     audit = run.audit
     return {
         "seed": settings.seed,
+        "faults": settings.faults,
         "start": settings.start.isoformat(),
         "connections": settings.connections,
         "days": settings.days,
@@ -90,6 +130,7 @@ def as_json(run: DemoRun) -> dict[str, Any]:
             score.use_case: {
                 "found": score.counts,
                 "metrics": score.metrics,
+                "by_case": score.by_case,
                 "correct": score.correct,
                 "total": score.total,
                 "misses": list(score.misses),

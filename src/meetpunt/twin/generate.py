@@ -60,6 +60,8 @@ class TwinSettings:
     days: int = 30
     start: date = date(2025, 6, 2)
     seed: int = 1
+    faults: str = "showcase"
+    """The outage mode: ``showcase``, ``field`` or ``stress`` (see :mod:`meetpunt.twin.faults`)."""
 
 
 @dataclass
@@ -101,7 +103,7 @@ def generate(
 
     report("topology", 0.0)
     region = build_region(settings.connections, _rng(settings.seed, "topology"))
-    faults = inject_faults(region, axis, _rng(settings.seed, "faults"))
+    faults = inject_faults(region, axis, _rng(settings.seed, "faults"), settings.faults)
     lap("topology")
     report("profiles", 0.05)
     power = profiles.simulate_profiles(region.connections, axis, _rng(settings.seed, "profiles"))
@@ -216,6 +218,7 @@ def _manifest(settings: TwinSettings, run: TwinRun, region: object, axis: TimeAx
             "days": settings.days,
             "start": settings.start.isoformat(),
             "seed": settings.seed,
+            "faults": settings.faults,
         },
         "steps": axis.n_steps,
         "step_seconds": STEP_S,

@@ -64,7 +64,8 @@ def connection_truth(region: Region, faults: Faults) -> pa.Table:
 
 
 def outage_truth(faults: Faults) -> pa.Table:
-    """UC1/UC9: each outage, its cause, extent, level, period and affected count."""
+    """UC1/UC9: each outage, its cause, extent, level, period, affected count and its
+    hard-case classes (issue 16: scores per class)."""
     o = faults.outages
     return pa.table(
         {
@@ -79,6 +80,7 @@ def outage_truth(faults: Faults) -> pa.Table:
             "substation": [x.substation for x in o],
             "feeder": [x.feeder for x in o],
             "affected": pa.array([len(x.affected) for x in o], pa.int32()),
+            "cases": pa.array([list(x.cases) for x in o], pa.list_(pa.string())),
         }
     )
 
