@@ -4,16 +4,25 @@ cases, and every use case is scored per fault class, so a weak class shows."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from meetpunt.demo.chain import DemoRun, DemoSettings, run_demo
-from meetpunt.demo.score import NO_OUTAGE, Truth, owed_by_truth, score_uc4, score_uc9
+from meetpunt.demo.score import (
+    NO_OUTAGE,
+    Truth,
+    owed_by_truth,
+    score_uc1,
+    score_uc4,
+    score_uc9,
+    truth_outage_of,
+)
 from meetpunt.demo.summary import as_json, per_case_table
 from meetpunt.twin.faults import CASE_CLASSES
+from meetpunt.usecases.uc01_outage_localisation import NONE_FOUND, SINGLE
 
 # six days around the change to winter time, so every hard case can occur
 STRESS: dict[str, Any] = {
@@ -81,3 +90,17 @@ def test_uc9_scoring_matches_repeated_interruptions_by_their_logged_end(stress: 
     assert twice.correct < score.correct or score.correct == 0
     doubled = result.outages[0].customers[0].ean
     assert any(doubled in m and "in 2 registered outages" in m for m in twice.misses)
+
+
+def test_a_call_without_a_grid_outage_is_right_only_as_no_outage_found(stress: DemoRun) -> None:
+    """A customer whose own breaker tripped calls too: UC1 must find no grid outage."""
+    truth = Truth.read(stress.twin)
+    first = stress.uc1[0]
+    quiet = stress.settings.period.start - timedelta(days=30)  # long before any outage
+    assert truth_outage_of(truth, first.ean, quiet) is None
+    own = replace(first, at=quiet, verdict=replace(first.verdict, classification=NONE_FOUND))
+    assert score_uc1([own], truth).correct == 1
+    guessed = replace(own, verdict=replace(own.verdict, classification=SINGLE))
+    score = score_uc1([guessed], truth)
+    assert score.correct == 0 and "own installation" in score.misses[0]
+    assert score.by_case == {NO_OUTAGE: {"reports": 1, "classified_right": 0}}

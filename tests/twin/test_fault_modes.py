@@ -3,6 +3,7 @@ each outage labelled with its hard-case classes from its geometry."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +29,7 @@ from meetpunt.twin.faults import (
 )
 from meetpunt.twin.generate import TwinSettings, generate
 from meetpunt.twin.model import TimeAxis
+from meetpunt.twin.operatorfile import write_operator_files
 from meetpunt.twin.topology import Region, build_region
 
 JUNE = TimeAxis.for_days(date(2025, 6, 2), 30)
@@ -248,3 +250,40 @@ def test_a_stress_twin_writes_its_cases_and_meters_log_only_what_ended(tmp_path:
 def json_settings(folder: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((folder / "manifest.json").read_text())["settings"]
     return data
+
+
+def test_field_calls_come_as_calls_really_come(tmp_path: Path) -> None:
+    """Several calls for a larger outage, none for a short one, and calls from
+    customers whose own breaker tripped, at moments their connection had supply."""
+    region = region_of(4)
+    faults = inject_faults(region, OCTOBER, np.random.default_rng(4), "stress")
+    write_operator_files(region, faults, tmp_path, np.random.default_rng(5), "stress", OCTOBER)
+    with (tmp_path / "outage_reports.csv").open(encoding="utf-8") as handle:
+        calls = [
+            (row["ean"], datetime.fromisoformat(row["reported_at"]))
+            for row in csv.DictReader(handle)
+        ]
+    index = {c.ean: c.index for c in region.connections}
+    per_outage: Counter[str] = Counter()
+    own = 0
+    for ean, at in calls:
+        cut = [
+            i
+            for i in faults.interruptions
+            if i.index == index[ean] and i.start <= at < i.end and not i.planned
+        ]
+        if not cut:
+            own += 1
+        for i in cut:
+            per_outage[i.outage_id] += 1
+    outages = {o.id: o for o in faults.outages}
+    assert own >= 1, "own-breaker calls"
+    assert max(per_outage.values()) >= 2, "several calls for one outage"
+    short = [
+        o
+        for o in faults.outages
+        if (o.end - o.start) <= timedelta(minutes=5) and "overlapping" not in o.cases
+    ]
+    assert short and not any(per_outage[o.id] for o in short)
+    assert all(not outages[o].planned for o in per_outage)
+    assert [at for _, at in calls] == sorted(at for _, at in calls)

@@ -17,7 +17,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from meetpunt.usecases.uc01_outage_localisation import PART, SINGLE, SUBSTATION, WHOLE, Uc01Result
+from meetpunt.usecases.uc01_outage_localisation import (
+    NONE_FOUND,
+    PART,
+    SINGLE,
+    SUBSTATION,
+    WHOLE,
+    Uc01Result,
+)
 from meetpunt.usecases.uc04_outage_compensation import Uc04Result
 from meetpunt.usecases.uc09_interruption_registration import Outage, Uc09Result
 
@@ -117,7 +124,8 @@ def truth_outage_of(truth: Truth, ean: str, at: datetime) -> dict[str, Any] | No
 
 def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
     """UC1: every report's classification against the extent of the outage the truth
-    says cut the reporter off at the report's time."""
+    says cut the reporter off at the report's time; a report from a connection no
+    outage cut off (its own breaker tripped) is right as "no outage found"."""
     misses: list[str] = []
     correct = 0
     counts: dict[str, int] = {}
@@ -125,14 +133,15 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
     for r in results:
         counts[r.classification] = counts.get(r.classification, 0) + 1
         outage = truth_outage_of(truth, r.ean, r.at)
-        expected = EXTENT[str(outage["extent"])] if outage else None
-        right = expected is not None and r.classification == expected
+        # no grid outage cut the reporter off: its own installation failed (issue 16)
+        expected = EXTENT[str(outage["extent"])] if outage else NONE_FOUND
+        right = r.classification == expected
         cases = truth.cases_of([outage["outage_id"]] if outage else [])
         tally(by_case, cases, reports=1, classified_right=int(right))
         if right:
             correct += 1
         else:
-            name = outage["outage_id"] if outage else "no truth outage"
+            name = outage["outage_id"] if outage else "no truth outage (own installation)"
             misses.append(f"{r.ean} at {r.at:%Y-%m-%d %H:%M}Z: {r.classification}, {name}")
     found = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in sorted(counts.items()))
     return Score(

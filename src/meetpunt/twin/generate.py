@@ -147,7 +147,9 @@ def generate(
     write_register(
         region, faults, settings.start, out / "register", _rng(settings.seed, "register")
     )
-    write_operator_files(region, faults, out / "operator", _rng(settings.seed, "operator"))
+    write_operator_files(
+        region, faults, out / "operator", _rng(settings.seed, "operator"), settings.faults, axis
+    )
     for kind, table in metered.tables.items():
         _write_parquet(table, out / "meterdata" / f"{kind}.parquet")
     truths: dict[str, pa.Table] = {
