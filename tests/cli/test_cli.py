@@ -235,12 +235,22 @@ def test_twin_generate_writes_an_importable_region(tmp_path: Path) -> None:
         "2025-03-30",
         "--seed",
         "3",
+        "--faults",
+        "field",
         "--out",
         str(out),
     )
     assert code == 0, output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["settings"] == {"connections": 30, "days": 1, "start": "2025-03-30", "seed": 3}
+    assert manifest["settings"] == {
+        "connections": 30,
+        "days": 1,
+        "start": "2025-03-30",
+        "seed": 3,
+        "faults": "field",
+    }
+    code, output = run("twin", "generate", "--faults", "storm", "--out", str(tmp_path / "x"))
+    assert code == 2 and "storm" in output
     assert manifest["steps"] == 276  # the DST day: 23 hours of 5-minute steps
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     files = sorted(str(p) for p in (out / "register").glob("*.csv"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store
 from meetpunt.cli import app
 from meetpunt.cli.usecases import duration_text, local_outage_id
@@ -22,6 +24,7 @@ from meetpunt.privacy import audit
 from meetpunt.privacy.catalogue import load_catalogue
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import Party, Period, Role
+from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc09_interruption_registration import (
     SOURCE,
     LogEntry,
@@ -322,3 +325,31 @@ def test_an_interruption_its_feeder_contradicts_is_set_aside_not_counted() -> No
     assert not none_doubted and counted[0].affected == 1
     day = LogEntry("c", "OS1", "K1", start, start + timedelta(hours=20), 72_000)
     assert set_aside_contradicted(group_outages([day]), spots)[1] == []
+
+
+def test_planned_work_is_registered_and_counted_apart(twin: Twin, tmp_path: Path) -> None:
+    """Issue 16: the national register reports planned interruptions separately. With
+    the operator's planning, every planned interruption is registered as planned and
+    left out of the figures; without it, the same interruptions count as unplanned."""
+    register_file = Path(twin.db_url.removeprefix("sqlite:///"))
+    for path in (register_file, twin.store_path):  # each with its write-ahead log
+        for part in path.parent.glob(path.name + "*"):
+            shutil.copy(part, tmp_path / part.name)
+    works = read_planned(twin.folder / "twin" / "operator" / "planned_works.csv")
+    _, seen = _truth(twin)
+    with open_gate(
+        f"sqlite:///{tmp_path / 'register.sqlite'}",
+        tmp_path / "meterdata.duckdb",
+        clock=lambda: AT,
+    ) as gate:
+        result = register_interruptions(gate, OPERATOR, _period(), AT, TRIGGER, planned=works)
+    planned_rows = {(r["ean"], r["log_end"]) for r in seen if r["planned"]}
+    assert planned_rows, "the twin should have planned work that meters logged"
+    marked = {(c.ean, c.end) for o in result.outages if o.planned is not None for c in o.customers}
+    assert marked == planned_rows
+    assert result.figures.customer_interruptions == len(seen) - len(planned_rows)
+    assert result.planned_figures is not None
+    assert result.planned_figures.customer_interruptions == len(planned_rows)
+    assert twin.result.figures.customer_interruptions == len(seen), "no planning: all counted"
+    assert all(o["planned"] is None for o in twin.result.as_dict()["outages"])
+    assert any(o["planned"] for o in result.as_dict()["outages"])

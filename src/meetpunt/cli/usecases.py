@@ -126,6 +126,7 @@ def _show_uc09(result: Uc09Result) -> None:
     table.add_column("start", no_wrap=True)
     table.add_column("end", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("planned")
     for o in result.outages:
         table.add_row(
             local_outage_id(o.id),
@@ -135,10 +136,11 @@ def _show_uc09(result: Uc09Result) -> None:
             _when(o.start),
             _when(o.end),
             duration_text(o.duration_s),
+            "planned work" if o.planned is not None else "",
         )
     console.print(table)
     f = result.figures
-    figures = Table(title="Reliability (IEEE 1366 style)")
+    figures = Table(title="Reliability, unplanned interruptions over 3 minutes (IEEE 1366 style)")
     figures.add_column("figure")
     figures.add_column("value", justify="right")
     for name, value in (
@@ -152,6 +154,12 @@ def _show_uc09(result: Uc09Result) -> None:
     ):
         figures.add_row(name, value)
     console.print(figures)
+    if result.planned_figures is not None and result.planned_figures.customer_interruptions:
+        p = result.planned_figures
+        console.print(
+            f"planned (counted apart): {p.customer_interruptions:,} customer interruptions, "
+            f"{p.customer_minutes_lost:,.1f} customer minutes"
+        )
     console.print(f"source: {result.outages[0].source if result.outages else 'none logged'}")
     for d in result.doubted:
         console.print(
@@ -173,14 +181,17 @@ def uc09(
         str, typer.Option(help="The outage incident this registration answers.")
     ] = "interruption registration for Nestor",
     party: PartyOption = "grid_operator",
+    planned: PlannedOption = None,
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """UC9 Interruption registration: outages and reliability figures from the meters'
-    power failure logs, for Nestor."""
+    power failure logs, for Nestor. Unplanned interruptions longer than 3 minutes count;
+    outages the planned works (--planned) cover are registered and counted apart."""
     period = _days(date_from, date_to)
     try:
+        works = read_planned(planned) if planned is not None else []
         with open_gate(db, store, create=False, on_head=announce_head) as gate:
             result = register_interruptions(
                 gate,
@@ -189,6 +200,7 @@ def uc09(
                 datetime.now(UTC),
                 trigger,
                 area,
+                works,
             )
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc

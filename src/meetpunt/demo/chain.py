@@ -275,7 +275,9 @@ def analyse(run: DemoRun) -> None:
         clock.now = after
         trigger = f"outage incidents of {s.start:%B %Y}: interruption registration"
         with _timed(run, "UC9") as say:
-            run.uc9 = register_interruptions(gate, OPERATOR, s.period, after, trigger)
+            run.uc9 = register_interruptions(
+                gate, OPERATOR, s.period, after, trigger, planned=planned
+            )
             say(f"{len(run.uc9.outages)} outages registered")
         with _timed(run, "UC4") as say:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"

@@ -303,7 +303,8 @@ def _registered_by_ean(outages: Iterable[Outage]) -> dict[str, list[Outage]]:
 def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
     """UC9: every interruption a meter of the population (``asked``) logged must be in
     exactly one registered outage with the logged end and duration, to the second (a
-    meter interrupted twice is in two outages, one entry each)."""
+    meter interrupted twice is in two outages, one entry each), planned or not as the
+    truth says (planned interruptions are counted apart)."""
     population = set(asked)
     seen = [r for r in truth.interruptions_seen if r["logged"] and r["ean"] in population]
     by_ean = _registered_by_ean(result.outages)
@@ -314,7 +315,7 @@ def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
         # a meter may be in several registered outages (repeated interruptions): its
         # logged interruption is the entry with the logged end, in exactly one outage
         entries = [
-            c
+            (o, c)
             for o in by_ean.get(str(row["ean"]), [])
             for c in o.customers
             if c.ean == row["ean"] and c.end == row["log_end"]
@@ -326,11 +327,14 @@ def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
                 f"{row['ean']} of {row['outage_id']} (logged end {ended}) in "
                 f"{len(entries)} registered outages"
             )
-        elif (customer := entries[0]).duration_s != row["log_duration_s"]:
+        elif (customer := entries[0][1]).duration_s != row["log_duration_s"]:
             misses.append(
                 f"{row['ean']} of {row['outage_id']}: {customer.duration_s} s ending "
                 f"{customer.end:%H:%M:%S}, logged {row['log_duration_s']} s"
             )
+        elif (entries[0][0].planned is not None) != bool(row["planned"]):
+            said = "planned" if entries[0][0].planned is not None else "unplanned"
+            misses.append(f"{row['ean']} of {row['outage_id']} registered as {said}")
         else:
             correct += 1
             exact = True

@@ -11,6 +11,13 @@ feeder that failed even when a registration error names another. A logged interr
 that the meter's feeder neighbours contradict (they had voltage for more than a day of
 it) is set aside for review instead of counted (MTR-5.contradicted_interruption).
 
+What counts (issue 16): the figures count the unplanned interruptions longer than 3
+minutes -- the meters log only those (0-0:96.7.9 long failures), and the national
+register reports short ones separately, if at all. An outage the operator's work
+planning covers (the ``planned`` works, as UC1 and UC4 take them) is registered as
+planned and counted in :attr:`Uc09Result.planned_figures`, not in the figures, as the
+national register reports planned interruptions separately.
+
 Everything except :func:`register_interruptions`' gate call is a pure function over
 plain values or Arrow tables.
 """
@@ -33,6 +40,7 @@ from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period, stored_utc
 from meetpunt.usecases.common import ask
 from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid, street_feeders
+from meetpunt.usecases.planned_works import PlannedWork
 
 PURPOSE = "UC9"
 KIND = "power_failure_log"
@@ -93,6 +101,8 @@ class Outage:
     start: datetime
     end: datetime
     source: str = SOURCE
+    planned: PlannedWork | None = None
+    """The planned work in the operator's planning that covers this outage, if any."""
 
     @property
     def affected(self) -> int:
@@ -117,6 +127,7 @@ class Outage:
             "duration_s": self.duration_s,
             "customer_minutes_lost": round(self.customer_minutes, 3),
             "source": self.source,
+            "planned": None if self.planned is None else self.planned.as_dict(),
             "customers": [c.as_dict() for c in self.customers],
         }
 
@@ -166,6 +177,13 @@ class Uc09Result:
     audit_seq: int | None
     doubted: tuple[Doubted, ...] = ()
     """Interruptions set aside for review (MTR-5.contradicted_interruption)."""
+    planned_figures: ReliabilityFigures | None = None
+    """The same figures over the planned outages only (reported separately)."""
+
+    @property
+    def unplanned(self) -> tuple[Outage, ...]:
+        """The outages the figures count."""
+        return tuple(o for o in self.outages if o.planned is None)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -180,6 +198,9 @@ class Uc09Result:
             "audit_seq": self.audit_seq,
             "outages": [o.as_dict() for o in self.outages],
             "figures": self.figures.as_dict(),
+            "planned_figures": None
+            if self.planned_figures is None
+            else self.planned_figures.as_dict(),
             "doubted": [d.as_dict() for d in self.doubted],
         }
 
@@ -438,6 +459,16 @@ def reliability(
     )
 
 
+def mark_planned(outages: Sequence[Outage], planned: Sequence[PlannedWork]) -> list[Outage]:
+    """``outages`` with the planned work that covers each (its substation, one of its
+    feeders when the work names one, overlapping in time), as UC4 decides it."""
+    out = []
+    for o in outages:
+        work = next((w for w in planned if w.covers(o.substation, o.feeders, o.start, o.end)), None)
+        out.append(o if work is None else replace(o, planned=work))
+    return out
+
+
 def _population_day(period: Period) -> date:
     return to_local(period.start).date()
 
@@ -449,9 +480,11 @@ def register_interruptions(
     at: datetime,
     trigger: str,
     area: str | None = None,
+    planned: Sequence[PlannedWork] = (),
 ) -> Uc09Result:
     """UC9: ask the gate once for the population's power failure logs over ``period``,
-    group them into outages and derive the reliability figures.
+    group them into outages and derive the reliability figures; outages the ``planned``
+    works cover are registered as planned and counted apart.
 
     The population is taken from the register on the period's first local day. An
     interruption is read in the period its log entry ENDS in (the meter writes it on
@@ -477,10 +510,19 @@ def register_interruptions(
         Uc09Error,
     )
     limit = rulebook.vee_rules().uncorroborated_max_h * 3600
-    outages, doubted = set_aside_contradicted(read.outages, spots, limit)
-    figures = reliability(outages, len(spots), period)
+    kept, doubted = set_aside_contradicted(read.outages, spots, limit)
+    outages = mark_planned(kept, planned)
+    unplanned = [o for o in outages if o.planned is None]
+    planned_only = [o for o in outages if o.planned is not None]
     return Uc09Result(
-        period, area, tuple(outages), figures, read.entries, read.audit_seq, tuple(doubted)
+        period,
+        area,
+        tuple(outages),
+        reliability(unplanned, len(spots), period),
+        read.entries,
+        read.audit_seq,
+        tuple(doubted),
+        reliability(planned_only, len(spots), period),
     )
 
 
