@@ -183,12 +183,22 @@ def test_the_cli_prints_outages_and_figures(tmp_path: Path) -> None:
     data = json.loads(as_json.stdout)
     assert len(data["outages"]) == len(built.result.outages)
     assert data["figures"]["customer_interruptions"] == built.result.figures.customer_interruptions
+    planning = ["--planned", str(built.folder / "twin" / "operator" / "planned_works.csv")]
+    apart = json.loads(runner.invoke(app, ["usecase", "uc09", *common, *planning, "--json"]).stdout)
+    counted = apart["figures"]["customer_interruptions"]
+    planned_ci = apart["planned_figures"]["customer_interruptions"]
+    assert planned_ci > 0 and counted + planned_ci == data["figures"]["customer_interruptions"]
+    assert sum(1 for o in apart["outages"] if o["planned"]) >= 1
     refused = runner.invoke(app, ["usecase", "uc09", *common, "--trigger", "", "--json"])
     assert refused.exit_code == 1
     assert "UC9.trigger" in [f["rule"] for f in json.loads(refused.stdout)["error"]["findings"]]
     # each run wrote to the audit log, the refused one too: each published its new head
     heads = [r.stderr.split("audit head ")[1].split()[0] for r in (shown, as_json, refused)]
     assert len(set(heads)) == 3 and all(":" in h for h in heads)
+    bad = tmp_path / "bad_planning.csv"
+    bad.write_text("substation,feeder,start,end\nOS001,,tomorrow,later\n", encoding="utf-8")
+    broken = runner.invoke(app, ["usecase", "uc09", *common, "--planned", str(bad), "--json"])
+    assert broken.exit_code != 0 and "MKT-8.planned_works" in broken.stdout
 
 
 def _seconds(text: str) -> float:
