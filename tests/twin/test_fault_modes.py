@@ -7,6 +7,7 @@ import csv
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,15 +23,17 @@ from meetpunt.errors import RulesDataError, TwinError
 from meetpunt.rulebook import load_rules
 from meetpunt.twin.faults import (
     CASE_CLASSES,
+    Faults,
     Outage,
     OutageStatistics,
     case_classes,
     inject_faults,
 )
 from meetpunt.twin.generate import TwinSettings, generate
-from meetpunt.twin.model import TimeAxis
+from meetpunt.twin.model import Interruption, TimeAxis
 from meetpunt.twin.operatorfile import write_operator_files
 from meetpunt.twin.topology import Region, build_region
+from meetpunt.twin.truth import interruption_truth
 
 JUNE = TimeAxis.for_days(date(2025, 6, 2), 30)
 OCTOBER = TimeAxis.for_days(date(2025, 10, 6), 30)  # holds the change to winter time
@@ -287,3 +290,27 @@ def test_field_calls_come_as_calls_really_come(tmp_path: Path) -> None:
     assert short and not any(per_outage[o.id] for o in short)
     assert all(not outages[o].planned for o in per_outage)
     assert [at for _, at in calls] == sorted(at for _, at in calls)
+
+
+def test_overlapping_outages_are_one_interruption_for_the_customer() -> None:
+    """Two 3-hour faults overlapping by an hour leave a house 5 hours without power:
+    one interruption over the 4-hour threshold (owed), not two under it (nothing);
+    counted once. One still going at the period's end is not owed in this period."""
+    region = region_of(6, 200)
+    house = region.connections[0]
+    t = JUNE.start_utc + timedelta(days=3)
+    first = outage("O0001", t, 180, house.substation, house.feeder, (house.index,))
+    second = outage("O0002", t + timedelta(hours=2), 180, house.substation, None, (house.index,))
+    end = JUNE.start_utc + timedelta(days=30)
+    late = outage("O0003", end - timedelta(hours=1), 600, house.substation, None, (house.index,))
+    faults = Faults(outages=[first, second, late])
+    for o in faults.outages:
+        faults.interruptions.append(Interruption(house.index, o.id, o.start, o.end, False))
+    rows = {r["outage_id"]: r for r in interruption_truth(region, faults, JUNE).to_pylist()}
+    assert Decimal(rows["O0001"]["compensation_eur"]) > 0
+    assert Decimal(rows["O0002"]["compensation_eur"]) == 0
+    assert rows["O0002"]["customer_start"] == first.start
+    assert rows["O0001"]["customer_end"] == second.end
+    assert rows["O0001"]["owed_in_period"] and not rows["O0003"]["owed_in_period"]
+    alone = Faults(outages=[first], interruptions=[faults.interruptions[0]])
+    assert Decimal(interruption_truth(region, alone, JUNE)["compensation_eur"][0].as_py()) == 0

@@ -159,9 +159,12 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
 
 def owed_by_truth(truth: Truth) -> dict[str, Decimal]:
     """What the truth says each connection is owed in total (unplanned, over the
-    threshold, from the packaged scheme)."""
+    threshold, from the packaged scheme): once per interruption the customer had
+    (overlapping outages are one), for those that ended within the period."""
     owed: dict[str, Decimal] = {}
     for row in truth.interruptions:
+        if row.get("owed_in_period") is False:  # still going at the end: next period's
+            continue
         amount = Decimal(str(row["compensation_eur"]))
         if amount > 0:
             owed[str(row["ean"])] = owed.get(str(row["ean"]), Decimal(0)) + amount

@@ -155,7 +155,7 @@ def generate(
     truths: dict[str, pa.Table] = {
         "connections": truth.connection_truth(region, faults),
         "outages": truth.outage_truth(faults),
-        "interruptions": truth.interruption_truth(region, faults),
+        "interruptions": truth.interruption_truth(region, faults, axis),
         "inverter_trips": truth.trips_truth(axis, physics.trips),
         "gis_errors": truth.records_table(faults.gis_errors, truth.GIS_SCHEMA),
         "pv_registration": truth.records_table(faults.pv_registration, truth.PV_SCHEMA),

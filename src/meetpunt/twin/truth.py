@@ -11,14 +11,14 @@ contractless and out-of-service consumption, plus the whole connection truth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 
 from meetpunt import rulebook
 from meetpunt.domain.compensation import CapacityConnection, GridLevel
 from meetpunt.twin.faults import Faults
-from meetpunt.twin.model import UTC_TS, TimeAxis
+from meetpunt.twin.model import STEP_S, UTC_TS, Interruption, TimeAxis
 from meetpunt.twin.powerflow import InverterTrip
 from meetpunt.twin.profiles import EvSession
 from meetpunt.twin.topology import Region
@@ -85,32 +85,75 @@ def outage_truth(faults: Faults) -> pa.Table:
     )
 
 
-def interruption_truth(region: Region, faults: Faults) -> pa.Table:
-    """UC4/UC9: every interrupted connection, to the second, and what it is owed (MKT-8)."""
+Span = tuple[datetime, datetime, bool, str]
+"""A customer's interruption: start, end, planned, and the outage it began with."""
+
+
+def customer_spans(faults: Faults) -> dict[tuple[int, str], Span]:
+    """Per (connection, outage) the interruption as the customer had it: overlapping or
+    touching outages of one connection are one interruption, from the first start to
+    the last end (issue 16: a cable fault nested in an MV outage is one interruption for
+    the house, and the scheme pays per interruption). Planned only when every outage in
+    it was planned; its grid level is that of the outage it began with. Keyed to each
+    member outage."""
+    per_conn: dict[int, list[Interruption]] = {}
+    for cut in faults.interruptions:
+        per_conn.setdefault(cut.index, []).append(cut)
+    spans: dict[tuple[int, str], Span] = {}
+    for conn, cuts in per_conn.items():
+        group: list[Interruption] = []
+        for cut in sorted(cuts, key=lambda c: (c.start, c.end)):
+            if group and cut.start > max(c.end for c in group):
+                _close(spans, conn, group)
+                group = []
+            group.append(cut)
+        _close(spans, conn, group)
+    return spans
+
+
+def _close(spans: dict[tuple[int, str], Span], conn: int, group: Sequence[Interruption]) -> None:
+    start, end = group[0].start, max(c.end for c in group)
+    planned = all(c.planned for c in group)
+    for c in group:
+        spans[(conn, c.outage_id)] = (start, end, planned, group[0].outage_id)
+
+
+def interruption_truth(region: Region, faults: Faults, axis: TimeAxis | None = None) -> pa.Table:
+    """UC4/UC9: every interrupted connection, to the second, per outage, and what it is
+    owed (MKT-8) for the interruption the customer had (:func:`customer_spans`): the
+    amount stands on the first outage of that interruption, 0 on the others, so a sum
+    per connection counts each interruption once. ``owed_in_period`` is False for an
+    interruption still going at the end of ``axis``: it is owed once it ends, in the
+    next period's run (the meter logs it then)."""
     scheme = rulebook.compensation_scheme()
     classes = rulebook.capacity_classes()
     levels = {o.id: GridLevel(o.grid_level) for o in faults.outages}
-    rows: dict[str, list[object]] = {
-        k: []
-        for k in (
-            "connection",
-            "ean",
-            "outage_id",
-            "start",
-            "end",
-            "duration_s",
-            "planned",
-            "compensation_eur",
-            "compensation_class",
-        )
-    }
+    spans = customer_spans(faults)
+    period_end = None if axis is None else axis.start_utc + timedelta(seconds=axis.n_steps * STEP_S)
+    names = (
+        "connection",
+        "ean",
+        "outage_id",
+        "start",
+        "end",
+        "duration_s",
+        "planned",
+        "compensation_eur",
+        "compensation_class",
+        "customer_start",
+        "customer_end",
+        "owed_in_period",
+    )
+    rows: dict[str, list[object]] = {k: [] for k in names}
     for cut in faults.interruptions:
         conn = region.connections[cut.index]
+        start, end, planned, began = spans[(cut.index, cut.outage_id)]
+        first = began == cut.outage_id
         owed = scheme.compensate(
             CapacityConnection.classify(conn.capacity, classes),
-            levels[cut.outage_id],
-            cut.end - cut.start,
-            planned=cut.planned,
+            levels[began],
+            end - start,
+            planned=planned,
             duration_source="twin truth",
         )
         for key, value in (
@@ -121,8 +164,11 @@ def interruption_truth(region: Region, faults: Faults) -> pa.Table:
             ("end", cut.end),
             ("duration_s", cut.duration_s),
             ("planned", cut.planned),
-            ("compensation_eur", str(owed.amount)),
+            ("compensation_eur", str(owed.amount) if first else "0.00"),
             ("compensation_class", owed.class_id),
+            ("customer_start", start),
+            ("customer_end", end),
+            ("owed_in_period", period_end is None or end <= period_end),
         ):
             rows[key].append(value)
     return pa.table(
@@ -136,6 +182,9 @@ def interruption_truth(region: Region, faults: Faults) -> pa.Table:
             "planned": pa.array(rows["planned"], pa.bool_()),
             "compensation_eur": pa.array(rows["compensation_eur"], pa.string()),
             "compensation_class": pa.array(rows["compensation_class"], pa.string()),
+            "customer_start": pa.array(rows["customer_start"], UTC_TS),
+            "customer_end": pa.array(rows["customer_end"], UTC_TS),
+            "owed_in_period": pa.array(rows["owed_in_period"], pa.bool_()),
         }
     )
 
