@@ -351,3 +351,20 @@ def test_planned_work_only_lifts_its_own_feeder() -> None:
     assert classify("b", feeders, dark_all, frozenset({"K2"})).classification == PLANNED
     lit = {**dark_all, "b": True}
     assert classify("b", feeders, lit, frozenset({"K2"})).classification != PLANNED
+
+
+def test_a_reporter_whose_meter_has_voltage_has_no_grid_outage() -> None:
+    """Issue 16: a customer whose own breaker tripped calls too. Their meter has
+    voltage, so the answer is "not a grid outage here" even while a fault darkens
+    other meters; a reporter that cannot be asked and is alone stays a single
+    connection (a mechanic goes)."""
+    feeders = {"r": "K1", "a": "K1", "b": "K1", "c": "K2"}
+    fault_next_door = {"r": True, "a": False, "b": False, "c": True}
+    verdict = classify("r", feeders, fault_next_door)
+    assert verdict.classification == NONE_FOUND and verdict.crew is None
+    assert any("own installation" in line for line in verdict.evidence)
+    assert any("2 other meter(s) dark" in line for line in verdict.evidence)
+    assert classify("a", feeders, fault_next_door).classification == PART
+    unknown = {"r": None, "a": True, "b": True, "c": True}
+    assert classify("r", feeders, unknown).classification == SINGLE
+    assert classify("r", feeders, {**unknown, "r": True}).classification == NONE_FOUND

@@ -216,7 +216,7 @@ EXTENT = {
     WHOLE: "whole feeder",
     SUBSTATION: "substation (every feeder)",
     PLANNED: "planned work",
-    NONE_FOUND: "no outage found",
+    NONE_FOUND: "no grid outage here (own installation)",
 }
 """UC1's classifications as the verdict line names the extent."""
 

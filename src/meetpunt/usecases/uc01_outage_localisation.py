@@ -221,8 +221,10 @@ def classify(
 
     * the reporter's own feeder is out for planned work and the reporter is not lit:
       ``planned_work`` (nobody to send; the customer hears when the work ends);
-    * nobody dark: ``no_outage_found`` when the reporter has voltage, else (it cannot be
-      asked) ``single_connection``;
+    * the reporter's own meter has voltage: ``no_outage_found`` -- not a grid outage at
+      this connection, its own installation (a tripped breaker); dark meters elsewhere
+      are named in the evidence (issue 16);
+    * nobody dark and the reporter cannot be asked: ``single_connection``;
     * no dark meter on the reporter's feeder but the reporter itself:
       ``single_connection`` (meter-cabinet mechanic);
     * dark meters on every feeder of the substation that has smart meters and is not
@@ -246,9 +248,14 @@ def classify(
     if elsewhere:
         shown = ", ".join(f"{f.feeder} {f.dark}/{f.smart}" for f in elsewhere)
         evidence.append(f"dark elsewhere on the substation: {shown}")
+    if mine is True:
+        if dark:
+            evidence.append(f"{len(dark)} other meter(s) dark: not at this connection")
+        evidence.append("not a grid outage here: the customer's own installation")
+        return Verdict(NONE_FOUND, own, tuple(evidence))
     if not dark:
         evidence.append(f"all {sum(f.smart for f in counts.values())} asked smart meters lit")
-        return Verdict(NONE_FOUND if mine else SINGLE, own, tuple(evidence))
+        return Verdict(SINGLE, own, tuple(evidence))
     if not others_here:
         evidence.append(f"no other meter on feeder {own} dark ({c.lit} lit)")
         return Verdict(SINGLE, own, tuple(evidence))
