@@ -1,0 +1,147 @@
+"""The broker settings live ingestion needs (issue 14), on a private Mosquitto started
+with docs/mosquitto/meetpunt.conf (tests/meterdata/private_broker.py).
+
+With that configuration, 6,000 telegrams published while no ingester is connected (six
+times Mosquitto's default queue), across a broker restart, are all stored. With
+Mosquitto's default queue the broker drops most of them, and meetpunt says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import uuid
+from pathlib import Path
+
+import aiomqtt
+import paho.mqtt.client as paho
+import pytest
+
+from meetpunt.app.live import LiveSettings, ingest_live
+from meetpunt.io.live_status import SYS_DROPPED
+from meetpunt.io.mqtt import default_client_id
+from meetpunt.meterdata.store import open_store
+from tests.meterdata.conftest import E3X25, Hub
+from tests.meterdata.private_broker import HOST, PrivateBroker
+from tests.meterdata.test_mqtt import telegram
+
+pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs mosquitto")
+
+#: More than Mosquitto's default max_queued_messages (1000).
+TELEGRAMS = 6000
+
+
+def subscribe_and_leave(port: int, topic: str) -> None:
+    """Create the ingester's persistent session (QoS 1, clean_session False) and go:
+    from now on the broker queues the topic's messages for it."""
+
+    async def go() -> None:
+        client_id = default_client_id(topic)
+        async with aiomqtt.Client(HOST, port, identifier=client_id, clean_session=False) as c:
+            await c.subscribe(topic, qos=1)
+
+    asyncio.run(go())
+
+
+def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
+    """Publish QoS 1 (as a meter does) and wait until the broker acknowledged each."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex}")
+    client.max_inflight_messages_set(500)
+    client.max_queued_messages_set(0)
+    client.connect(HOST, port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(60)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def broker_dropped(port: int, at_least: int = 1) -> int:
+    """The broker's own count of dropped messages (published every sys_interval), once
+    it reached ``at_least``; the last value seen after 12 s if it does not."""
+    seen = 0
+
+    async def read() -> None:
+        nonlocal seen
+        async with aiomqtt.Client(HOST, port) as c:
+            await c.subscribe(SYS_DROPPED)
+            async for message in c.messages:
+                seen = int(bytes(message.payload).decode())  # type: ignore[arg-type]
+                if seen >= at_least:
+                    return
+
+    async def bounded() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(read(), 12)
+
+    asyncio.run(bounded())
+    return seen
+
+
+def messages(prefix: str) -> list[tuple[str, bytes]]:
+    return [(f"{prefix}/{E3X25}", telegram(i)) for i in range(TELEGRAMS)]
+
+
+def test_with_meetpunts_broker_config_nothing_is_lost_while_the_ingester_is_away(
+    hub: Hub, tmp_path: Path
+) -> None:
+    prefix = "meetpunt/p1"
+    topic = f"{prefix}/+"
+    lines: list[str] = []
+    with PrivateBroker(tmp_path) as broker:
+        subscribe_and_leave(broker.port, topic)
+        publish_all(broker.port, messages(prefix))
+        broker.restart()  # persistence on: the session and its queue come back
+        settings = LiveSettings(
+            broker=f"mqtt://{HOST}:{broker.port}",
+            topic=topic,
+            max_messages=TELEGRAMS,
+            seconds=120,  # a failing test ends instead of hanging
+            status_every=0.5,
+        )
+        store = tmp_path / "live.duckdb"
+        reports = ingest_live(hub.register, store, settings, on_status=lines.append)
+
+    assert sum(r.kinds["p1_readings"].accepted for r in reports) == TELEGRAMS
+    with open_store(store, read_only=True) as opened:
+        assert opened.count("p1_readings") == TELEGRAMS  # 0 lost
+        assert opened.count("quarantine") == 0
+    assert not [line for line in lines if line.startswith("WARNING")]
+    assert any("telegrams stored/s" in line for line in lines)
+
+
+def test_with_mosquittos_default_queue_the_broker_drops_and_meetpunt_warns(
+    hub: Hub, tmp_path: Path
+) -> None:
+    prefix = "meetpunt/p1"
+    topic = f"{prefix}/+"
+    without = {"max_queued_messages": None, "max_queued_bytes": None, "sys_interval": "1"}
+    lines: list[str] = []
+    with PrivateBroker(tmp_path, without) as broker:
+        subscribe_and_leave(broker.port, topic)
+        publish_all(broker.port, messages(prefix))  # every one acknowledged by the broker
+        dropped = broker_dropped(broker.port, at_least=TELEGRAMS - 1000)
+        settings = LiveSettings(
+            broker=f"mqtt://{HOST}:{broker.port}",
+            topic=topic,
+            # what the default queue kept comes first, then the broker's retained
+            # $SYS values; nothing more comes, so the run ends by time
+            seconds=5,
+            status_every=0.5,
+        )
+        store = tmp_path / "live.duckdb"
+        reports = ingest_live(hub.register, store, settings, on_status=lines.append)
+
+    stored = sum(r.kinds["p1_readings"].accepted for r in reports)
+    assert stored == 1000 and dropped == TELEGRAMS - 1000  # the failure the config prevents
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    assert warnings[0].startswith(
+        f"WARNING: the broker reports {dropped} message(s) dropped since it started "
+        "($SYS/broker/publish/messages/dropped)"
+    )
+    assert "max_queued_messages" in warnings[0]
