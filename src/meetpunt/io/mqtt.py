@@ -98,6 +98,9 @@ DEFAULT_BATCH_SECONDS: Final = 1.0
 #: A batch as large as the largest one so far closes after this many quiet seconds:
 #: the broker's in-flight window is full and nothing more comes until we acknowledge.
 WINDOW_QUIET_S: Final = 0.05
+#: Mosquitto's default ``max_inflight_messages``: the window assumed until a larger
+#: batch was seen.
+DEFAULT_WINDOW: Final = 20
 #: The refusal of a message whose topic does not end in a valid EAN.
 TOPIC_RULE: Final = "MTR-4.topic"
 
@@ -503,9 +506,10 @@ class P1Subscription:
         # -- issue 14: the status monitor and the broker's in-flight window
         self._monitor = monitor
         self._last_message = 0.0
-        self.window: int | None = None
-        """The largest batch handed on so far: a batch this large that stops growing
-        has filled the broker's in-flight window (``max_inflight_messages``)."""
+        self.window = DEFAULT_WINDOW
+        """The largest batch handed on so far (at least :data:`DEFAULT_WINDOW`): a
+        batch this large that stops growing has filled the broker's in-flight window
+        (``max_inflight_messages``)."""
 
     # -- control ---------------------------------------------------------------------
 
@@ -637,7 +641,7 @@ class P1Subscription:
         waits = [self._remaining()]
         if self._batcher:
             waits.append(max(self._batch_started + self.batch_seconds - self._now(), 0.0))
-            if self.window is not None and len(self._batcher) >= self.window:
+            if len(self._batcher) >= self.window:
                 waits.append(max(self._last_message + WINDOW_QUIET_S - self._now(), 0.0))
         known = [w for w in waits if w is not None]
         return min(known) if known else None
@@ -648,9 +652,7 @@ class P1Subscription:
         in-flight window is smaller than ``batch_size``), so waiting out
         ``batch_seconds`` would only idle (issue 14: 20 in flight, 2 s batches)."""
         return (
-            self.window is not None
-            and len(self._batcher) >= self.window
-            and self._now() >= self._last_message + WINDOW_QUIET_S
+            len(self._batcher) >= self.window and self._now() >= self._last_message + WINDOW_QUIET_S
         )
 
     async def _watch_broker(self, client: aiomqtt.Client) -> None:
@@ -679,7 +681,7 @@ class P1Subscription:
         """Hand on the sources of the pending batch, then acknowledge its messages."""
         take = self._batcher.take if self.per_meter else self._batcher.take_batch
         if self._batcher:
-            self.window = max(self.window or 0, len(self._batcher))
+            self.window = max(self.window, len(self._batcher))
         for source in take(final):
             self._on_source(source)
             self.sources += 1
