@@ -17,12 +17,14 @@ from pathlib import Path
 import aiomqtt
 import paho.mqtt.client as paho
 import pytest
+from typer.testing import CliRunner
 
 from meetpunt.app.live import LiveSettings, ingest_live
+from meetpunt.cli import app
 from meetpunt.io.live_status import SYS_DROPPED
 from meetpunt.io.mqtt import default_client_id
 from meetpunt.meterdata.store import open_store
-from tests.meterdata.conftest import E3X25, Hub
+from tests.meterdata.conftest import E3X25, Hub, build_register
 from tests.meterdata.private_broker import HOST, PrivateBroker
 from tests.meterdata.test_mqtt import telegram
 
@@ -175,3 +177,51 @@ def test_a_batch_that_fills_the_brokers_window_is_stored_without_waiting(
     # the first batch is the window; Mosquitto 2.0.11 then sends the rest of its
     # queue past the window after the first acknowledgements
     assert accepted[0] == 20
+
+
+@pytest.fixture
+def register_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'cli-register.sqlite'}"
+    build_register(url).dispose()
+    return url
+
+
+def test_the_cli_writes_status_lines_and_a_metrics_file(register_url: str, tmp_path: Path) -> None:
+    prefix = "meetpunt/p1"
+    topic = f"{prefix}/+"
+    metrics = tmp_path / "live.prom"
+    store = tmp_path / "cli.duckdb"
+    with PrivateBroker(tmp_path) as broker:
+        subscribe_and_leave(broker.port, topic)
+        publish_all(broker.port, messages(prefix)[:50])
+        result = CliRunner().invoke(
+            app,
+            [
+                "ingest",
+                "mqtt",
+                "--broker",
+                f"mqtt://{HOST}:{broker.port}",
+                "--max-messages",
+                "50",
+                "--seconds",
+                "30",
+                "--status-every",
+                "0.01",
+                "--metrics",
+                str(metrics),
+                "--store",
+                str(store),
+                "--db",
+                register_url,
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert "telegrams stored/s" in result.stderr
+        text = metrics.read_text()
+        assert "# TYPE meetpunt_live_telegrams_stored_total counter" in text
+
+        refused = CliRunner().invoke(
+            app, ["ingest", "mqtt", "--status-every", "0", "--metrics", str(metrics)]
+        )
+        assert refused.exit_code != 0
+        assert "--metrics needs --status-every above 0" in refused.output
