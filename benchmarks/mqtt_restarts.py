@@ -19,8 +19,9 @@ publishing time one of these happens:
 
 When every telegram is acknowledged by the broker and the ingester has been idle for
 three status intervals, it is stopped with SIGTERM and the store is read: lost
-(published, not stored), duplicated (stored twice), delivered again (counted as
-duplicates by the hub, stored once), quarantined, stored/s from the first publish to
+(published, not stored), duplicated (stored twice), rows delivered again (counted as
+duplicates by the hub over all kinds a telegram fills, about 10 rows a telegram; stored
+once), quarantined, stored/s from the first publish to
 the last commit, and lag from publish to the batch's ``committed_at`` (the time its
 ingest began: the ingest itself, a fraction of a second, is not in it).
 
@@ -210,8 +211,9 @@ class Outcome:
         return (
             f"{self.case:>8}: lost {self.published - self.stored}, duplicated "
             f"{self.duplicated}; {self.stored}/{self.published} stored ({self.acked} "
-            f"acknowledged by the broker) in {self.seconds:5.1f} s = {rate:7.1f}/s; delivered "
-            f"again {self.redelivered}, quarantined {self.quarantined}; lag p50 {p50:5.2f} s "
+            f"acknowledged by the broker) in {self.seconds:5.1f} s = {rate:7.1f}/s; rows "
+            f"delivered again {self.redelivered} (all kinds, stored once), quarantined "
+            f"{self.quarantined}; lag p50 {p50:5.2f} s "
             f"p95 {p95:5.2f} s max {top:5.2f} s; ingester CPU {self.cpu_s:5.1f} s over "
             f"{self.starts} process(es)"
         )

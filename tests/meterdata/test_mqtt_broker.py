@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from meetpunt.app.live import LiveSettings, ingest_live
 from meetpunt.cli import app
 from meetpunt.io.live_status import SYS_DROPPED
-from meetpunt.io.mqtt import default_client_id
+from meetpunt.io.mqtt import Broker, P1Subscription, default_client_id
+from meetpunt.meterdata.source import SourceData
 from meetpunt.meterdata.store import open_store
 from tests.meterdata.conftest import E3X25, Hub, build_register
 from tests.meterdata.private_broker import HOST, PrivateBroker
@@ -225,3 +226,38 @@ def test_the_cli_writes_status_lines_and_a_metrics_file(register_url: str, tmp_p
         )
         assert refused.exit_code != 0
         assert "--metrics needs --status-every above 0" in refused.output
+
+
+def test_the_last_acknowledgements_reach_the_broker_before_the_connection_closes(
+    tmp_path: Path,
+) -> None:
+    """Stopped with messages still coming in (500 of 5,000 queued taken), the run's
+    acknowledgements must be read by the broker before the socket closes: a socket
+    closed with unread data is reset, and the broker then drops the PUBACKs it had not
+    read and delivers the batch again (measured: 744 of 745 after a SIGTERM)."""
+    prefix = "meetpunt/p1"
+    topic = f"{prefix}/+"
+    runs: list[set[object]] = []
+    with PrivateBroker(tmp_path) as broker:
+        subscribe_and_leave(broker.port, topic)
+        publish_all(broker.port, messages(prefix)[:5000])
+        for options in ({"max_messages": 500}, {"max_messages": 4500, "seconds": 60}):
+            got: set[object] = set()
+
+            def on_source(source: SourceData, got: set[object] = got) -> None:
+                got.update(source.tables["p1_readings"].column("at").to_pylist())
+
+            subscription = P1Subscription(
+                Broker(HOST, broker.port),
+                topic,
+                on_source,
+                batch_size=1000,
+                **options,  # type: ignore[arg-type]
+            )
+            asyncio.run(subscription.run())
+            runs.append(got)
+
+    first, second = runs
+    assert len(first) == 500
+    assert not first & second  # none delivered again
+    assert len(first | second) == 5000

@@ -73,6 +73,8 @@ async def _listen(subscription: P1Subscription, status: _Status | None = None) -
         if reporter is not None:
             reporter.cancel()
             await asyncio.wait({reporter})
+        if status is not None:  # the last, shorter interval: the run's final figures
+            status.monitor.report(status.metrics)
         for signum in handled:
             loop.remove_signal_handler(signum)
 
