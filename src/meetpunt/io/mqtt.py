@@ -19,8 +19,9 @@ still pending when the connection drops, or left unread when we stop, are delive
 again by the broker, so nothing is lost between broker and store (at least once; the
 store is idempotent, so a telegram delivered twice is stored once). Mosquitto sends at
 most ``max_inflight_messages`` (default 20) unacknowledged messages to a client, so a
-``batch_size`` above that can never fill: a batch as large as the largest one so far
-that gets no message for :data:`WINDOW_QUIET_S` is handed on at once rather than after
+``batch_size`` above that may not fill (2.0.11 keeps to the window for the backlog
+queued while we were away): a batch as large as the largest one so far that gets no
+message for :data:`WINDOW_QUIET_S` is handed on at once rather than after
 ``batch_seconds`` (issue 14; docs/mosquitto/meetpunt.conf sets the window to 1,000, the
 default ``batch_size``).
 
