@@ -142,6 +142,7 @@ def test_with_mosquittos_default_queue_the_broker_drops_and_meetpunt_warns(
 
     stored = sum(r.kinds["p1_readings"].accepted for r in reports)
     assert stored == 1000 and dropped == TELEGRAMS - 1000  # the failure the config prevents
+    assert not any(r.quarantined for r in reports)  # $SYS values are no telegrams
     warnings = [line for line in lines if line.startswith("WARNING")]
     assert warnings[0].startswith(
         f"WARNING: the broker reports {dropped} message(s) dropped since it started "

@@ -57,12 +57,28 @@ def test_the_reservoir_percentile_is_close_on_a_long_run() -> None:
 
 
 def test_the_trend_warns_only_on_steady_growth_above_the_noise() -> None:
-    trend = LagTrend(intervals=3, minimum=1.0)
-    assert [trend.add(v) for v in (1.0, 2.0, 3.0, 4.0)] == [False, False, False, True]
-    assert trend.add(3.5) is False  # it fell once: no trend
-    small = LagTrend(intervals=3, minimum=1.0)
+    trend = LagTrend(intervals=3, minimum=1.0, floor=5.0)
+    assert [trend.add(v) for v in (4.0, 5.0, 6.0, 7.0)] == [False, False, False, True]
+    assert trend.add(6.5) is False  # it fell once: no trend
+    small = LagTrend(intervals=3, minimum=1.0, floor=0.0)
     assert not any(small.add(v) for v in (0.5, 0.6, 0.7, 0.8))  # rising, but by 0.3 s
+    low = LagTrend(intervals=3, minimum=1.0, floor=5.0)
+    assert not any(low.add(v) for v in (0.5, 1.5, 2.5, 3.5))  # under the 5-s goal
     assert LagTrend(2).add(math.nan) is False
+
+
+def test_growing_lag_is_a_warning_naming_what_to_raise() -> None:
+    live, clock, lines = monitor()
+    for lag in (4.0, 6.0, 8.0, 10.0):
+        live.received()
+        clock.now += lag
+        live.flushed()
+        live.report()
+    assert lines[-1] == (
+        "WARNING: lag p95 grew over the last 3 intervals, to 10.0 s: ingestion is falling "
+        "behind (raise --batch-size and the broker's max_inflight_messages, docs/meterdata.md)"
+    )
+    assert sum(line.startswith("WARNING") for line in lines) == 1
 
 
 class Clock:

@@ -64,6 +64,9 @@ DEFAULT_LAG_LIMIT_S: Final = 30.0
 DEFAULT_GROWTH_INTERVALS: Final = 3
 #: A lag p95 that grew less than this over those intervals is noise, not a trend.
 GROWTH_MIN_S: Final = 1.0
+#: Growth is warned about only above this p95 (issue 14's goal for a region: lag p95
+#: under 5 s); below it, the 1-s bumps of a loaded machine warned for nothing.
+GROWTH_FLOOR_S: Final = 5.0
 #: Lag samples kept per path and interval.
 RESERVOIR_SIZE: Final = 4096
 
@@ -117,15 +120,20 @@ class LagReservoir:
 
 class LagTrend:
     """Whether lag keeps growing: p95 rose in each of the last ``intervals`` intervals,
-    by at least ``minimum`` seconds in all (a slow drift under that is noise)."""
+    by at least ``minimum`` seconds in all (a slow drift under that is noise), to at
+    least ``floor`` seconds."""
 
     def __init__(
-        self, intervals: int = DEFAULT_GROWTH_INTERVALS, minimum: float = GROWTH_MIN_S
+        self,
+        intervals: int = DEFAULT_GROWTH_INTERVALS,
+        minimum: float = GROWTH_MIN_S,
+        floor: float = GROWTH_FLOOR_S,
     ) -> None:
         if intervals < 1:
             raise ValueError("a trend needs at least one interval")
         self.intervals = intervals
         self.minimum = minimum
+        self.floor = floor
         self._last: deque[float] = deque(maxlen=intervals + 1)
 
     def add(self, p95: float) -> bool:
@@ -137,7 +145,7 @@ class LagTrend:
             return False
         values = list(self._last)
         rising = all(b > a for a, b in itertools.pairwise(values))
-        return rising and values[-1] - values[0] >= self.minimum
+        return rising and values[-1] - values[0] >= self.minimum and values[-1] >= self.floor
 
 
 @dataclass(frozen=True)
