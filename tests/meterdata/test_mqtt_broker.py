@@ -227,6 +227,19 @@ def test_the_cli_writes_status_lines_and_a_metrics_file(register_url: str, tmp_p
         )
         assert refused.exit_code != 0
         assert "--metrics needs --status-every above 0" in refused.output
+        nowhere = CliRunner().invoke(
+            app,
+            [
+                "ingest",
+                "mqtt",
+                "--metrics",
+                str(tmp_path / "no" / "live.prom"),
+                "--db",
+                register_url,
+            ],
+        )
+        assert nowhere.exit_code == 1
+        assert "does not exist; create it or pass another --metrics" in nowhere.output
 
 
 def test_the_last_acknowledgements_reach_the_broker_before_the_connection_closes(

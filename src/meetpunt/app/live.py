@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from meetpunt.app.hub import hub_store, ingestor
+from meetpunt.errors import MeterDataError
 from meetpunt.io.live_status import (
     DEFAULT_LAG_LIMIT_S,
     DEFAULT_STATUS_EVERY_S,
@@ -94,6 +95,11 @@ class _Status:
 def _monitor(settings: LiveSettings, on_status: Callable[[str], None] | None) -> _Status | None:
     if settings.status_every is None:
         return None
+    if settings.metrics is not None and not settings.metrics.parent.is_dir():
+        raise MeterDataError(
+            f"metrics file {settings.metrics}: folder {settings.metrics.parent} does not "
+            "exist; create it or pass another --metrics"
+        )
     monitor = (
         LiveMonitor(lag_limit_s=settings.lag_limit)
         if on_status is None
