@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-ingest bench-ingest-memory bench-fuzz bench-fuzz-meterfiles bench-p1 bench-gate bench-register bench-mqtt clean
+.PHONY: demo test lint bench bench-ingest bench-ingest-memory bench-fuzz bench-fuzz-meterfiles bench-p1 bench-gate bench-register bench-mqtt bench-mqtt-restarts clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meetpunt needs Python 3.11 or newer")'
@@ -49,6 +49,9 @@ bench-register: $(STAMP)
 
 bench-mqtt: $(STAMP)
 	$(BIN)/python benchmarks/mqtt_ingest_rate.py
+
+bench-mqtt-restarts: $(STAMP)
+	$(BIN)/python benchmarks/mqtt_restarts.py
 
 bench-fuzz: $(STAMP)
 	$(BIN)/python benchmarks/fuzz_parsers.py

@@ -205,14 +205,38 @@ def ingest_mqtt(
     seconds: Annotated[
         float | None, typer.Option(min=0.001, help="Stop after this many seconds.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Messages per batch at most.")] = 20,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Messages per batch at most; keep the broker's max_inflight_messages at "
+            "least this (docs/mosquitto/meetpunt.conf).",
+        ),
+    ] = 1000,
     batch_seconds: Annotated[
         float, typer.Option(min=0.001, help="Seconds a message waits for its batch at most.")
-    ] = 2.0,
+    ] = 1.0,
     client_id: Annotated[
         str | None,
         typer.Option(help="MQTT client id (the broker session); default: one per topic and EAN."),
     ] = None,
+    status_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds between status lines on stderr (rates, lag, broker drops); 0: none.",
+        ),
+    ] = 10.0,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            help="Prometheus text file, rewritten atomically at each status line.",
+            dir_okay=False,
+        ),
+    ] = None,
+    lag_limit: Annotated[
+        float, typer.Option(min=0.0, help="Warn when lag p95 (receipt to stored) exceeds this, s.")
+    ] = 30.0,
     store: StoreOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -222,11 +246,25 @@ def ingest_mqtt(
     Each batch of each EAN is one transaction. Runs until --max-messages or --seconds,
     or Ctrl-C; then ingests what is pending and prints the same summary as
     ``ingest files``. Messages sent while it was away are delivered when it is back.
+    Every --status-every seconds a status line goes to stderr (and --metrics), with a
+    WARNING when lag grows or the broker reports dropped messages (issue 14).
     """
     from meetpunt.app.live import LiveSettings, ingest_live
 
+    if metrics is not None and status_every == 0:
+        raise typer.BadParameter("--metrics needs --status-every above 0")
     settings = LiveSettings(
-        broker, topic, ean, max_messages, seconds, batch_size, batch_seconds, client_id
+        broker,
+        topic,
+        ean,
+        max_messages,
+        seconds,
+        batch_size,
+        batch_seconds,
+        client_id,
+        status_every=status_every or None,
+        metrics=metrics,
+        lag_limit=lag_limit,
     )
     register = open_register(db)
     try:

@@ -19,7 +19,15 @@ still pending when the connection drops, or left unread when we stop, are delive
 again by the broker, so nothing is lost between broker and store (at least once; the
 store is idempotent, so a telegram delivered twice is stored once). Mosquitto sends at
 most ``max_inflight_messages`` (default 20) unacknowledged messages to a client, so a
-``batch_size`` above that fills by time, not by count.
+``batch_size`` above that may not fill (2.0.11 keeps to the window for the backlog
+queued while we were away): a batch as large as the largest one so far that gets no
+message for :data:`WINDOW_QUIET_S` is handed on at once rather than after
+``batch_seconds`` (issue 14; docs/mosquitto/meetpunt.conf sets the window to 1,000, the
+default ``batch_size``).
+
+Status (issue 14). With a :class:`~meetpunt.io.live_status.LiveMonitor` the
+subscription also takes the broker's ``$SYS`` dropped and stored counts (QoS 0, not
+batched) and tells the monitor each message taken, stored or dropped at a reconnect.
 
 Reconnects. aiomqtt has no reconnect of its own: on :class:`aiomqtt.MqttError` the
 pending messages are dropped (the broker redelivers them), we wait
@@ -48,6 +56,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from meetpunt.domain.ean import check_ean, is_valid_ean
 from meetpunt.errors import MeterDataError
+from meetpunt.io.live_status import SYS_DROPPED, SYS_STORED, LiveMonitor
 from meetpunt.io.p1 import Telegram, TelegramSplitter
 from meetpunt.io.p1_source import source_from_meters, source_from_telegrams
 from meetpunt.meterdata.source import Refusal, SourceData
@@ -82,10 +91,17 @@ QOS: Final = 1
 KEEPALIVE_S: Final = 30
 #: How long connect, CONNACK and SUBACK may take, seconds.
 TIMEOUT_S: Final = 10.0
-#: Messages per micro-batch (at most Mosquitto's default in-flight window of 20).
-DEFAULT_BATCH_SIZE: Final = 20
+#: Messages per micro-batch: a region's second (10,000 meters every 10 s), within the
+#: broker's in-flight window of docs/mosquitto/meetpunt.conf (1,000).
+DEFAULT_BATCH_SIZE: Final = 1000
 #: Seconds a message may wait in a micro-batch.
-DEFAULT_BATCH_SECONDS: Final = 2.0
+DEFAULT_BATCH_SECONDS: Final = 1.0
+#: A batch as large as the largest one so far closes after this many quiet seconds:
+#: the broker's in-flight window is full and nothing more comes until we acknowledge.
+WINDOW_QUIET_S: Final = 0.05
+#: Mosquitto's default ``max_inflight_messages``: the window assumed until a larger
+#: batch was seen.
+DEFAULT_WINDOW: Final = 20
 #: The refusal of a message whose topic does not end in a valid EAN.
 TOPIC_RULE: Final = "MTR-4.topic"
 
@@ -449,6 +465,7 @@ class P1Subscription:
         stop: asyncio.Event | None = None,
         on_connect: Callable[[int], None] | None = None,
         per_meter: bool = False,
+        monitor: LiveMonitor | None = None,
     ) -> None:
         try:
             aiomqtt.Wildcard(topic)
@@ -487,6 +504,13 @@ class P1Subscription:
         self._deadline: float | None = None
         self._online = False
         self._closed = False
+        # -- issue 14: the status monitor and the broker's in-flight window
+        self._monitor = monitor
+        self._last_message = 0.0
+        self.window = DEFAULT_WINDOW
+        """The largest batch handed on so far (at least :data:`DEFAULT_WINDOW`): a
+        batch this large that stops growing has filled the broker's in-flight window
+        (``max_inflight_messages``)."""
 
     # -- control ---------------------------------------------------------------------
 
@@ -572,6 +596,8 @@ class P1Subscription:
             granted = await client.subscribe(self.topic, qos=QOS)
             if _refused_subscription(granted):
                 raise MeterDataError(f"{self.broker.url} refused the subscription to {self.topic}")
+            if self._monitor is not None:
+                await self._watch_broker(client)
             self.connections += 1
             self._online = True
             try:
@@ -582,6 +608,8 @@ class P1Subscription:
                 self._online = False
                 self.messages -= self._batcher.drop()
                 self._acks.clear()
+                if self._monitor is not None:
+                    self._monitor.forgotten()
 
     async def _consume(self, client: aiomqtt.Client, stopper: asyncio.Future[Any]) -> None:
         messages = client.messages
@@ -602,9 +630,11 @@ class P1Subscription:
                 if self._batcher and (
                     len(self._batcher) >= self.batch_size
                     or self._now() >= self._batch_started + self.batch_seconds
+                    or self._window_full()
                 ):
                     self._flush(client)
             self._flush(client, final=True)
+            await self._acknowledged(client)
         finally:
             if getter is not None:
                 await _discard(getter)  # unread: not acknowledged, so delivered again
@@ -613,10 +643,49 @@ class P1Subscription:
         waits = [self._remaining()]
         if self._batcher:
             waits.append(max(self._batch_started + self.batch_seconds - self._now(), 0.0))
+            if len(self._batcher) >= self.window:
+                waits.append(max(self._last_message + WINDOW_QUIET_S - self._now(), 0.0))
         known = [w for w in waits if w is not None]
         return min(known) if known else None
 
+    async def _acknowledged(self, client: aiomqtt.Client) -> None:
+        """Wait until the broker has read the last acknowledgements: a SUBACK comes
+        after the broker handled every packet sent before its SUBSCRIBE (MQTT keeps
+        the order). Measured (issue 14, benchmarks/mqtt_restarts.py): without it, the
+        socket closed with unread messages in its buffer is reset, the broker drops
+        the PUBACKs it had not read yet, and delivers the last batch again (744 of 745
+        telegrams after a SIGTERM; stored once, but ingested twice). The topic is
+        ``$SYS`` (QoS 0) so the persistent session's subscriptions stay as they were."""
+        try:
+            await client.subscribe(SYS_DROPPED, qos=0)
+        except aiomqtt.MqttError as exc:
+            log.warning("MQTT %s: the last acknowledgements may be lost: %s", self.broker.url, exc)
+
+    def _window_full(self) -> bool:
+        """The batch is as large as the largest so far and nothing came for
+        :data:`WINDOW_QUIET_S`: the broker waits for our acknowledgements (its
+        in-flight window is smaller than ``batch_size``), so waiting out
+        ``batch_seconds`` would only idle (issue 14: 20 in flight, 2 s batches)."""
+        return (
+            len(self._batcher) >= self.window and self._now() >= self._last_message + WINDOW_QUIET_S
+        )
+
+    async def _watch_broker(self, client: aiomqtt.Client) -> None:
+        """Subscribe to the broker's dropped and stored counts for the monitor (QoS 0,
+        never acknowledged); a broker that refuses ``$SYS`` leaves them unknown."""
+        for topic in (SYS_DROPPED, SYS_STORED):
+            granted = await client.subscribe(topic, qos=0)
+            if _refused_subscription(granted):
+                log.warning("%s refused the subscription to %s", self.broker.url, topic)
+
     def _take(self, message: aiomqtt.Message) -> None:
+        if message.topic.value.startswith("$SYS/"):
+            if self._monitor is not None:
+                self._monitor.broker_stat(message.topic.value, _payload_bytes(message.payload))
+            return
+        self._last_message = self._now()
+        if self._monitor is not None:
+            self._monitor.received()
         if not self._batcher:
             self._batch_started = self._now()
         self._batcher.add(message.topic.value, _payload_bytes(message.payload))
@@ -626,6 +695,8 @@ class P1Subscription:
     def _flush(self, client: aiomqtt.Client | None, final: bool = False) -> None:
         """Hand on the sources of the pending batch, then acknowledge its messages."""
         take = self._batcher.take if self.per_meter else self._batcher.take_batch
+        if self._batcher:
+            self.window = max(self.window, len(self._batcher))
         for source in take(final):
             self._on_source(source)
             self.sources += 1
@@ -633,4 +704,6 @@ class P1Subscription:
             for mid, qos in self._acks:
                 client._client.ack(mid, qos)
         self._acks.clear()
+        if self._monitor is not None:
+            self._monitor.flushed()
         self._closed = final
