@@ -199,18 +199,25 @@ def test_broker_urls_parse_and_bad_ones_say_what_is_wrong() -> None:
     assert BACKOFF_START_S == 0.5 and BACKOFF_CAP_S == 30.0
 
 
-def test_the_batcher_joins_a_split_telegram_and_drop_keeps_the_splitter() -> None:
+def test_the_batcher_joins_a_split_telegram_and_drop_forgets_the_unacknowledged() -> None:
+    """A message whose bytes wait for the rest of their telegram is not acknowledged;
+    a lost connection forgets them with the pending messages (the broker delivers all
+    of them again, so the telegram is put together anew, not cut off)."""
     batcher = P1Batcher("mqtt://h:1883", "p1/+")
     first, second = telegram(0), telegram(1)
-    batcher.add(f"p1/{E3X25}", first + second[:100])
+    batcher.add(f"p1/{E3X25}", first + second[:100], "m1")
     [source] = batcher.take()
     assert source.tables["p1_readings"].num_rows == 1
-    batcher.add(f"p1/{E3X25}", b"lost on a reconnect")
-    assert batcher.drop() == 1
-    batcher.add(f"p1/{E3X25}", second[100:])
+    assert batcher.acks() == [] and batcher.waiting == 1  # telegram 1 is not stored yet
+    batcher.add(f"p1/{E3X25}", b"lost on a reconnect", "m2")
+    assert batcher.drop() == 2
+    batcher.add(f"p1/{E3X25}", first + second[:100], "m1 again")
+    batcher.add(f"p1/{E3X25}", second[100:], "m3")
     [source] = batcher.take()
-    assert source.tables["p1_readings"].column("at").to_pylist() == [T0 + timedelta(minutes=5)]
+    at = source.tables["p1_readings"].column("at").to_pylist()
+    assert at == [T0, T0 + timedelta(minutes=5)]
     assert not source.refused
+    assert batcher.acks() == ["m1 again", "m3"] and batcher.waiting == 0
     assert source.source == f"mqtt://h:1883/p1/{E3X25} #2"
 
 

@@ -3,20 +3,24 @@ hub, one micro-batch of all meters per source and transaction (MTR-2, MTR-4).
 
 The loop that the CLI's ``ingest mqtt`` (and later the API server beside it) runs:
 subscribe, stop on SIGINT/SIGTERM, a message count or a time limit, and ingest every
-micro-batch against the register as it stands when the loop starts.
+micro-batch against the register as it stands when the loop starts (a telegram of an
+EAN it does not know is one MTR-5.unknown_connection record). What the run did is kept
+as running totals (:class:`LiveSummary`), not a report per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from meetpunt.app.hub import hub_store, ingestor
-from meetpunt.io.mqtt import P1Subscription, parse_broker_url
+from meetpunt.io.mqtt import DEFAULT_FRAGMENT_SECONDS, P1Subscription, parse_broker_url
 from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.meterdata.source import SourceData
 from meetpunt.register import Register
@@ -36,16 +40,84 @@ class LiveSettings:
     client_id: str | None = None
     per_meter: bool = False
     """One transaction per meter per batch (the pre-issue-14 path, for comparison)."""
+    fragment_seconds: float = DEFAULT_FRAGMENT_SECONDS
+    """How long a telegram's first part waits for its rest (then MTR-2.incomplete)."""
 
 
-async def _listen(subscription: P1Subscription) -> None:
+@dataclass
+class LiveSummary:
+    """What a run of live ingestion did, as running totals (bounded memory however long
+    it runs; issue 14): the counts of every micro-batch added up."""
+
+    source: str
+    """``mqtt://host:port/<topic filter>``."""
+    totals: BatchReport
+    """Rows, accepted, duplicates, quarantined by rule, per kind, over all batches."""
+    batches: int = 0
+    """Micro-batches handed to the hub (sources)."""
+    already_ingested: int = 0
+    """Of those, batches the store had already (delivered again, skipped whole)."""
+    first_batch: int | None = None
+    last_batch: int | None = None
+    messages: int = 0
+    """Messages taken and acknowledged."""
+    unacknowledged: int = 0
+    """Messages left unacknowledged at the end (a telegram's first part; the broker
+    delivers them again)."""
+    connections: int = 0
+    seconds: float = 0.0
+    stopped_by: str = ""
+    """``SIGINT``/``SIGTERM``, ``max-messages``, ``seconds``."""
+
+    def add(self, report: BatchReport) -> None:
+        """Count one micro-batch's report in."""
+        self.batches += 1
+        self.already_ingested += int(report.already_ingested)
+        if report.batch is not None:
+            if self.first_batch is None:
+                self.first_batch = report.batch
+            self.last_batch = report.batch
+        self.totals.absorb(report)
+
+    @property
+    def telegrams_stored(self) -> int:
+        """Telegrams whose readings went in (one ``p1_readings`` row each)."""
+        readings = self.totals.kinds.get("p1_readings")
+        return readings.accepted if readings is not None else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The totals in the shape of one :meth:`BatchReport.as_dict` (same keys, same
+        meaning, over the whole run) plus what the run did."""
+        return {
+            **self.totals.as_dict(),
+            "source": self.source,
+            "batch": None,
+            "already_ingested": self.already_ingested,
+            "batches": self.batches,
+            "first_batch": self.first_batch,
+            "last_batch": self.last_batch,
+            "messages": self.messages,
+            "unacknowledged": self.unacknowledged,
+            "telegrams_stored": self.telegrams_stored,
+            "connections": self.connections,
+            "seconds": round(self.seconds, 3),
+            "stopped_by": self.stopped_by,
+        }
+
+
+async def _listen(subscription: P1Subscription, summary: LiveSummary) -> None:
     """Run ``subscription`` until it stops; SIGINT/SIGTERM stop it cleanly (what is
-    pending is ingested first)."""
+    pending is ingested first) and are named in ``summary``."""
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
+
+    def stop(signum: signal.Signals) -> None:
+        summary.stopped_by = summary.stopped_by or signum.name
+        subscription.stop()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(signum, subscription.stop)
+            loop.add_signal_handler(signum, stop, signum)
             handled.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or no signals here: stop by count or time
@@ -61,17 +133,25 @@ def ingest_live(
     store: Path | None,
     settings: LiveSettings,
     on_listening: Callable[[str], None] | None = None,
-) -> list[BatchReport]:
-    """Ingest telegrams from the broker until ``settings`` say stop; the reports of
-    every micro-batch, in order. ``on_listening`` hears one line once subscribed."""
+    on_report: Callable[[BatchReport], None] | None = None,
+) -> LiveSummary:
+    """Ingest telegrams from the broker until ``settings`` say stop; the running totals
+    of every micro-batch (not a list of them: a run may last months). ``on_listening``
+    hears one line once subscribed, ``on_report`` each micro-batch's report."""
     address = parse_broker_url(settings.broker)
-    reports: list[BatchReport] = []
+    summary = LiveSummary(
+        f"{address.url}/{settings.topic}", BatchReport(f"{address.url}/{settings.topic}", None)
+    )
+    started = time.monotonic()
     with hub_store(store) as opened:
         engine = ingestor(opened, register)
 
         def on_source(source: SourceData) -> None:
             engine.now = datetime.now(UTC)  # the clock check runs against each batch
-            reports.append(engine.ingest(source))
+            report = engine.ingest(source)
+            summary.add(report)
+            if on_report is not None:
+                on_report(report)
 
         subscription = P1Subscription(
             address,
@@ -84,10 +164,23 @@ def ingest_live(
             max_messages=settings.max_messages,
             seconds=settings.seconds,
             per_meter=settings.per_meter,
+            known=engine.index.knows,
+            fragment_seconds=settings.fragment_seconds,
         )
         if on_listening is not None:
             on_listening(
                 f"listening on {address.url} to {settings.topic} as {subscription.client_id}"
             )
-        asyncio.run(_listen(subscription))
-    return reports
+        try:
+            asyncio.run(_listen(subscription, summary))
+        finally:
+            summary.messages = subscription.messages
+            summary.unacknowledged = subscription.unacknowledged
+            summary.connections = subscription.connections
+            summary.seconds = time.monotonic() - started
+    if not summary.stopped_by:
+        limit = settings.max_messages
+        summary.stopped_by = (
+            "max-messages" if limit is not None and summary.messages >= limit else "seconds"
+        )
+    return summary
