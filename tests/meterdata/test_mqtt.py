@@ -479,3 +479,24 @@ def test_the_cli_ingests_until_max_messages_and_prints_the_summary(
         assert "mqtt://host[:port]" in bad.output
     finally:
         asyncio.run(forget_session(client_id))
+
+
+def test_a_run_ending_on_a_held_first_part_leaves_it_to_the_next_run(hub: Hub) -> None:
+    """--max-messages reached while a message holds a telegram's first part: the run
+    ends on its one connection, that message unacknowledged (not counted as taken, not
+    cut off), and the next run with the same session gets it again and completes the
+    telegram. (Ending used to subtract it and connect again, over and over.)"""
+    prefix = unique_prefix()
+    own = f"{prefix}/p1/{E3X25}"
+    t1 = telegram(1)
+    first = Run(hub, f"{prefix}/p1/+", options={"max_messages": 1, "batch_seconds": 0.1})
+    asyncio.run(subscribed(first, lambda: publish([(own, telegram(0) + t1[:250])]), forget=False))
+    sub = first.subscription
+    assert (sub.connections, sub.messages, sub.unacknowledged) == (1, 0, 1)
+    second = Run(hub, f"{prefix}/p1/+", options={"max_messages": 2, "batch_seconds": 0.1})
+    asyncio.run(subscribed(second, lambda: publish([(own, t1[250:])])))
+    assert second.subscription.unacknowledged == 0
+    assert readings(hub) == [
+        (hub.ids[E3X25], T0 + timedelta(minutes=5 * i), 1_234_567 + 41 * i) for i in range(2)
+    ]
+    assert quarantine(hub) == []

@@ -153,6 +153,12 @@ def ingest_live(
             if on_report is not None:
                 on_report(report)
 
+        def connected(connection: int) -> None:
+            if on_listening is not None and connection == 1:  # subscribed: nothing missed
+                on_listening(
+                    f"listening on {address.url} to {settings.topic} as {subscription.client_id}"
+                )
+
         subscription = P1Subscription(
             address,
             settings.topic,
@@ -166,11 +172,8 @@ def ingest_live(
             per_meter=settings.per_meter,
             known=engine.index.knows,
             fragment_seconds=settings.fragment_seconds,
+            on_connect=connected,
         )
-        if on_listening is not None:
-            on_listening(
-                f"listening on {address.url} to {settings.topic} as {subscription.client_id}"
-            )
         try:
             asyncio.run(_listen(subscription, summary))
         finally:

@@ -658,6 +658,9 @@ class P1Subscription:
         self._batch_started = 0.0
         self._deadline: float | None = None
         self._online = False
+        self._ended = False
+        """The run has stopped (by count, time or :meth:`stop`) and handed on what it
+        took: no new connection, even when messages left unacknowledged lower the count."""
 
     # -- control ---------------------------------------------------------------------
 
@@ -669,7 +672,7 @@ class P1Subscription:
         return asyncio.get_running_loop().time()
 
     def _finished(self) -> bool:
-        if self._stop.is_set():
+        if self._ended or self._stop.is_set():
             return True
         if self.max_messages is not None and self.messages >= self.max_messages:
             return True
@@ -778,6 +781,7 @@ class P1Subscription:
                 ) or (due is not None and now >= due):
                     self._flush(client)
             self._flush(client)
+            self._ended = True
             self.unacknowledged = self._batcher.waiting
             if self.unacknowledged:
                 log.warning(
