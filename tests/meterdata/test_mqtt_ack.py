@@ -9,6 +9,7 @@ SIGKILL or stopped with SIGTERM, and look at the store afterwards.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import queue
@@ -320,3 +321,11 @@ def test_sigterm_prints_the_summary_and_stores_everything_taken(
     if not left:
         assert summary["quarantined"] == {"MTR-5.unknown_connection": 1}
         assert summary["telegrams_stored"] == 6 and summary["accepted"] >= 6
+
+
+def test_the_cli_default_wait_for_a_rest_is_the_library_default() -> None:
+    """The CLI does not import io.mqtt at start-up (aiomqtt), so it repeats the number."""
+    from meetpunt.cli.meterdata import ingest_mqtt
+
+    default = inspect.signature(ingest_mqtt).parameters["fragment_seconds"].default
+    assert default == DEFAULT_FRAGMENT_SECONDS

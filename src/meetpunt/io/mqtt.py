@@ -14,12 +14,16 @@ rule ``MTR-4.topic`` (a source of its own, named after its topic).
 
 Delivery. The client keeps a fixed identifier and ``clean_session=False`` (MQTT
 3.1.1), so the broker keeps the subscription and queues QoS-1 messages while we are
-away. A message is acknowledged (PUBACK) only after its batch was handed on: messages
-still pending when the connection drops, or left unread when we stop, are delivered
-again by the broker, so nothing is lost between broker and store (at least once; the
-store is idempotent, so a telegram delivered twice is stored once). Mosquitto sends at
-most ``max_inflight_messages`` (default 20) unacknowledged messages to a client, so a
-``batch_size`` above that fills by time, not by count.
+away. A message is acknowledged (PUBACK) only once everything it carried was handed on
+(issue 14): a message whose last bytes start a telegram waits in :class:`P1Batcher`,
+unacknowledged, until the meter's next message completes that telegram, or until it
+waited ``fragment_seconds`` (then its bytes are refused as ``MTR-2.incomplete`` and it
+is acknowledged: it must not hold the broker's in-flight window for ever). Messages
+still pending or waiting when the connection drops, when we stop or when we are killed
+are delivered again by the broker, so nothing is lost between broker and store (at
+least once; the store is idempotent, so a telegram delivered twice is stored once).
+Mosquitto sends at most ``max_inflight_messages`` (default 20) unacknowledged messages
+to a client, so a ``batch_size`` above that fills by time, not by count.
 
 Reconnects. aiomqtt has no reconnect of its own: on :class:`aiomqtt.MqttError` the
 pending messages are dropped (the broker redelivers them), we wait
@@ -62,7 +66,9 @@ __all__ = [
     "BACKOFF_START_S",
     "DEFAULT_BATCH_SECONDS",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_FRAGMENT_SECONDS",
     "DEFAULT_PORT",
+    "INCOMPLETE_RULE",
     "TOPIC_RULE",
     "Broker",
     "P1Batcher",
