@@ -466,6 +466,8 @@ def test_the_cli_ingests_until_max_messages_and_prints_the_summary(
         assert result.exit_code == 0, result.output
         assert "ingested" in result.output  # the table of `ingest files`
         assert "quarantined 1 by MTR-4.topic" in result.output
+        assert "stopped by max-messages" in result.output  # the run's totals, one line
+        assert "4 message(s) in" in result.output and "3 telegram(s) stored" in result.output
         with open_store(store, read_only=True) as opened:
             assert opened.count("p1_readings") == 3
 

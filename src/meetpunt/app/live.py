@@ -67,7 +67,8 @@ class LiveSummary:
     connections: int = 0
     seconds: float = 0.0
     stopped_by: str = ""
-    """``SIGINT``/``SIGTERM``, ``max-messages``, ``seconds``."""
+    """``SIGINT``/``SIGTERM``, ``max-messages``, ``seconds`` (or ``stop``: told by
+    its caller)."""
 
     def add(self, report: BatchReport) -> None:
         """Count one micro-batch's report in."""
@@ -183,7 +184,8 @@ def ingest_live(
             summary.seconds = time.monotonic() - started
     if not summary.stopped_by:
         limit = settings.max_messages
-        summary.stopped_by = (
-            "max-messages" if limit is not None and summary.messages >= limit else "seconds"
-        )
+        if limit is not None and summary.messages + summary.unacknowledged >= limit:
+            summary.stopped_by = "max-messages"
+        else:
+            summary.stopped_by = "seconds" if settings.seconds is not None else "stop"
     return summary

@@ -419,11 +419,12 @@ class P1Batcher:
         telegrams = self._split(ean, messages, final, now)
         if not telegrams:
             return None  # a fragment: its telegram completes in a later batch
-        if self._unknown(ean, telegrams):
+        if self.known is not None and not self.known(ean):  # one record per telegram
             digest = _digest(b"p1", ean, (t.raw for t in telegrams))
             source = SourceData(self._name(messages), digest)
-            extra, self._extra = self._extra, []
-            source.refused += [e.build(n) for n, e in enumerate(extra, start=1)]
+            source.refused += [
+                unknown_connection_refusal(n, ean, t) for n, t in enumerate(telegrams, start=1)
+            ]
             return source
         return self._meter_source(ean, telegrams, messages)
 
