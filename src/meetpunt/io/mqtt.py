@@ -227,11 +227,19 @@ _Message = tuple[str, bytes, Any, float]
 @dataclass
 class _Waiting:
     """A message whose bytes (some of them) wait in its meter's splitter: not yet
-    acknowledged."""
+    acknowledged. ``offset``: where in ``payload`` the waiting bytes start (for the
+    oldest; the bytes before it are in sources taken already)."""
 
     ack: Any
-    size: int
+    payload: bytes
     at: float
+    start: int = 0
+    """Bytes of ``payload`` not fed (taken before a reconnect, see ``_resume``)."""
+    offset: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) - self.start
 
 
 @dataclass
@@ -291,6 +299,13 @@ class P1Batcher:
         self._waiting: dict[str, list[_Waiting]] = {}
         """Per EAN, the messages whose bytes wait in its splitter, oldest first."""
         self._acks: list[Any] = []
+        self._handed = True
+        """Whether the sources of the last take were handed on (:meth:`acks` called)."""
+        self._resume: dict[str, tuple[bytes, int]] = {}
+        """Per EAN, after a lost connection: the oldest held message and how many of its
+        bytes went into sources already; when the broker delivers it again, those bytes
+        are not fed again (they would be the tail of a telegram taken already, refused
+        as garbage)."""
         self._count = 0
         self._extra: list[_Extra] = []
         """Records of this batch beside the telegrams (garbage, unknown EANs)."""
@@ -309,6 +324,11 @@ class P1Batcher:
         acknowledged (the broker delivers them again); how many messages."""
         dropped = len(self._pending) + self.waiting
         self._pending.clear()
+        self._resume.update(  # (those not delivered again yet stay)
+            (ean, (held[0].payload, held[0].start + held[0].offset))
+            for ean, held in self._waiting.items()
+            if held and held[0].start + held[0].offset and self._handed
+        )
         for ean in self._waiting:
             self._splitters.pop(ean, None)
         self._waiting.clear()
@@ -325,6 +345,7 @@ class P1Batcher:
         """The tokens of the messages taken whole since the last call, in arrival order
         per meter: acknowledge them once their sources are handed on."""
         acks, self._acks = self._acks, []
+        self._handed = True
         return acks
 
     def due(self) -> float | None:
@@ -440,11 +461,15 @@ class P1Batcher:
         splitter = self._splitters.setdefault(ean, TelegramSplitter())
         held = self._waiting.setdefault(ean, [])
         telegrams: list[Telegram] = []
+        self._handed = False
         for topic, payload, ack, at in messages:
+            resume = self._resume.pop(ean, None)
+            start = resume[1] if resume is not None and resume[0] == payload else 0
+            data = payload[start:] if start else payload
             before = splitter.skipped
-            telegrams += splitter.feed(payload, message_end=True)
+            telegrams += splitter.feed(data, message_end=True)
             skipped = splitter.skipped - before
-            if skipped > sum(payload.count(c) for c in (b" ", b"\r", b"\n", b"\t")):
+            if skipped > sum(data.count(c) for c in (b" ", b"\r", b"\n", b"\t")):
                 self._extra.append(
                     _Extra(
                         payload,
@@ -453,7 +478,7 @@ class P1Batcher:
                         ),
                     )
                 )
-            held.append(_Waiting(ack, len(payload), at))
+            held.append(_Waiting(ack, payload, at, start))
             self._release(held, splitter.pending)
         if final:
             telegrams += splitter.flush()
@@ -468,7 +493,8 @@ class P1Batcher:
 
     def _release(self, held: list[_Waiting], pending: int) -> None:
         """Acknowledge the messages of ``held`` none of whose bytes are among the last
-        ``pending`` bytes fed (those still wait in the splitter)."""
+        ``pending`` bytes fed (those still wait in the splitter); note where the
+        waiting bytes start in the oldest one kept."""
         keep = len(held)
         covered = 0
         while keep > 0 and covered < pending:
@@ -476,6 +502,8 @@ class P1Batcher:
             covered += held[keep].size
         self._acks += [message.ack for message in held[:keep]]
         del held[:keep]
+        if held:
+            held[0].offset = covered - pending
 
     def _unknown(self, ean: str, telegrams: list[Telegram]) -> bool:
         """Whether ``ean`` is unknown to the register: then its telegrams become one
