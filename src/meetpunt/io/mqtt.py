@@ -266,7 +266,8 @@ class P1Batcher:
     part of a telegram) is held back until the telegram it starts is taken, or until it
     waited ``fragment_seconds`` (then what it holds is taken as it is: a whole telegram
     stored, a part refused as ``MTR-2.incomplete``); :meth:`drop` forgets those bytes too
-    (the broker delivers the held messages again, so the telegram is put together anew).
+    (the broker delivers the held messages again, so the telegram is put together anew;
+    of the oldest, the bytes that went into sources before are skipped when it comes).
     A message that ends with a telegram's 4 CRC digits ends that telegram (no waiting
     for a line end in the next message).
 
