@@ -503,3 +503,23 @@ def test_a_run_ending_on_a_held_first_part_leaves_it_to_the_next_run(hub: Hub) -
         (hub.ids[E3X25], T0 + timedelta(minutes=5 * i), 1_234_567 + 41 * i) for i in range(2)
     ]
     assert quarantine(hub) == []
+
+
+def test_a_first_part_whose_rest_never_comes_is_quarantined_while_nothing_else_comes(
+    hub: Hub,
+) -> None:
+    """No other message arrives: the subscription still wakes up when the first part
+    has waited fragment_seconds, quarantines it (MTR-2.incomplete) and acknowledges it,
+    so the next run with the same session does not get it again."""
+    prefix = unique_prefix()
+    part = telegram(1)[:250]
+    options = {"seconds": 2.0, "batch_seconds": 0.1, "fragment_seconds": 0.3}
+    first = Run(hub, f"{prefix}/p1/+", options=options)
+    asyncio.run(subscribed(first, lambda: publish([(f"{prefix}/p1/{E3X25}", part)]), forget=False))
+    sub = first.subscription
+    assert (sub.messages, sub.unacknowledged, sub.connections) == (1, 0, 1)
+    [refused] = quarantine(hub)
+    assert (refused["rule"], refused["raw"]) == ("MTR-2.incomplete", part.decode("latin-1"))
+    again = Run(hub, f"{prefix}/p1/+", options={"seconds": 1.0, "batch_seconds": 0.1})
+    asyncio.run(subscribed(again))
+    assert again.subscription.messages == 0  # acknowledged: not delivered again
