@@ -470,7 +470,7 @@ class P1Batcher:
             before = splitter.skipped
             telegrams += splitter.feed(data, message_end=True)
             skipped = splitter.skipped - before
-            if skipped > sum(data.count(c) for c in (b" ", b"\r", b"\n", b"\t")):
+            if skipped and skipped > sum(data.count(c) for c in (b" ", b"\r", b"\n", b"\t")):
                 self._extra.append(
                     _Extra(
                         payload,
@@ -479,6 +479,9 @@ class P1Batcher:
                         ),
                     )
                 )
+            if not held and not splitter.pending:
+                self._acks.append(ack)  # the common case: whole telegrams, nothing waits
+                continue
             held.append(_Waiting(ack, payload, at, start))
             self._release(held, splitter.pending)
         if final:
