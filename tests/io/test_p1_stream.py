@@ -66,6 +66,25 @@ def test_telegrams_without_line_end_after_the_crc() -> None:
     assert last.raw == DSMR42[:-2] and last.valid
 
 
+def test_a_whole_message_ending_with_the_crc_ends_its_telegram() -> None:
+    """message_end (MQTT, issue 14): "!XXXX" or "!XXXX\r" at the end of a message is
+    the telegram's end; a CRC cut short, or a DSMR 2.2 bare "!", still waits."""
+    for cut in (DSMR5[:-2], DSMR5[:-1]):
+        splitter = TelegramSplitter()
+        assert splitter.feed(cut) == [] and splitter.pending == len(cut)  # a stream: waits
+        splitter = TelegramSplitter()
+        (telegram,) = splitter.feed(cut, message_end=True)
+        assert telegram.raw == cut and telegram.valid and splitter.pending == 0
+    splitter = TelegramSplitter()
+    assert splitter.feed(DSMR5[:-4], message_end=True) == []  # "!XX": more CRC may come
+    (telegram,) = splitter.feed(DSMR5[-4:], message_end=True)
+    assert telegram.raw == DSMR5 and telegram.valid
+    bare = DSMR22.rstrip(b"\r\n")
+    assert bare.endswith(b"!")
+    splitter = TelegramSplitter()
+    assert splitter.feed(bare, message_end=True) == [] and splitter.pending == len(bare)
+
+
 def test_a_stream_ending_in_the_middle() -> None:
     splitter = TelegramSplitter()
     assert splitter.feed(DSMR5[:300]) == []

@@ -199,18 +199,26 @@ def test_broker_urls_parse_and_bad_ones_say_what_is_wrong() -> None:
     assert BACKOFF_START_S == 0.5 and BACKOFF_CAP_S == 30.0
 
 
-def test_the_batcher_joins_a_split_telegram_and_drop_keeps_the_splitter() -> None:
+def test_the_batcher_joins_a_split_telegram_and_drop_forgets_the_unacknowledged() -> None:
+    """A message whose bytes wait for the rest of their telegram is not acknowledged;
+    a lost connection forgets them with the pending messages (the broker delivers all
+    of them again, so the telegram is put together anew, not cut off). Of the message
+    delivered again, what went into sources before (telegram 0) is not taken twice."""
     batcher = P1Batcher("mqtt://h:1883", "p1/+")
     first, second = telegram(0), telegram(1)
-    batcher.add(f"p1/{E3X25}", first + second[:100])
+    batcher.add(f"p1/{E3X25}", first + second[:100], "m1")
     [source] = batcher.take()
     assert source.tables["p1_readings"].num_rows == 1
-    batcher.add(f"p1/{E3X25}", b"lost on a reconnect")
-    assert batcher.drop() == 1
-    batcher.add(f"p1/{E3X25}", second[100:])
+    assert batcher.acks() == [] and batcher.waiting == 1  # telegram 1 is not stored yet
+    batcher.add(f"p1/{E3X25}", b"lost on a reconnect", "m2")
+    assert batcher.drop() == 2
+    batcher.add(f"p1/{E3X25}", first + second[:100], "m1 again")
+    batcher.add(f"p1/{E3X25}", second[100:], "m3")
     [source] = batcher.take()
-    assert source.tables["p1_readings"].column("at").to_pylist() == [T0 + timedelta(minutes=5)]
+    at = source.tables["p1_readings"].column("at").to_pylist()
+    assert at == [T0 + timedelta(minutes=5)]
     assert not source.refused
+    assert batcher.acks() == ["m1 again", "m3"] and batcher.waiting == 0
     assert source.source == f"mqtt://h:1883/p1/{E3X25} #2"
 
 
@@ -459,6 +467,8 @@ def test_the_cli_ingests_until_max_messages_and_prints_the_summary(
         assert result.exit_code == 0, result.output
         assert "ingested" in result.output  # the table of `ingest files`
         assert "quarantined 1 by MTR-4.topic" in result.output
+        assert "stopped by max-messages" in result.output  # the run's totals, one line
+        assert "4 message(s) in" in result.output and "3 telegram(s) stored" in result.output
         with open_store(store, read_only=True) as opened:
             assert opened.count("p1_readings") == 3
 
@@ -472,3 +482,44 @@ def test_the_cli_ingests_until_max_messages_and_prints_the_summary(
         assert "mqtt://host[:port]" in bad.output
     finally:
         asyncio.run(forget_session(client_id))
+
+
+def test_a_run_ending_on_a_held_first_part_leaves_it_to_the_next_run(hub: Hub) -> None:
+    """--max-messages reached while a message holds a telegram's first part: the run
+    ends on its one connection, that message unacknowledged (not counted as taken, not
+    cut off), and the next run with the same session gets it again and completes the
+    telegram. (Ending used to subtract it and connect again, over and over.)"""
+    prefix = unique_prefix()
+    own = f"{prefix}/p1/{E3X25}"
+    t1 = telegram(1)
+    first = Run(hub, f"{prefix}/p1/+", options={"max_messages": 1, "batch_seconds": 0.1})
+    asyncio.run(subscribed(first, lambda: publish([(own, telegram(0) + t1[:250])]), forget=False))
+    sub = first.subscription
+    assert (sub.connections, sub.messages, sub.unacknowledged) == (1, 0, 1)
+    second = Run(hub, f"{prefix}/p1/+", options={"max_messages": 2, "batch_seconds": 0.1})
+    asyncio.run(subscribed(second, lambda: publish([(own, t1[250:])])))
+    assert second.subscription.unacknowledged == 0
+    assert readings(hub) == [
+        (hub.ids[E3X25], T0 + timedelta(minutes=5 * i), 1_234_567 + 41 * i) for i in range(2)
+    ]
+    assert quarantine(hub) == []
+
+
+def test_a_first_part_whose_rest_never_comes_is_quarantined_while_nothing_else_comes(
+    hub: Hub,
+) -> None:
+    """No other message arrives: the subscription still wakes up when the first part
+    has waited fragment_seconds, quarantines it (MTR-2.incomplete) and acknowledges it,
+    so the next run with the same session does not get it again."""
+    prefix = unique_prefix()
+    part = telegram(1)[:250]
+    options = {"seconds": 2.0, "batch_seconds": 0.1, "fragment_seconds": 0.3}
+    first = Run(hub, f"{prefix}/p1/+", options=options)
+    asyncio.run(subscribed(first, lambda: publish([(f"{prefix}/p1/{E3X25}", part)]), forget=False))
+    sub = first.subscription
+    assert (sub.messages, sub.unacknowledged, sub.connections) == (1, 0, 1)
+    [refused] = quarantine(hub)
+    assert (refused["rule"], refused["raw"]) == ("MTR-2.incomplete", part.decode("latin-1"))
+    again = Run(hub, f"{prefix}/p1/+", options={"seconds": 1.0, "batch_seconds": 0.1})
+    asyncio.run(subscribed(again))
+    assert again.subscription.messages == 0  # acknowledged: not delivered again

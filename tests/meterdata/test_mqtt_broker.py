@@ -23,6 +23,7 @@ from meetpunt.app.live import LiveSettings, ingest_live
 from meetpunt.cli import app
 from meetpunt.io.live_status import SYS_DROPPED
 from meetpunt.io.mqtt import Broker, P1Subscription, default_client_id
+from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.meterdata.source import SourceData
 from meetpunt.meterdata.store import open_store
 from tests.meterdata.conftest import E3X25, Hub, build_register
@@ -108,9 +109,9 @@ def test_with_meetpunts_broker_config_nothing_is_lost_while_the_ingester_is_away
             status_every=0.5,
         )
         store = tmp_path / "live.duckdb"
-        reports = ingest_live(hub.register, store, settings, on_status=lines.append)
+        summary = ingest_live(hub.register, store, settings, on_status=lines.append)
 
-    assert sum(r.kinds["p1_readings"].accepted for r in reports) == TELEGRAMS
+    assert summary.telegrams_stored == TELEGRAMS
     with open_store(store, read_only=True) as opened:
         assert opened.count("p1_readings") == TELEGRAMS  # 0 lost
         assert opened.count("quarantine") == 0
@@ -138,11 +139,11 @@ def test_with_mosquittos_default_queue_the_broker_drops_and_meetpunt_warns(
             status_every=0.5,
         )
         store = tmp_path / "live.duckdb"
-        reports = ingest_live(hub.register, store, settings, on_status=lines.append)
+        summary = ingest_live(hub.register, store, settings, on_status=lines.append)
 
-    stored = sum(r.kinds["p1_readings"].accepted for r in reports)
+    stored = summary.telegrams_stored
     assert stored == 1000 and dropped == TELEGRAMS - 1000  # the failure the config prevents
-    assert not any(r.quarantined for r in reports)  # $SYS values are no telegrams
+    assert not summary.totals.quarantined  # $SYS values are no telegrams
     warnings = [line for line in lines if line.startswith("WARNING")]
     assert warnings[0].startswith(
         f"WARNING: the broker reports {dropped} message(s) dropped since it started "
@@ -172,7 +173,8 @@ def test_a_batch_that_fills_the_brokers_window_is_stored_without_waiting(
             batch_seconds=30,
             status_every=None,
         )
-        reports = ingest_live(hub.register, tmp_path / "live.duckdb", settings)
+        reports: list[BatchReport] = []
+        ingest_live(hub.register, tmp_path / "live.duckdb", settings, on_report=reports.append)
 
     accepted = [r.kinds["p1_readings"].accepted for r in reports]
     assert sum(accepted) == 100

@@ -3,17 +3,21 @@ hub, one micro-batch of all meters per source and transaction (MTR-2, MTR-4).
 
 The loop that the CLI's ``ingest mqtt`` (and later the API server beside it) runs:
 subscribe, stop on SIGINT/SIGTERM, a message count or a time limit, and ingest every
-micro-batch against the register as it stands when the loop starts.
+micro-batch against the register as it stands when the loop starts (a telegram of an
+EAN it does not know is one MTR-5.unknown_connection record). What the run did is kept
+as running totals (:class:`LiveSummary`), not a report per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from meetpunt.app.hub import hub_store, ingestor
 from meetpunt.errors import MeterDataError
@@ -26,6 +30,7 @@ from meetpunt.io.live_status import (
 from meetpunt.io.mqtt import (
     DEFAULT_BATCH_SECONDS,
     DEFAULT_BATCH_SIZE,
+    DEFAULT_FRAGMENT_SECONDS,
     P1Subscription,
     parse_broker_url,
 )
@@ -54,16 +59,88 @@ class LiveSettings:
     """Prometheus text file rewritten at each status line."""
     lag_limit: float = DEFAULT_LAG_LIMIT_S
     """Lag p95 (receipt -> stored) above this many seconds is warned about."""
+    fragment_seconds: float = DEFAULT_FRAGMENT_SECONDS
+    """How long a telegram's first part waits for its rest (then MTR-2.incomplete)."""
 
 
-async def _listen(subscription: P1Subscription, status: _Status | None = None) -> None:
+@dataclass
+class LiveSummary:
+    """What a run of live ingestion did, as running totals (bounded memory however long
+    it runs; issue 14): the counts of every micro-batch added up."""
+
+    source: str
+    """``mqtt://host:port/<topic filter>``."""
+    totals: BatchReport
+    """Rows, accepted, duplicates, quarantined by rule, per kind, over all batches."""
+    batches: int = 0
+    """Micro-batches handed to the hub (sources)."""
+    already_ingested: int = 0
+    """Of those, batches the store had already (delivered again, skipped whole)."""
+    first_batch: int | None = None
+    last_batch: int | None = None
+    messages: int = 0
+    """Messages taken and acknowledged."""
+    unacknowledged: int = 0
+    """Messages left unacknowledged at the end (a telegram's first part; the broker
+    delivers them again)."""
+    connections: int = 0
+    seconds: float = 0.0
+    stopped_by: str = ""
+    """``SIGINT``/``SIGTERM``, ``max-messages``, ``seconds`` (or ``stop``: told by
+    its caller)."""
+
+    def add(self, report: BatchReport) -> None:
+        """Count one micro-batch's report in."""
+        self.batches += 1
+        self.already_ingested += int(report.already_ingested)
+        if report.batch is not None:
+            if self.first_batch is None:
+                self.first_batch = report.batch
+            self.last_batch = report.batch
+        self.totals.absorb(report)
+
+    @property
+    def telegrams_stored(self) -> int:
+        """Telegrams whose readings went in (one ``p1_readings`` row each)."""
+        readings = self.totals.kinds.get("p1_readings")
+        return readings.accepted if readings is not None else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The totals in the shape of one :meth:`BatchReport.as_dict` (same keys, same
+        meaning, over the whole run) plus what the run did."""
+        return {
+            **self.totals.as_dict(),
+            "source": self.source,
+            "batch": None,
+            "already_ingested": self.already_ingested,
+            "batches": self.batches,
+            "first_batch": self.first_batch,
+            "last_batch": self.last_batch,
+            "messages": self.messages,
+            "unacknowledged": self.unacknowledged,
+            "telegrams_stored": self.telegrams_stored,
+            "connections": self.connections,
+            "seconds": round(self.seconds, 3),
+            "stopped_by": self.stopped_by,
+        }
+
+
+async def _listen(
+    subscription: P1Subscription, summary: LiveSummary, status: _Status | None = None
+) -> None:
     """Run ``subscription`` until it stops; SIGINT/SIGTERM stop it cleanly (what is
-    pending is ingested first). ``status``: report every interval while it runs."""
+    pending is ingested first) and are named in ``summary``. ``status``: report every
+    interval while it runs."""
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
+
+    def stop(signum: signal.Signals) -> None:
+        summary.stopped_by = summary.stopped_by or signum.name
+        subscription.stop()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(signum, subscription.stop)
+            loop.add_signal_handler(signum, stop, signum)
             handled.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or no signals here: stop by count or time
@@ -127,21 +204,35 @@ def ingest_live(
     settings: LiveSettings,
     on_listening: Callable[[str], None] | None = None,
     on_status: Callable[[str], None] | None = None,
-) -> list[BatchReport]:
-    """Ingest telegrams from the broker until ``settings`` say stop; the reports of
-    every micro-batch, in order. ``on_listening`` hears one line once subscribed;
+    on_report: Callable[[BatchReport], None] | None = None,
+) -> LiveSummary:
+    """Ingest telegrams from the broker until ``settings`` say stop; the running totals
+    of every micro-batch (not a list of them: a run may last months). ``on_listening``
+    hears one line once subscribed, ``on_report`` each micro-batch's report,
     ``on_status`` the status lines and warnings (default: stderr)."""
     address = parse_broker_url(settings.broker)
-    reports: list[BatchReport] = []
+    summary = LiveSummary(
+        f"{address.url}/{settings.topic}", BatchReport(f"{address.url}/{settings.topic}", None)
+    )
     status = _monitor(settings, on_status)
+    started = time.monotonic()
     with hub_store(store) as opened:
         engine = ingestor(opened, register)
 
         def on_source(source: SourceData) -> None:
             engine.now = datetime.now(UTC)  # the clock check runs against each batch
-            reports.append(engine.ingest(source))
+            report = engine.ingest(source)
+            summary.add(report)
             if status is not None:
-                _tell(status.monitor, source, reports[-1])
+                _tell(status.monitor, source, report)
+            if on_report is not None:
+                on_report(report)
+
+        def connected(connection: int) -> None:
+            if on_listening is not None and connection == 1:  # subscribed: nothing missed
+                on_listening(
+                    f"listening on {address.url} to {settings.topic} as {subscription.client_id}"
+                )
 
         subscription = P1Subscription(
             address,
@@ -155,10 +246,21 @@ def ingest_live(
             seconds=settings.seconds,
             per_meter=settings.per_meter,
             monitor=None if status is None else status.monitor,
+            known=engine.index.knows,
+            fragment_seconds=settings.fragment_seconds,
+            on_connect=connected,
         )
-        if on_listening is not None:
-            on_listening(
-                f"listening on {address.url} to {settings.topic} as {subscription.client_id}"
-            )
-        asyncio.run(_listen(subscription, status))
-    return reports
+        try:
+            asyncio.run(_listen(subscription, summary, status))
+        finally:
+            summary.messages = subscription.messages
+            summary.unacknowledged = subscription.unacknowledged
+            summary.connections = subscription.connections
+            summary.seconds = time.monotonic() - started
+    if not summary.stopped_by:
+        limit = settings.max_messages
+        if limit is not None and summary.messages + summary.unacknowledged >= limit:
+            summary.stopped_by = "max-messages"
+        else:
+            summary.stopped_by = "seconds" if settings.seconds is not None else "stop"
+    return summary

@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -38,6 +38,9 @@ from meetpunt.meterdata.ingest import BatchReport
 from meetpunt.privacy.model import Party, Role
 from meetpunt.privacy.stewardship import read_quarantine
 from meetpunt.register import open_register
+
+if TYPE_CHECKING:
+    from meetpunt.app.live import LiveSummary
 
 
 class _FilesByDefault(TyperGroup):
@@ -237,17 +240,28 @@ def ingest_mqtt(
     lag_limit: Annotated[
         float, typer.Option(min=0.0, help="Warn when lag p95 (receipt to stored) exceeds this, s.")
     ] = 30.0,
+    fragment_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds a telegram's first part waits for its rest (then MTR-2.incomplete).",
+        ),
+    ] = 10.0,  # io.mqtt.DEFAULT_FRAGMENT_SECONDS (not imported: aiomqtt at start-up)
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Print each batch once it is stored (to stderr).")
+    ] = False,
     store: StoreOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest live P1 telegrams from an MQTT broker (QoS 1) in micro-batches (MTR-4).
 
-    Each batch of each EAN is one transaction. Runs until --max-messages or --seconds,
-    or Ctrl-C; then ingests what is pending and prints the same summary as
-    ``ingest files``. Messages sent while it was away are delivered when it is back.
-    Every --status-every seconds a status line goes to stderr (and --metrics), with a
-    WARNING when lag grows or the broker reports dropped messages (issue 14).
+    Each batch (all its meters) is one transaction; a message is acknowledged once all
+    it carried is stored or quarantined. Runs until --max-messages or --seconds, or
+    Ctrl-C / SIGTERM; then ingests what is pending and prints what the run did (totals,
+    not one line per batch). Messages sent while it was away are delivered when it is
+    back. Every --status-every seconds a status line goes to stderr (and --metrics),
+    with a WARNING when lag grows or the broker reports dropped messages (issue 14).
     """
     from meetpunt.app.live import LiveSettings, ingest_live
 
@@ -265,17 +279,69 @@ def ingest_mqtt(
         status_every=status_every or None,
         metrics=metrics,
         lag_limit=lag_limit,
+        fragment_seconds=fragment_seconds,
     )
+
+    def stored(report: BatchReport) -> None:
+        note = " (already ingested)" if report.already_ingested else ""
+        print(
+            f"stored {report.source}{note}: {report.total('accepted')} accepted, "
+            f"{sum(report.quarantined.values())} quarantined",
+            file=sys.stderr,
+            flush=True,
+        )
+
     register = open_register(db)
     try:
-        reports = ingest_live(
-            register, store, settings, lambda line: print(line, file=sys.stderr, flush=True)
+        summary = ingest_live(
+            register,
+            store,
+            settings,
+            lambda line: print(line, file=sys.stderr, flush=True),
+            on_report=stored if verbose else None,
         )
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
     finally:
         register.dispose()
-    print_reports(reports, as_json)
+    print_live_summary(summary, as_json)
+
+
+def print_live_summary(summary: LiveSummary, as_json: bool) -> None:
+    """What ``ingest mqtt`` did: the totals in the columns of ``ingest files`` (one
+    line for the whole run; ``--json``: one object, a batch report's keys over the run
+    plus messages, batches, seconds, how it stopped) and quarantined by rule."""
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    totals = summary.totals
+    table = Table(title="ingested")
+    for column in ("source", "rows", "accepted", "duplicates", "estimated", "quarantined"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    table.add_row(
+        f"{summary.source} ({summary.batches} batch(es))",
+        str(totals.total("rows")),
+        str(totals.total("accepted")),
+        str(totals.total("duplicates")),
+        str(totals.total("estimated")),
+        str(sum(totals.quarantined.values())),
+    )
+    console.print(table)
+    console.print(
+        f"  stopped by {summary.stopped_by} after {summary.seconds:.1f} s: "
+        f"{summary.messages} message(s) in {summary.batches} batch(es) "
+        f"({summary.already_ingested} already ingested), "
+        f"{summary.telegrams_stored} telegram(s) stored"
+    )
+    if summary.unacknowledged:
+        console.print(
+            f"  {summary.unacknowledged} message(s) left unacknowledged (a telegram's first "
+            "part): the broker delivers them again to the next run"
+        )
+    for rule, count in sorted(totals.quarantined.items()):
+        console.print(f"  quarantined {count} by {rule}")
+    if totals.quarantined:
+        console.print("  see them with: meetpunt ingest quarantine")
 
 
 @ingest_app.command("completeness")

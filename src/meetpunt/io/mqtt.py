@@ -14,14 +14,18 @@ rule ``MTR-4.topic`` (a source of its own, named after its topic).
 
 Delivery. The client keeps a fixed identifier and ``clean_session=False`` (MQTT
 3.1.1), so the broker keeps the subscription and queues QoS-1 messages while we are
-away. A message is acknowledged (PUBACK) only after its batch was handed on: messages
-still pending when the connection drops, or left unread when we stop, are delivered
-again by the broker, so nothing is lost between broker and store (at least once; the
-store is idempotent, so a telegram delivered twice is stored once). Mosquitto sends at
-most ``max_inflight_messages`` (default 20) unacknowledged messages to a client, so a
-``batch_size`` above that may not fill (2.0.11 keeps to the window for the backlog
-queued while we were away): a batch as large as the largest one so far that gets no
-message for :data:`WINDOW_QUIET_S` is handed on at once rather than after
+away. A message is acknowledged (PUBACK) only once everything it carried was handed on
+(issue 14): a message whose last bytes start a telegram waits in :class:`P1Batcher`,
+unacknowledged, until the meter's next message completes that telegram, or until it
+waited ``fragment_seconds`` (then its bytes are refused as ``MTR-2.incomplete`` and it
+is acknowledged: it must not hold the broker's in-flight window for ever). Messages
+still pending or waiting when the connection drops, when we stop or when we are killed
+are delivered again by the broker, so nothing is lost between broker and store (at
+least once; the store is idempotent, so a telegram delivered twice is stored once).
+Mosquitto sends at most ``max_inflight_messages`` (default 20) unacknowledged messages
+to a client, so a ``batch_size`` above that may not fill (2.0.11 keeps to the window for
+the backlog queued while we were away): a batch as large as the largest one so far that
+gets no message for :data:`WINDOW_QUIET_S` is handed on at once rather than after
 ``batch_seconds`` (issue 14; docs/mosquitto/meetpunt.conf sets the window to 1,000, the
 default ``batch_size``).
 
@@ -46,6 +50,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -57,8 +62,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from meetpunt.domain.ean import check_ean, is_valid_ean
 from meetpunt.errors import MeterDataError
 from meetpunt.io.live_status import SYS_DROPPED, SYS_STORED, LiveMonitor
-from meetpunt.io.p1 import Telegram, TelegramSplitter
-from meetpunt.io.p1_source import source_from_meters, source_from_telegrams
+from meetpunt.io.p1 import P1Error, Telegram, TelegramSplitter
+from meetpunt.io.p1_source import (
+    source_from_meters,
+    source_from_telegrams,
+    unknown_connection_refusal,
+)
 from meetpunt.meterdata.source import Refusal, SourceData
 
 __all__ = [
@@ -66,7 +75,9 @@ __all__ = [
     "BACKOFF_START_S",
     "DEFAULT_BATCH_SECONDS",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_FRAGMENT_SECONDS",
     "DEFAULT_PORT",
+    "INCOMPLETE_RULE",
     "TOPIC_RULE",
     "Broker",
     "P1Batcher",
@@ -178,6 +189,12 @@ def _topic_refusal(topic: str, record: int, payload: bytes) -> Refusal:
 GARBAGE_RULE = "MTR-2.garbage"
 GARBAGE_KEPT = 4096
 """Bytes of a message's garbage kept in its quarantine record (the count says the rest)."""
+INCOMPLETE_RULE: Final = "MTR-2.incomplete"
+"""The refusal of a telegram's first part that waited too long for its rest."""
+DEFAULT_FRAGMENT_SECONDS: Final = 10.0
+"""Seconds the first part of a telegram waits for its rest from the same meter (five
+default batch periods): its messages stay unacknowledged meanwhile and hold places of
+the broker's in-flight window."""
 
 
 def _garbage_refusal(record: int, ean: str, topic: str, payload: bytes, skipped: int) -> Refusal:
@@ -193,6 +210,23 @@ def _garbage_refusal(record: int, ean: str, topic: str, payload: bytes, skipped:
     )
 
 
+def _incomplete(telegram: Telegram, waited: float, limit: float) -> Telegram:
+    """``telegram`` (a splitter's rest, flushed) refused as ``MTR-2.incomplete`` unless
+    it is whole: the first part of a telegram whose rest did not come in time."""
+    if telegram.valid or telegram.error is None:
+        return telegram  # whole after all (a DSMR 2.2/3 "!" without CRC and line end)
+    error = telegram.error
+    telegram.error = P1Error(
+        INCOMPLETE_RULE,
+        f"the first {len(telegram.raw)} byte(s) of a telegram waited {waited:.1f} s for "
+        f"the rest from the same meter (limit {limit:g} s) and are kept as received "
+        f"({error.message}); check that the meter or its dongle publishes each telegram "
+        "whole, or its parts right after each other",
+        error.offset,
+    )
+    return telegram
+
+
 def _digest(kind: bytes, key: str, parts: Iterable[bytes]) -> str:
     """SHA-256 of what a source was built from, each part length-prefixed."""
     h = hashlib.sha256(kind + b"\0" + key.encode() + b"\0")
@@ -202,6 +236,37 @@ def _digest(kind: bytes, key: str, parts: Iterable[bytes]) -> str:
     return h.hexdigest()
 
 
+_Message = tuple[str, bytes, Any, float]
+"""A message as the batcher keeps it: topic, payload, ack token, arrival time."""
+
+
+@dataclass
+class _Waiting:
+    """A message whose bytes (some of them) wait in its meter's splitter: not yet
+    acknowledged. ``offset``: where in ``payload`` the waiting bytes start (for the
+    oldest; the bytes before it are in sources taken already)."""
+
+    ack: Any
+    payload: bytes
+    at: float
+    start: int = 0
+    """Bytes of ``payload`` not fed (taken before a reconnect, see ``_resume``)."""
+    offset: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) - self.start
+
+
+@dataclass
+class _Extra:
+    """A record of the batch beside its telegrams' rows: garbage (one per message) or a
+    telegram of an unknown EAN (one per telegram); ``key`` goes into the digest."""
+
+    key: bytes
+    build: Callable[[int], Refusal]
+
+
 class P1Batcher:
     """Micro-batches of MQTT messages -> sources: one per EAN per batch (:meth:`take`)
     or one for all meters of the batch (:meth:`take_batch`) (MTR-4).
@@ -209,7 +274,22 @@ class P1Batcher:
     One :class:`TelegramSplitter` per EAN lives across batches, so a telegram split
     over messages (and batches) is put back together. Messages are only fed to the
     splitters when the batch is taken, so :meth:`drop` (a lost connection: the broker
-    delivers the messages again) leaves the splitters as they were.
+    delivers the messages again) forgets what was not taken yet.
+
+    Acknowledged only when stored (issue 14): each message comes with an ``ack`` token;
+    :meth:`acks` gives the tokens of the messages everything of which is in the sources
+    taken so far. A message whose bytes still wait in its meter's splitter (the first
+    part of a telegram) is held back until the telegram it starts is taken, or until it
+    waited ``fragment_seconds`` (then what it holds is taken as it is: a whole telegram
+    stored, a part refused as ``MTR-2.incomplete``); :meth:`drop` forgets those bytes too
+    (the broker delivers the held messages again, so the telegram is put together anew;
+    of the oldest, the bytes that went into sources before are skipped when it comes).
+    A message that ends with a telegram's 4 CRC digits ends that telegram (no waiting
+    for a line end in the next message).
+
+    ``known`` (an EAN -> bool) tells the EANs of the register: a telegram of any other
+    EAN is one ``MTR-5.unknown_connection`` record with its raw text instead of rows of
+    five kinds refused one by one. None: no check (the hub refuses the rows).
 
     A source's ``sha256`` is taken over its EAN and the raw telegrams it holds (the
     topic and payloads for ``MTR-4.topic`` refusals): the same telegrams published
@@ -217,85 +297,143 @@ class P1Batcher:
     the same bytes from another connection are not.
     """
 
-    def __init__(self, label: str, subscription: str, ean: str | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        subscription: str,
+        ean: str | None = None,
+        *,
+        known: Callable[[str], bool] | None = None,
+        fragment_seconds: float = DEFAULT_FRAGMENT_SECONDS,
+    ) -> None:
         self.label = label
         self.subscription = subscription
         self.ean = ean
-        self._pending: list[tuple[str, bytes]] = []
+        self.known = known
+        self.fragment_seconds = fragment_seconds
+        self._pending: list[_Message] = []
         self._splitters: dict[str, TelegramSplitter] = {}
+        self._waiting: dict[str, list[_Waiting]] = {}
+        """Per EAN, the messages whose bytes wait in its splitter, oldest first."""
+        self._acks: list[Any] = []
+        self._handed = True
+        """Whether the sources of the last take were handed on (:meth:`acks` called)."""
+        self._resume: dict[str, tuple[bytes, int]] = {}
+        """Per EAN, after a lost connection: the oldest held message and how many of its
+        bytes went into sources already; when the broker delivers it again, those bytes
+        are not fed again (they would be the tail of a telegram taken already, refused
+        as garbage)."""
         self._count = 0
-        self._garbage: list[tuple[str, str, bytes, int]] = []
-        """(EAN, topic, payload, bytes skipped) of messages with garbage, this batch."""
+        self._extra: list[_Extra] = []
+        """Records of this batch beside the telegrams (garbage, unknown EANs)."""
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, topic: str, payload: bytes) -> None:
-        """One message into the pending batch."""
-        self._pending.append((topic, payload))
+    def add(self, topic: str, payload: bytes, ack: Any = None, at: float = 0.0) -> None:
+        """One message into the pending batch; ``ack`` comes back from :meth:`acks`
+        once everything it carried is taken, ``at`` is when it arrived (the clock of
+        ``now`` in :meth:`take`)."""
+        self._pending.append((topic, payload, ack, at))
 
     def drop(self) -> int:
-        """Forget the pending messages (they will be delivered again); how many."""
-        dropped = len(self._pending)
+        """Forget the pending messages and the bytes waiting in splitters, none of them
+        acknowledged (the broker delivers them again); how many messages."""
+        dropped = len(self._pending) + self.waiting
         self._pending.clear()
+        self._resume.update(  # (those not delivered again yet stay)
+            (ean, (held[0].payload, held[0].start + held[0].offset))
+            for ean, held in self._waiting.items()
+            if held and held[0].start + held[0].offset and self._handed
+        )
+        for ean in self._waiting:
+            self._splitters.pop(ean, None)
+        self._waiting.clear()
+        self._acks.clear()
+        self._extra.clear()
         return dropped
 
-    def take(self, final: bool = False) -> list[SourceData]:
+    @property
+    def waiting(self) -> int:
+        """Messages whose bytes wait in a splitter for the rest of their telegram."""
+        return sum(len(held) for held in self._waiting.values())
+
+    def acks(self) -> list[Any]:
+        """The tokens of the messages taken whole since the last call, in arrival order
+        per meter: acknowledge them once their sources are handed on."""
+        acks, self._acks = self._acks, []
+        self._handed = True
+        return acks
+
+    def due(self) -> float | None:
+        """When the oldest waiting first part of a telegram has waited long enough
+        (:meth:`take` then takes it as it is); None when nothing waits."""
+        starts = [held[0].at for held in self._waiting.values() if held]
+        return min(starts) + self.fragment_seconds if starts else None
+
+    def take(self, final: bool = False, now: float | None = None) -> list[SourceData]:
         """The sources of the pending messages, one per EAN (and per topic without
         one), in order of first arrival; ``final`` also flushes every splitter (a
-        telegram cut off at the end is refused as ``MTR-2.truncated``, not lost)."""
-        sources = [source for _, source in self._take(final)]
-        return [*sources, *self._garbage_source()]
+        telegram cut off at the end is refused as ``MTR-2.truncated``, not lost); at
+        ``now``, a first part that waited ``fragment_seconds`` is taken as it is."""
+        sources = [source for _, source in self._take(final, now)]
+        return [*sources, *self._extra_source()]
 
-    def take_batch(self, final: bool = False) -> list[SourceData]:
+    def take_batch(self, final: bool = False, now: float | None = None) -> list[SourceData]:
         """The pending messages as one source for all meters (one transaction, MTR-4),
         plus one per topic without an EAN (``MTR-4.topic``, kept apart so their
         quarantine records name their topic). The rows and records are those of
         :meth:`take`'s sources joined by :func:`merge_sources`, built at once."""
-        meters: list[tuple[str, list[Telegram], list[tuple[str, bytes]]]] = []
+        meters: list[tuple[str, list[Telegram], list[_Message]]] = []
+        digests: list[bytes] = []
         others: list[SourceData] = []
-        for (is_ean, owner), messages in self._groups(final).items():
+        for (is_ean, owner), messages in self._groups(final, now).items():
             if not is_ean:
                 others.append(self._refused(owner, messages))
                 continue
-            telegrams = self._split(owner, messages, final)
-            if telegrams:
-                meters.append((owner, telegrams, messages))
-        if len(meters) == 1:
+            telegrams = self._split(owner, messages, final, now)
+            if not telegrams:
+                continue
+            digests.append(_digest(b"p1", owner, (t.raw for t in telegrams)).encode())
+            if self._unknown(owner, telegrams):
+                continue
+            meters.append((owner, telegrams, messages))
+        if len(meters) == 1 and len(digests) == 1:
             ean, telegrams, messages = meters[0]
-            return [self._with_garbage(self._meter_source(ean, telegrams, messages)), *others]
+            return [self._with_extra(self._meter_source(ean, telegrams, messages)), *others]
         if not meters:
-            return [*others, *self._garbage_source()]
+            return [*others, *self._extra_source()]
         first = self._count + 1
         self._count += len(meters)
-        digest = _digest(
-            b"p1-batch",
-            "",
-            (_digest(b"p1", ean, (t.raw for t in ts)).encode() for ean, ts, _ in meters),
-        )
+        digest = _digest(b"p1-batch", "", digests)
         name = f"{self.label}/{self.subscription} #{first}..{self._count}"
         parts = [(ean, telegrams) for ean, telegrams, _ in meters]
-        return [self._with_garbage(source_from_meters(parts, name, digest)), *others]
+        return [self._with_extra(source_from_meters(parts, name, digest)), *others]
 
-    def _groups(self, final: bool) -> dict[tuple[bool, str], list[tuple[str, bytes]]]:
+    def _groups(self, final: bool, now: float | None) -> dict[tuple[bool, str], list[_Message]]:
         """The pending messages by EAN (True, EAN) or topic without one (False, topic),
-        in order of first arrival; ``final`` adds every EAN with a splitter."""
-        groups: dict[tuple[bool, str], list[tuple[str, bytes]]] = {}
-        for topic, payload in self._pending:
-            ean = self.ean or ean_of_topic(topic)
-            key = (True, ean) if ean is not None else (False, topic)
-            groups.setdefault(key, []).append((topic, payload))
+        in order of first arrival; ``final`` adds every EAN with a splitter, ``now``
+        every EAN whose first part waited long enough."""
+        groups: dict[tuple[bool, str], list[_Message]] = {}
+        for message in self._pending:
+            ean = self.ean or ean_of_topic(message[0])
+            key = (True, ean) if ean is not None else (False, message[0])
+            groups.setdefault(key, []).append(message)
         self._pending.clear()
         if final:
             for ean in self._splitters:
                 groups.setdefault((True, ean), [])
+        elif now is not None:
+            for ean, held in self._waiting.items():
+                if held and held[0].at + self.fragment_seconds <= now:
+                    groups.setdefault((True, ean), [])
         return groups
 
-    def _take(self, final: bool) -> list[tuple[bool, SourceData]]:
+    def _take(self, final: bool, now: float | None) -> list[tuple[bool, SourceData]]:
         sources: list[tuple[bool, SourceData]] = []
-        for (is_ean, owner), messages in self._groups(final).items():
+        for (is_ean, owner), messages in self._groups(final, now).items():
             source = (
-                self._ean_source(owner, messages, final)
+                self._ean_source(owner, messages, final, now)
                 if is_ean
                 else self._refused(owner, messages)
             )
@@ -303,73 +441,137 @@ class P1Batcher:
                 sources.append((is_ean, source))
         return sources
 
-    def _name(self, messages: list[tuple[str, bytes]]) -> str:
-        topics = {topic for topic, _ in messages}
+    def _name(self, messages: list[_Message]) -> str:
+        topics = {message[0] for message in messages}
         topic = topics.pop() if len(topics) == 1 else self.subscription
         self._count += 1
         return f"{self.label}/{topic} #{self._count}"
 
     def _ean_source(
-        self, ean: str, messages: list[tuple[str, bytes]], final: bool
+        self,
+        ean: str,
+        messages: list[_Message],
+        final: bool,
+        now: float | None,
     ) -> SourceData | None:
-        telegrams = self._split(ean, messages, final)
+        telegrams = self._split(ean, messages, final, now)
         if not telegrams:
             return None  # a fragment: its telegram completes in a later batch
+        if self.known is not None and not self.known(ean):  # one record per telegram
+            digest = _digest(b"p1", ean, (t.raw for t in telegrams))
+            source = SourceData(self._name(messages), digest)
+            source.refused += [
+                unknown_connection_refusal(n, ean, t) for n, t in enumerate(telegrams, start=1)
+            ]
+            return source
         return self._meter_source(ean, telegrams, messages)
 
-    def _split(self, ean: str, messages: list[tuple[str, bytes]], final: bool) -> list[Telegram]:
-        """The telegrams ``messages`` complete in ``ean``'s splitter."""
+    def _split(
+        self,
+        ean: str,
+        messages: list[_Message],
+        final: bool,
+        now: float | None,
+    ) -> list[Telegram]:
+        """The telegrams ``messages`` complete in ``ean``'s splitter; the messages
+        taken whole go to :meth:`acks`, the others wait with their bytes."""
         splitter = self._splitters.setdefault(ean, TelegramSplitter())
+        held = self._waiting.setdefault(ean, [])
         telegrams: list[Telegram] = []
-        for topic, payload in messages:
+        self._handed = False
+        for topic, payload, ack, at in messages:
+            resume = self._resume.pop(ean, None)
+            start = resume[1] if resume is not None and resume[0] == payload else 0
+            data = payload[start:] if start else payload
             before = splitter.skipped
-            telegrams += splitter.feed(payload)
+            telegrams += splitter.feed(data, message_end=True)
             skipped = splitter.skipped - before
-            if skipped > sum(payload.count(c) for c in (b" ", b"\r", b"\n", b"\t")):
-                self._garbage.append((ean, topic, payload, skipped))
+            if skipped and skipped > sum(data.count(c) for c in (b" ", b"\r", b"\n", b"\t")):
+                self._extra.append(
+                    _Extra(
+                        payload,
+                        partial(
+                            _garbage_refusal, ean=ean, topic=topic, payload=payload, skipped=skipped
+                        ),
+                    )
+                )
+            if not held and not splitter.pending:
+                self._acks.append(ack)  # the common case: whole telegrams, nothing waits
+                continue
+            held.append(_Waiting(ack, payload, at, start))
+            self._release(held, splitter.pending)
         if final:
             telegrams += splitter.flush()
+        elif held and now is not None and held[0].at + self.fragment_seconds <= now:
+            waited = now - held[0].at
+            telegrams += [_incomplete(t, waited, self.fragment_seconds) for t in splitter.flush()]
+        if final or splitter.pending == 0:
+            self._release(held, 0)
+        if not held:
+            del self._waiting[ean]
         return telegrams
 
+    def _release(self, held: list[_Waiting], pending: int) -> None:
+        """Acknowledge the messages of ``held`` none of whose bytes are among the last
+        ``pending`` bytes fed (those still wait in the splitter); note where the
+        waiting bytes start in the oldest one kept."""
+        keep = len(held)
+        covered = 0
+        while keep > 0 and covered < pending:
+            keep -= 1
+            covered += held[keep].size
+        self._acks += [message.ack for message in held[:keep]]
+        del held[:keep]
+        if held:
+            held[0].offset = covered - pending
+
+    def _unknown(self, ean: str, telegrams: list[Telegram]) -> bool:
+        """Whether ``ean`` is unknown to the register: then its telegrams become one
+        record each (MTR-5.unknown_connection) among the batch's extra records."""
+        if self.known is None or self.known(ean):
+            return False
+        self._extra += [
+            _Extra(t.raw, partial(unknown_connection_refusal, ean=ean, telegram=t))
+            for t in telegrams
+        ]
+        return True
+
     def _meter_source(
-        self, ean: str, telegrams: list[Telegram], messages: list[tuple[str, bytes]]
+        self, ean: str, telegrams: list[Telegram], messages: list[_Message]
     ) -> SourceData:
         digest = _digest(b"p1", ean, (t.raw for t in telegrams))
         return source_from_telegrams(telegrams, ean, self._name(messages), digest)
 
-    def _garbage_refusals(self, first: int) -> list[Refusal]:
-        """One bounded record (``MTR-2.garbage``) per message of this batch with bytes
-        that were no part of a telegram, numbered from ``first``; forgotten after."""
-        found, self._garbage = self._garbage, []
-        return [
-            _garbage_refusal(n, ean, topic, payload, skipped)
-            for n, (ean, topic, payload, skipped) in enumerate(found, start=first)
-        ]
+    def _extra_refusals(self, first: int) -> list[Refusal]:
+        """The batch's extra records (garbage, unknown EANs), numbered from ``first``;
+        forgotten after."""
+        found, self._extra = self._extra, []
+        return [extra.build(n) for n, extra in enumerate(found, start=first)]
 
-    def _with_garbage(self, source: SourceData) -> SourceData:
-        """``source`` with the batch's garbage records after its own records, so the
+    def _with_extra(self, source: SourceData) -> SourceData:
+        """``source`` with the batch's extra records after its own records, so the
         micro-batch stays one source and one transaction."""
-        source.refused += self._garbage_refusals(_last_record(source) + 1)
+        source.refused += self._extra_refusals(_last_record(source) + 1)
         return source
 
-    def _garbage_source(self) -> list[SourceData]:
-        """The batch's garbage records as a source of their own (a batch without a
-        telegram, or the per-meter path); none when there were none."""
-        if not self._garbage:
+    def _extra_source(self) -> list[SourceData]:
+        """The batch's extra records as a source of their own (a batch without a
+        telegram of a known meter, or the per-meter path); none when there were none."""
+        if not self._extra:
             return []
-        payloads = [payload for _, _, payload, _ in self._garbage]
         self._count += 1
         source = SourceData(
-            f"{self.label}/{self.subscription} garbage #{self._count}",
-            _digest(b"garbage", "", payloads),
+            f"{self.label}/{self.subscription} refused #{self._count}",
+            _digest(b"garbage", "", (extra.key for extra in self._extra)),
         )
-        source.refused += self._garbage_refusals(1)
+        source.refused += self._extra_refusals(1)
         return [source]
 
-    def _refused(self, topic: str, messages: list[tuple[str, bytes]]) -> SourceData:
-        payloads = [payload for _, payload in messages]
+    def _refused(self, topic: str, messages: list[_Message]) -> SourceData:
+        payloads = [message[1] for message in messages]
         source = SourceData(self._name(messages), _digest(b"topic", topic, payloads))
         source.refused += [_topic_refusal(topic, n, p) for n, p in enumerate(payloads, start=1)]
+        self._acks += [message[2] for message in messages]
         return source
 
 
@@ -466,6 +668,8 @@ class P1Subscription:
         on_connect: Callable[[int], None] | None = None,
         per_meter: bool = False,
         monitor: LiveMonitor | None = None,
+        known: Callable[[str], bool] | None = None,
+        fragment_seconds: float = DEFAULT_FRAGMENT_SECONDS,
     ) -> None:
         try:
             aiomqtt.Wildcard(topic)
@@ -474,6 +678,8 @@ class P1Subscription:
         if ean is not None and not is_valid_ean(ean):
             finding = check_ean(ean)
             raise MeterDataError(finding.message if finding else f"{ean!r} is not an EAN")
+        if fragment_seconds <= 0:
+            raise MeterDataError("a telegram's first part must wait more than 0 s for its rest")
         if batch_size < 1 or batch_seconds <= 0:
             raise MeterDataError("the batch size must be 1 or more and its time above 0 s")
         if (max_messages is not None and max_messages < 1) or (
@@ -492,18 +698,25 @@ class P1Subscription:
         """One source (transaction) per meter per batch, as before issue 14 (the
         benchmark's reference); default one source for all meters of a batch."""
         self.messages = 0
-        """Messages taken into batches (those dropped at a lost connection not counted)."""
+        """Messages taken into batches (those dropped at a lost connection, or left
+        unacknowledged at the end, not counted)."""
+        self.unacknowledged = 0
+        """Messages left unacknowledged when the run ended: the first part of a telegram
+        whose rest had not come (the broker delivers them again to the next run)."""
         self.sources = 0
         self.connections = 0
         self._on_source = on_source
         self._on_connect = on_connect
         self._stop = stop or asyncio.Event()
-        self._batcher = P1Batcher(broker.url, topic, ean)
-        self._acks: list[tuple[int, int]] = []
+        self._batcher = P1Batcher(
+            broker.url, topic, ean, known=known, fragment_seconds=fragment_seconds
+        )
         self._batch_started = 0.0
         self._deadline: float | None = None
         self._online = False
-        self._closed = False
+        self._ended = False
+        """The run has stopped (by count, time or :meth:`stop`) and handed on what it
+        took: no new connection, even when messages left unacknowledged lower the count."""
         # -- issue 14: the status monitor and the broker's in-flight window
         self._monitor = monitor
         self._last_message = 0.0
@@ -522,7 +735,7 @@ class P1Subscription:
         return asyncio.get_running_loop().time()
 
     def _finished(self) -> bool:
-        if self._stop.is_set():
+        if self._ended or self._stop.is_set():
             return True
         if self.max_messages is not None and self.messages >= self.max_messages:
             return True
@@ -556,8 +769,6 @@ class P1Subscription:
                     )
                     await asyncio.wait({stopper}, timeout=wait)
                     delay = min(delay * 2, BACKOFF_CAP_S)
-            if not self._closed:
-                self._flush(None, final=True)
         finally:
             await _discard(stopper)
 
@@ -607,7 +818,6 @@ class P1Subscription:
             finally:
                 self._online = False
                 self.messages -= self._batcher.drop()
-                self._acks.clear()
                 if self._monitor is not None:
                     self._monitor.forgotten()
 
@@ -627,14 +837,27 @@ class P1Subscription:
                 if getter.done():
                     message, getter = getter.result(), None
                     self._take(message)
-                if self._batcher and (
-                    len(self._batcher) >= self.batch_size
-                    or self._now() >= self._batch_started + self.batch_seconds
-                    or self._window_full()
-                ):
+                now = self._now()
+                due = self._batcher.due()
+                if (
+                    self._batcher
+                    and (
+                        len(self._batcher) >= self.batch_size
+                        or now >= self._batch_started + self.batch_seconds
+                        or self._window_full()
+                    )
+                ) or (due is not None and now >= due):
                     self._flush(client)
-            self._flush(client, final=True)
+            self._flush(client)
             await self._acknowledged(client)
+            self._ended = True
+            self.unacknowledged = self._batcher.waiting
+            if self.unacknowledged:
+                log.warning(
+                    "%d message(s) left unacknowledged: the first part of a telegram whose "
+                    "rest has not come; the broker delivers them again to the next run",
+                    self.unacknowledged,
+                )
         finally:
             if getter is not None:
                 await _discard(getter)  # unread: not acknowledged, so delivered again
@@ -645,6 +868,9 @@ class P1Subscription:
             waits.append(max(self._batch_started + self.batch_seconds - self._now(), 0.0))
             if len(self._batcher) >= self.window:
                 waits.append(max(self._last_message + WINDOW_QUIET_S - self._now(), 0.0))
+        due = self._batcher.due()
+        if due is not None:
+            waits.append(max(due - self._now(), 0.0))
         known = [w for w in waits if w is not None]
         return min(known) if known else None
 
@@ -683,27 +909,27 @@ class P1Subscription:
             if self._monitor is not None:
                 self._monitor.broker_stat(message.topic.value, _payload_bytes(message.payload))
             return
-        self._last_message = self._now()
+        now = self._now()
+        self._last_message = now
         if self._monitor is not None:
             self._monitor.received()
         if not self._batcher:
-            self._batch_started = self._now()
-        self._batcher.add(message.topic.value, _payload_bytes(message.payload))
-        self._acks.append((message.mid, message.qos))
+            self._batch_started = now
+        payload = _payload_bytes(message.payload)
+        self._batcher.add(message.topic.value, payload, (message.mid, message.qos), now)
         self.messages += 1
 
-    def _flush(self, client: aiomqtt.Client | None, final: bool = False) -> None:
-        """Hand on the sources of the pending batch, then acknowledge its messages."""
+    def _flush(self, client: aiomqtt.Client) -> None:
+        """Hand on the sources of the pending batch, then acknowledge the messages
+        everything of which they hold (not those whose bytes wait for the rest of a
+        telegram: their PUBACK waits until that telegram is handed on, issue 14)."""
         take = self._batcher.take if self.per_meter else self._batcher.take_batch
         if self._batcher:
             self.window = max(self.window, len(self._batcher))
-        for source in take(final):
+        for source in take(now=self._now()):
             self._on_source(source)
             self.sources += 1
-        if client is not None:
-            for mid, qos in self._acks:
-                client._client.ack(mid, qos)
-        self._acks.clear()
+        for mid, qos in self._batcher.acks():
+            client._client.ack(mid, qos)
         if self._monitor is not None:
             self._monitor.flushed()
-        self._closed = final

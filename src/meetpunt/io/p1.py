@@ -1162,12 +1162,15 @@ _MBUS_VALUE_KEYS: Final = frozenset(f"0-{n}:{c}" for n in ob.MBUS_CHANNELS for c
 # --- streams --------------------------------------------------------------------------
 
 
-def _frame_end(buf: bytes, start: int, final: bool) -> int | None:
+def _frame_end(buf: bytes, start: int, final: bool, message_end: bool = False) -> int | None:
     """Where the frame that starts at ``start`` ends, or None when more bytes are needed.
 
     The end is ``!``, up to 4 CRC hex digits and a line end (or the ``/`` of the next
     telegram, or the end of the stream). A ``/`` before that cuts the frame off. A ``!``
     followed by anything else is a damaged byte inside the telegram, not its end.
+    ``message_end``: ``buf`` ends where a message (MQTT) ends, so ``!`` and all 4 CRC
+    digits there end the telegram without waiting for its line end (issue 14); a ``!``
+    with fewer digits still waits (the rest of its CRC may be in the next message).
     """
     size = len(buf)
     search = start + 1
@@ -1183,13 +1186,17 @@ def _frame_end(buf: bytes, start: int, final: bool) -> int | None:
         if tail is not None and tail.group(1) is not None:
             return end
         if end == size or (end + 1 == size and buf[end] == 0x0D):  # the line end may follow
-            return end if final else None
+            if final:
+                return end
+            return size if message_end and end - bang == 5 else None
         if buf[end] == 0x2F:  # "/": the next telegram right after the CRC
             return end
         search = bang + 1
 
 
-def _frames(buf: bytes, final: bool, max_size: int) -> tuple[list[bytes], int, int]:
+def _frames(
+    buf: bytes, final: bool, max_size: int, message_end: bool = False
+) -> tuple[list[bytes], int, int]:
     """Complete frames in ``buf``: (frames, where the unfinished rest starts, bytes skipped).
 
     A frame runs from ``/`` to its end (:func:`_frame_end`). A ``/`` before the end
@@ -1204,7 +1211,7 @@ def _frames(buf: bytes, final: bool, max_size: int) -> tuple[list[bytes], int, i
         if start < 0:
             return frames, size, skipped + size - pos
         skipped += start - pos
-        end = _frame_end(buf, start, final)
+        end = _frame_end(buf, start, final, message_end)
         if end is None:
             if size - start <= max_size:
                 return frames, start, skipped
@@ -1227,17 +1234,25 @@ class TelegramSplitter:
         self.max_size = max_size
         self.skipped = 0
 
-    def feed_frames(self, data: bytes) -> list[bytes]:
-        """The raw telegrams that ``data`` completes."""
+    @property
+    def pending(self) -> int:
+        """Bytes held for a telegram not complete yet (the last bytes fed)."""
+        return len(self._rest)
+
+    def feed_frames(self, data: bytes, message_end: bool = False) -> list[bytes]:
+        """The raw telegrams that ``data`` completes. ``message_end``: ``data`` is a
+        whole message (MQTT), so a telegram that ends with its 4 CRC digits at its end
+        is complete without its line end (see :func:`_frame_end`)."""
         buf = self._rest + data if self._rest else bytes(data)
-        frames, rest, skipped = _frames(buf, False, self.max_size)
+        frames, rest, skipped = _frames(buf, False, self.max_size, message_end)
         self._rest = buf[rest:]
         self.skipped += skipped
         return frames
 
-    def feed(self, data: bytes) -> list[Telegram]:
-        """The telegrams that ``data`` completes, parsed."""
-        return [parse_telegram(frame) for frame in self.feed_frames(data)]
+    def feed(self, data: bytes, message_end: bool = False) -> list[Telegram]:
+        """The telegrams that ``data`` completes, parsed (``message_end``: see
+        :meth:`feed_frames`)."""
+        return [parse_telegram(frame) for frame in self.feed_frames(data, message_end)]
 
     def flush(self) -> list[Telegram]:
         """End of stream: the last telegram, even without line end (or cut off)."""

@@ -358,18 +358,7 @@ def _collect(
     )
     for number, telegram in numbered:
         if not telegram.valid or telegram.timestamp is None:
-            error = telegram.error
-            source.refused.append(
-                Refusal(
-                    "p1_readings",
-                    number,
-                    ean,
-                    error.rule if error else "MTR-2.timestamp",
-                    (error.message if error else "telegram has no timestamp (0-0:1.0.0)")
-                    + (f" (byte {error.offset} of the telegram)" if error else ""),
-                    telegram.raw.decode("latin-1"),
-                )
-            )
+            source.refused.append(telegram_refusal(number, ean, telegram))
             continue
         at = telegram.timestamp
         wall = repeated_hour_wall(at) if telegram.ambiguous_time else None
@@ -390,6 +379,43 @@ def _collect(
     if final:
         source.refused += [_unplaced(n, t, ean, w) for n, t, w in passes.held]
         passes.held.clear()
+
+
+def telegram_refusal(number: int, ean: str, telegram: Telegram) -> Refusal:
+    """The record of a telegram the parser refused (or one without a time): its rule,
+    the parser's message and its raw text, whole (MTR-2)."""
+    error = telegram.error
+    return Refusal(
+        "p1_readings",
+        number,
+        ean,
+        error.rule if error else "MTR-2.timestamp",
+        (error.message if error else "telegram has no timestamp (0-0:1.0.0)")
+        + (f" (byte {error.offset} of the telegram)" if error else ""),
+        telegram.raw.decode("latin-1"),
+    )
+
+
+UNKNOWN_CONNECTION = "MTR-5.unknown_connection"
+
+
+def unknown_connection_refusal(number: int, ean: str, telegram: Telegram) -> Refusal:
+    """One record for a whole telegram of an EAN the register does not know (MTR-5), not
+    one per kind its rows would have been (readings, counters, failure log, voltage
+    events, gas); a telegram the parser refused keeps the parser's rule."""
+    if not telegram.valid or telegram.timestamp is None:
+        return telegram_refusal(number, ean, telegram)
+    return Refusal(
+        "p1_readings",
+        number,
+        ean,
+        UNKNOWN_CONNECTION,
+        f"P1 telegram of {ean}, which is not an electricity connection in the register "
+        "(kept whole: readings, counters, failure log, voltage events and gas); import "
+        "the register first (meetpunt register import) or correct the EAN the meter "
+        "publishes under",
+        telegram.raw.decode("latin-1"),
+    )
 
 
 _P1_KINDS = ("p1_readings", "power_failures", "power_failure_log", "voltage_events", "p1_gas")

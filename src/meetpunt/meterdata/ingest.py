@@ -136,6 +136,10 @@ class ConnectionIndex:
             else:
                 self._varying[cid] = True
 
+    def knows(self, ean: str, commodity: Commodity = Commodity.ELECTRICITY) -> bool:
+        """Whether ``ean`` is such a connection (else its rows are MTR-5.unknown_connection)."""
+        return (ean, commodity) in self._ids
+
     def connection_ids(self, eans: pa.Array, commodity: Commodity) -> npt.NDArray[np.int32]:
         """The connection id per row; -1 where the EAN is not such a connection."""
         encoded = eans if pa.types.is_dictionary(eans.type) else pc.dictionary_encode(eans)
