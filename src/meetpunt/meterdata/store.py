@@ -20,7 +20,7 @@ then no other process open it at all, so no process keeps it open: each holds a 
 for one unit of work (a micro-batch, a part of a file, a retention run, one gate read)
 and closes the file after it. An opener that finds the file held waits with a short
 backoff, says once on stderr what it waits for, and gives up after MEETPUNT_STORE_WAIT
-seconds with MTR-1.store_busy (see :func:`connect_waiting`).
+seconds with MTR-1.store_busy (see :func:`_attach`).
 """
 
 from __future__ import annotations
@@ -144,8 +144,9 @@ class MeterStore:
 
     @contextmanager
     def lease(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Hold the store for one unit of work: open the file (waiting while another
-        process holds it, see :func:`connect_waiting`), yield the connection, close it.
+        """Hold the store for one unit of work: attach the file (waiting while another
+        process holds it, see :func:`_attach`), yield a connection whose default
+        database it is, detach it.
 
         Re-entrant: inside a lease this thread already holds on the same file (through
         this object or another one), the open connection is used again; a read-write
@@ -170,13 +171,13 @@ class MeterStore:
             finally:
                 outer.depth -= 1
             return
-        con = connect_waiting(self.path, self.read_only, self.wait_s)
+        con = _attach(key, self.read_only, self.wait_s)
         leases[key] = _Lease(con, self.read_only)
         try:
             yield con
         finally:
             del leases[key]
-            con.close()
+            _detach(key, con)
 
     def close(self) -> None:
         """Close the store: the held ``:memory:`` connection; a file store holds
@@ -366,20 +367,120 @@ on_wait: Callable[[str], None] = _say_waiting
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
 
+class _Host:
+    """This process's one in-memory DuckDB, into which leases ATTACH the store files.
+
+    Opening a DuckDB database builds its whole catalogue of built-in functions (measured
+    80-150 ms an open on this machine under load, even for ``:memory:``); attaching a
+    file to a database that lives on costs a few milliseconds and takes and releases the
+    same file lock (benchmarks/store_leases.py)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET GLOBAL TimeZone = 'UTC'")
+        self.attached: dict[str, tuple[str, bool, int]] = {}  # file -> alias, read-only, users
+        self.lock = threading.Lock()
+        self.serial = 0
+
+
+_HOSTS: dict[int, _Host] = {}
+"""The host database by process id (a forked child makes its own: DuckDB does not
+survive a fork)."""
+_HOST_LOCK = threading.Lock()
+
+
+def _host() -> _Host:
+    """This process's host database."""
+    with _HOST_LOCK:
+        pid = os.getpid()
+        if pid not in _HOSTS:
+            _HOSTS[pid] = _Host()
+        return _HOSTS[pid]
+
+
+def _attach(path: str, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
+    """A connection of this process's host database whose default database is the store
+    file at ``path``, attached now (waiting while another process holds it, see
+    :func:`_waiting`) or already attached by another thread of this process."""
+    host = _host()
+    with host.lock:
+        found = host.attached.get(path)
+        if found is not None:
+            alias, attached_read_only, users = found
+            if attached_read_only and not read_only:
+                raise RuntimeError(
+                    f"a write lease on {path} while this process holds a read-only one"
+                )
+            host.attached[path] = (alias, attached_read_only, users + 1)
+        else:
+            host.serial += 1
+            alias = f"meetpunt_store_{host.serial}"
+            quoted = path.replace("'", "''")
+            mode = " (READ_ONLY)" if read_only else ""
+
+            def attach() -> None:
+                host.con.execute(f"ATTACH '{quoted}' AS {alias}{mode}")
+
+            _waiting(attach, path, wait_s)
+            host.attached[path] = (alias, read_only, 1)
+            if not read_only:
+                try:
+                    con = host.con.cursor()
+                    con.execute(f"USE {alias}")
+                    _prepare(con, path)
+                    con.close()
+                except BaseException:
+                    del host.attached[path]
+                    host.con.execute(f"DETACH {alias}")
+                    raise
+    con = host.con.cursor()
+    con.execute(f"USE {alias}")
+    return con
+
+
+def _detach(path: str, con: duckdb.DuckDBPyConnection) -> None:
+    """End a lease of :func:`_attach`: detach the file when no thread uses it any more
+    (DuckDB writes what it holds to the file then and releases the lock)."""
+    con.close()
+    host = _host()
+    with host.lock:
+        alias, read_only, users = host.attached[path]
+        if users > 1:
+            host.attached[path] = (alias, read_only, users - 1)
+            return
+        del host.attached[path]
+        host.con.execute(f"DETACH {alias}")
+
+
 def connect_waiting(
     path: str, read_only: bool = False, wait_s: float | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Open the store file, waiting while another process holds it (MTR-1 side by side).
+    """A DuckDB connection of its own to ``path`` (``:memory:`` stores), set to UTC."""
+    found: list[duckdb.DuckDBPyConnection] = []
+    _waiting(lambda: found.append(duckdb.connect(path, read_only=read_only)), path, wait_s)
+    con = found[0]
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            _prepare(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _waiting(open_file: Callable[[], None], path: str, wait_s: float | None = None) -> None:
+    """Run ``open_file``, waiting while another process holds the store (MTR-1 side by
+    side).
 
     DuckDB refuses a file another process holds ("Could not set lock", naming its PID):
     the opener retries with a backoff of :data:`BACKOFF_START_S` doubling to
     :data:`BACKOFF_CAP_S`, says once through :data:`on_wait` what it waits for when the
     wait passes :data:`NOTICE_AFTER_S` (the brief waits between other processes'
-    leases are not news), and gives
-    up after ``wait_s`` (default :func:`store_wait_s`) with MTR-1.store_busy, an
-    environment error (exit 2), never a refusal. A read-write open of a store whose
-    ``meta.schema_version`` is current runs no schema statements (cheap leases); any
-    other is created or migrated (:func:`_prepare`)."""
+    leases are not news), and gives up after ``wait_s`` (default :func:`store_wait_s`)
+    with MTR-1.store_busy, an environment error (exit 2), never a refusal. Any other
+    failure is MTR-1.store_unavailable."""
     limit = store_wait_s() if wait_s is None else wait_s
     deadline = time.monotonic() + limit
     delay = BACKOFF_START_S
@@ -387,12 +488,12 @@ def connect_waiting(
     first = time.monotonic()
     while True:
         try:
-            con = duckdb.connect(path, read_only=read_only)
-            break
+            open_file()
+            return
         except duckdb.Error as exc:
             text = str(exc)
             if "could not set lock" not in text.lower():
-                raise _unavailable(path, read_only, exc) from exc
+                raise _unavailable(path, exc) from exc
             holder = _LOCK_HOLDER.search(text)
             who = f"PID {holder['pid']} ({holder['program']})" if holder else "another process"
             left = deadline - time.monotonic()
@@ -411,18 +512,10 @@ def connect_waiting(
                 )
             time.sleep(min(delay, left))
             delay = min(delay * 2, BACKOFF_CAP_S)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            _prepare(con, path)
-    except BaseException:
-        con.close()
-        raise
-    return con
 
 
-def _unavailable(path: str, read_only: bool, exc: duckdb.Error) -> StoreUnavailableError:
-    missing = read_only and not Path(path).exists()
+def _unavailable(path: str, exc: duckdb.Error) -> StoreUnavailableError:
+    missing = path != ":memory:" and not Path(path).exists()
     return StoreUnavailableError(
         f"cannot open the meter-data store {path}: "
         + ("there is no store there yet" if missing else str(exc).splitlines()[0]),
@@ -488,7 +581,7 @@ def open_store(
     store = MeterStore(where, read_only, wait_s)
     if read_only:
         if not Path(where).is_file():
-            raise _unavailable(where, read_only, duckdb.IOException("no such file"))
+            raise _unavailable(where, duckdb.IOException("no such file"))
     else:
         with store.lease():
             pass  # creates or migrates the store now, not in the middle of a first batch
