@@ -11,15 +11,16 @@ Builds a small demo region (``meetpunt demo``) in a temporary home, then:
 2. **Live ingest rate**: a private Mosquitto on a free loopback port; this process runs
    the live ingester (``app.live.ingest_live``, the code behind ``meetpunt ingest
    mqtt``) while a publisher process sends COUNT telegrams of the region's smart
-   meters as fast as it can. Four runs: the store held for the whole run (as before
-   leases), leases alone, leases beside a ``meetpunt usecase uc09`` loop, and leases
-   beside a loop of ``meetpunt ingest FILE`` (quarter-hour files of ~280 k rows, so in
-   two parts each). Each line also says how long the ingester's leases waited for the
-   file (the rest of a slowdown is the two cores shared with the other processes). The
-   machine is shared: compare the figures of one run with each other, not with another
-   day's.
+   meters as fast as it can. Runs in turn: the store held for the whole run (as before
+   leases) and leases alone, twice each (the machine's load drifts), then leases beside
+   a ``meetpunt usecase uc09`` loop, beside a loop of ``meetpunt ingest FILE``
+   (quarter-hour files of ~280 k rows, so in two parts each), and alone again. Each
+   line also says how long the ingester's leases waited for the file (the rest of a
+   slowdown is the two cores shared with the other processes). The machine is shared:
+   compare the figures of one run with each other, not with another day's.
 
-    .venv/bin/python benchmarks/store_leases.py [--count 20000] [--leases 200]
+    .venv/bin/python benchmarks/store_leases.py [--count 20000] [--leases 200] \\
+        [--batch-size 500]
 """
 
 from __future__ import annotations
@@ -274,6 +275,7 @@ def live_run(
     count: int,
     hold: bool,
     load: Loop | None,
+    batch_size: int,
 ) -> float:
     topic = f"bench/{uuid.uuid4().hex}"
     client_id = f"bench-{uuid.uuid4().hex}"
@@ -290,7 +292,7 @@ def live_run(
         topic=f"{topic}/+",
         max_messages=count,
         seconds=600,
-        batch_size=500,
+        batch_size=batch_size,
         batch_seconds=0.2,
         client_id=client_id,
     )
@@ -379,6 +381,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000, help="telegrams per live run")
     parser.add_argument("--leases", type=int, default=200, help="opens per open-cost figure")
+    parser.add_argument("--batch-size", type=int, default=500, help="ingest mqtt --batch-size")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -391,23 +394,39 @@ def main() -> None:
         broker, port = start_broker(folder)
         common = ["--store", str(region.store), "--db", region.db]
         me = [sys.executable, "-m", "meetpunt"]
-        print(f"live ingest, {args.count} telegrams of {len(region.eans)} meters each run:")
+        print(
+            f"live ingest, {args.count} telegrams of {len(region.eans)} meters each run, "
+            f"--batch-size {args.batch_size}:"
+        )
         try:
             k = args.count // len(region.eans) + 1
-            runs = [
+            uc09 = [
+                *me,
+                "usecase",
+                "uc09",
+                "--from",
+                "2025-06-02",
+                "--to",
+                "2025-06-04",
+                "--json",
+                *common,
+            ]
+            runs = [  # held and leased in turns: the machine's load drifts
                 ("held for the run (before leases)", True, None),
                 ("leases, alone", False, None),
-                ("leases, beside a uc09 loop", False,
-                 Loop(lambda i: [*me, "usecase", "uc09", "--from", "2025-06-02", "--to",
-                                 "2025-06-04", "--json", *common])),
+                ("held for the run (again)", True, None),
+                ("leases, alone (again)", False, None),
+                ("leases, beside a uc09 loop", False, Loop(lambda i: uc09)),
                 ("leases, beside a file ingest loop", False,
                  Loop(lambda i: [*me, "ingest", str(loads[i % len(loads)]), "--json",
                                  *common])),
-                ("leases, alone (again)", False, None),
+                ("leases, alone (third)", False, None),
             ]  # fmt: skip
             rates = {}
             for n, (label, hold, load) in enumerate(runs):
-                rates[label] = live_run(label, region, port, n * k, args.count, hold, load)
+                rates[label] = live_run(
+                    label, region, port, n * k, args.count, hold, load, args.batch_size
+                )
             alone = rates["leases, alone"]
             print("relative to 'leases, alone':")
             for label, rate in rates.items():
