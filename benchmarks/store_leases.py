@@ -15,8 +15,9 @@ Builds a small demo region (``meetpunt demo``) in a temporary home, then:
    leases) and leases alone, twice each (the machine's load drifts), then leases beside
    a ``meetpunt usecase uc09`` loop, beside a loop of ``meetpunt ingest FILE``
    (quarter-hour files of ~280 k rows, so in two parts each), and alone again. Each
-   line also says how long the ingester's leases waited for the file (the rest of a
-   slowdown is the two cores shared with the other processes). The machine is shared:
+   line also says how long the ingester's leases took to attach the file, waits for
+   other processes included (the rest of a slowdown is the two cores shared with the
+   other processes). The machine is shared:
    compare the figures of one run with each other, not with another day's.
 
     .venv/bin/python benchmarks/store_leases.py [--count 20000] [--leases 200] \\
@@ -297,7 +298,7 @@ def live_run(
         client_id=client_id,
     )
     started: list[float] = []
-    waited = [0.0, 0]  # seconds this process's leases spent waiting for the file, leases
+    waited = [0.0, 0]  # seconds this process's leases spent attaching (waits included), leases
     plain = store_module._waiting
 
     def timed(open_file: Callable[[], None], path: str, wait_s: float | None = None) -> None:
@@ -337,7 +338,7 @@ def live_run(
     extra = f"; beside it: {load.line()}" if load is not None else ""
     print(
         f"  {label:<34} {stored:>6}/{count} stored in {seconds:6.2f} s = {rate:7.1f}/s; "
-        f"{waited[0]:5.2f} s waiting in {waited[1]} leases{extra}"
+        f"{waited[0]:5.2f} s attaching in {waited[1]} leases{extra}"
     )
     return rate
 
