@@ -40,16 +40,18 @@ def _record_unknown(hub: Hub) -> None:
 
 
 def _quarantine(hub: Hub) -> list[tuple[object, ...]]:
-    return hub.store.con.execute(
-        "SELECT batch, record, ean, rule, resolved_by, resolved_at FROM quarantine "
-        "ORDER BY batch, record"
-    ).fetchall()
+    with hub.store.lease() as con:
+        return con.execute(
+            "SELECT batch, record, ean, rule, resolved_by, resolved_at FROM quarantine "
+            "ORDER BY batch, record"
+        ).fetchall()
 
 
 def _batches(hub: Hub) -> list[tuple[object, ...]]:
-    return hub.store.con.execute(
-        "SELECT id, rows, accepted, duplicates, quarantined, retry_of FROM batch ORDER BY id"
-    ).fetchall()
+    with hub.store.lease() as con:
+        return con.execute(
+            "SELECT id, rows, accepted, duplicates, quarantined, retry_of FROM batch ORDER BY id"
+        ).fetchall()
 
 
 def test_a_retry_after_the_register_is_fixed_stores_the_rows_and_resolves_the_quarantine(
@@ -151,14 +153,14 @@ def test_a_store_of_layout_1_gets_the_retry_columns(tmp_path: Path) -> None:
     con.execute("ALTER TABLE quarantine DROP COLUMN resolved_at")
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
-    with open_store(path) as store:
+    with open_store(path) as store, store.lease() as con:
         columns = {
             r[0]
-            for r in store.con.execute(
+            for r in con.execute(
                 "SELECT column_name FROM duckdb_columns() "
                 "WHERE table_name IN ('batch', 'quarantine')"
             ).fetchall()
         }
         assert {"retry_of", "resolved_by", "resolved_at"} <= columns
-        version = store.con.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         assert version.fetchall() == [(SCHEMA_VERSION,)]

@@ -26,13 +26,14 @@ def open_gate(
     create: bool = True,
     on_head: Callable[[int, str], None] | None = None,
 ) -> Iterator[Gate]:
-    """A gate over the register at ``db`` and the store at ``store`` (read-only), with
-    the packaged use-case catalogue; both are closed when the block ends. ``clock``
-    replaces the wall clock (the demo replays a month of reports in order); with
-    ``create`` False a missing SQLite register is refused (REG-db.missing). When the
-    block wrote to the audit log (a decision, a read, a refusal), ``on_head`` is called
-    with the new head, also when the block ends in an error, so the head can be
-    published (PRV-7)."""
+    """A gate over the register at ``db`` and the store at ``store`` (read-only; each
+    read of it is its own short lease, so the store is not held for the use case's run
+    and writers get in between reads), with the packaged use-case catalogue; both are
+    closed when the block ends. ``clock`` replaces the wall clock (the demo replays a
+    month of reports in order); with ``create`` False a missing SQLite register is
+    refused (REG-db.missing). When the block wrote to the audit log (a decision, a read,
+    a refusal), ``on_head`` is called with the new head, also when the block ends in an
+    error, so the head can be published (PRV-7)."""
     register = open_register(db, create=create)
     try:
         before = audit_head(register) if on_head is not None else None

@@ -30,9 +30,12 @@ from meetpunt.register.store import Register
 def hub_store(path: Path | None = None, create: bool = True) -> Iterator[MeterStore]:
     """The store opened for the hub's own writers (ingestion, retention, quarantine).
 
-    Readers of meter data go through the privacy gate instead (one door to meter data); a test
-    checks that only ``meterdata`` and ``privacy`` open a store. With ``create`` False a
-    missing store is refused (MTR-1.store_unavailable) instead of created empty.
+    Created or migrated here; after that the file is held only in short leases (one per
+    batch, part of a file, retention run or read; MTR-1 side by side), so other
+    processes use the store while the block runs. Readers of meter data go through the
+    privacy gate instead (one door to meter data); a test checks that only ``meterdata``
+    and ``privacy`` open a store. With ``create`` False a missing store is refused
+    (MTR-1.store_unavailable) instead of created empty.
     """
     if not create:
         where = Path(path) if path is not None else default_store_path()

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError, UnavailableError
 from meetpunt.jsonout import print_json
-from meetpunt.meterdata.store import STORE_ENV
+from meetpunt.meterdata.store import DEFAULT_STORE_WAIT_S, STORE_ENV, STORE_WAIT_ENV
 from meetpunt.register.engine import HOME_ENV
 
 
@@ -303,11 +303,56 @@ def with_home(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+StoreWaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--store-wait",
+        envvar=STORE_WAIT_ENV,
+        min=0,
+        help="Seconds to wait while another process holds the meter-data store (each "
+        "process holds it only for one batch, part or read) before giving up with "
+        f"MTR-1.store_busy, exit 2; default {DEFAULT_STORE_WAIT_S:g}.",
+        show_envvar=True,
+    ),
+]
+
+
+def with_store_wait(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with a ``--store-wait`` option when it has a ``--store``: for the
+    command's run, ``MEETPUNT_STORE_WAIT`` holds that many seconds, so every lease on the
+    store waits that long for another process (MTR-1.store_busy after it)."""
+    signature = inspect.signature(callback, eval_str=True)
+    if "store" not in signature.parameters or "store_wait" in signature.parameters:
+        return callback
+
+    @functools.wraps(callback)
+    def run(*args: Any, store_wait: float | None = None, **kwargs: Any) -> Any:
+        before = os.environ.get(STORE_WAIT_ENV)
+        if store_wait is not None:
+            os.environ[STORE_WAIT_ENV] = f"{store_wait:g}"
+        try:
+            return callback(*args, **kwargs)
+        finally:
+            if before is None:
+                os.environ.pop(STORE_WAIT_ENV, None)
+            else:
+                os.environ[STORE_WAIT_ENV] = before
+
+    wait = inspect.Parameter(
+        "store_wait", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=StoreWaitOption
+    )
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), wait]
+    )
+    return run
+
+
 def add_home_option(app: typer.Typer) -> None:
-    """Give every command of ``app`` and its groups the one ``--home`` option."""
+    """Give every command of ``app`` and its groups the one ``--home`` option, and every
+    command with a ``--store`` the one ``--store-wait`` option."""
     for command in app.registered_commands:
         if command.callback is not None:
-            command.callback = with_home(command.callback)
+            command.callback = with_home(with_store_wait(command.callback))
     for group in app.registered_groups:
         if group.typer_instance is not None:
             add_home_option(group.typer_instance)

@@ -62,15 +62,16 @@ def completeness(store: MeterStore, areas: Mapping[int, str], day: date) -> list
     d5 = local_midnight_utc(day + timedelta(days=6)).replace(tzinfo=None)
     measured = ", ".join(map(str, MEASURED_CODES))
     usable = ", ".join(map(str, (*MEASURED_CODES, *ESTIMATED_CODES)))
-    rows = store.con.execute(
-        "SELECT q.connection, "
-        f"count(*) FILTER (WHERE q.quality IN ({measured})), "
-        f"count(*) FILTER (WHERE q.quality IN ({measured}) AND b.committed_at < ?), "
-        f"count(*) FILTER (WHERE q.quality IN ({usable}) AND b.committed_at < ?) "
-        "FROM quarter_hours q JOIN batch b ON b.id = q.batch "
-        "WHERE q.start >= ? AND q.start < ? GROUP BY q.connection",
-        [d1, d5, start, end],
-    ).fetchall()
+    with store.lease() as con:  # one read, one lease (MTR-1 side by side)
+        rows = con.execute(
+            "SELECT q.connection, "
+            f"count(*) FILTER (WHERE q.quality IN ({measured})), "
+            f"count(*) FILTER (WHERE q.quality IN ({measured}) AND b.committed_at < ?), "
+            f"count(*) FILTER (WHERE q.quality IN ({usable}) AND b.committed_at < ?) "
+            "FROM quarter_hours q JOIN batch b ON b.id = q.batch "
+            "WHERE q.start >= ? AND q.start < ? GROUP BY q.connection",
+            [d1, d5, start, end],
+        ).fetchall()
     per_connection = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
     quarters = quarter_hours_in_local_day(day)
     totals: dict[str, list[int]] = {}

@@ -288,27 +288,40 @@ class Ingestor:
     def ingest(self, source: SourceData) -> BatchReport:
         """Ingest one source as one batch. A source whose bytes were committed before is
         skipped as a whole (every row a duplicate), unless records of it are still in
-        quarantine: then only those are tried again (see :meth:`_retry`)."""
-        done = self.store.committed_batch(source.sha256) if source.sha256 else None
-        if done is not None:
-            pending = self.store.unresolved_refusals(source.sha256)
-            if pending:
-                return self._retry(source, done, pending)
-            return _skipped(source, done)
+        quarantine: then only those are tried again (see :meth:`_retry`).
+
+        A source held whole is one store lease (the check and the write together, so two
+        processes cannot both store it); a streamed source takes one lease per part, so
+        other processes get the store between parts (MTR-1 side by side)."""
+        with self.store.lease():
+            done = self.store.committed_batch(source.sha256) if source.sha256 else None
+            if done is not None:
+                pending = self.store.unresolved_refusals(source.sha256)
+                if pending:
+                    return self._retry(source, done, pending)
+                return _skipped(source, done)
+            whole = source.stream is None or not source.sha256
+            if whole:
+                if self.on_begin is not None:
+                    self.on_begin(source.source)
+                return self._ingest_whole(source)
         if self.on_begin is not None:
             self.on_begin(source.source)
-        if source.stream is None or not source.sha256:  # held whole: one transaction
-            with self.store.transaction() as con:
-                batch = _next_batch(con)
-                report = BatchReport(source.source, batch)
-                quarantine = _Quarantine(con, batch, source.source, self.quarantine_cap)
-                self._validate_and_store(
-                    con, source, batch, report, quarantine.add, room=quarantine.room
-                )
-                quarantine.close()
-                self._batch_row(con, source, report)
-            return report
         return self._ingest_parts(source)
+
+    def _ingest_whole(self, source: SourceData) -> BatchReport:
+        """A source held whole (a micro-batch, a small reader's output) in one
+        transaction."""
+        with self.store.transaction() as con:
+            batch = _next_batch(con)
+            report = BatchReport(source.source, batch)
+            quarantine = _Quarantine(con, batch, source.source, self.quarantine_cap)
+            self._validate_and_store(
+                con, source, batch, report, quarantine.add, room=quarantine.room
+            )
+            quarantine.close()
+            self._batch_row(con, source, report)
+        return report
 
     def _ingest_parts(self, source: SourceData) -> BatchReport:
         """A streamed source in parts of about :attr:`part_rows` rows, each part one

@@ -14,13 +14,25 @@ deleted).
 A batch is written in one transaction: a crash (even ``kill -9``) leaves either the
 whole batch or none of it, and the batch row is written last inside it, so a source is
 "done" exactly when its rows are.
+
+Side by side (MTR-1, issue 14): DuckDB lets one process hold the file read-write and
+then no other process open it at all, so no process keeps it open: each holds a *lease*
+for one unit of work (a micro-batch, a part of a file, a retention run, one gate read)
+and closes the file after it. An opener that finds the file held waits with a short
+backoff, says once on stderr what it waits for, and gives up after MEETPUNT_STORE_WAIT
+seconds with MTR-1.store_busy (see :func:`_attach`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +45,14 @@ from meetpunt.errors import MeterDataError, StoreUnavailableError
 from meetpunt.meterdata.kinds import KINDS, QUALITIES, UTC_US
 
 STORE_ENV = "MEETPUNT_STORE"
+STORE_WAIT_ENV = "MEETPUNT_STORE_WAIT"
+DEFAULT_STORE_WAIT_S = 120.0
+"""How long a lease waits for a store another process holds before MTR-1.store_busy."""
+BACKOFF_START_S = 0.02
+BACKOFF_CAP_S = 0.25
+"""A waiting lease retries after 20 ms, doubling to at most 250 ms between tries."""
+NOTICE_AFTER_S = 0.5
+"""A lease that has waited this long says on stderr what it waits for (once)."""
 SCHEMA_VERSION = "2"
 """Layout version of the store's tables; a store of an older version listed in
 ``_MIGRATIONS`` is brought up to date when opened for writing, any other is refused."""
@@ -84,17 +104,87 @@ def default_store_path() -> Path:
 class MeterStore:
     """The DuckDB meter-data store; open it with :func:`open_store`.
 
-    Writes happen through :meth:`transaction`; reads return Arrow tables with UTC
-    timestamps.
+    A file store is held only for one unit of work at a time, a *lease* (MTR-1 side by
+    side; see :meth:`lease`): DuckDB lets one process hold a file read-write and then
+    nobody else open it, so every process opens the file for one batch, one part, one
+    retention run or one read, and closes it right after. Writes happen through
+    :meth:`transaction`; reads return Arrow tables with UTC timestamps, each in its own
+    lease unless the caller holds one. A ``:memory:`` store keeps its one connection
+    (it is its own lease).
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
-        self.con = con
+    def __init__(
+        self,
+        path: str,
+        read_only: bool = False,
+        wait_s: float | None = None,
+        con: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
         self.path = path
+        self.read_only = read_only
+        self.wait_s = wait_s
+        """How long a lease waits for another process's lease before it gives up
+        (``None``: :func:`store_wait_s`, MEETPUNT_STORE_WAIT)."""
+        self._held = con
+        self._closed = False
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection of the lease this thread holds on the store (only inside
+        :meth:`lease` or :meth:`transaction`, or the held ``:memory:`` connection)."""
+        if self._held is not None:
+            return self._held
+        held = _leases().get(self._key())
+        if held is None:
+            raise RuntimeError(f"the meter-data store {self.path} is used outside a lease")
+        return held.con
+
+    def _key(self) -> str:
+        return os.path.realpath(self.path)
+
+    @contextmanager
+    def lease(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the store for one unit of work: attach the file (waiting while another
+        process holds it, see :func:`_attach`), yield a connection whose default
+        database it is, detach it.
+
+        Re-entrant: inside a lease this thread already holds on the same file (through
+        this object or another one), the open connection is used again; a read-write
+        lease inside a read-only one is refused (a programming error)."""
+        if self._held is not None:
+            yield self._held
+            return
+        if self._closed:
+            raise RuntimeError(f"the meter-data store {self.path} was closed")
+        leases = _leases()
+        key = self._key()
+        outer = leases.get(key)
+        if outer is not None:
+            if outer.read_only and not self.read_only:
+                raise RuntimeError(
+                    f"a write lease on {self.path} inside a read-only one: take the write "
+                    "lease first"
+                )
+            outer.depth += 1
+            try:
+                yield outer.con
+            finally:
+                outer.depth -= 1
+            return
+        con = _attach(key, self.read_only, self.wait_s)
+        leases[key] = _Lease(con, self.read_only)
+        try:
+            yield con
+        finally:
+            del leases[key]
+            _detach(key, con)
 
     def close(self) -> None:
-        """Close the database file."""
-        self.con.close()
+        """Close the store: the held ``:memory:`` connection; a file store holds
+        nothing between leases."""
+        self._closed = True
+        if self._held is not None:
+            self._held.close()
 
     def __enter__(self) -> MeterStore:
         return self
@@ -104,31 +194,35 @@ class MeterStore:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One atomic write: committed when the block ends, rolled back on any error."""
-        self.con.begin()
-        try:
-            yield self.con
-        except BaseException:
-            self.con.rollback()
-            raise
-        self.con.commit()
+        """One atomic write in a lease (its own, unless the caller holds one): committed
+        when the block ends, rolled back on any error."""
+        with self.lease() as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
 
     def committed_batch(self, sha256: str) -> int | None:
         """The batch id under which a source with these bytes was committed, if any."""
-        rows = self.con.execute(
-            "SELECT id FROM batch WHERE sha256 = ? ORDER BY id LIMIT 1", [sha256]
-        ).fetchall()
+        with self.lease() as con:
+            rows = con.execute(
+                "SELECT id FROM batch WHERE sha256 = ? ORDER BY id LIMIT 1", [sha256]
+            ).fetchall()
         return int(rows[0][0]) if rows else None
 
     def unresolved_refusals(self, sha256: str) -> list[tuple[int, str, int, str, str]]:
         """The quarantined records of the source with these bytes that no later batch
         stored: (rowid, kind, record, EAN, rule), in quarantine order."""
-        rows = self.con.execute(
-            "SELECT q.rowid, q.kind, q.record, q.ean, q.rule FROM quarantine q "
-            "WHERE q.resolved_by IS NULL AND q.batch IN (SELECT id FROM batch WHERE sha256 = ?) "
-            "ORDER BY q.batch, q.rowid",
-            [sha256],
-        ).fetchall()
+        with self.lease() as con:
+            rows = con.execute(
+                "SELECT q.rowid, q.kind, q.record, q.ean, q.rule FROM quarantine q "
+                "WHERE q.resolved_by IS NULL AND q.batch IN "
+                "(SELECT id FROM batch WHERE sha256 = ?) ORDER BY q.batch, q.rowid",
+                [sha256],
+            ).fetchall()
         return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
 
     def read(self, kind_name: str, where: str = "", params: list[Any] | None = None) -> pa.Table:
@@ -141,7 +235,8 @@ class MeterStore:
         ) + (f" WHERE {where}" if where else "")
         order = ", ".join(f'"{k}"' for k in kind.key)
         sql += f" ORDER BY {order}"
-        return utc_times(arrow(self.con, sql, params))
+        with self.lease() as con:
+            return utc_times(arrow(con, sql, params))
 
     def read_connections(
         self, kind_name: str, connections: Iterable[int], start: datetime, end: datetime
@@ -169,11 +264,13 @@ class MeterStore:
             return set()
         marks = ", ".join("?" for _ in ids)
         moment = naive_utc(at)
-        rows = self.con.execute(
-            f"SELECT DISTINCT connection FROM power_failure_log WHERE connection IN ({marks}) "
-            'AND "end" > ? AND "end" - to_seconds(duration_s) <= ?',
-            [*ids, moment, moment],
-        ).fetchall()
+        with self.lease() as con:
+            rows = con.execute(
+                "SELECT DISTINCT connection FROM power_failure_log "
+                f'WHERE connection IN ({marks}) AND "end" > ? '
+                'AND "end" - to_seconds(duration_s) <= ?',
+                [*ids, moment, moment],
+            ).fetchall()
         return {int(row[0]) for row in rows}
 
     def quarantined(self, rule: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -193,11 +290,13 @@ class MeterStore:
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Any read-only SQL over the store's tables, as Arrow with UTC times."""
-        return utc_times(arrow(self.con, sql, params))
+        with self.lease() as con:
+            return utc_times(arrow(con, sql, params))
 
     def count(self, table: str) -> int:
         """Rows in a table of the store."""
-        return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+        with self.lease() as con:
+            return int(con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
 
 
 def naive_utc(instant: datetime) -> datetime:
@@ -219,48 +318,271 @@ def utc_times(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
-def open_store(path: Path | str | None = None, read_only: bool = False) -> MeterStore:
-    """Open (and create on first use) the meter-data store at ``path``.
+@dataclass
+class _Lease:
+    """A lease this thread holds on one store file (see :meth:`MeterStore.lease`)."""
 
-    Default: :func:`default_store_path`. ``:memory:`` gives a store that lives as long
-    as the object (tests, benchmarks).
+    con: duckdb.DuckDBPyConnection
+    read_only: bool
+    depth: int = 0
+
+
+_THREAD = threading.local()
+
+
+def _leases() -> dict[str, _Lease]:
+    """The leases the current thread holds, by the store file's real path."""
+    found: dict[str, _Lease] | None = getattr(_THREAD, "leases", None)
+    if found is None:
+        found = _THREAD.leases = {}
+    return found
+
+
+def store_wait_s() -> float:
+    """How long an opener waits for a store another process holds: MEETPUNT_STORE_WAIT
+    seconds, default :data:`DEFAULT_STORE_WAIT_S` (MTR-1.store_busy after it)."""
+    text = os.environ.get(STORE_WAIT_ENV, "").strip()
+    if not text:
+        return DEFAULT_STORE_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise StoreUnavailableError(
+            f"{STORE_WAIT_ENV}={text!r} is not a number of seconds",
+            [Finding("MTR-1.store_wait", f"{STORE_WAIT_ENV} must be seconds, 0 or more")],
+            hint=f"set {STORE_WAIT_ENV} (or --store-wait) to seconds, e.g. 120",
+        )
+    return value
+
+
+def _say_waiting(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+on_wait: Callable[[str], None] = _say_waiting
+"""Hears, once per lease that has to wait, what it waits for (default: a line on stderr)."""
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+class _Host:
+    """This process's one in-memory DuckDB, into which leases ATTACH the store files.
+
+    Opening a DuckDB database builds its whole catalogue of built-in functions (measured
+    80-150 ms an open on this machine under load, even for ``:memory:``); attaching a
+    file to a database that lives on costs a few milliseconds and takes and releases the
+    same file lock (benchmarks/store_leases.py)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET GLOBAL TimeZone = 'UTC'")
+        self.attached: dict[str, tuple[str, bool, int]] = {}  # file -> alias, read-only, users
+        self.lock = threading.Lock()
+        self.serial = 0
+
+
+_HOSTS: dict[int, _Host] = {}
+"""The host database by process id (a forked child makes its own: DuckDB does not
+survive a fork)."""
+_HOST_LOCK = threading.Lock()
+
+
+def _host() -> _Host:
+    """This process's host database."""
+    with _HOST_LOCK:
+        pid = os.getpid()
+        if pid not in _HOSTS:
+            _HOSTS[pid] = _Host()
+        return _HOSTS[pid]
+
+
+def _attach(path: str, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
+    """A connection of this process's host database whose default database is the store
+    file at ``path``, attached now (waiting while another process holds it, see
+    :func:`_waiting`) or already attached by another thread of this process."""
+    host = _host()
+    with host.lock:
+        found = host.attached.get(path)
+        if found is not None:
+            alias, attached_read_only, users = found
+            if attached_read_only and not read_only:
+                raise RuntimeError(
+                    f"a write lease on {path} while this process holds a read-only one"
+                )
+            host.attached[path] = (alias, attached_read_only, users + 1)
+        else:
+            host.serial += 1
+            alias = f"meetpunt_store_{host.serial}"
+            quoted = path.replace("'", "''")
+            mode = " (READ_ONLY)" if read_only else ""
+
+            def attach() -> None:
+                host.con.execute(f"ATTACH '{quoted}' AS {alias}{mode}")
+
+            _waiting(attach, path, wait_s)
+            host.attached[path] = (alias, read_only, 1)
+            if not read_only:
+                try:
+                    con = host.con.cursor()
+                    con.execute(f"USE {alias}")
+                    _prepare(con, path)
+                    con.close()
+                except BaseException:
+                    del host.attached[path]
+                    host.con.execute(f"DETACH {alias}")
+                    raise
+    con = host.con.cursor()
+    con.execute(f"USE {alias}")
+    return con
+
+
+def _detach(path: str, con: duckdb.DuckDBPyConnection) -> None:
+    """End a lease of :func:`_attach`: detach the file when no thread uses it any more
+    (DuckDB writes what it holds to the file then and releases the lock)."""
+    con.close()
+    host = _host()
+    with host.lock:
+        alias, read_only, users = host.attached[path]
+        if users > 1:
+            host.attached[path] = (alias, read_only, users - 1)
+            return
+        del host.attached[path]
+        host.con.execute(f"DETACH {alias}")
+
+
+def connect_waiting(
+    path: str, read_only: bool = False, wait_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection of its own to ``path`` (``:memory:`` stores), set to UTC."""
+    found: list[duckdb.DuckDBPyConnection] = []
+    _waiting(lambda: found.append(duckdb.connect(path, read_only=read_only)), path, wait_s)
+    con = found[0]
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            _prepare(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _waiting(open_file: Callable[[], None], path: str, wait_s: float | None = None) -> None:
+    """Run ``open_file``, waiting while another process holds the store (MTR-1 side by
+    side).
+
+    DuckDB refuses a file another process holds ("Could not set lock", naming its PID):
+    the opener retries with a backoff of :data:`BACKOFF_START_S` doubling to
+    :data:`BACKOFF_CAP_S`, says once through :data:`on_wait` what it waits for when the
+    wait passes :data:`NOTICE_AFTER_S` (the brief waits between other processes'
+    leases are not news), and gives up after ``wait_s`` (default :func:`store_wait_s`)
+    with MTR-1.store_busy, an environment error (exit 2), never a refusal. Any other
+    failure is MTR-1.store_unavailable."""
+    limit = store_wait_s() if wait_s is None else wait_s
+    deadline = time.monotonic() + limit
+    delay = BACKOFF_START_S
+    waited = False
+    first = time.monotonic()
+    while True:
+        try:
+            open_file()
+            return
+        except duckdb.Error as exc:
+            text = str(exc)
+            if "could not set lock" not in text.lower():
+                raise _unavailable(path, exc) from exc
+            holder = _LOCK_HOLDER.search(text)
+            who = f"PID {holder['pid']} ({holder['program']})" if holder else "another process"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreUnavailableError(
+                    f"the meter-data store {path} is still held by {who} after waiting {limit:g} s",
+                    [Finding("MTR-1.store_busy", f"meter-data store {path} busy: held by {who}")],
+                    hint=f"try again when that process has finished its work, stop it, or "
+                    f"wait longer with --store-wait / {STORE_WAIT_ENV} (seconds)",
+                ) from exc
+            if not waited and time.monotonic() - first >= NOTICE_AFTER_S:
+                waited = True
+                on_wait(
+                    f"waiting for the meter-data store {path}, held by {who} "
+                    f"(up to {limit:g} s, {STORE_WAIT_ENV})"
+                )
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, BACKOFF_CAP_S)
+
+
+def _unavailable(path: str, exc: duckdb.Error) -> StoreUnavailableError:
+    missing = path != ":memory:" and not Path(path).exists()
+    return StoreUnavailableError(
+        f"cannot open the meter-data store {path}: "
+        + ("there is no store there yet" if missing else str(exc).splitlines()[0]),
+        [Finding("MTR-1.store_unavailable", f"no usable meter-data store at {path}")],
+        hint="ingest meter data first (meetpunt ingest PATH) or point --store / "
+        "MEETPUNT_STORE at the store",
+    )
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    """Bring a store opened read-write to :data:`SCHEMA_VERSION`: nothing to do when
+    ``meta`` says it is current (one small read per lease); else create the tables, or
+    migrate an older layout listed in ``_MIGRATIONS``; refuse any other."""
+    try:
+        found = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    except duckdb.CatalogException:
+        found = []
+    if found and found[0][0] == SCHEMA_VERSION:
+        return
+    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    if found and found[0][0] in _MIGRATIONS:
+        con.begin()
+        for statement in _MIGRATIONS[found[0][0]]:
+            con.execute(statement)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+        con.commit()
+    elif found and found[0][0] != SCHEMA_VERSION:
+        raise MeterDataError(
+            f"the meter-data store {where} has layout version {found[0][0]}, this meetpunt "
+            f"uses {SCHEMA_VERSION}; move the file away and ingest the sources again"
+        )
+    con.begin()
+    for statement in _SUPPORT_TABLES:
+        con.execute(statement)
+    for kind in KINDS.values():
+        con.execute(kind.table_sql())
+    for q in QUALITIES:
+        con.execute(
+            "INSERT OR IGNORE INTO quality VALUES (?, ?, ?, ?)",
+            [q.code, q.status.value, q.rule, q.method],
+        )
+    # the version last: a store whose creation was cut off is completed by the next open
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+    con.commit()
+
+
+def open_store(
+    path: Path | str | None = None, read_only: bool = False, wait_s: float | None = None
+) -> MeterStore:
+    """The meter-data store at ``path`` (default: :func:`default_store_path`), created
+    on first use unless ``read_only``.
+
+    A file store is opened once here (created or migrated, or checked to exist when
+    ``read_only``: a missing store is refused, MTR-1.store_unavailable) and then only in
+    leases (:meth:`MeterStore.lease`); ``wait_s`` bounds each lease's wait for another
+    process (default MEETPUNT_STORE_WAIT). ``:memory:`` gives a store that keeps its one
+    connection and lives as long as the object (tests, benchmarks).
     """
     where = str(path) if path is not None else str(default_store_path())
-    try:
-        con = duckdb.connect(where, read_only=read_only)
-    except duckdb.Error as exc:
-        missing = read_only and not Path(where).exists()
-        raise StoreUnavailableError(
-            f"cannot open the meter-data store {where}: "
-            + ("there is no store there yet" if missing else str(exc).splitlines()[0]),
-            [Finding("MTR-1.store_unavailable", f"no usable meter-data store at {where}")],
-            hint="ingest meter data first (meetpunt ingest PATH) or point --store / "
-            "MEETPUNT_STORE at the store; a store held by another writer opens once it stops",
-        ) from exc
-    con.execute("SET TimeZone = 'UTC'")
-    if not read_only:
-        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-        found = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-        if found and found[0][0] in _MIGRATIONS:
-            con.begin()
-            for statement in _MIGRATIONS[found[0][0]]:
-                con.execute(statement)
-            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
-            con.commit()
-        elif found and found[0][0] != SCHEMA_VERSION:
-            con.close()
-            raise MeterDataError(
-                f"the meter-data store {where} has layout version {found[0][0]}, this meetpunt "
-                f"uses {SCHEMA_VERSION}; move the file away and ingest the sources again"
-            )
-        con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-        for statement in _SUPPORT_TABLES:
-            con.execute(statement)
-        for kind in KINDS.values():
-            con.execute(kind.table_sql())
-        for q in QUALITIES:
-            con.execute(
-                "INSERT OR IGNORE INTO quality VALUES (?, ?, ?, ?)",
-                [q.code, q.status.value, q.rule, q.method],
-            )
-    return MeterStore(con, where)
+    if where == ":memory:":
+        con = connect_waiting(where, read_only, wait_s)
+        return MeterStore(where, read_only, wait_s, con=con)
+    store = MeterStore(where, read_only, wait_s)
+    if read_only:
+        if not Path(where).is_file():
+            raise _unavailable(where, duckdb.IOException("no such file"))
+    else:
+        with store.lease():
+            pass  # creates or migrates the store now, not in the middle of a first batch
+    return store
