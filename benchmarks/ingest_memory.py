@@ -108,9 +108,11 @@ def child(
     ean: str | None,
     now: datetime,
     memory_limit: str | None = None,
+    checkpoint: bool = True,
 ) -> dict[str, Any]:
     """Ingest files one after another into a store; report memory, time and counts
-    (``memory_limit``: DuckDB's, else its default of 80 % of the machine's memory)."""
+    (``memory_limit``: DuckDB's, else its default of 80 % of the machine's memory;
+    ``checkpoint``: after each part of a file, as ingestion does)."""
     from meetpunt.app.hub import ingestor
     from meetpunt.io.files import read_meter_file
     from meetpunt.meterdata.kinds import KINDS
@@ -122,14 +124,18 @@ def child(
     if memory_limit:
         store.con.execute(f"SET memory_limit = '{memory_limit}'")
     engine = ingestor(store, register, now=now)
+    engine.checkpoint_parts = checkpoint
     before = _rss_kb()
     reset = _reset_peak()
     began = time.perf_counter()
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     reports = [engine.ingest(read_meter_file(path, None, ean)) for path in paths]
     rows = store.query("SELECT count(*) AS n FROM quarantine").column("n")[0].as_py()
     stored = sum(store.count(name) for name in KINDS)
     store.close()  # in the peak: closing checkpoints what was not yet
     seconds = time.perf_counter() - began
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
     register.dispose()
     return {
         "file": paths[0].name,
@@ -138,6 +144,7 @@ def child(
         "peak_mb": _peak_kb() / 1024,
         "peak_reset": reset,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "rows": sum(r.total("rows") for r in reports),
         "accepted": sum(r.total("accepted") for r in reports),
         "refused": sum(sum(r.quarantined.values()) for r in reports),
@@ -263,6 +270,7 @@ def run_child(
     now: datetime,
     fresh: bool = True,
     memory_limit: str | None = None,
+    checkpoint: bool = True,
 ) -> dict[str, Any]:
     """Ingest ``paths`` in a child process into ``store`` (emptied first if ``fresh``)."""
     if fresh:
@@ -273,6 +281,8 @@ def run_child(
         args += ["--ean", ean]
     if memory_limit:
         args += ["--memory-limit", memory_limit]
+    if not checkpoint:
+        args += ["--no-checkpoint"]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"child failed on {paths[0]}:\n{done.stderr[-3000:]}")
@@ -283,12 +293,13 @@ def run_child(
 def _row(label: str, r: dict[str, Any], base: dict[str, Any] | None) -> None:
     ratio = f"{r['peak_mb'] / base['peak_mb']:>7.2f}" if base else f"{'':>7}"
     print(
-        f"{label:<40}{r['bytes'] / 1e6:>7.1f}{r['rows']:>10}{r['stored']:>10}{r['seconds']:>7.1f}"
-        f"{r['rss_before_mb']:>7.0f}M{r['peak_mb']:>6.0f}M{ratio}"
+        f"{label:<38}{r['bytes'] / 1e6:>7.1f}{r['rows']:>10}{r['stored']:>10}"
+        f"{r['seconds']:>7.1f}{r['cpu_seconds']:>7.1f}{r['rss_before_mb']:>7.0f}M"
+        f"{r['peak_mb']:>6.0f}M{ratio}"
     )
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000, help="quarter-hour rows at 1x")
     parser.add_argument("--p1", type=int, default=4_000, help="P1 telegrams at 1x")
@@ -309,11 +320,28 @@ def main() -> None:
         "(MTR-5.clock) refuses the rows after it",
     )
     parser.add_argument(
+        "--no-checkpoint",
+        action="store_true",
+        help="no checkpoint after each part of a file (it then comes when the store closes)",
+    )
+    parser.add_argument(
         "--memory-limit", help="DuckDB's memory_limit in the children (e.g. 24MB); default: its own"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
     if args.child:
-        found = child(args.child, args.db, args.store, args.ean, args.now, args.memory_limit)
+        found = child(
+            args.child,
+            args.db,
+            args.store,
+            args.ean,
+            args.now,
+            args.memory_limit,
+            not args.no_checkpoint,
+        )
         print(json.dumps(found))
         return
     with tempfile.TemporaryDirectory(prefix="meetpunt-bench-mem-") as tmp:
@@ -325,13 +353,16 @@ def main() -> None:
         )
         now = args.now or now
         store = folder / "store.duckdb"
-        run = functools.partial(run_child, memory_limit=args.memory_limit)
-        print(
-            "One file into a fresh store, a process each; peak RSS (VmHWM) from just before "
-            "the ingest to after the store is closed; ratio: peak / peak of 1x"
+        run = functools.partial(
+            run_child, memory_limit=args.memory_limit, checkpoint=not args.no_checkpoint
         )
         print(
-            f"{'file':<40}{'MB':>7}{'rows':>10}{'stored':>10}{'s':>7}{'before':>8}"
+            "One file into a fresh store, a process each; peak RSS (VmHWM) from just before "
+            "the ingest to after the store is closed; ratio: peak / peak of 1x; s: wall "
+            "clock, cpu s: user + system"
+        )
+        print(
+            f"{'file':<38}{'MB':>7}{'rows':>10}{'stored':>10}{'s':>7}{'cpu s':>7}{'before':>8}"
             f"{'peak':>7}{'ratio':>7}"
         )
         base: dict[str, dict[str, Any]] = {}
