@@ -181,14 +181,14 @@ def setup(
         eans = sorted({e.ean for e in session.meter_index() if e.commodity.value == "electricity"})
     register.dispose()
     files: list[tuple[str, int, Path]] = []
-    for scale in (*scales, *([big] if big and "parquet" in formats else [])):
+    for scale in sorted({*scales, *([big] if big and "parquet" in formats else [])}):
         table = _quarter_hours(eans, rows * scale)
         (folder / f"x{scale}").mkdir(exist_ok=True)
         if "parquet" in formats:
             parquet = folder / f"x{scale}" / "quarter_hours.parquet"
             pq.write_table(table, parquet, compression="zstd", row_group_size=ROW_GROUP)
             files.append(("parquet", scale, parquet))
-        if scale == big:
+        if scale not in scales:  # --big: Parquet only
             continue
         if "csv" in formats:
             csv_path = folder / f"x{scale}" / "quarter_hours.csv"
