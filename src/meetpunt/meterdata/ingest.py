@@ -1104,7 +1104,12 @@ def _check_counters(
     """Counters of each connection in time order, incoming rows between the stored
     readings around them (MTR-5.counter_backwards, MTR-5.meter_swap); first the rises
     larger than physically possible (MTR-5.implausible_jump), which are left out of
-    the backwards walk. Returns (backwards, swaps, jumps)."""
+    the backwards walk. Returns (backwards, swaps, jumps).
+
+    The stored readings around the incoming ones are the last before and the first
+    after their window, found by ``max``/``min`` per series: once a window function
+    over every stored reading of the series, which sorted them all for every piece
+    and held them (issue 13: memory and time grew with the meter's history)."""
     counters = list(kind.counters)
     extra = [c.name for c in kind.extra_key]
     series = ["connection", *extra]
@@ -1113,18 +1118,19 @@ def _check_counters(
     cols = ", ".join(f'"{c}"' for c in [*series, kind.time, *counters])
     part = " AND ".join(f's."{c}" = i."{c}"' for c in series)
     t = _q(kind.time)
-    by = ", ".join(f"s.{_q(c)}" for c in series)
     wanted = ", ".join(f"s.{_q(c)}" for c in [*series, kind.time, *counters])
+    names = ", ".join(_q(c) for c in series)
+    edge = " AND ".join(f's."{c}" = e."{c}"' for c in series)
     stored = arrow(
         con,
-        f"WITH keys AS (SELECT DISTINCT {', '.join(_q(c) for c in series)} FROM incoming), "
-        f"near AS (SELECT {wanted}, "
-        f"row_number() OVER (PARTITION BY {by}, s.{t} < ? ORDER BY s.{t} DESC) AS before_rank, "
-        f"row_number() OVER (PARTITION BY {by}, s.{t} > ? ORDER BY s.{t}) AS after_rank "
-        f"FROM {_q(kind.name)} s JOIN keys i ON {part}) "
-        f"SELECT {cols} FROM near WHERE {t} BETWEEN ? AND ? "
-        f"OR ({t} < ? AND before_rank = 1) OR ({t} > ? AND after_rank = 1)",
-        [lo.as_py(), hi.as_py(), lo.as_py(), hi.as_py(), lo.as_py(), hi.as_py()],
+        f"WITH keys AS (SELECT DISTINCT {names} FROM incoming), "
+        f"near AS NOT MATERIALIZED (SELECT {wanted} FROM {_q(kind.name)} s "
+        f"JOIN keys i ON {part}), "
+        f"edges AS (SELECT {names}, max({t}) AS {t} FROM near WHERE {t} < ? GROUP BY ALL "
+        f"UNION ALL SELECT {names}, min({t}) AS {t} FROM near WHERE {t} > ? GROUP BY ALL) "
+        f"SELECT {cols} FROM near WHERE {t} BETWEEN ? AND ? UNION ALL "
+        f"SELECT {wanted} FROM near s JOIN edges e ON {edge} AND s.{t} = e.{t}",
+        [lo.as_py(), hi.as_py(), lo.as_py(), hi.as_py()],
     )
     con.unregister("incoming")
     incoming = work.select(["row", *series, kind.time, *counters])
