@@ -22,21 +22,24 @@ per measurement, so no measurement inherits another's peak.
 
     .venv/bin/python benchmarks/ingest_memory.py [--rows 200000] [--p1 4000]
         [--formats parquet csv p1] [--scales 1 4 16] [--big 64] [--split 16]
-        [--memory-limit 24MB] [--now 2026-01-01T00:00:00+00:00]
+        [--memory-limit 24MB] [--no-checkpoint] [--now 2026-01-01T00:00:00+00:00]
 
 Measured (2 shared cores, 2026-12-06; RSS before the ingest ~202 MB):
 
-* Parquet 200 k / 800 k / 3.2 M / 12.8 M rows: peak 295 / 317 / 326 / 348 MB (16x/1x
-  1.11, 64x/1x 1.18; was 260 / 278 / 384 / 487 with 75 % of 16x refused). Before
+* Parquet 200 k / 800 k / 3.2 M / 12.8 M rows: peak 296 / 316 / 327 / 351 MB (16x/1x
+  1.10, 64x/1x 1.18; was 260 / 278 / 384 / 487 with 75 % of 16x refused). Before
   streaming, the 3.2 M-row file peaked at 1,493 MB. Found growing with the file and
-  fixed: pyarrow's Parquet ``pre_buffer`` (the whole file's compressed bytes) and
-  the checkpoint left to the close (~17 MB per million rows). Still growing, ~2.3 MB
-  per million rows: DuckDB's buffer pool caching the table's blocks, bounded by its
-  ``memory_limit``: with ``--memory-limit 24MB`` 290 / 309 / 309 / 315 MB (1.09).
-* 16 files of 200 k rows into one store: 318 MB in one process (1.08); a process
-  each: 301 MB for the first, 300 MB for the last (15x stored): not the store's size.
-* CSV 50 k / 200 k / 800 k rows: 266 / 277 / 287 MB (16x/1x 1.08).
-* P1 20 k / 83 k / 331 k rows (4 k / 16 k / 64 k telegrams): 286 / 300 / 332 MB (1.16).
+  fixed: pyarrow's Parquet ``pre_buffer`` (the whole file's compressed bytes), the
+  checkpoint left to the close (~17 MB per million rows; ``--no-checkpoint``: 64x
+  574 MB) and, for P1, the counter check's window over the meter's whole history.
+  Still growing, ~2.3 MB per million rows: DuckDB's buffer pool caching the table's
+  blocks, bounded by its ``memory_limit``: with ``--memory-limit 24MB`` 290 / 309 /
+  309 / 315 MB (1.09).
+* 16 files of 200 k rows into one store: 322 MB in one process (1.09); a process
+  each: 294 MB for the first, 303 MB for the last (15x stored): not the store's size.
+* CSV 50 k / 200 k / 800 k rows: 264 / 277 / 286 MB (16x/1x 1.08).
+* P1 20 k / 83 k / 331 k rows (4 k / 16 k / 64 k telegrams): 285 / 303 / 326 MB (1.14);
+  1.3 M rows (``--formats p1 --scales 1 16 64``): 338 MB (was 400).
 * 10 MB of ``/``: 0.5-1.1 s, 241 MB, 1 quarantine row; 10 MB of random bytes: 1-3 s,
   ~305 MB, 30,637 refused, 10,001 quarantine rows (was 249 s, 5.5 GB, 10.5 M rows).
 """
@@ -293,7 +296,7 @@ def run_child(
 def _row(label: str, r: dict[str, Any], base: dict[str, Any] | None) -> None:
     ratio = f"{r['peak_mb'] / base['peak_mb']:>7.2f}" if base else f"{'':>7}"
     print(
-        f"{label:<38}{r['bytes'] / 1e6:>7.1f}{r['rows']:>10}{r['stored']:>10}"
+        f"{label:<40}{r['bytes'] / 1e6:>7.1f}{r['rows']:>10}{r['stored']:>10}"
         f"{r['seconds']:>7.1f}{r['cpu_seconds']:>7.1f}{r['rss_before_mb']:>7.0f}M"
         f"{r['peak_mb']:>6.0f}M{ratio}"
     )
@@ -362,7 +365,7 @@ def main() -> None:
             "clock, cpu s: user + system"
         )
         print(
-            f"{'file':<38}{'MB':>7}{'rows':>10}{'stored':>10}{'s':>7}{'cpu s':>7}{'before':>8}"
+            f"{'file':<40}{'MB':>7}{'rows':>10}{'stored':>10}{'s':>7}{'cpu s':>7}{'before':>8}"
             f"{'peak':>7}{'ratio':>7}"
         )
         base: dict[str, dict[str, Any]] = {}

@@ -282,8 +282,9 @@ class Ingestor:
     (issue 13): a part's rows are written straight to the database file, but the
     checkpoint that settles them held ~17 MB per million rows written since the last
     one, and it came when the store was closed (+220 MB for a 12.8 M-row file); after
-    each part it is bounded by the part. Cost: ~0.13 s a part, +12 % CPU time for the
-    12.8 M-row file (10.9 s instead of 9.7 s). Off: the memory grows with the file."""
+    each part it is bounded by the part. Cost: ~0.13 s a part, +3 to +15 % CPU time
+    for a 12.8 M-row file (10.7 / 11.0 s against 10.4 / 9.6 s). Off: the memory grows
+    with the file (that file: 574 MB instead of 350)."""
     _raw_rows: Callable[[], int | None] = field(default=lambda: None, init=False, repr=False)
     """How many more refused rows the quarantine keeps one by one (their raw records
     are built; the others are only counted). Set per source."""
