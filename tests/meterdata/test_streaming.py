@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -114,6 +115,34 @@ def test_a_parquet_file_in_pieces_of_seven_rows_is_stored_as_one_held_whole(
     finally:
         _close(whole)
         _close(pieces)
+
+
+def test_the_parquet_reader_holds_a_record_batch_not_the_file(tmp_path: Path) -> None:
+    """Issue 13: pyarrow's ``pre_buffer`` read the column chunks of every row group
+    ahead, so streaming a file held its whole compressed size in Arrow's pool."""
+    path = tmp_path / "quarter_hours.parquet"
+    n = 200_000  # random values: ~5 MB that do not compress
+    rng = np.random.default_rng(3)
+    table = pa.table(
+        {
+            "ean": pa.array([E3X25] * n),
+            "start": pa.array(
+                int(utc(2025, 6, 2, 22).timestamp()) * 1_000_000 + np.arange(n) * 900_000_000,
+                pa.timestamp("us", "UTC"),
+            ),
+            "import_wh": pa.array(rng.integers(0, 1 << 40, n)),
+            "export_wh": pa.array(rng.integers(0, 1 << 40, n)),
+        }
+    )
+    pq.write_table(table, path, row_group_size=5_000)
+    del table
+    assert path.stat().st_size > 4_000_000
+    before = pa.total_allocated_bytes()  # what the rest of the process holds
+    held = 0
+    for piece in read_meter_parquet(path, batch_rows=5_000).pieces():
+        held = max(held, pa.total_allocated_bytes() - before)
+        assert piece.tables["quarter_hours"].num_rows == 5_000
+    assert held < 1_500_000  # about one record batch (~150 KB) and the reader's buffers
 
 
 def test_a_csv_file_in_blocks_numbers_its_records_as_the_file_does(tmp_path: Path) -> None:
@@ -306,6 +335,27 @@ def test_a_file_in_parts_of_a_few_rows_stores_what_one_transaction_stores(
     finally:
         _close(one)
         _close(parts)
+
+
+@pytest.mark.parametrize("checkpoint", [True, False])
+def test_a_file_in_parts_leaves_nothing_to_checkpoint_at_close(
+    tmp_path: Path, checkpoint: bool
+) -> None:
+    """Issue 13: the checkpoint settling a part held ~17 MB per million rows; left to
+    the close it grew with the file. After each part the write-ahead log is empty."""
+    path = tmp_path / "quarter_hours.parquet"
+    _quarter_hours_file(path)
+    hub = _fresh_hub(tmp_path, "parts")
+    hub.ingestor.part_rows = 20
+    hub.ingestor.checkpoint_parts = checkpoint
+    wal = Path(hub.store.path + ".wal")
+    try:
+        report = hub.ingestor.ingest(read_meter_parquet(path, batch_rows=7))
+        assert report.parts == 9
+        left = wal.stat().st_size if wal.exists() else 0
+        assert (left == 0) is checkpoint
+    finally:
+        _close(hub)
 
 
 def test_a_crash_between_parts_is_resumed_where_it_stopped(tmp_path: Path) -> None:
