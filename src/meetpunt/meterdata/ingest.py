@@ -365,32 +365,32 @@ class Ingestor:
             if part <= len(batches):  # committed before a crash: read past it
                 pieces.skip_part(self.part_rows)
                 continue
-            with self.store.transaction() as con:
-                batch = _next_batch(con)
-                if report.batch is None:
-                    report.batch = batch
-                this = BatchReport(source.source, batch)
-                quarantine = _Quarantine(
-                    con, batch, source.source, self.quarantine_cap - written, self.quarantine_cap
-                )
-                self._validate_and_store(
-                    con,
-                    _part(source, pieces, self.part_rows),
-                    batch,
-                    this,
-                    quarantine.add,
-                    gaps=False,
-                    room=quarantine.room,
-                )
-                last = pieces.exhausted()
-                batches.append(batch)
-                if last:
-                    self._finish_parts(con, source, batches, this, quarantine)
-                else:
-                    quarantine.close()
-                self._batch_row(con, source, this, sha=sha if last else f"{sha}:part{part}")
-            if self.checkpoint_parts:
-                self.store.con.execute("CHECKPOINT")
+            with self.store.lease() as held:  # one lease: the part, then its checkpoint
+                with self.store.transaction() as con:
+                    batch = _next_batch(con)
+                    if report.batch is None:
+                        report.batch = batch
+                    this = BatchReport(source.source, batch)
+                    room = self.quarantine_cap - written
+                    quarantine = _Quarantine(con, batch, source.source, room, self.quarantine_cap)
+                    self._validate_and_store(
+                        con,
+                        _part(source, pieces, self.part_rows),
+                        batch,
+                        this,
+                        quarantine.add,
+                        gaps=False,
+                        room=quarantine.room,
+                    )
+                    last = pieces.exhausted()
+                    batches.append(batch)
+                    if last:
+                        self._finish_parts(con, source, batches, this, quarantine)
+                    else:
+                        quarantine.close()
+                    self._batch_row(con, source, this, sha=sha if last else f"{sha}:part{part}")
+                if self.checkpoint_parts:
+                    held.execute("CHECKPOINT")
             written += quarantine.written
             report.absorb(this)
             report.parts += 1
