@@ -124,8 +124,9 @@ def child(
 
     register = open_register(db)
     store = open_store(store_path)
-    if memory_limit:
-        store.con.execute(f"SET memory_limit = '{memory_limit}'")
+    if memory_limit:  # an instance setting: it holds for the leases that follow
+        with store.lease() as con:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
     engine = ingestor(store, register, now=now)
     engine.checkpoint_parts = checkpoint
     before = _rss_kb()
