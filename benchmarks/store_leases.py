@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing as mp
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -48,18 +46,15 @@ import paho.mqtt.client as paho
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from mqtt_ingest_rate import start_broker, telegram  # the same broker and telegrams
 
 from meetpunt.app.live import LiveSettings, ingest_live
-from meetpunt.domain.calendar import Tariff
 from meetpunt.meterdata import store as store_module
 from meetpunt.meterdata.kinds import KINDS, QUALITIES
 from meetpunt.meterdata.store import open_store
 from meetpunt.register import open_register
-from meetpunt.twin.p1 import P1Snapshot, render_telegram
 
 HOST = "127.0.0.1"
-T0 = datetime(2025, 7, 1, tzinfo=UTC)
-STEP = timedelta(seconds=10)
 
 
 # --- 1. open cost --------------------------------------------------------------------------
@@ -141,58 +136,6 @@ def open_costs(path: Path, n: int) -> None:
 
 
 # --- 2. live rate --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n"
-        "max_inflight_messages 2000\nmax_queued_messages 0\n"
-    )
-    broker = subprocess.Popen(
-        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex((HOST, port)) == 0:
-                return broker, port
-        time.sleep(0.05)
-    broker.kill()
-    raise SystemExit("mosquitto did not start")
-
-
-def telegram(meter: int, k: int) -> bytes:
-    return render_telegram(
-        P1Snapshot(
-            identification="XMX5LGF0000000000042",
-            timestamp=T0 + k * STEP,
-            equipment_id=f"E{meter:016d}",
-            import_wh=(1_000_000 + 7 * k, 2_000_000),
-            export_wh=(300_000, 400_000),
-            tariff=Tariff.T2,
-            power_import_w=500,
-            power_export_w=0,
-            failures=4,
-            long_failures=2,
-            failure_log=(),
-            sags=(0, 0, 0),
-            swells=(0, 0, 0),
-            voltages_v=(230.1, 229.2, 231.3),
-            currents_a=(1, 2, 3),
-            phase_import_w=(500, 0, 0),
-            phase_export_w=(0, 0, 0),
-        ),
-        "5.0",
-    )
 
 
 def publisher(
@@ -392,7 +335,7 @@ def main() -> None:
         files.mkdir()
         print(f"writing load files ({region.quarters.num_rows * 30} rows each) ...")
         loads = [quarter_file(region, files, i) for i in range(12)]
-        broker, port = start_broker(folder)
+        broker, port = start_broker(folder, 2000)
         common = ["--store", str(region.store), "--db", region.db]
         me = [sys.executable, "-m", "meetpunt"]
         print(

@@ -16,7 +16,6 @@ import queue
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,10 +32,10 @@ import pytest
 from meetpunt.io.mqtt import DEFAULT_FRAGMENT_SECONDS, INCOMPLETE_RULE, P1Batcher
 from meetpunt.meterdata.store import open_store
 from tests.meterdata.conftest import E1X25, E3X25, UNKNOWN, Hub, build_register
+from tests.meterdata.private_broker import PrivateBroker
 from tests.meterdata.test_mqtt import T0, telegram
 
 HOST = "127.0.0.1"
-MOSQUITTO = shutil.which("mosquitto")
 
 
 # --- acknowledged only when taken (no network) -----------------------------------------
@@ -191,35 +190,14 @@ def test_cut_anywhere_and_reconnected_anytime_every_telegram_comes_whole(seed: i
 # --- a real ingester process against a private broker ----------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[int]:
-    """A private Mosquitto on a free loopback port (its defaults otherwise)."""
-    if MOSQUITTO is None:
-        pytest.skip("needs the mosquitto binary")
-    port = _free_port()
-    config = tmp_path / "mosquitto.conf"
-    config.write_text(f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen(
-        [MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex((HOST, port)) == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("mosquitto did not start")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
+    """A private Mosquitto on a free loopback port with meetpunt's configuration
+    (persistence off: each test starts clean); its port."""
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("needs the mosquitto program")
+    with PrivateBroker(tmp_path, {"persistence": "false"}) as running:
+        yield running.port
 
 
 class Ingester:

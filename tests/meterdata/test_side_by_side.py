@@ -12,26 +12,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from meetpunt.domain.calendar import Tariff
 from meetpunt.errors import StoreUnavailableError
 from meetpunt.meterdata import store as store_module
 from meetpunt.meterdata.store import STORE_WAIT_ENV, open_store, store_wait_s
-from meetpunt.twin.p1 import P1Snapshot, render_telegram
 from tests.meterdata.conftest import E1X25, E3X25, build_register
+from tests.meterdata.private_broker import PrivateBroker
+from tests.meterdata.test_mqtt import telegram
 
 HOST = "127.0.0.1"
-T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 WAITING = "waiting for the meter-data store"
 
 HOLDER = """
@@ -214,64 +211,14 @@ def test_a_holder_that_never_lets_go_gives_store_busy_not_a_refusal(
 # --- live ingestion beside every other command -------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[int]:
-    """A private Mosquitto on a free loopback port (its port)."""
-    mosquitto = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if mosquitto is None:
+    """A private Mosquitto on a free loopback port with meetpunt's configuration
+    (persistence off: each test starts clean); its port."""
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         pytest.skip("needs the mosquitto program")
-    port = free_port()
-    config = tmp_path / "mosquitto.conf"
-    config.write_text(f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen(
-        [mosquitto, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex((HOST, port)) == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the private mosquitto did not start")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def telegram(i: int) -> bytes:
-    """The i-th telegram of a three-phase meter, every 5 minutes from T0."""
-    return render_telegram(
-        P1Snapshot(
-            identification="XMX5LGF0000000000042",
-            timestamp=T0 + timedelta(minutes=5 * i),
-            equipment_id="E0045000012345678",
-            import_wh=(1_234_567 + 41 * i, 2_345_678),
-            export_wh=(345_678, 456_789),
-            tariff=Tariff.T2,
-            power_import_w=500 + i,
-            power_export_w=0,
-            failures=4,
-            long_failures=2,
-            failure_log=(),
-            sags=(0, 0, 0),
-            swells=(0, 0, 0),
-            voltages_v=(230.1, 229.2, 231.3),
-            currents_a=(1, 2, 3),
-            phase_import_w=(500 + i, 0, 0),
-            phase_export_w=(0, 0, 0),
-        ),
-        "5.0",
-    )
+    with PrivateBroker(tmp_path, {"persistence": "false"}) as running:
+        yield running.port
 
 
 class Publisher(threading.Thread):
