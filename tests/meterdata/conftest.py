@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ from meetpunt.meterdata.kinds import KINDS
 from meetpunt.meterdata.source import SourceData
 from meetpunt.meterdata.store import MeterStore, open_store
 from meetpunt.register import Register, open_register
+from tests.meterdata.private_broker import PrivateBroker
 from tests.unit.domain.factories import attributes, contract
 
 E3X25 = ean_from_serial("87168740", 1)
@@ -111,3 +113,13 @@ def reading(
         "export_t1_wh": e1,
         "export_t2_wh": e2,
     }
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[int]:
+    """A private Mosquitto on a free loopback port with meetpunt's configuration
+    (persistence off: each test starts clean); its port."""
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("needs the mosquitto program")
+    with PrivateBroker(tmp_path, {"persistence": "false"}) as running:
+        yield running.port

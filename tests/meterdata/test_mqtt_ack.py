@@ -14,14 +14,12 @@ import json
 import os
 import queue
 import random
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +30,6 @@ import pytest
 from meetpunt.io.mqtt import DEFAULT_FRAGMENT_SECONDS, INCOMPLETE_RULE, P1Batcher
 from meetpunt.meterdata.store import open_store
 from tests.meterdata.conftest import E1X25, E3X25, UNKNOWN, Hub, build_register
-from tests.meterdata.private_broker import PrivateBroker
 from tests.meterdata.test_mqtt import T0, telegram
 
 HOST = "127.0.0.1"
@@ -188,16 +185,6 @@ def test_cut_anywhere_and_reconnected_anytime_every_telegram_comes_whole(seed: i
 
 
 # --- a real ingester process against a private broker ----------------------------------
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[int]:
-    """A private Mosquitto on a free loopback port with meetpunt's configuration
-    (persistence off: each test starts clean); its port."""
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        pytest.skip("needs the mosquitto program")
-    with PrivateBroker(tmp_path, {"persistence": "false"}) as running:
-        yield running.port
 
 
 class Ingester:

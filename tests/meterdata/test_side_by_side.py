@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ from meetpunt.errors import StoreUnavailableError
 from meetpunt.meterdata import store as store_module
 from meetpunt.meterdata.store import STORE_WAIT_ENV, open_store, store_wait_s
 from tests.meterdata.conftest import E1X25, E3X25, build_register
-from tests.meterdata.private_broker import PrivateBroker
 from tests.meterdata.test_mqtt import telegram
 
 HOST = "127.0.0.1"
@@ -209,16 +206,6 @@ def test_a_holder_that_never_lets_go_gives_store_busy_not_a_refusal(
 
 
 # --- live ingestion beside every other command -------------------------------------------
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[int]:
-    """A private Mosquitto on a free loopback port with meetpunt's configuration
-    (persistence off: each test starts clean); its port."""
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        pytest.skip("needs the mosquitto program")
-    with PrivateBroker(tmp_path, {"persistence": "false"}) as running:
-        yield running.port
 
 
 class Publisher(threading.Thread):
