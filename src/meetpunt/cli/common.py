@@ -274,33 +274,47 @@ HomeOption = Annotated[
 ]
 
 
-def with_home(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """``callback`` with a ``--home`` option: for the command's run, ``MEETPUNT_HOME``
-    names that folder, so every default path (register, store, demo) follows it."""
+def _with_env_option(
+    callback: Callable[..., Any],
+    name: str,
+    env: str,
+    annotation: Any,
+    text: Callable[[Any], str] = str,
+) -> Callable[..., Any]:
+    """``callback`` with one more keyword option ``name`` (type ``annotation``): for the
+    command's run the environment variable ``env`` holds its value (``text`` of it), and
+    afterwards what it held before. Already having ``name``, the callback stays as it is."""
     signature = inspect.signature(callback, eval_str=True)
-    if "home" in signature.parameters:
+    if name in signature.parameters:
         return callback
 
     @functools.wraps(callback)
-    def run(*args: Any, home: Path | None = None, **kwargs: Any) -> Any:
-        before = os.environ.get(HOME_ENV)
-        if home is not None:
-            os.environ[HOME_ENV] = str(home)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        value = kwargs.pop(name, None)
+        before = os.environ.get(env)
+        if value is not None:
+            os.environ[env] = text(value)
         try:
             return callback(*args, **kwargs)
         finally:
             if before is None:
-                os.environ.pop(HOME_ENV, None)
+                os.environ.pop(env, None)
             else:
-                os.environ[HOME_ENV] = before
+                os.environ[env] = before
 
-    home = inspect.Parameter(
-        "home", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=HomeOption
+    option = inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
     )
     run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), home]
+        parameters=[*signature.parameters.values(), option]
     )
     return run
+
+
+def with_home(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with a ``--home`` option: for the command's run, ``MEETPUNT_HOME``
+    names that folder, so every default path (register, store, demo) follows it."""
+    return _with_env_option(callback, "home", HOME_ENV, HomeOption)
 
 
 StoreWaitOption = Annotated[
@@ -321,30 +335,11 @@ def with_store_wait(callback: Callable[..., Any]) -> Callable[..., Any]:
     """``callback`` with a ``--store-wait`` option when it has a ``--store``: for the
     command's run, ``MEETPUNT_STORE_WAIT`` holds that many seconds, so every lease on the
     store waits that long for another process (MTR-1.store_busy after it)."""
-    signature = inspect.signature(callback, eval_str=True)
-    if "store" not in signature.parameters or "store_wait" in signature.parameters:
+    if "store" not in inspect.signature(callback, eval_str=True).parameters:
         return callback
-
-    @functools.wraps(callback)
-    def run(*args: Any, store_wait: float | None = None, **kwargs: Any) -> Any:
-        before = os.environ.get(STORE_WAIT_ENV)
-        if store_wait is not None:
-            os.environ[STORE_WAIT_ENV] = f"{store_wait:g}"
-        try:
-            return callback(*args, **kwargs)
-        finally:
-            if before is None:
-                os.environ.pop(STORE_WAIT_ENV, None)
-            else:
-                os.environ[STORE_WAIT_ENV] = before
-
-    wait = inspect.Parameter(
-        "store_wait", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=StoreWaitOption
+    return _with_env_option(
+        callback, "store_wait", STORE_WAIT_ENV, StoreWaitOption, lambda v: f"{v:g}"
     )
-    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), wait]
-    )
-    return run
 
 
 def add_home_option(app: typer.Typer) -> None:
