@@ -136,7 +136,7 @@ def inject_faults(
         _field(_Placer(region, axis, rng, faults), stats, intensity)
         if mode == "stress":
             _hard_cases(_Placer(region, axis, rng, faults), stats)
-    label_cases(faults.outages, region, axis)
+    label_cases(faults.outages, axis)
     _registration_errors(region, faults, rng)
     return faults
 
@@ -597,9 +597,8 @@ def case_classes(outage: Outage, others: Sequence[Outage], axis: TimeAxis) -> tu
     return tuple(c for c in CASE_CLASSES if c in found) or ("plain",)
 
 
-def label_cases(outages: Sequence[Outage], region: Region, axis: TimeAxis) -> None:
+def label_cases(outages: Sequence[Outage], axis: TimeAxis) -> None:
     """Set every outage's :attr:`Outage.cases` (see :func:`case_classes`)."""
-    del region  # the classes follow from the outages themselves
     labels = [case_classes(o, outages, axis) for o in outages]
     for outage, cases in zip(outages, labels, strict=True):
         outage.cases = cases

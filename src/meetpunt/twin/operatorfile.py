@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meetpunt.twin.faults import Faults
+from meetpunt.twin.faults import Faults, Outage
 from meetpunt.twin.model import STEP_S, TimeAxis
 from meetpunt.twin.topology import Region
 
@@ -87,6 +87,12 @@ def write_operator_files(
             writer.writerow((ean, at.replace(microsecond=0).isoformat(), channel))
 
 
+def _call_moment(outage: Outage, rng: np.random.Generator) -> datetime:
+    """A call 2 to 20 minutes into the outage, and never after half of it."""
+    delay = timedelta(seconds=int(rng.integers(120, 1201)))
+    return outage.start + min(delay, (outage.end - outage.start) / 2)
+
+
 def _showcase_calls(
     region: Region, faults: Faults, rng: np.random.Generator
 ) -> list[tuple[str, datetime, str]]:
@@ -96,8 +102,7 @@ def _showcase_calls(
         if o.planned or not o.affected:
             continue
         caller = region.connections[o.affected[int(rng.integers(0, len(o.affected)))]]
-        delay = timedelta(seconds=int(rng.integers(120, 1201)))
-        calls.append((caller.ean, o.start + min(delay, (o.end - o.start) / 2), "phone"))
+        calls.append((caller.ean, _call_moment(o, rng), "phone"))
     return calls
 
 
@@ -113,8 +118,7 @@ def _field_calls(
         extra = int(rng.poisson(len(o.affected) / CONNECTIONS_PER_EXTRA_CALL))
         n = min(1 + extra, 5, len(o.affected))
         for index in rng.choice(o.affected, size=n, replace=False):
-            delay = timedelta(seconds=int(rng.integers(120, 1201)))
-            at = o.start + min(delay, (o.end - o.start) / 2)
+            at = _call_moment(o, rng)
             channel = "app" if float(rng.random()) < 0.3 else "phone"
             calls.append((region.connections[int(index)].ean, at, channel))
     if axis is not None:
