@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench bench-ingest bench-ingest-memory bench-fuzz bench-fuzz-meterfiles bench-p1 bench-gate bench-register bench-mqtt bench-mqtt-restarts clean
+.PHONY: demo test lint bench bench-ingest bench-ingest-memory bench-fuzz bench-fuzz-meterfiles bench-p1 bench-gate bench-register bench-mqtt bench-mqtt-restarts fault-modes clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meetpunt needs Python 3.11 or newer")'
@@ -55,6 +55,9 @@ bench-mqtt-restarts: $(STAMP)
 
 bench-fuzz: $(STAMP)
 	$(BIN)/python benchmarks/fuzz_parsers.py
+
+fault-modes: $(STAMP)
+	$(BIN)/python scripts/fault_modes.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
