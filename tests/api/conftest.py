@@ -98,16 +98,22 @@ def make_store(db_url: str, path: Path) -> None:
         register.dispose()
 
 
-@pytest.fixture
-def world(db_url: str, tmp_path: Path) -> Iterator[World]:
-    """The API over a fresh scenario register (SQLite and PostgreSQL) and store."""
+def scenario(db_url: str, folder: Path) -> tuple[Path, dict[str, str]]:
+    """The scenario register at ``db_url`` with its parties, and a store in ``folder``
+    with July's readings: the store's path and the parties' keys."""
     register = open_register(db_url)
     try:
         build(register)
     finally:
         register.dispose()
-    store = tmp_path / "meterdata.duckdb"
+    store = folder / "meterdata.duckdb"
     make_store(db_url, store)
-    keys = add_parties(db_url, NOW)
+    return store, add_parties(db_url, NOW)
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    """The API over a fresh scenario register (SQLite and PostgreSQL) and store."""
+    store, keys = scenario(db_url, tmp_path)
     with TestClient(create_app(db_url, store, clock=lambda: NOW)) as client:
         yield World(client, db_url, keys)

@@ -13,9 +13,8 @@ import httpx
 from typer.testing import CliRunner
 
 from meetpunt.cli import app
-from meetpunt.register import open_register
-from tests.api.conftest import NOW, add_parties, make_store
-from tests.scenarios.test_scenarios import EANS, build
+from tests.api.conftest import scenario
+from tests.scenarios.test_scenarios import EANS
 
 
 def free_port() -> int:
@@ -28,14 +27,7 @@ def free_port() -> int:
 def test_serve_answers_over_http(db_url: str, tmp_path: Path) -> None:
     """On the embedded register and on PostgreSQL (``--db postgresql://...``)."""
     db = db_url
-    register = open_register(db)
-    try:
-        build(register)
-    finally:
-        register.dispose()
-    store = tmp_path / "meterdata.duckdb"
-    make_store(db, store)
-    keys = add_parties(db, NOW)
+    store, keys = scenario(db, tmp_path)
     port = free_port()
     env = {**os.environ, "MEETPUNT_HOME": str(tmp_path / "home")}
     command = [sys.executable, "-m", "meetpunt", "serve", "--port", str(port)]
