@@ -47,6 +47,10 @@ def july_readings(ean: str) -> list[dict[str, Any]]:
     ]
 
 
+OUTAGE = {"ean": EANS["normal"], "end": datetime(2025, 7, 10, 12, tzinfo=UTC), "duration_s": 7_200}
+"""A two-hour power failure of ``normal`` on 10 July (UC9 registers it)."""
+
+
 @dataclass
 class World:
     """A running API over the scenario register and its keys, by name."""
@@ -92,6 +96,7 @@ def make_store(db_url: str, path: Path) -> None:
             ingestor = Ingestor(store, index, rulebook.vee_rules(), now=NOW)
             rows = [row for ean in EANS.values() for row in july_readings(ean)]
             ingestor.ingest(source("daily_readings", rows))
+            ingestor.ingest(source("power_failure_log", [OUTAGE]))
         finally:
             store.close()
     finally:

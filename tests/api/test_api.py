@@ -236,6 +236,7 @@ def test_the_openapi_document_and_the_docs_are_served(world: World) -> None:
         "/v1/me/readings",
         "/v1/me/audit",
         "/v1/health",
+        "/v1/usecases/uc09",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     readings = spec["paths"]["/v1/connections/{ean}/readings"]["get"]
@@ -289,3 +290,27 @@ def test_a_supplier_never_gets_a_reading_outside_its_contract(
         assert at >= local_midnight_utc(start)
         if end is not None:
             assert at <= local_midnight_utc(end)
+
+
+def test_the_operator_runs_uc09_through_the_gate(world: World) -> None:
+    headers = {"Authorization": f"Bearer {world.keys['operator']}"}
+    body = {"from": "2025-07-01", "to": "2025-08-01"}
+    answer = world.client.post("/v1/usecases/uc09", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["use_case"] == "UC9"
+    [outage] = result["outages"]
+    assert [c["ean"] for c in outage["customers"]] == [EANS["normal"]]
+    assert outage["duration_s"] == 7_200
+    assert result["figures"]["customer_interruptions"] == 1
+    last = records(world.db_url)
+    assert any(r.entry.purpose == "UC9" and r.entry.outcome == "granted" for r in last)
+    future = world.client.post(
+        "/v1/usecases/uc09", json={"from": "2025-09-01", "to": "2025-09-10"}, headers=headers
+    )
+    assert future.status_code == 403
+    assert "PRV-1.future_period" in rules_of(future)
+    assert records(world.db_url)[-1].entry.outcome == "refused"
+    supplier = {"Authorization": f"Bearer {world.keys['S1']}"}
+    refused = world.client.post("/v1/usecases/uc09", json=body, headers=supplier)
+    assert (refused.status_code, rules_of(refused)) == (403, ["API-role.operator"])

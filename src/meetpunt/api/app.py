@@ -9,7 +9,7 @@ refusals alike (PRV-7).
 Who may call what: a supplier reads its connections' daily or monthly readings during
 its contract (``supplier_daily``, ``supplier_monthly``); a customer reads the
 connections bound to their account (``customer_own``) and who read them; the operator
-asks for the server's health. Any party may call ``/v1/connections/{ean}/readings``:
+asks for the server's health and runs UC9. Any party may call ``/v1/connections/{ean}/readings``:
 the gate refuses, audited, a party whose role the supplier purposes do not name.
 """
 
@@ -27,6 +27,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from meetpunt.api.auth import Caller, gate_of, gate_party, require_role
 from meetpunt.api.errors import (
@@ -40,6 +41,8 @@ from meetpunt.api.errors import (
 from meetpunt.api.readings import read_through_gate
 from meetpunt.app.gate import audit_head, open_gate
 from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import MeetpuntError
 from meetpunt.privacy import audit, explain
 from meetpunt.privacy.model import AccessRequest, Period
 from meetpunt.register.parties import ApiRole
@@ -228,6 +231,38 @@ def health(request: Request, party: Caller) -> Response:
             "audit_head": {"seq": seq, "hash": digest},
         }
     )
+
+
+class Uc09Run(BaseModel):
+    """A UC9 run: the local days ``from`` up to ``to`` (exclusive), optionally one
+    municipality or postcode-4 area, and the reason (the gate audits it)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    date_from: date = Field(alias="from")
+    date_to: date = Field(alias="to")
+    area: str | None = None
+    trigger: str = "interruption registration for Nestor"
+
+
+@router.post("/usecases/uc09", responses=error_responses(401, 403, 422))
+def run_uc09(request: Request, party: Caller, run: Uc09Run) -> Response:
+    """UC9 Interruption registration for the operator, as ``meetpunt usecase uc09``:
+    outages and reliability figures (SAIFI, CAIDI, SAIDI) from the meters' power failure
+    logs, one gate request for the population (UC9.*, PRV-1), audited."""
+    require_role(party, ApiRole.OPERATOR)
+    from meetpunt.usecases.uc09_interruption_registration import register_interruptions
+
+    gate = gate_of(request)
+    period = Period(local_midnight_utc(run.date_from), local_midnight_utc(run.date_to))
+    try:
+        result = register_interruptions(
+            gate, gate_party(party), period, gate.clock(), run.trigger, run.area
+        )
+    except MeetpuntError as refused:
+        findings = refused.findings or (Finding("UC9", str(refused)),)
+        raise ApiError(403, findings) from refused
+    return json_response(result.as_dict())
 
 
 def create_app(
