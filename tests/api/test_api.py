@@ -314,3 +314,14 @@ def test_the_operator_runs_uc09_through_the_gate(world: World) -> None:
     supplier = {"Authorization": f"Bearer {world.keys['S1']}"}
     refused = world.client.post("/v1/usecases/uc09", json=body, headers=supplier)
     assert (refused.status_code, rules_of(refused)) == (403, ["API-role.operator"])
+
+
+def test_a_reversed_or_future_period_is_refused_by_the_gate(world: World) -> None:
+    path = READINGS.format(EANS["normal"])
+    reversed_ = world.get(path, "S1", **{"from": "2025-07-10", "to": "2025-07-01"})
+    assert (reversed_.status_code, rules_of(reversed_)) == (403, ["PRV-1.period"])
+    future = world.get(path, "S1", **{"from": "2025-09-01", "to": "2025-09-10"})
+    assert (future.status_code, rules_of(future)) == (403, ["PRV-1.future_period"])
+    assert records(world.db_url)[-1].entry.outcome == "refused"
+    bad_date = world.get(path, "S1", **{"from": "2025-02-30", "to": "2025-03-01"})
+    assert (bad_date.status_code, rules_of(bad_date)[0]) == (422, "API-request.invalid")

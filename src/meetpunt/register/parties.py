@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, insert, select, update
 
+from meetpunt.domain.calendar import to_local
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.contract import check_supplier_gln
 from meetpunt.domain.findings import Finding
@@ -112,7 +113,7 @@ class ApiParties(SessionBase):
         """Add a party; returns it with its API key (shown this once, stored as a hash).
 
         A customer is bound to electricity connections the register knows; ``holder``
-        (default: the contract holder on ``now``'s day of the first connection) must
+        (default: the contract holder on ``now``'s local day of the first connection) must
         hold a contract on each of them at some time, since the gate grants a customer
         only the days they hold it (PRV-1.own_data). Every broken rule is refused at once."""
         findings = check_party(role, code, eans)
@@ -126,7 +127,7 @@ class ApiParties(SessionBase):
                     Finding("API-party.ean", f"no electricity connection with EAN {ean}")
                 )
         if role is ApiRole.CUSTOMER and ids and not findings:
-            holder = self._customer_holder(ids, holder, now.date())
+            holder = self._customer_holder(ids, holder, to_local(now).date())
             if holder is None:
                 findings.append(
                     Finding(
