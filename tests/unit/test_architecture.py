@@ -101,6 +101,10 @@ def test_the_table_is_read() -> None:
     assert TABLE["meetpunt.cli"] is None
     assert TABLE["meetpunt.data"] == ()
     assert "meetpunt.meterdata.store" in (TABLE["meetpunt.privacy"] or ())
+    # the HTTP API (issue 17) reaches meter data only through the application layer
+    api = TABLE["meetpunt.api"] or ()
+    assert "meetpunt.app" in api
+    assert not any(m.startswith(("meetpunt.meterdata", "meetpunt.cli")) for m in api)
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))

@@ -34,7 +34,9 @@ from meetpunt.cli.common import (
 from meetpunt.cli.consent import consent_app
 from meetpunt.cli.meterdata import ingest_app, retention_app
 from meetpunt.cli.p1 import p1_app
+from meetpunt.cli.party import party_app
 from meetpunt.cli.privacy import privacy_app
+from meetpunt.cli.serve import serve
 from meetpunt.cli.usecases import usecase_app
 from meetpunt.domain.allocation import SapRequest
 from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
@@ -68,6 +70,8 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(consent_app, name="consent")
 app.add_typer(audit_app, name="audit")
 app.add_typer(usecase_app, name="usecase")
+app.add_typer(party_app, name="party")
+app.command("serve")(serve)
 
 console = make_console()
 

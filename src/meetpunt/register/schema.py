@@ -233,3 +233,28 @@ privacy_copy = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
 )
 """PRV-5: meter data copied out under a grant, with its purpose and expiry."""
+
+# --- parties of the HTTP API (issue 17) ---------------------------------------------------
+
+api_party = Table(
+    "api_party",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("role", String(16), nullable=False),
+    Column("code", String(13), nullable=True),
+    Column("holder", String(200), nullable=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+"""Issue 17: a party that calls the HTTP API. ``code`` is a supplier's EAN-13 market
+code, ``holder`` a customer's contract-holder name (the gate's own-data rule compares
+it, PRV-1.own_data); ``key_hash`` the SHA-256 of its API key, never the key."""
+
+api_party_connection = Table(
+    "api_party_connection",
+    metadata,
+    Column("party_id", Integer, ForeignKey("api_party.id"), primary_key=True),
+    Column("connection_id", Integer, ForeignKey("connection.id"), primary_key=True),
+)
+"""Issue 17: the connections a customer party is bound to (it reads only these)."""

@@ -21,6 +21,7 @@ module                 concern
 ``issuing``            new EANs from the operator's prefix (REG-1)
 ``meterindex``         the flat connection index the meter-data hub reads (MTR-4/5)
 ``quarantine``         refused import records with their rule
+``parties``            the HTTP API's parties and their key hashes (issue 17)
 ``bulk``               recording many connection rows at once (the file import)
 =====================  ==========================================================
 """
@@ -36,6 +37,7 @@ from meetpunt.register.allocation import AllocationPoints, SecondaryPoint, Statu
 from meetpunt.register.base import DEFAULT_EAN_PREFIX, ChangeOutcome, RegisterRules
 from meetpunt.register.connections import OUT_OF_SERVICE
 from meetpunt.register.meterindex import MeterIndex, MeterIndexEntry
+from meetpunt.register.parties import ApiParties
 from meetpunt.register.quarantine import Quarantine, QuarantinedRecord
 
 __all__ = [
@@ -52,12 +54,13 @@ __all__ = [
 ]
 
 
-class RegisterSession(AllocationPoints, MeterIndex, Quarantine):
+class RegisterSession(AllocationPoints, MeterIndex, Quarantine, ApiParties):
     """Register operations inside one transaction (see :meth:`Register.session`).
 
     Connections, contracts, allocation points and EAN issuing come in through
     :class:`~meetpunt.register.allocation.AllocationPoints` (each of those parts builds
-    on the one before); the meter index and the quarantine stand on their own.
+    on the one before); the meter index, the quarantine and the API parties stand on
+    their own.
     """
 
 

@@ -1,0 +1,117 @@
+"""``meetpunt party add|list|revoke``: the parties that call the HTTP API (issue 17).
+
+Thin: opens the register, calls :mod:`meetpunt.register.parties`, prints. ``add`` shows
+the API key once; the register keeps only its hash.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from meetpunt.app.register import register_session
+from meetpunt.cli.common import DbOption, JsonOption, fail, make_console
+from meetpunt.errors import MeetpuntError
+from meetpunt.jsonout import print_json
+from meetpunt.register.parties import ApiParty, ApiRole
+
+party_app = typer.Typer(
+    help="Parties of the HTTP API and their keys (issue 17).", no_args_is_help=True
+)
+console = make_console()
+
+
+def _row(party: ApiParty) -> dict[str, object]:
+    return {
+        "id": party.id,
+        "role": party.role.value,
+        "code": party.code,
+        "holder": party.holder,
+        "eans": list(party.eans),
+        "created_at": party.created_at,
+        "revoked_at": party.revoked_at,
+    }
+
+
+@party_app.command("add")
+def party_add(
+    role: Annotated[ApiRole, typer.Option("--role", help="supplier, app, operator or customer.")],
+    code: Annotated[
+        str | None, typer.Option("--code", help="A supplier's EAN-13 market code (GLN).")
+    ] = None,
+    eans: Annotated[
+        list[str] | None,
+        typer.Option("--ean", help="A customer's connection (EAN-18); repeat for more."),
+    ] = None,
+    holder: Annotated[
+        str | None,
+        typer.Option(
+            "--holder",
+            help="A customer's name as on the contracts (default: today's contract holder "
+            "of the first --ean).",
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a party and print its API key: shown this once, stored only as a hash."""
+    try:
+        with register_session(db) as session:
+            party, key = session.add_api_party(
+                role, datetime.now(UTC), code=code, eans=eans or (), holder=holder
+            )
+    except MeetpuntError as exc:
+        raise fail(exc, as_json) from exc
+    if as_json:
+        print_json({"id": party.id, "role": party.role.value, "api_key": key})
+        return
+    who = party.code or party.holder or ""
+    console.print(f"party {party.id} ({party.role.value} {who}) added", highlight=False)
+    console.print(f"API key (shown once, keep it safe): {key}", highlight=False, soft_wrap=True)
+
+
+@party_app.command("list")
+def party_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every party with its role, code or holder and connections; never a key."""
+    try:
+        with register_session(db, create=False) as session:
+            parties = session.api_parties()
+    except MeetpuntError as exc:
+        raise fail(exc, as_json) from exc
+    if as_json:
+        print_json([_row(p) for p in parties])
+        return
+    table = Table(title=f"{len(parties)} API part{'y' if len(parties) == 1 else 'ies'}")
+    for name in ("id", "role", "code / holder", "connections", "created", "revoked"):
+        table.add_column(name)
+    for p in parties:
+        table.add_row(
+            str(p.id),
+            p.role.value,
+            p.code or p.holder or "",
+            ", ".join(p.eans),
+            f"{p.created_at:%Y-%m-%d %H:%M}",
+            f"{p.revoked_at:%Y-%m-%d %H:%M}" if p.revoked_at else "",
+        )
+    console.print(table)
+
+
+@party_app.command("revoke")
+def party_revoke(
+    party_id: Annotated[int, typer.Argument(help="The party's id (see 'party list').")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a party's key: its next call is refused (401)."""
+    try:
+        with register_session(db, create=False) as session:
+            party = session.revoke_api_party(party_id, datetime.now(UTC))
+    except MeetpuntError as exc:
+        raise fail(exc, as_json) from exc
+    if as_json:
+        print_json(_row(party))
+    else:
+        console.print(f"party {party.id} revoked", highlight=False)
