@@ -21,7 +21,7 @@ from meetpunt.demo.score import Truth
 from meetpunt.errors import RulesDataError
 from meetpunt.rulebook import load_rules
 from meetpunt.twin.generate import TwinSettings, generate
-from meetpunt.twin.meters import MeterData, simulate_meters
+from meetpunt.twin.meters import MeterData
 from meetpunt.twin.model import Interruption, TimeAxis
 from meetpunt.twin.realities import (
     DAY_S,
@@ -34,29 +34,15 @@ from meetpunt.twin.realities import (
     draw_realities,
 )
 from meetpunt.twin.swaps import replace_during_outages
-from tests.twin.test_meters import CALENDAR, CONNS, CUTS, PARAMS, SPRING, at, inputs, rows
+from tests.twin.test_meters import CONNS, CUTS, PARAMS, SPRING, at, rows
+from tests.twin.test_meters import run as meters_run
 
 TOTAL = SPRING.n_steps * 300
 EPOCH = int(SPRING.start_utc.timestamp())
 
 
-def run(
-    realities: Realities | None, cuts: list[Interruption] | None = None, seed: int = 7
-) -> MeterData:
-    consumption, pv, volt, gas = inputs(SPRING, len(CONNS), seed)
-    return simulate_meters(
-        CONNS,
-        SPRING,
-        consumption,
-        pv,
-        volt,
-        CUTS if cuts is None else cuts,
-        np.random.default_rng(seed),
-        gas_m3_hourly=gas,
-        params=PARAMS,
-        calendar=CALENDAR,
-        realities=realities,
-    )
+def run(realities: Realities | None, cuts: list[Interruption] | None = None) -> MeterData:
+    return meters_run(SPRING, CUTS if cuts is None else cuts, realities=realities)
 
 
 def seen_of(data: MeterData, outage_id: str) -> dict[str, Any]:
@@ -157,20 +143,8 @@ def test_a_meter_still_offline_at_the_end_has_nothing_of_that_time(plain: MeterD
 
 def test_no_last_gasp_while_the_communication_is_down() -> None:
     always = dataclasses.replace(PARAMS, last_gasp_success=1.0)
-    consumption, pv, volt, gas = inputs(SPRING, len(CONNS), 7)
-    data = simulate_meters(
-        CONNS,
-        SPRING,
-        consumption,
-        pv,
-        volt,
-        CUTS,
-        np.random.default_rng(7),
-        gas_m3_hourly=gas,
-        params=always,
-        calendar=CALENDAR,
-        realities=Realities(offline={0: Offline(0, TOTAL + DAY_S)}),
-    )
+    down = Realities(offline={0: Offline(0, TOTAL + DAY_S)})
+    data = meters_run(SPRING, CUTS, params=always, realities=down)
     assert {r["connection"] for r in rows(data.tables["last_gasp"])} == {3, 5}
 
 

@@ -46,9 +46,12 @@ counts on the day it starts; all parameters are in the ``twin_meters`` rule file
 Power failures: a smart meter counts one failure per interruption of its connection
 (overlapping or touching interruptions are one failure for the meter) when supply
 returns; longer than ``long_longer_than_s`` (180 s) it is also long and enters the
-log, which holds the last ``log_depth`` (10) entries. Ferraris meters record nothing
-but what a mechanic reads; they run backwards while PV exports, so their registers are
-net and have no export register.
+log, which holds the last ``log_depth`` (10) entries. With the meter realities (issue
+16, :mod:`meetpunt.twin.realities`) the tables hold what a head-end read: the log's END
+and duration by the meter's own clock, no entry lost before a read or never written by
+a meter replaced during the outage, nothing yet of a meter still offline. Ferraris
+meters record nothing but what a mechanic reads; they run backwards while PV exports,
+so their registers are net and have no export register.
 """
 
 from __future__ import annotations
