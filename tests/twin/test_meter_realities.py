@@ -86,6 +86,31 @@ def test_a_drifting_clock_writes_its_own_end_and_the_truth_keeps_both(plain: Met
     assert row["meter_cases"] == ["clock_drift"]
     assert log_of(data, 0) == [(true_end + timedelta(seconds=shift), 600)]
     assert log_of(plain, 0) == [(true_end, 600)]
+    for kind in ("quarter_hours", "voltages_10min", "power_failures", "manual_readings"):
+        assert data.tables[kind].equals(plain.tables[kind]), kind  # only the clock's times
+
+
+def test_a_drifting_meter_reads_its_registers_at_its_own_midnight(plain: MeterData) -> None:
+    ahead = Drift(offset_s=450.0, rate_s_per_day=0.0)  # 7.5 min fast: reads before midnight
+    data = run(Realities(drift={0: ahead}))
+
+    def daily(d: MeterData, conn: int) -> list[dict[str, Any]]:
+        return [r for r in rows(d.tables["daily_readings"]) if r["connection"] == conn]
+
+    assert daily(data, 1) == daily(plain, 1)
+    registers = data.state.registers_mwh(0)
+    names = ("import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh")
+    moved = 0
+    for got, true in zip(daily(data, 0), daily(plain, 0), strict=True):
+        t = max(int(got["at"].timestamp()) - EPOCH - 450, 0)
+        step, into = divmod(t, 300)
+        mwh = registers[step]
+        if into:
+            mwh = mwh + (registers[step + 1] - mwh) * into // 300
+        assert [got[n] for n in names] == [float(v // 1000) / 1000 for v in mwh.tolist()]
+        assert all(got[n] <= true[n] for n in names)  # 7.5 minutes less, never more
+        moved += got != true
+    assert moved >= len(daily(plain, 0)) - 1  # every midnight but the axis start
 
 
 def test_a_time_sync_sets_the_clock_right() -> None:
@@ -286,6 +311,11 @@ def test_stress_has_the_realities_and_the_switch_turns_them_off(twins: dict[str,
     assert SMALL.realities_on and not TwinSettings(faults="showcase").realities_on
     swaps = pq.read_table(twins["on"] / "truth/meter_swaps.parquet").to_pylist()
     assert any(s["outage_id"] for s in swaps)
+    listed = pq.read_table(twins["on"] / "truth/meter_realities.parquet").to_pylist()
+    assert {r["reality"] for r in listed} == {"clock_drift", "meter_offline", "meter_replaced"}
+    replaced = {(r["connection"], r["outage_id"]) for r in listed if r["outage_id"]}
+    assert replaced == {(s["connection"], s["outage_id"]) for s in swaps if s["outage_id"]}
+    assert pq.read_table(twins["off"] / "truth/meter_realities.parquet").num_rows == 0
 
 
 def test_same_seed_same_twin_with_realities(twins: dict[str, Path]) -> None:

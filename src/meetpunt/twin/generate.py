@@ -34,7 +34,7 @@ from meetpunt.twin.faults import inject_faults
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, UTC_TS, TimeAxis
 from meetpunt.twin.operatorfile import write_operator_files
 from meetpunt.twin.powerflow import simulate_physics
-from meetpunt.twin.realities import RealityParams, draw_realities
+from meetpunt.twin.realities import Realities, RealityParams, draw_realities, realities_truth
 from meetpunt.twin.registerfile import write_register
 from meetpunt.twin.swaps import apply_meter_swaps, replace_during_outages
 from meetpunt.twin.topology import build_region
@@ -192,6 +192,9 @@ def generate(
         "ev_sessions": truth.ev_session_truth(axis, power.ev_sessions),
         "voltages_15min": _voltages_15min(axis, physics.voltage_v),
         "meter_swaps": swapped,
+        "meter_realities": realities_truth(
+            realities or Realities(), axis, [c.ean for c in region.connections]
+        ),
         **metered.truth,
     }
     for name, table in truths.items():

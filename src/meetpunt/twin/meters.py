@@ -481,6 +481,8 @@ def simulate_meters(
     tables["manual_readings"], truth["manual_reading_errors"] = manual, errors
     tables = {kind: tables[kind] for kind in _KIND_ORDER}
     if realities is not None:
+        for kind in ("daily_readings", "monthly_readings"):
+            tables[kind] = _readings_by_meter_clock(ctx, tables[kind], imp, exp_, regs, realities)
         _drop_unread(ctx, tables, realities)
 
     ev_by_conn: dict[int, tuple[IntArray, IntArray, IntArray]] = {}
@@ -512,6 +514,40 @@ def simulate_meters(
         p1_seed=int(rng.integers(2**62)),
     )
     return MeterData(tables, truth, state, tuple(int(c) for c in ctx.smart_idx))
+
+
+def _readings_by_meter_clock(
+    ctx: _Context,
+    table: pa.Table,
+    imp: IntArray,
+    exp_: IntArray,
+    regs: list[IntArray],
+    realities: Realities,
+) -> pa.Table:
+    """A drifting meter takes its daily reading when ITS clock says midnight: the
+    registers of that true moment (linear within a 5-minute step, not before the axis
+    start), labelled midnight (issue 16)."""
+    if not realities.drift:
+        return table
+    total = ctx.axis.n_steps * STEP_S
+    conn = table.column("connection").to_numpy()
+    at = table.column("at").cast(pa.int64()).to_numpy() - ctx.start_epoch
+    rows = np.flatnonzero(np.isin(conn, np.fromiter(realities.drift, dtype=np.int64)))
+    columns = {n: table.column(f"{n}_kwh").to_numpy().copy() for n in REGISTERS}
+    for r in rows.tolist():
+        c, t = int(conn[r]), int(at[r])
+        true_t = min(max(t - realities.drift[c].offset_at(t), 0), total)
+        step, into = divmod(true_t, STEP_S)
+        values = np.array(_registers_at(step, c, imp, exp_, regs, ctx.offpeak_q))
+        if into:
+            after = np.array(_registers_at(step + 1, c, imp, exp_, regs, ctx.offpeak_q))
+            values = values + (after - values) * into // STEP_S
+        for name, mwh in zip(REGISTERS, _kwh(values).tolist(), strict=True):
+            columns[name][r] = mwh
+    for name, values in columns.items():
+        index = table.schema.get_field_index(f"{name}_kwh")
+        table = table.set_column(index, table.schema.field(index), pa.array(values))
+    return table
 
 
 _TIME_OF = {
@@ -1231,12 +1267,14 @@ def _failure_tables(
                 duration = drift.duration(b - a) if drift else b - a
                 entry = _Entry(conn, generation, b, b - a, b + shift, duration)
                 log.append(entry)
-            if is_smart and ctx.dsmr5[conn] and 0 <= a < total and not real.down(conn, a):
+            if is_smart and ctx.dsmr5[conn] and 0 <= a < total:
                 gasp_candidates.append((conn, a))
             for cut in members:
                 seen[id(cut)] = _Seen(counted, long, entry, (a, b), swapped_in)
     sent = rng.random(len(gasp_candidates)) < params.last_gasp_success
-    gasp_at = {c: bool(s) for c, s in zip(gasp_candidates, sent, strict=True)}
+    # no last gasp gets through while the communication is down (drawn all the same,
+    # so the realities leave the other draws of the stream as they were)
+    gasp_at = {c: bool(s) and not real.down(*c) for c, s in zip(gasp_candidates, sent, strict=True)}
     if realities is not None:
         _read_log(ctx, log, real, params.log_depth)
 

@@ -29,10 +29,11 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
+import pyarrow as pa
 
 from meetpunt.errors import RulesDataError
 from meetpunt.rulebook import load_rules
-from meetpunt.twin.model import STEP_S, Interruption, TimeAxis
+from meetpunt.twin.model import STEP_S, UTC_TS, Interruption, TimeAxis
 
 DAY_S: Final = 86_400
 #: The meter classes an interruption can carry in the truth (``meter_cases``).
@@ -211,3 +212,50 @@ def draw_realities(
 def replacement_moment(axis: TimeAxis, replacement: Replacement) -> datetime:
     """The UTC moment of a replacement."""
     return axis.start_utc + timedelta(seconds=replacement.at_s)
+
+
+REALITIES_SCHEMA = pa.schema(
+    [
+        ("connection", pa.int32()),
+        ("ean", pa.string()),
+        ("reality", pa.string()),
+        ("from", UTC_TS),
+        ("until", UTC_TS),
+        ("clock_offset_s", pa.float64()),
+        ("clock_drift_s_per_day", pa.float64()),
+        ("outage_id", pa.string()),
+    ]
+)
+"""``truth/meter_realities``: one row per reality of a meter. ``from``/``until``: the
+offline window; for a drift ``until`` is its time sync (null: not in the period) and
+the offset is at the period's start; ``from`` is the moment of a replacement."""
+
+
+def realities_truth(realities: Realities, axis: TimeAxis, eans: Sequence[str]) -> pa.Table:
+    """Every reality of every meter, for the truth folder (issue 16)."""
+
+    def when(t: int | None) -> datetime | None:
+        return None if t is None else axis.start_utc + timedelta(seconds=t)
+
+    def row(conn: int, reality: str, **values: object) -> dict[str, object]:
+        return {"connection": conn, "ean": eans[conn], "reality": reality, **values}
+
+    rows = [
+        row(
+            c,
+            "clock_drift",
+            until=when(d.sync_s),
+            clock_offset_s=d.offset_s,
+            clock_drift_s_per_day=d.rate_s_per_day,
+        )
+        for c, d in sorted(realities.drift.items())
+    ]
+    rows += [
+        row(c, "meter_offline", **{"from": when(o.start_s), "until": when(o.end_s)})
+        for c, o in sorted(realities.offline.items())
+    ]
+    rows += [
+        row(c, "meter_replaced", outage_id=r.outage_id, **{"from": when(r.at_s)})
+        for c, r in sorted(realities.replaced.items())
+    ]
+    return pa.Table.from_pylist(rows, schema=REALITIES_SCHEMA)
