@@ -248,6 +248,7 @@ def test_twin_generate_writes_an_importable_region(tmp_path: Path) -> None:
         "start": "2025-03-30",
         "seed": 3,
         "faults": "field",
+        "meter_realities": True,  # on by default outside showcase (issue 16)
     }
     code, output = run("twin", "generate", "--faults", "storm", "--out", str(tmp_path / "x"))
     assert code == 2 and "storm" in output

@@ -22,6 +22,7 @@ from meetpunt.demo.score import (
 )
 from meetpunt.demo.summary import as_json, per_case_table
 from meetpunt.twin.faults import CASE_CLASSES
+from meetpunt.twin.realities import METER_CASES
 from meetpunt.usecases.uc01_outage_localisation import NONE_FOUND, SINGLE
 
 # six days around the change to winter time, so every hard case can occur
@@ -42,7 +43,7 @@ def stress(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
 def test_the_stress_demo_runs_and_scores_every_use_case_per_class(stress: DemoRun) -> None:
     assert [s.use_case for s in stress.scores] == ["UC1", "UC4", "UC9"]
-    known = {*CASE_CLASSES, NO_OUTAGE}
+    known = {*CASE_CLASSES, *METER_CASES, NO_OUTAGE}
     for score in stress.scores:
         assert score.total > 0
         assert score.by_case and set(score.by_case) <= known, score.use_case

@@ -32,6 +32,7 @@ from meetpunt.twin.model import (
     TimeAxis,
     TwinConnection,
 )
+from meetpunt.twin.realities import Realities
 
 PARAMS = MeterParams.load()
 CALENDAR = offpeak_calendar()
@@ -100,6 +101,7 @@ def run(
     seed: int = 7,
     params: MeterParams = PARAMS,
     voltage: np.ndarray | None = None,
+    realities: Realities | None = None,
 ) -> MeterData:
     consumption, pv, volt, gas = inputs(axis, len(CONNS), seed)
     return simulate_meters(
@@ -113,6 +115,7 @@ def run(
         gas_m3_hourly=gas,
         params=params,
         calendar=CALENDAR,
+        realities=realities,
     )
 
 

@@ -84,6 +84,15 @@ class FaultMode(StrEnum):
     stress = "stress"
 
 
+REALITIES_HELP = (
+    "Meter realities (issue 16): clocks that drift, meters offline for days, failure "
+    "logs that overflow, a meter replaced during an outage. Default: on with --faults "
+    "field and stress, off with showcase."
+)
+RealitiesOption = Annotated[
+    bool | None,
+    typer.Option("--meter-realities/--no-meter-realities", help=REALITIES_HELP),
+]
 FAULTS_HELP = (
     "Outages: 'showcase' (the demo's fixed mix), 'field' (random, at the national rates "
     "of the twin_outages rule file; often quiet), 'stress' (many, with every hard case)."
@@ -350,13 +359,16 @@ def twin_generate(
     start: Annotated[str, typer.Option(help="First local day (YYYY-MM-DD).")] = "2025-06-02",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 1,
     faults: Annotated[FaultMode, typer.Option(help=FAULTS_HELP)] = FaultMode.showcase,
+    meter_realities: RealitiesOption = None,
 ) -> None:
     """Simulate a region: register, meter data (Parquet), P1 telegrams and the truth."""
     from meetpunt.twin.generate import TwinSettings, generate
 
     require_folder(out, "--out")
     require_at_least(seed, 0, "--seed")
-    settings = TwinSettings(connections, days, _parse_day(start, "--start"), seed, faults.value)
+    settings = TwinSettings(
+        connections, days, _parse_day(start, "--start"), seed, faults.value, meter_realities
+    )
     with progress_bar(console) as bar:
         task = bar.add_task("twin", total=1.0)
 
@@ -384,6 +396,7 @@ def demo(
     start: Annotated[str, typer.Option(help="First local day (YYYY-MM-DD).")] = "2025-06-02",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same region.")] = 1,
     faults: Annotated[FaultMode, typer.Option(help=FAULTS_HELP)] = FaultMode.showcase,
+    meter_realities: RealitiesOption = None,
     register_example: Annotated[
         bool,
         typer.Option(
@@ -415,7 +428,13 @@ def demo(
             run_register_example(console, folder)
             return
         settings = DemoSettings(
-            folder, connections, days, _parse_day(start, "--start"), seed, faults.value
+            folder,
+            connections,
+            days,
+            _parse_day(start, "--start"),
+            seed,
+            faults.value,
+            meter_realities,
         )
         out = make_console(stderr=True) if as_json else console
         out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")

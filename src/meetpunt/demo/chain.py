@@ -66,6 +66,8 @@ class DemoSettings:
     seed: int = 1
     faults: str = "showcase"
     """The twin's outage mode (``--faults``): showcase, field or stress."""
+    meter_realities: bool | None = None
+    """The twin's meter realities (issue 16); None: on unless ``showcase``."""
 
     @property
     def period(self) -> Period:
@@ -202,7 +204,7 @@ def build(run: DemoRun, console: Console) -> None:
 
         with _timed(run, "twin") as say:
             made = generate(
-                TwinSettings(s.connections, s.days, s.start, s.seed, s.faults),
+                TwinSettings(s.connections, s.days, s.start, s.seed, s.faults, s.meter_realities),
                 run.twin,
                 twin_progress,
             )

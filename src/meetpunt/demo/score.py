@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +80,30 @@ class Truth:
     def ean_of(self) -> dict[int, str]:
         return {int(c["connection"]): str(c["ean"]) for c in self.connections}
 
-    def cases_of(self, outage_ids: Iterable[str]) -> set[str]:
+    def cases_of(self, outage_ids: Iterable[str], ean: str | None = None) -> set[str]:
         """The hard-case classes of these truth outages (issue 16; ``plain`` for a twin
-        written before outages carried their classes)."""
+        written before outages carried their classes), and with ``ean`` also what
+        happened to that meter in them (the meter realities: ``clock_drift``,
+        ``meter_offline``, ``log_overflow``, ``meter_replaced``)."""
         wanted = set(outage_ids)
         found: set[str] = set()
         for o in self.outages:
             if o["outage_id"] in wanted:
                 found.update(o.get("cases") or ("plain",))
+        if ean is not None:
+            for outage_id in wanted:
+                found.update(self._meter_cases.get((ean, outage_id), ()))
         return found or {NO_OUTAGE}
+
+    @cached_property
+    def _meter_cases(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """Per (EAN, outage) the meter classes of ``interruptions_seen`` (issue 16; none
+        for a twin written before meters had realities)."""
+        return {
+            (str(r["ean"]), str(r["outage_id"])): tuple(r["meter_cases"])
+            for r in self.interruptions_seen
+            if r.get("meter_cases")
+        }
 
 
 @dataclass(frozen=True)
@@ -136,7 +152,7 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
         # no grid outage cut the reporter off: its own installation failed (issue 16)
         expected = EXTENT[str(outage["extent"])] if outage else NONE_FOUND
         right = r.classification == expected
-        cases = truth.cases_of([outage["outage_id"]] if outage else [])
+        cases = truth.cases_of([outage["outage_id"]] if outage else [], r.ean)
         tally(by_case, cases, reports=1, classified_right=int(right))
         if right:
             correct += 1
@@ -279,7 +295,7 @@ def _uc4_by_case(
         outages_of.setdefault(str(row["ean"]), []).append(str(row["outage_id"]))
     by_case: dict[str, dict[str, float]] = {}
     for ean in sorted(set(owed) | set(paid)):
-        cases = truth.cases_of(outages_of.get(ean, []))
+        cases = truth.cases_of(outages_of.get(ean, []), ean)
         if ean not in owed:
             tally(by_case, cases, overpaid=1)
             continue
@@ -341,7 +357,7 @@ def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
         else:
             correct += 1
             exact = True
-        cases = truth.cases_of([str(row["outage_id"])])
+        cases = truth.cases_of([str(row["outage_id"])], str(row["ean"]))
         tally(by_case, cases, interruptions_truth=1, interruptions_exact=int(exact))
     logged_outages = {str(r["outage_id"]) for r in seen}
     f = result.figures

@@ -34,8 +34,9 @@ from meetpunt.twin.faults import inject_faults
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, UTC_TS, TimeAxis
 from meetpunt.twin.operatorfile import write_operator_files
 from meetpunt.twin.powerflow import simulate_physics
+from meetpunt.twin.realities import Realities, RealityParams, draw_realities, realities_truth
 from meetpunt.twin.registerfile import write_register
-from meetpunt.twin.swaps import apply_meter_swaps
+from meetpunt.twin.swaps import apply_meter_swaps, replace_during_outages
 from meetpunt.twin.topology import build_region
 
 STREAMS = {
@@ -47,6 +48,7 @@ STREAMS = {
     "register": 6,
     "swaps": 7,
     "operator": 8,
+    "realities": 9,
 }
 P1_SAMPLE = 5
 P1_EVERY_STEPS = 3  # one telegram per quarter-hour in the sample's captures
@@ -62,6 +64,16 @@ class TwinSettings:
     seed: int = 1
     faults: str = "showcase"
     """The outage mode: ``showcase``, ``field`` or ``stress`` (see :mod:`meetpunt.twin.faults`)."""
+    meter_realities: bool | None = None
+    """Meter realities (issue 16, :mod:`meetpunt.twin.realities`); None: on in ``field``
+    and ``stress``, off in ``showcase`` (the demo's story)."""
+
+    @property
+    def realities_on(self) -> bool:
+        """Whether this run has the meter realities."""
+        if self.meter_realities is None:
+            return self.faults != "showcase"
+        return self.meter_realities
 
 
 @dataclass
@@ -129,6 +141,16 @@ def generate(
     run.power_flows, run.solver_seconds = physics.power_flows, physics.seconds_in_solver
     lap("power flow")
     report("meters", 0.8)
+    realities = None
+    if settings.realities_on:
+        realities = draw_realities(
+            [c.index for c in region.connections if c.meter.smart],
+            axis,
+            faults.interruptions,
+            RealityParams.load(stress=settings.faults == "stress"),
+            _rng(settings.seed, "realities"),
+            exclude_replaced=sorted(faults.meter_swaps),
+        )
     metered = meters.simulate_meters(
         region.connections,
         axis,
@@ -138,10 +160,16 @@ def generate(
         faults.interruptions,
         _rng(settings.seed, "meters"),
         gas_m3_hourly=power.gas_m3_hourly,
+        realities=realities,
     )
     swapped = apply_meter_swaps(
         metered.tables, faults.meter_swaps, region, axis, _rng(settings.seed, "swaps")
     )
+    if realities is not None and realities.replaced:
+        replaced = replace_during_outages(
+            metered.tables, dict(realities.replaced), metered.state, region
+        )
+        swapped = pa.concat_tables([swapped, replaced])
     lap("meters")
     report("writing", 0.9)
     write_register(
@@ -155,18 +183,24 @@ def generate(
     truths: dict[str, pa.Table] = {
         "connections": truth.connection_truth(region, faults),
         "outages": truth.outage_truth(faults),
-        "interruptions": truth.interruption_truth(region, faults, axis),
+        "interruptions": truth.with_meter_cases(
+            truth.interruption_truth(region, faults, axis), metered.truth["interruptions_seen"]
+        ),
         "inverter_trips": truth.trips_truth(axis, physics.trips),
         "gis_errors": truth.records_table(faults.gis_errors, truth.GIS_SCHEMA),
         "pv_registration": truth.records_table(faults.pv_registration, truth.PV_SCHEMA),
         "ev_sessions": truth.ev_session_truth(axis, power.ev_sessions),
         "voltages_15min": _voltages_15min(axis, physics.voltage_v),
         "meter_swaps": swapped,
+        "meter_realities": realities_truth(
+            realities or Realities(), axis, [c.ean for c in region.connections]
+        ),
         **metered.truth,
     }
     for name, table in truths.items():
         _write_parquet(table, out / "truth" / f"{name}.parquet")
-    unswapped = [i for i in metered.smart if i not in faults.meter_swaps][:P1_SAMPLE]
+    plain = set(faults.meter_swaps) | (realities.affected() if realities else set())
+    unswapped = [i for i in metered.smart if i not in plain][:P1_SAMPLE]
     _write_p1(axis, metered, unswapped, out / "p1")
     lap("writing")
     report("done", 1.0)
@@ -221,6 +255,7 @@ def _manifest(settings: TwinSettings, run: TwinRun, region: object, axis: TimeAx
             "start": settings.start.isoformat(),
             "seed": settings.seed,
             "faults": settings.faults,
+            "meter_realities": settings.realities_on,
         },
         "steps": axis.n_steps,
         "step_seconds": STEP_S,

@@ -46,9 +46,12 @@ counts on the day it starts; all parameters are in the ``twin_meters`` rule file
 Power failures: a smart meter counts one failure per interruption of its connection
 (overlapping or touching interruptions are one failure for the meter) when supply
 returns; longer than ``long_longer_than_s`` (180 s) it is also long and enters the
-log, which holds the last ``log_depth`` (10) entries. Ferraris meters record nothing
-but what a mechanic reads; they run backwards while PV exports, so their registers are
-net and have no export register.
+log, which holds the last ``log_depth`` (10) entries. With the meter realities (issue
+16, :mod:`meetpunt.twin.realities`) the tables hold what a head-end read: the log's END
+and duration by the meter's own clock, no entry lost before a read or never written by
+a meter replaced during the outage, nothing yet of a meter still offline. Ferraris
+meters record nothing but what a mechanic reads; they run backwards while PV exports,
+so their registers are net and have no export register.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ from meetpunt.twin.model import (
     TimeAxis,
     TwinConnection,
 )
+from meetpunt.twin.realities import Realities
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -211,6 +215,10 @@ TRUTH_SCHEMAS: dict[str, pa.Schema] = {
             ("log_end", UTC_TS),
             ("log_duration_s", pa.int64()),
             ("last_gasp_sent", pa.bool_()),
+            ("meter_log_end", UTC_TS),
+            ("meter_log_duration_s", pa.int64()),
+            ("read", pa.bool_()),
+            ("meter_cases", pa.list_(pa.string())),
         ]
     ),
     "manual_reading_errors": pa.schema(
@@ -229,7 +237,10 @@ TRUTH_SCHEMAS: dict[str, pa.Schema] = {
 """Truth tables: every counted voltage event (``grid_phase`` is the real phase), what
 each meter made of each real interruption (``logged``/``log_*`` for the 99.97.0 log;
 ``last_gasp_sent`` null where no DSMR 5 meter or the start lies before the run), and
-every wrong manual reading field with its true value."""
+every wrong manual reading field with its true value. With meter realities (issue 16)
+``meter_log_*`` is the END and duration by the meter's own clock (``log_*`` the true
+ones), ``read`` whether the head-end has the entry, ``meter_cases`` what happened to
+the meter (:data:`meetpunt.twin.realities.METER_CASES`)."""
 
 REGISTERS = ("import_t1", "import_t2", "export_t1", "export_t2")
 MISTAKES = ("digit_swap", "register_swap", "decimal_slip_x10", "decimal_slip_div10")
@@ -425,13 +436,15 @@ def simulate_meters(
     gas_m3_hourly: Float64Array | None = None,
     params: MeterParams | None = None,
     calendar: OffPeakCalendar | None = None,
+    realities: Realities | None = None,
 ) -> MeterData:
     """Simulate every meter's records over ``axis`` (MTR-1; UC2 events, UC4 failures).
 
     ``consumption_w``, ``pv_w`` and ``voltage_v`` are ``(n_steps, n_conn, 3)`` arrays
     indexed by :attr:`TwinConnection.index`; ``gas_m3_hourly`` is ``(n_steps // 12,
     n_conn)`` m3 per UTC hour. ``region`` names the tariff region (MKT-2). Every random
-    draw comes from ``rng``.
+    draw comes from ``rng``. ``realities`` (issue 16) makes the data what a head-end
+    would really have read: see :mod:`meetpunt.twin.realities`.
     """
     params = params or MeterParams.load()
     calendar = calendar or offpeak_calendar()
@@ -461,12 +474,16 @@ def simulate_meters(
     tables["voltages_10min"] = _voltage_table(ctx, channels, volt_on, supply, params, rng)
     events = _detect_events(channels, volt_on, supply, outages, params, rng)
     tables["voltage_events"], truth["voltage_events"] = _event_tables(ctx, channels, events, starts)
-    failures = _failure_tables(ctx, outages, starts, params, rng)
+    failures = _failure_tables(ctx, outages, starts, params, rng, realities)
     tables.update(failures[0])
     truth["interruptions_seen"] = failures[1]
     manual, errors = _manual_tables(ctx, imp, exp_, regs, params, rng)
     tables["manual_readings"], truth["manual_reading_errors"] = manual, errors
     tables = {kind: tables[kind] for kind in _KIND_ORDER}
+    if realities is not None:
+        for kind in ("daily_readings", "monthly_readings"):
+            tables[kind] = _readings_by_meter_clock(ctx, tables[kind], imp, exp_, regs, realities)
+        _drop_unread(ctx, tables, realities)
 
     ev_by_conn: dict[int, tuple[IntArray, IntArray, IntArray]] = {}
     ch_conn = channels.conn[events.channel]
@@ -497,6 +514,72 @@ def simulate_meters(
         p1_seed=int(rng.integers(2**62)),
     )
     return MeterData(tables, truth, state, tuple(int(c) for c in ctx.smart_idx))
+
+
+def _readings_by_meter_clock(
+    ctx: _Context,
+    table: pa.Table,
+    imp: IntArray,
+    exp_: IntArray,
+    regs: list[IntArray],
+    realities: Realities,
+) -> pa.Table:
+    """A drifting meter takes its daily reading when ITS clock says midnight: the
+    registers of that true moment (linear within a 5-minute step, not before the axis
+    start), labelled midnight (issue 16)."""
+    if not realities.drift:
+        return table
+    total = ctx.axis.n_steps * STEP_S
+    conn = table.column("connection").to_numpy()
+    at = table.column("at").cast(pa.int64()).to_numpy() - ctx.start_epoch
+    rows = np.flatnonzero(np.isin(conn, np.fromiter(realities.drift, dtype=np.int64)))
+    columns = {n: table.column(f"{n}_kwh").to_numpy().copy() for n in REGISTERS}
+    for r in rows.tolist():
+        c, t = int(conn[r]), int(at[r])
+        true_t = min(max(t - realities.drift[c].offset_at(t), 0), total)
+        step, into = divmod(true_t, STEP_S)
+        values = np.array(_registers_at(step, c, imp, exp_, regs, ctx.offpeak_q))
+        if into:
+            after = np.array(_registers_at(step + 1, c, imp, exp_, regs, ctx.offpeak_q))
+            values = values + (after - values) * into // STEP_S
+        for name, mwh in zip(REGISTERS, _kwh(values).tolist(), strict=True):
+            columns[name][r] = mwh
+    for name, values in columns.items():
+        index = table.schema.get_field_index(f"{name}_kwh")
+        table = table.set_column(index, table.schema.field(index), pa.array(values))
+    return table
+
+
+_TIME_OF = {
+    "quarter_hours": "start",
+    "daily_readings": "at",
+    "monthly_readings": "at",
+    "gas_hourly": "start",
+    "voltages_10min": "start",
+    "voltage_events": "at",
+    "power_failures": "at",
+}
+"""The time column of each kind a head-end reads remotely (not the mechanic's readings)."""
+
+
+def _drop_unread(ctx: _Context, tables: dict[str, pa.Table], realities: Realities) -> None:
+    """Leave out what a meter offline until after the period recorded from the moment it
+    went offline: the head-end has not read it yet (issue 16). A meter back within the
+    period has had its daily values and log backfilled, so it keeps them."""
+    total = ctx.axis.n_steps * STEP_S
+    cutoff = np.full(ctx.n_conn, np.iinfo(np.int64).max, dtype=np.int64)
+    for conn, window in realities.offline.items():
+        if window.end_s > total:
+            cutoff[conn] = max(window.start_s, 0) + ctx.start_epoch
+    if (cutoff == np.iinfo(np.int64).max).all():
+        return
+    for kind, column in _TIME_OF.items():
+        table = tables[kind]
+        conn = table.column("connection").to_numpy()
+        at = table.column(column).cast(pa.int64()).to_numpy()
+        keep = at < cutoff[conn]
+        if not keep.all():
+            tables[kind] = table.filter(pa.array(keep))
 
 
 _KIND_ORDER = (
@@ -1121,47 +1204,86 @@ def _event_tables(
     return counters, truth
 
 
+@dataclass
+class _Entry:
+    """One long failure in a meter's 1-0:99.97.0 log (true and meter's clock, read?)."""
+
+    conn: int
+    generation: int  # 0: the meter at the start; 1: the one that replaced it
+    end: int
+    duration: int
+    meter_end: int
+    meter_duration: int
+    read: bool = True
+    lost: str | None = None  # why never read: log_overflow, meter_offline, meter_replaced
+
+    def key(self) -> tuple[int, int, int, int]:
+        return (self.conn, self.generation, self.end, self.duration)
+
+
 def _failure_tables(
     ctx: _Context,
     outages: Mapping[int, Sequence[tuple[int, int, list[Interruption]]]],
     starts: _Starts,
     params: MeterParams,
     rng: np.random.Generator,
+    realities: Realities | None = None,
 ) -> tuple[dict[str, pa.Table], pa.Table]:
-    """Failure counters, the long-failure log, last gasps (UC4) and what each meter saw."""
+    """Failure counters, the long-failure log, last gasps (UC4) and what each meter saw.
+
+    With ``realities`` (issue 16) the log holds what a head-end read: END and duration
+    by the meter's clock, no entry a replaced meter never wrote, none lost before a read.
+    """
     total = ctx.axis.n_steps * STEP_S
     days = ctx.axis.days
+    real = realities or Realities()
     smart_set = set(ctx.smart_idx.tolist())
     counts = np.zeros((2, ctx.n_conn, days), dtype=np.int64)
-    log: list[tuple[int, int, int]] = [  # connection, end, duration; history first
-        (conn, end, duration)
+    new_counts = {conn: np.zeros((2, days), dtype=np.int64) for conn in real.replaced}
+    log = [  # history first
+        _Entry(conn, 0, end, duration, end, duration)
         for conn, entries in starts.history.items()
         for end, duration in entries
     ]
     gasp_candidates: list[tuple[int, int]] = []  # connection, start
-    seen: dict[int, tuple[bool, bool, bool]] = {}  # id(cut) -> counted, long, logged
-    spans_of: dict[int, tuple[int, int]] = {}
+    seen: dict[int, _Seen] = {}  # id(cut) -> what its meter made of it
     for conn, spans in outages.items():
+        swap = real.replaced.get(conn)
+        drift = real.drift.get(conn)
         for a, b, members in spans:
             is_smart = conn in smart_set
-            counted = is_smart and 0 < b <= total
+            swapped_in = swap is not None and a <= swap.at_s < b
+            generation = int(swap is not None and a >= swap.at_s)
+            counted = is_smart and 0 < b <= total and not swapped_in
             long = counted and (b - a) > params.long_longer_than_s
             if counted:
                 day = int(np.searchsorted(ctx.midnights_s, b, side="left")) - 1
-                counts[0, conn, day] += 1
-                counts[1, conn, day] += int(long)
+                target = new_counts[conn] if generation else counts[:, conn]
+                target[0, day] += 1
+                target[1, day] += int(long)
+            entry = None
             if long:
-                log.append((conn, b, b - a))
+                shift = drift.offset_at(b) if drift else 0
+                duration = drift.duration(b - a) if drift else b - a
+                entry = _Entry(conn, generation, b, b - a, b + shift, duration)
+                log.append(entry)
             if is_smart and ctx.dsmr5[conn] and 0 <= a < total:
                 gasp_candidates.append((conn, a))
             for cut in members:
-                seen[id(cut)] = (counted, long, long)
-                spans_of[id(cut)] = (a, b)
+                seen[id(cut)] = _Seen(counted, long, entry, (a, b), swapped_in)
     sent = rng.random(len(gasp_candidates)) < params.last_gasp_success
-    gasp_at = {c: bool(s) for c, s in zip(gasp_candidates, sent, strict=True)}
+    # no last gasp gets through while the communication is down (drawn all the same,
+    # so the realities leave the other draws of the stream as they were)
+    gasp_at = {c: bool(s) and not real.down(*c) for c, s in zip(gasp_candidates, sent, strict=True)}
+    if realities is not None:
+        _read_log(ctx, log, real, params.log_depth)
 
     smart = ctx.smart_idx
     cumulative = np.cumsum(counts[:, smart, :], axis=2) + starts.failures[smart].T[:, :, None]
+    position = {int(c): i for i, c in enumerate(smart.tolist())}
+    for conn, fresh in new_counts.items():  # a new meter counts from zero (issue 16)
+        first = int(np.searchsorted(ctx.midnights_s, real.replaced[conn].at_s, side="right")) - 1
+        cumulative[:, position[conn], first:] = np.cumsum(fresh, axis=1)[:, first:]
     conn_rows = np.repeat(smart, days)
     day_idx = np.tile(np.arange(days, dtype=np.int64), len(smart))
     counters = pa.table(
@@ -1180,25 +1302,67 @@ def _failure_tables(
         "power_failure_log": _log_table(ctx, log, params.log_depth),
         "last_gasp": _last_gasp_table(ctx, gasp_at),
     }
-    return tables, _seen_table(ctx, outages, seen, spans_of, gasp_at)
+    return tables, _seen_table(ctx, outages, seen, gasp_at, real)
 
 
-def _log_table(ctx: _Context, log: list[tuple[int, int, int]], depth: int) -> pa.Table:
-    """The 1-0:99.97.0 log entries (end, duration) per meter; the last ``depth`` kept."""
-    log = sorted(log)
-    log_conn = np.array([e[0] for e in log], dtype=np.int64)
-    log_end = np.array([e[1] for e in log], dtype=np.int64)
+@dataclass(frozen=True)
+class _Seen:
+    counted: bool
+    long: bool
+    entry: _Entry | None
+    span: tuple[int, int]
+    replaced_in: bool
+
+
+def _read_log(ctx: _Context, log: list[_Entry], real: Realities, depth: int) -> None:
+    """Mark each entry read or lost: read at the first head-end read after its END while
+    the meter is reachable (and still in place), unless ``depth`` newer entries pushed
+    it out of the meter's buffer before that read (issue 16)."""
+    total = ctx.axis.n_steps * STEP_S
+    groups: dict[tuple[int, int], list[_Entry]] = {}
+    for e in sorted(log, key=_Entry.key):
+        groups.setdefault((e.conn, e.generation), []).append(e)
+    midnights = ctx.midnights_s.tolist()
+    for (conn, generation), entries in groups.items():
+        reads = real.reads(conn, midnights, total)
+        swap = real.replaced.get(conn)
+        if swap is not None:
+            reads = [r for r in reads if (r >= swap.at_s) == bool(generation)]
+        ends = [e.end for e in entries]
+        for e in entries:
+            if e.end < 0 and not real.down(conn, e.end):
+                continue  # read before the period, when it happened
+            later = [r for r in reads if r >= e.end]
+            if not later:
+                e.read = False
+                replaced = swap is not None and not generation
+                e.lost = "meter_replaced" if replaced else "meter_offline"
+                continue
+            newer = int(np.searchsorted(ends, later[0], side="right")) - int(
+                np.searchsorted(ends, e.end, side="right")
+            )
+            if newer >= depth:
+                e.read, e.lost = False, "log_overflow"
+
+
+def _log_table(ctx: _Context, log: list[_Entry], depth: int) -> pa.Table:
+    """The 1-0:99.97.0 entries the head-end has (END, duration by the meter's clock) per
+    meter; ``in_meter_buffer`` marks the last ``depth`` of each meter's log."""
+    log = sorted(log, key=_Entry.key)
+    log_conn = np.array([e.conn for e in log], dtype=np.int64)
+    log_meter = log_conn * 2 + np.array([e.generation for e in log], dtype=np.int64)
     in_buffer = np.zeros(len(log), dtype=bool)
-    for conn in np.unique(log_conn):
-        where = np.flatnonzero(log_conn == conn)
+    for meter in np.unique(log_meter):
+        where = np.flatnonzero(log_meter == meter)
         in_buffer[where[-depth:]] = True
+    read = np.array([e.read for e in log], dtype=bool)
     return pa.table(
         {
-            "connection": pa.array(log_conn.astype(np.int32)),
-            "ean": ctx.ean_column(log_conn),
-            "end": ctx.ts(log_end),
-            "duration_s": pa.array(np.array([e[2] for e in log], dtype=np.int64)),
-            "in_meter_buffer": pa.array(in_buffer),
+            "connection": pa.array(log_conn[read].astype(np.int32)),
+            "ean": ctx.ean_column(log_conn[read]),
+            "end": ctx.ts(np.array([e.meter_end for e in log], dtype=np.int64)[read]),
+            "duration_s": pa.array(np.array([e.meter_duration for e in log], dtype=np.int64)[read]),
+            "in_meter_buffer": pa.array(in_buffer[read]),
         },
         schema=SCHEMAS["power_failure_log"],
     )
@@ -1221,16 +1385,18 @@ def _last_gasp_table(ctx: _Context, gasp_at: Mapping[tuple[int, int], bool]) -> 
 def _seen_table(
     ctx: _Context,
     outages: Mapping[int, Sequence[tuple[int, int, list[Interruption]]]],
-    seen: Mapping[int, tuple[bool, bool, bool]],
-    spans_of: Mapping[int, tuple[int, int]],
+    seen: Mapping[int, _Seen],
     gasp_at: Mapping[tuple[int, int], bool],
+    real: Realities,
 ) -> pa.Table:
-    """Truth: per real interruption what its meter counted, logged and sent."""
+    """Truth: per real interruption what its meter counted, logged and sent, when the
+    head-end read it, and its meter classes (issue 16: ``meter_cases``)."""
     rows: dict[str, list[Any]] = {name: [] for name in TRUTH_SCHEMAS["interruptions_seen"].names}
     all_cuts = [cut for spans in outages.values() for _, _, members in spans for cut in members]
     for cut in sorted(all_cuts, key=lambda c: (c.index, c.start, c.outage_id)):
-        counted, long, logged = seen[id(cut)]
-        a, b = spans_of[id(cut)]
+        got = seen[id(cut)]
+        a, b = got.span
+        entry = got.entry
         gasp = gasp_at.get((cut.index, a)) if a == _seconds(cut.start, ctx.axis) else None
         rows["outage_id"].append(cut.outage_id)
         rows["connection"].append(cut.index)
@@ -1240,13 +1406,32 @@ def _seen_table(
         rows["start"].append(_seconds(cut.start, ctx.axis) + ctx.start_epoch)
         rows["end"].append(_seconds(cut.end, ctx.axis) + ctx.start_epoch)
         rows["duration_s"].append(cut.duration_s)
-        rows["counted"].append(counted)
-        rows["long"].append(long)
-        rows["logged"].append(logged)
-        rows["log_end"].append(b + ctx.start_epoch if logged else None)
-        rows["log_duration_s"].append(b - a if logged else None)
+        rows["counted"].append(got.counted)
+        rows["long"].append(got.long)
+        rows["logged"].append(entry is not None)
+        rows["log_end"].append(b + ctx.start_epoch if entry else None)
+        rows["log_duration_s"].append(b - a if entry else None)
         rows["last_gasp_sent"].append(gasp)
+        rows["meter_log_end"].append(entry.meter_end + ctx.start_epoch if entry else None)
+        rows["meter_log_duration_s"].append(entry.meter_duration if entry else None)
+        rows["read"].append(entry.read if entry else None)
+        rows["meter_cases"].append(_meter_cases(cut.index, got, real))
     return pa.table(rows, schema=TRUTH_SCHEMAS["interruptions_seen"])
+
+
+def _meter_cases(conn: int, got: _Seen, real: Realities) -> list[str]:
+    """What happened to the meter of one interruption (:data:`METER_CASES`)."""
+    entry = got.entry
+    cases = []
+    if entry and (entry.meter_end, entry.meter_duration) != (entry.end, entry.duration):
+        cases.append("clock_drift")
+    if any(real.down(conn, t) for t in got.span) or (entry and entry.lost == "meter_offline"):
+        cases.append("meter_offline")
+    if entry and entry.lost == "log_overflow":
+        cases.append("log_overflow")
+    if got.replaced_in or (entry and entry.lost == "meter_replaced"):
+        cases.append("meter_replaced")
+    return cases
 
 
 def _digit_swap(value: float, rng: np.random.Generator) -> float | None:

@@ -4,6 +4,10 @@ The energy per quarter-hour does not change; the cumulative registers after the 
 come from a new meter that starts near zero. The readings tables are adjusted and the
 truth records when each swap happened and the old meter's final registers (MTR-5
 checks must recognise a swap rather than a counter going backwards).
+
+With the meter realities (issue 16) a meter can also be replaced during an outage
+(:func:`replace_during_outages`): the new meter's registers start at zero at that
+moment, and the truth row names the outage.
 """
 
 from __future__ import annotations
@@ -14,10 +18,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from meetpunt.twin.model import UTC_TS, TimeAxis
+from meetpunt.twin.meters import MeterState
+from meetpunt.twin.model import STEP_S, UTC_TS, TimeAxis
+from meetpunt.twin.realities import Replacement, replacement_moment
 from meetpunt.twin.topology import Region
 
 REGISTERS = ("import_t1_kwh", "import_t2_kwh", "export_t1_kwh", "export_t2_kwh")
+SCHEMA = pa.schema(
+    [("connection", pa.int32()), ("ean", pa.string()), ("swapped_at", UTC_TS)]
+    + [(f"old_{r}", pa.float64()) for r in REGISTERS]
+    + [(f"new_{r}", pa.float64()) for r in REGISTERS]
+    + [("outage_id", pa.string())]
+)
+"""The ``meter_swaps`` truth: ``outage_id`` names the outage a meter was replaced in."""
 
 
 def apply_meter_swaps(
@@ -29,8 +42,8 @@ def apply_meter_swaps(
 ) -> pa.Table:
     """Swap the meters of ``swaps`` (connection -> step, -1 = draw a midnight) in place.
 
-    Returns the truth table: connection, ean, swapped_at, the old meter's final and
-    the new meter's first registers.
+    Returns the truth table (:data:`SCHEMA`): connection, ean, swapped_at, the old
+    meter's final and the new meter's first registers.
     """
     daily = tables["daily_readings"]
     rows: list[dict[str, object]] = []
@@ -43,28 +56,56 @@ def apply_meter_swaps(
         at_reading = mine.filter(pc.equal(mine.column("at"), pa.scalar(at, UTC_TS)))
         old = {r: float(at_reading.column(r)[0].as_py() or 0.0) for r in REGISTERS}
         new = {r: round(float(rng.uniform(0.0, 3.0)), 3) for r in REGISTERS}
-        for kind, time_column in (
-            ("daily_readings", "at"),
-            ("monthly_readings", "at"),
-            ("manual_readings", "read_at"),
-        ):
-            tables[kind] = _shift(tables[kind], connection, time_column, at, old, new)
-        rows.append(
-            {
-                "connection": connection,
-                "ean": region.connections[connection].ean,
-                "swapped_at": at,
-                **{f"old_{r}": old[r] for r in REGISTERS},
-                **{f"new_{r}": new[r] for r in REGISTERS},
-            }
-        )
+        rows.append(_swap(tables, region, connection, at, old, new, None))
         swaps[connection] = axis.step_of(at)
-    schema = pa.schema(
-        [("connection", pa.int32()), ("ean", pa.string()), ("swapped_at", UTC_TS)]
-        + [(f"old_{r}", pa.float64()) for r in REGISTERS]
-        + [(f"new_{r}", pa.float64()) for r in REGISTERS]
-    )
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def replace_during_outages(
+    tables: dict[str, pa.Table],
+    replaced: dict[int, Replacement],
+    state: MeterState,
+    region: Region,
+) -> pa.Table:
+    """Replace the meters of ``replaced`` inside their outage (issue 16): the readings
+    from that moment on come from a new meter whose registers started at zero. The old
+    meter's registers are those at the replacement (no energy flows in an outage).
+    Returns truth rows in :data:`SCHEMA`."""
+    rows: list[dict[str, object]] = []
+    zero = dict.fromkeys(REGISTERS, 0.0)
+    for connection in sorted(replaced):
+        replacement = replaced[connection]
+        at = replacement_moment(state.axis, replacement)
+        mwh = state.registers_mwh(connection)[replacement.at_s // STEP_S]
+        old = {r: float(v // 1000) / 1000.0 for r, v in zip(REGISTERS, mwh.tolist(), strict=True)}
+        rows.append(_swap(tables, region, connection, at, old, zero, replacement.outage_id))
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def _swap(
+    tables: dict[str, pa.Table],
+    region: Region,
+    connection: int,
+    at: datetime,
+    old: dict[str, float],
+    new: dict[str, float],
+    outage_id: str | None,
+) -> dict[str, object]:
+    """Shift every reading table of ``connection`` from ``at`` on; the truth row."""
+    for kind, time_column in (
+        ("daily_readings", "at"),
+        ("monthly_readings", "at"),
+        ("manual_readings", "read_at"),
+    ):
+        tables[kind] = _shift(tables[kind], connection, time_column, at, old, new)
+    return {
+        "connection": connection,
+        "ean": region.connections[connection].ean,
+        "swapped_at": at,
+        **{f"old_{r}": old[r] for r in REGISTERS},
+        **{f"new_{r}": new[r] for r in REGISTERS},
+        "outage_id": outage_id,
+    }
 
 
 def _shift(

@@ -189,6 +189,22 @@ def interruption_truth(region: Region, faults: Faults, axis: TimeAxis | None = N
     )
 
 
+def with_meter_cases(interruptions: pa.Table, seen: pa.Table) -> pa.Table:
+    """``interruptions`` with each row's ``meter_cases`` from ``interruptions_seen``
+    (issue 16: what happened to the meter of that interruption; empty when nothing)."""
+    cases = {
+        (int(r["connection"]), str(r["outage_id"])): list(r["meter_cases"] or [])
+        for r in seen.select(["connection", "outage_id", "meter_cases"]).to_pylist()
+    }
+    keys = zip(
+        interruptions.column("connection").to_pylist(),
+        interruptions.column("outage_id").to_pylist(),
+        strict=True,
+    )
+    column = pa.array([cases.get((int(c), str(o)), []) for c, o in keys], pa.list_(pa.string()))
+    return interruptions.append_column("meter_cases", column)
+
+
 def trips_truth(axis: TimeAxis, trips: Sequence[InverterTrip]) -> pa.Table:
     """UC3: PV inverters that disconnected on overvoltage."""
     return pa.table(
