@@ -173,12 +173,18 @@ def owed_by_truth(truth: Truth) -> dict[str, Decimal]:
 
 def faulted_gis_errors(truth: Truth) -> list[str]:
     """EANs of the injected GIS feeder errors that touch a feeder an unplanned outage
-    darkened: the ones UC4 must put on its review list."""
-    faulted = {o["feeder"] for o in truth.outages if not o["planned"] and o["feeder"]}
+    darkened within the period: the ones UC4 must put on its review list. An outage
+    still running at the period's end is not in this period's logs (issue 16): UC4
+    sees it, and flags its GIS errors, in the next period's run."""
+    ended = {
+        str(r["outage_id"]) for r in truth.interruptions if r.get("owed_in_period") is not False
+    }
+    unplanned = [o for o in truth.outages if not o["planned"] and o["outage_id"] in ended]
+    faulted = {o["feeder"] for o in unplanned if o["feeder"]}
     faulted |= {
         c["feeder"]
-        for o in truth.outages
-        if not o["planned"] and not o["feeder"]
+        for o in unplanned
+        if not o["feeder"]
         for c in truth.connections
         if c["substation"] == o["substation"]
     }
