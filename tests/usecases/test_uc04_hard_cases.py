@@ -8,6 +8,7 @@ nested in a longer one paid on the longer one's duration, a lost log entry taken
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from meetpunt.domain.compensation import GridLevel
 from meetpunt.privacy.model import Period
 from meetpunt.rulebook import capacity_classes, compensation_scheme
 from meetpunt.usecases.grid import GridSpot
+from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc04_outage_compensation import (
     LOST_ENTRY,
     UNKNOWN,
@@ -30,23 +32,15 @@ from meetpunt.usecases.uc09_interruption_registration import (
     group_outages,
     log_entries,
 )
+from tests.usecases.test_uc04 import _meter as _base
 
 T0 = datetime(2025, 10, 14, 8, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
 def _meter(ean: str, feeder: str, number: int, smart: bool = True, amps: int = 25) -> Meter:
-    return Meter(
-        ean,
-        "OS1",
-        feeder,
-        f"Straat {feeder}",
-        number,
-        f"Straat {feeder} {number}",
-        ElectricityCapacity(3, amps),
-        smart,
-        True,
-    )
+    """test_uc04's meter on OS1, three-phase ``amps`` (3x25 A: EUR 35; 3x63 A: EUR 195)."""
+    return replace(_base(ean, feeder, number, smart), capacity=ElectricityCapacity(3, amps))
 
 
 def _entry(ean: str, feeder: str, start: datetime, hours: float) -> LogEntry:
@@ -172,3 +166,29 @@ def test_a_lost_log_entry_is_placed_by_its_neighbours_and_reviewed_not_paid() ->
     # at the end of the cable beyond lit neighbours it is not placed, nor reviewed
     lit_end = _assess([_entry(e, "K1", T0, 5) for e in ("a1", "a2")], K1)
     assert not [r for r in lit_end.reviews if r.ean in ("a3", "a4")]
+
+
+def test_planned_work_that_runs_over_goes_to_review_not_paid_nor_dropped() -> None:
+    """Planned work on K1 08:00-11:00; the meters' entries begin with it and end at
+    13:00 (a fault after the work, or an overrun: the meters cannot tell): nothing is
+    paid on a guess, each interruption that would be owed if unplanned is on review
+    with the reason. Work that ends on time is reviewed for nobody."""
+    work = PlannedWork("OS1", "K1", T0, T0 + 3 * H)
+    entries = [_entry(e, "K1", T0, 5) for e in K1]
+    found = assess(
+        group_outages(entries), K1, list(K1), [work], compensation_scheme(), capacity_classes()
+    )
+    assert found.owed == []
+    assert sorted(r.ean for r in found.reviews) == sorted(K1)
+    assert all("EUR 35.00 if unplanned" in r.reason for r in found.reviews)
+    on_time = [_entry(e, "K1", T0, 3) for e in K1]
+    quiet = assess(
+        group_outages(on_time), K1, list(K1), [work], compensation_scheme(), capacity_classes()
+    )
+    assert quiet.owed == [] and quiet.reviews == []
+    # a fault begun an hour before the work is a fault: paid on the logs
+    early = [_entry(e, "K1", T0 - H, 5) for e in K1]
+    paid = assess(
+        group_outages(early), K1, list(K1), [work], compensation_scheme(), capacity_classes()
+    )
+    assert {o.ean for o in paid.owed} == set(K1)

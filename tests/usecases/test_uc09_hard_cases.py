@@ -115,3 +115,16 @@ def test_every_entry_is_in_exactly_one_outage_as_logged(
         assert max(c.start for c in o.customers) - min(c.start for c in o.customers) <= timedelta(
             seconds=60 * len(o.customers)
         )
+
+
+def test_a_fault_begun_before_planned_work_is_not_the_planned_work() -> None:
+    """A cable fault on K1 at 07:00 and planned work on K1 from 08:00: the meters' entry
+    begins with the fault, so it is unplanned and counted (the work merely overlaps);
+    an outage begun with the work is the work."""
+    work = PlannedWork("OS1", "K1", T0, T0 + timedelta(hours=3))
+    fault = [_entry(e, "K1", T0 - timedelta(hours=1), 4 * 3600) for e in ("a1", "a2")]
+    (marked,) = mark_planned(group_outages(fault), [work])
+    assert marked.planned is None
+    begun = [_entry(e, "K1", T0, 3 * 3600) for e in ("a1", "a2")]
+    (with_work,) = mark_planned(group_outages(begun), [work])
+    assert with_work.planned == work

@@ -65,9 +65,11 @@ from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid
 from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc09_interruption_registration import (
     CONTRADICTED,
+    PLANNED_SLACK_S,
     UNCORROBORATED_MAX_S,
     Outage,
     covered_s,
+    planned_work_of,
     population,
     read_outages,
 )
@@ -573,7 +575,7 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
         here = {e for e in asked if e in meters and meters[e].substation == o.substation}
         if level is GridLevel.MV and not here <= set(logged) | already:
             level = GridLevel.LV  # a meter of the substation kept its voltage
-        work = next((w for w in planned if w.covers(o.substation, faulted, o.start, o.end)), None)
+        work = planned_work_of(o.substation, faulted, o.start, planned, o.end)
         decision = OutageDecision(
             o.id, o.substation, tuple(faulted), o.start, o.end, level, work, len(logged)
         )
@@ -597,6 +599,7 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
         out.maps.append(drawn)
         on_map = {x.ean: x for x in drawn.meters}
         if work is not None:
+            out.reviews += _overran(o, work, meters, scheme, classes, level, operator)
             continue
         reviewed: set[str] = set()
 
@@ -665,6 +668,45 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             # 'N': lit by its neighbours, or a smart meter asked without a log entry (no
             # long failure logged: it had voltage)
     out.owed = once_per_interruption(out.owed, meters, scheme, classes, operator)
+    return out
+
+
+def _overran(
+    o: Outage,
+    work: PlannedWork,
+    meters: Mapping[str, Meter],
+    scheme: CompensationScheme,
+    classes: CapacityClasses,
+    level: GridLevel,
+    operator: str | None,
+) -> list[Review]:
+    """Review lines for the logged interruptions of planned outage ``o`` that ran more
+    than :data:`PLANNED_SLACK_S` past the work's end (issue 16): a fault may have
+    followed the work on the same cable, so the meters cannot tell whether it is
+    planned (nothing owed) or not; not paid on a guess."""
+    slack = timedelta(seconds=PLANNED_SLACK_S)
+    out: list[Review] = []
+    for c in o.customers:
+        if c.end <= work.end + slack or c.ean not in meters:
+            continue
+        m = meters[c.ean]
+        could = scheme.compensate(
+            CapacityConnection.classify(m.capacity, classes),
+            level,
+            timedelta(seconds=c.duration_s),
+            operator=operator,
+            duration_source=SOURCE_LOG,
+        )
+        if could.paid:
+            over = int((c.end - work.end).total_seconds() // 60)
+            out.append(
+                Review(
+                    c.ean,
+                    o.id,
+                    f"planned work until {work.end.isoformat()} but its log runs {over} min "
+                    f"longer: a fault after the work? EUR {could.amount} if unplanned",
+                )
+            )
     return out
 
 

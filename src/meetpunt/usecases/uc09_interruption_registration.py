@@ -478,12 +478,40 @@ def reliability(
     )
 
 
+PLANNED_SLACK_S = 15 * 60
+"""How far an outage's start may lie before its planned work's start, and (UC4) its end
+after the work's end, and still be that work (our choice, issue 16)."""
+
+
+def planned_work_of(
+    substation: str,
+    feeders: Iterable[str],
+    start: datetime,
+    planned: Sequence[PlannedWork],
+    end: datetime | None = None,
+) -> PlannedWork | None:
+    """The planned work an outage IS (UC4, UC9): on its substation (and one of its
+    feeders when the work names one) and BEGUN within the work's window. An outage that
+    began before the work is a fault the work overlaps, not the work (issue 16): its
+    interruption is unplanned, whatever work follows."""
+    slack = timedelta(seconds=PLANNED_SLACK_S)
+    stop = start + timedelta(seconds=1) if end is None else end
+    return next(
+        (
+            w
+            for w in planned
+            if w.covers(substation, feeders, start, stop) and w.start - slack <= start < w.end
+        ),
+        None,
+    )
+
+
 def mark_planned(outages: Sequence[Outage], planned: Sequence[PlannedWork]) -> list[Outage]:
-    """``outages`` with the planned work that covers each (its substation, one of its
-    feeders when the work names one, overlapping in time), as UC4 decides it."""
+    """``outages`` with the planned work each is (:func:`planned_work_of`), as UC4
+    decides it."""
     out = []
     for o in outages:
-        work = next((w for w in planned if w.covers(o.substation, o.feeders, o.start, o.end)), None)
+        work = planned_work_of(o.substation, o.feeders, o.start, planned, o.end)
         out.append(o if work is None else replace(o, planned=work))
     return out
 
