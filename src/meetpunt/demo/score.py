@@ -198,7 +198,9 @@ def faulted_gis_errors(truth: Truth) -> list[str]:
 
 def review_explained(truth: Truth) -> set[str]:
     """EANs an owed payment may rightly wait on review for: no contract holder
-    (contractless), registered out of service while in use, or a GIS feeder error."""
+    (contractless), registered out of service while in use, a GIS feeder error, or an
+    interruption that mixes planned work with a fault (the meters log one interruption
+    and cannot tell which part was planned, issue 16)."""
     eans = truth.ean_of()
     out = {
         str(c["ean"])
@@ -206,6 +208,11 @@ def review_explained(truth: Truth) -> set[str]:
         if c["contractless"] or c["out_of_service_consuming"]
     }
     out |= {eans[int(g["connection"])] for g in truth.gis_errors if g["kind"] == "feeder"}
+    kinds: dict[tuple[str, Any], set[bool]] = {}
+    for row in truth.interruptions:
+        span = (str(row["ean"]), row.get("customer_start"))
+        kinds.setdefault(span, set()).add(bool(row["planned"]))
+    out |= {ean for (ean, _), planned in kinds.items() if planned == {True, False}}
     return out
 
 
