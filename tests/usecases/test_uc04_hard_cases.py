@@ -192,3 +192,19 @@ def test_planned_work_that_runs_over_goes_to_review_not_paid_nor_dropped() -> No
         group_outages(early), K1, list(K1), [work], compensation_scheme(), capacity_classes()
     )
     assert {o.ean for o in paid.owed} == set(K1)
+
+
+def test_a_cable_fault_begun_inside_an_mv_outage_is_paid_at_the_mv_level() -> None:
+    """The MV feed fails for 1 h 30 min; a cable fault begun inside it keeps b2, b3 on K2
+    dark 2 h 30 min from the MV start. Their interruption began with the MV fault, so it
+    is paid at the MV threshold (2 h: EUR 195 for 3x63 A), as one interruption each."""
+    meters = {
+        **K1,
+        **{f"b{i}": _meter(f"b{i}", "K2", 2 * i - 1, amps=63) for i in range(1, 4)},
+    }
+    mv = [_entry(e, "K1", T0, 1.5) for e in K1] + [_entry("b1", "K2", T0, 1.5)]
+    cable = [_entry(e, "K2", T0, 2.5) for e in ("b2", "b3")]
+    found = _assess([*mv, *cable], meters)
+    assert len(found.outages) == 2
+    assert all(o.grid_level is GridLevel.MV for o in found.outages)
+    assert _paid(found) == {"b2": [Decimal("195.00")], "b3": [Decimal("195.00")]}

@@ -128,3 +128,17 @@ def test_a_fault_begun_before_planned_work_is_not_the_planned_work() -> None:
     begun = [_entry(e, "K1", T0, 3 * 3600) for e in ("a1", "a2")]
     (with_work,) = mark_planned(group_outages(begun), [work])
     assert with_work.planned == work
+
+
+def test_a_cable_fault_begun_inside_an_mv_outage_and_outlasting_it_is_its_own() -> None:
+    """The MV feed fails at 08:00 for 1 h 20 min; at 08:27 a cable fault cuts part of K2
+    until 10:03. Those meters log one interruption from 08:00 to 10:03, starting with
+    the MV set: it is still its own outage, as the rest of K2 came back with the
+    substation at 09:20. A feeder switched back 10 minutes after the others is not."""
+    mv = [_entry(e, f, T0, 80 * 60) for e, f in (("a1", "K1"), ("a2", "K1"), ("b1", "K2"))]
+    cable = [_entry(e, "K2", T0, 123 * 60) for e in ("b2", "b3")]
+    outages = group_outages([*mv, *cable])
+    assert _groups([*mv, *cable]) == [("a1", "a2", "b1"), ("b2", "b3")]
+    assert len({o.id for o in outages}) == 2
+    staged = [_entry(e, "K2", T0, 90 * 60) for e in ("b1", "b2", "b3")]  # K2 back 10 min later
+    assert _groups([*mv[:2], *staged]) == [("a1", "a2", "b1", "b2", "b3")]

@@ -60,6 +60,13 @@ clearly earlier or later is another fault nested in it (a fuse inside a feeder t
 down, a cable fault still open when the MV feed fails) and is registered apart."""
 
 
+RESTORED_LATER_S = 15 * 60
+"""Part of one feeder that stays dark this much longer than the rest of a substation
+outage, while the rest of that feeder came back with the substation, had a fault of its
+own begun inside the outage (issue 16; our choice: feeder-by-feeder switching after an
+MV fault restores whole feeders minutes apart, not part of a feeder)."""
+
+
 class Uc09Error(MeetpuntError):
     """The gate refused UC9; ``rules`` carries the decision's rule IDs."""
 
@@ -304,11 +311,49 @@ def group_outages(
     for e in entries:
         by_substation.setdefault(e.substation, []).append(e)
     outages = [
-        _outage(substation, members)
+        _outage(substation, part)
         for substation, group in by_substation.items()
         for members in _clusters(group, simultaneous_s)
+        for part in _split_late(members, simultaneous_s)
     ]
-    return sorted(outages, key=lambda o: (o.start, o.substation, o.id))
+    ordered = sorted(outages, key=lambda o: (o.start, o.substation, o.id))
+    taken: set[str] = set()
+    out = []
+    for o in ordered:  # a part split off keeps the start: named after its feeder
+        named = o
+        if o.id in taken:
+            named = replace(o, id=f"{'+'.join(o.feeders)}-{o.start:%Y%m%dT%H%M%SZ}")
+        taken.add(named.id)
+        out.append(named)
+    return out
+
+
+def _split_late(members: Sequence[LogEntry], simultaneous_s: int) -> list[list[LogEntry]]:
+    """A substation outage's entries, with apart every set of entries on one feeder that
+    ended more than :data:`RESTORED_LATER_S` after the rest while other meters of that
+    feeder came back with the rest (issue 16): a cable fault begun inside an MV outage
+    and outlasting it, whose meters log one interruption from the MV outage's start."""
+    if len({m.feeder for m in members}) < 2:
+        return [list(members)]
+    sets: list[list[LogEntry]] = []
+    for m in sorted(members, key=lambda e: e.end):
+        if sets and (m.end - sets[-1][-1].end).total_seconds() <= simultaneous_s:
+            sets[-1].append(m)
+        else:
+            sets.append([m])
+    main = max(sets, key=len)
+    main_end = max(m.end for m in main)
+    kept, apart = list(main), []
+    for s in sets:
+        if s is main:
+            continue
+        feeders = {m.feeder for m in s}
+        late = (min(m.end for m in s) - main_end).total_seconds() > RESTORED_LATER_S
+        if len(feeders) == 1 and late and feeders & {m.feeder for m in main}:
+            apart.append(s)
+        else:
+            kept.extend(s)
+    return [kept, *apart]
 
 
 def _root(parent: list[int], i: int) -> int:
