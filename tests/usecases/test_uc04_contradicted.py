@@ -20,7 +20,6 @@ from meetpunt.rulebook import capacity_classes, compensation_scheme
 from meetpunt.usecases.uc04_outage_compensation import (
     CONTRADICTED,
     NOT_INTERRUPTED,
-    UNKNOWN,
     Meter,
     Uc04Result,
     assess,
@@ -94,7 +93,9 @@ def test_a_long_log_the_neighbours_contradict_is_reviewed_not_paid() -> None:
     assert set(paid) == {"a3", "a4", "a5"}  # a6 stays in review, as without the bad log
     assert "meter without a log" in reviewed["a6"]
     assert all(amount == "35.00" for amount in paid.values()), paid  # 5 h, not 30 days
-    assert "a7=?" in states and "a1=N" in states
+    # its 30 days did not start with the real outage: an outage of its own, drawn on no
+    # map (no credible log), and never '1' on the real one (issue 16)
+    assert "a7=1" not in states and "a1=N" in states
 
 
 def test_a_long_single_failure_nobody_can_contradict_is_paid() -> None:
@@ -170,8 +171,12 @@ def test_an_injected_long_failure_is_reviewed_and_darkens_nobody(
     ]
     assert after.total == before.total
     assert {(r.ean, r.reason) for r in before.reviews} <= {(r.ean, r.reason) for r in after.reviews}
+    # it did not start with the real outage, so it is an outage of its own (issue 16),
+    # with no credible log: no map, nobody placed; the real outage is decided as before
     review = next(r for r in after.reviews if r.ean == meter.ean)
-    drawn = next(mp for mp in after.maps if mp.outage_id == review.outage_id)
-    assert {x.ean: x.state for x in drawn.meters}[meter.ean] == UNKNOWN
     decided = next(o for o in after.outages if o.id == review.outage_id)
-    assert decided.duration < timedelta(days=1)  # the outage as the credible logs show it
+    assert decided.logged == 1 and decided.start < outage.start - timedelta(days=1)
+    assert not [mp for mp in after.maps if mp.outage_id == review.outage_id]
+    assert [(o.id, o.start, o.end) for o in after.outages if o.id != decided.id] == [
+        (o.id, o.start, o.end) for o in before.outages
+    ]

@@ -189,12 +189,18 @@ def owed_by_truth(truth: Truth) -> dict[str, Decimal]:
 
 def faulted_gis_errors(truth: Truth) -> list[str]:
     """EANs of the injected GIS feeder errors that touch a feeder an unplanned outage
-    darkened: the ones UC4 must put on its review list."""
-    faulted = {o["feeder"] for o in truth.outages if not o["planned"] and o["feeder"]}
+    darkened within the period: the ones UC4 must put on its review list. An outage
+    still running at the period's end is not in this period's logs (issue 16): UC4
+    sees it, and flags its GIS errors, in the next period's run."""
+    ended = {
+        str(r["outage_id"]) for r in truth.interruptions if r.get("owed_in_period") is not False
+    }
+    unplanned = [o for o in truth.outages if not o["planned"] and o["outage_id"] in ended]
+    faulted = {o["feeder"] for o in unplanned if o["feeder"]}
     faulted |= {
         c["feeder"]
-        for o in truth.outages
-        if not o["planned"] and not o["feeder"]
+        for o in unplanned
+        if not o["feeder"]
         for c in truth.connections
         if c["substation"] == o["substation"]
     }
@@ -208,7 +214,9 @@ def faulted_gis_errors(truth: Truth) -> list[str]:
 
 def review_explained(truth: Truth) -> set[str]:
     """EANs an owed payment may rightly wait on review for: no contract holder
-    (contractless), registered out of service while in use, or a GIS feeder error."""
+    (contractless), registered out of service while in use, a GIS feeder error, or an
+    interruption that mixes planned work with a fault (the meters log one interruption
+    and cannot tell which part was planned, issue 16)."""
     eans = truth.ean_of()
     out = {
         str(c["ean"])
@@ -216,6 +224,11 @@ def review_explained(truth: Truth) -> set[str]:
         if c["contractless"] or c["out_of_service_consuming"]
     }
     out |= {eans[int(g["connection"])] for g in truth.gis_errors if g["kind"] == "feeder"}
+    kinds: dict[tuple[str, Any], set[bool]] = {}
+    for row in truth.interruptions:
+        span = (str(row["ean"]), row.get("customer_start"))
+        kinds.setdefault(span, set()).add(bool(row["planned"]))
+    out |= {ean for (ean, _), planned in kinds.items() if planned == {True, False}}
     return out
 
 

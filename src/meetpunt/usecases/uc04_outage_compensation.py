@@ -65,9 +65,11 @@ from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid
 from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc09_interruption_registration import (
     CONTRADICTED,
+    PLANNED_SLACK_S,
     UNCORROBORATED_MAX_S,
     Outage,
     covered_s,
+    planned_work_of,
     population,
     read_outages,
 )
@@ -77,6 +79,12 @@ KIND = "power_failure_log"
 SOURCE_LOG = "own meter power failure log (1-0:99.97.0)"
 SOURCE_NEIGHBOURS = "outage duration, placed in the dark part by its neighbours"
 LEGAL_TERM = "zes maanden"
+ALREADY_DARK = "dark already from an overlapping outage that began earlier (paid there)"
+LOST_ENTRY = (
+    "smart meter without a log entry for this outage, but its neighbours on the cable "
+    "place it in the dark: its entry may be lost (the DSMR log keeps only the last 10) "
+    "or not read yet; not paid, check its log (issue 16)"
+)
 
 
 class Uc04Error(MeetpuntError):
@@ -177,6 +185,8 @@ class Owed:
     start: datetime
     end: datetime
     compensation: Compensation
+    level: GridLevel = GridLevel.LV
+    """The grid level of the fault it was decided at (to merge overlapping lines)."""
 
 
 @dataclass(frozen=True)
@@ -372,14 +382,20 @@ def outage_map(
     dark_nodes: Mapping[str, set[int]],
     lit_nodes: Mapping[str, set[int]],
     doubted: Iterable[str] = (),
+    already: Iterable[str] = (),
 ) -> OutageMap:
     """The picture of one outage (UC4's outage map), and the one placement rule payment
     uses: a smart meter asked is '1' when it logged the outage and 'N' when not; a
     meter without a log (traditional, not asked) is placed by its neighbours on the
     cable (:func:`_placed_dark`), '?' when they do not place it. A meter whose log its
-    neighbours contradict (``doubted``) is '?'."""
+    neighbours contradict (``doubted``) is '?'. A meter ``already`` dark from another
+    outage when this one began (nested, issue 16) is 'N': not cut off by this one, its
+    interruption is the other's. A smart
+    meter asked without an entry that its neighbours place in the dark is '?': its
+    entry may be lost (the DSMR log keeps the last 10) or not read yet (issue 16)."""
     logged = {c.ean for c in outage.customers}
     doubt = set(doubted)
+    before = set(already)
 
     def whole_dark(feeder: str) -> bool:
         dark = dark_nodes.get(feeder, set())
@@ -394,6 +410,10 @@ def outage_map(
             state, why = UNKNOWN, "its log is contradicted by its neighbours (review)"
         elif m.ean in logged:
             state, why = INTERRUPTED, "logged the outage"
+        elif m.ean in before:
+            state, why = NOT_INTERRUPTED, ALREADY_DARK
+        elif m.ean in asked and on == m.feeder and _lost(m, dark_nodes, lit_nodes):
+            state, why = UNKNOWN, LOST_ENTRY
         elif m.ean in asked:
             state, why = NOT_INTERRUPTED, "asked, no log entry"
         elif m.feeder not in faulted and on not in faulted:
@@ -413,6 +433,21 @@ def outage_map(
         shown.append(MapMeter(m.ean, m.feeder, on, m.house_number, m.smart, state, why))
     shown.sort(key=lambda x: (x.feeder, x.house_number, x.ean))
     return OutageMap(outage.id, outage.substation, tuple(faulted), tuple(shown))
+
+
+def _lost(m: Meter, dark_nodes: Mapping[str, set[int]], lit_nodes: Mapping[str, set[int]]) -> bool:
+    """Whether the neighbours of a smart meter that logged nothing place it in the dark
+    (its own node left out: it counts itself lit): its entry is then likely lost."""
+    dark = dark_nodes.get(m.feeder, set())
+    if len(dark) < 2:
+        return False
+    if m.node in dark:  # the house opposite on its cable node logged it
+        return True
+    lit = lit_nodes.get(m.feeder, set()) - dark - {m.node}
+    below = [n for n in dark | lit if n < m.node]
+    above = [n for n in dark | lit if n > m.node]
+    # dark on both sides only: at a cable's end its own voltage is the only evidence
+    return bool(below and above) and max(below) in dark and min(above) in dark
 
 
 def _placed_dark(node: int, dark: set[int], lit: set[int], whole: bool) -> tuple[bool, str]:
@@ -519,8 +554,13 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
         if m.in_service and m.ean in asked:
             feeders_of.setdefault(m.substation, set()).add(street[m.ean])
     out = _Assessment()
+    doubts = {o.id: contradicted(o, meters, asked, uncorroborated_max_s) for o in outages}
+    credible = [
+        replace(o, customers=tuple(c for c in o.customers if c.ean not in doubts[o.id]))
+        for o in outages
+    ]
     for told in outages:
-        doubted = contradicted(told, meters, asked, uncorroborated_max_s)
+        doubted = doubts[told.id]
         out.reviews += [Review(e, told.id, why) for e, why in sorted(doubted.items())]
         kept = [c for c in told.customers if c.ean not in doubted]
         o = told
@@ -529,11 +569,13 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             o = replace(told, customers=tuple(kept), start=start, end=end)
         logged = {c.ean: c for c in o.customers}
         faulted = sorted({street.get(e, meters[e].feeder if e in meters else "") for e in logged})
-        level = grid_level(o, faulted, sorted(feeders_of.get(o.substation, ())))
+        already = dark_before(o, credible) - set(logged)
+        dark_feeders = {street.get(e, meters[e].feeder) for e in already if e in meters}
+        level = grid_level(o, [*faulted, *dark_feeders], sorted(feeders_of.get(o.substation, ())))
         here = {e for e in asked if e in meters and meters[e].substation == o.substation}
-        if level is GridLevel.MV and not here <= set(logged):
+        if level is GridLevel.MV and not here <= set(logged) | already:
             level = GridLevel.LV  # a meter of the substation kept its voltage
-        work = next((w for w in planned if w.covers(o.substation, faulted, o.start, o.end)), None)
+        work = planned_work_of(o.substation, faulted, o.start, planned, o.end)
         decision = OutageDecision(
             o.id, o.substation, tuple(faulted), o.start, o.end, level, work, len(logged)
         )
@@ -545,14 +587,19 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
         for m in meters.values():
             if m.substation != o.substation or m.ean in suspects or not m.in_service:
                 continue
+            if m.ean in already:  # dark from the other outage: no evidence either way here
+                continue
             if m.ean in logged:
                 dark_nodes.setdefault(m.feeder, set()).add(m.node)
             elif m.ean in asked:  # a doubted log counts as lit: it darkens nobody
                 lit_nodes.setdefault(m.feeder, set()).add(m.node)
-        drawn = outage_map(o, faulted, meters, asked, street, dark_nodes, lit_nodes, doubted)
+        drawn = outage_map(
+            o, faulted, meters, asked, street, dark_nodes, lit_nodes, doubted, already
+        )
         out.maps.append(drawn)
         on_map = {x.ean: x for x in drawn.meters}
         if work is not None:
+            out.reviews += _overran(o, work, meters, scheme, classes, level, operator)
             continue
         reviewed: set[str] = set()
 
@@ -573,19 +620,22 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                 duration_source=source,
             )
 
-        for ean, c in logged.items():
+        for c in o.customers:  # each log entry its own interruption (issue 16)
+            ean = c.ean
             if ean not in meters:
                 review(ean, "logged the outage but is not in the register")
                 continue
             comp = owed(ean, c.duration_s, SOURCE_LOG)
             if comp.paid:
-                out.owed.append(Owed(ean, o.id, c.start, c.end, comp))
+                out.owed.append(Owed(ean, o.id, c.start, c.end, comp, level))
             if ean in suspects:
                 m = meters[ean]
                 paid = f"; paid EUR {comp.amount} on its own log" if comp.paid else ""
                 review(ean, f"{_gis(m, street)}{paid}")
         for m in meters.values():
             if m.substation != o.substation or m.ean in logged or m.ean in doubted:
+                continue
+            if m.ean in already:  # its interruption began with the other outage: paid there
                 continue
             if m.feeder not in faulted and street.get(m.ean) not in faulted:
                 continue
@@ -610,12 +660,117 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
                 continue
             placed = on_map[m.ean]  # the map places it as the payment needs (one rule)
             if placed.state == INTERRUPTED:
-                out.owed.append(Owed(m.ean, o.id, o.start, o.end, could))
+                out.owed.append(Owed(m.ean, o.id, o.start, o.end, could, level))
+            elif placed.state == UNKNOWN and placed.why == LOST_ENTRY:
+                review(m.ean, f"{placed.why}; EUR {could.amount} if it was dark")
             elif placed.state == UNKNOWN:
                 review(m.ean, f"meter without a log on faulted feeder {m.feeder}: {placed.why}")
             # 'N': lit by its neighbours, or a smart meter asked without a log entry (no
             # long failure logged: it had voltage)
+    out.owed = once_per_interruption(out.owed, meters, scheme, classes, operator)
     return out
+
+
+def _overran(
+    o: Outage,
+    work: PlannedWork,
+    meters: Mapping[str, Meter],
+    scheme: CompensationScheme,
+    classes: CapacityClasses,
+    level: GridLevel,
+    operator: str | None,
+) -> list[Review]:
+    """Review lines for the logged interruptions of planned outage ``o`` that ran more
+    than :data:`PLANNED_SLACK_S` past the work's end (issue 16): a fault may have
+    followed the work on the same cable, so the meters cannot tell whether it is
+    planned (nothing owed) or not; not paid on a guess."""
+    slack = timedelta(seconds=PLANNED_SLACK_S)
+    out: list[Review] = []
+    for c in o.customers:
+        if c.end <= work.end + slack or c.ean not in meters:
+            continue
+        m = meters[c.ean]
+        could = scheme.compensate(
+            CapacityConnection.classify(m.capacity, classes),
+            level,
+            timedelta(seconds=c.duration_s),
+            operator=operator,
+            duration_source=SOURCE_LOG,
+        )
+        if could.paid:
+            over = int((c.end - work.end).total_seconds() // 60)
+            out.append(
+                Review(
+                    c.ean,
+                    o.id,
+                    f"planned work until {work.end.isoformat()} but its log runs {over} min "
+                    f"longer: a fault after the work? EUR {could.amount} if unplanned",
+                )
+            )
+    return out
+
+
+def dark_before(outage: Outage, outages: Sequence[Outage]) -> set[str]:
+    """The meters of ``outage``'s substation already dark when it began: their entry
+    in another (earlier) outage runs over its start (a fault nested in a longer one,
+    issue 16). Their interruption is the earlier outage's, logged and paid there."""
+    return {
+        c.ean
+        for other in outages
+        if other.substation == outage.substation and other.id != outage.id
+        for c in other.customers
+        if c.start <= outage.start < c.end
+    }
+
+
+def once_per_interruption(
+    owed: Sequence[Owed],
+    meters: Mapping[str, Meter],
+    scheme: CompensationScheme,
+    classes: CapacityClasses,
+    operator: str | None = None,
+) -> list[Owed]:
+    """``owed`` with one line per interruption of each connection (issue 16): a meter
+    without a log that its neighbours placed in the dark in two overlapping outages
+    had ONE interruption, from the first's start to the last's end, paid once at the
+    first outage's grid level (the scheme is per interruption, never twice for one).
+    Lines that do not overlap stay apart: two interruptions are paid as two."""
+    by_ean: dict[str, list[Owed]] = {}
+    for item in owed:
+        by_ean.setdefault(item.ean, []).append(item)
+    out: list[Owed] = []
+    for ean, items in by_ean.items():
+        items.sort(key=lambda x: (x.start, x.end))
+        group = [items[0]]
+        for item in items[1:]:
+            if item.start < max(g.end for g in group):
+                group.append(item)
+                continue
+            out.append(_merged(group, meters[ean], scheme, classes, operator))
+            group = [item]
+        out.append(_merged(group, meters[ean], scheme, classes, operator))
+    return out
+
+
+def _merged(
+    group: Sequence[Owed],
+    meter: Meter,
+    scheme: CompensationScheme,
+    classes: CapacityClasses,
+    operator: str | None,
+) -> Owed:
+    first = group[0]
+    if len(group) == 1:
+        return first
+    end = max(g.end for g in group)
+    comp = scheme.compensate(
+        CapacityConnection.classify(meter.capacity, classes),
+        first.level,
+        end - first.start,
+        operator=operator,
+        duration_source=first.compensation.duration_source,
+    )
+    return Owed(first.ean, first.outage_id, first.start, end, comp, first.level)
 
 
 def _gis(m: Meter, street: Mapping[str, str]) -> str:

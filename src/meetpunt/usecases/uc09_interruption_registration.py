@@ -48,10 +48,23 @@ CONTRADICTED = "MTR-5.contradicted_interruption"
 UNCORROBORATED_MAX_S = 24 * 3600
 """Default of ``vee_rules`` [plausibility] uncorroborated_max_h, for the pure calls."""
 SOURCE = "meter power failure log (1-0:99.97.0)"
+COUNTED_LONGER_THAN_S = 180
+"""The figures count customer interruptions longer than 3 minutes (the national
+register's long interruptions; DSMR logs only those, 0-0:96.7.9): a shorter entry,
+e.g. of a reclosing, is registered but not counted (issue 16)."""
 SIMULTANEOUS_S = 60
-"""Entries on different feeders of one substation belong to one outage only when they
-overlap and start within this many seconds of each other (a substation or MV outage
-takes every feeder down at once); entries on one feeder join whenever they overlap."""
+"""Entries of one substation belong to one outage only when they overlap and start within
+this many seconds of each other (issue 16): a fault takes its meters down at once, on one
+feeder or (a substation/MV outage) on every feeder. An overlapping entry that started
+clearly earlier or later is another fault nested in it (a fuse inside a feeder that is
+down, a cable fault still open when the MV feed fails) and is registered apart."""
+
+
+RESTORED_LATER_S = 15 * 60
+"""Part of one feeder that stays dark this much longer than the rest of a substation
+outage, while the rest of that feeder came back with the substation, had a fault of its
+own begun inside the outage (issue 16; our choice: feeder-by-feeder switching after an
+MV fault restores whole feeders minutes apart, not part of a feeder)."""
 
 
 class Uc09Error(MeetpuntError):
@@ -242,8 +255,17 @@ def log_entries(
     period: Period,
 ) -> list[LogEntry]:
     """The log rows (``connection``, ``end``, ``duration_s``) as entries with their
-    start (end - duration) and grid position; only those overlapping ``period``."""
+    start (end - duration) and grid position: only those that END in ``period`` (start
+    exclusive, end inclusive), each once (issue 16).
+
+    A meter writes an entry when the voltage returns, so an interruption belongs to the
+    period it ended in: one still running at the period's end is the next period's, and
+    one that began before the period is this one's. Back-to-back periods therefore
+    read every entry exactly once, and an entry read twice (the same meter, end and
+    duration from two reads of its log) is one interruption, never paid twice.
+    """
     out: list[LogEntry] = []
+    seen: set[tuple[int, datetime, int]] = set()
     for cid, end, duration in zip(
         table.column("connection").to_pylist(),
         table.column("end").to_pylist(),
@@ -254,8 +276,9 @@ def log_entries(
             continue
         stop = stored_utc(end)
         start = stop - timedelta(seconds=int(duration))
-        if not (start < period.end and stop > period.start):
+        if not (period.start < stop <= period.end) or (cid, stop, int(duration)) in seen:
             continue
+        seen.add((cid, stop, int(duration)))
         ean = eans[cid]
         spot = spots.get(ean, GridSpot("", ""))
         out.append(LogEntry(ean, spot.substation, spot.feeder, start, stop, int(duration)))
@@ -263,10 +286,9 @@ def log_entries(
 
 
 def _joins(a: LogEntry, b: LogEntry, simultaneous_s: int) -> bool:
+    """One outage: the entries overlap (or touch) and started together (issue 16)."""
     if a.start > b.end or b.start > a.end:
         return False
-    if a.feeder == b.feeder:
-        return True
     return abs((a.start - b.start).total_seconds()) <= simultaneous_s
 
 
@@ -276,21 +298,62 @@ def group_outages(
     """Group log entries into outages (UC9), per substation, transitively in time order.
 
     Two entries of one substation join when their intervals overlap or touch and they
-    are on the same feeder, or start within ``simultaneous_s`` of each other (a
+    start within ``simultaneous_s`` of each other, on one feeder or several (a
     substation outage takes every feeder down at once, whatever feeder the register
-    says); independent faults on other feeders at the same time stay apart. A customer
-    with several entries in one outage counts once: its earliest start, latest end and
-    the sum of the logged durations. Outages come in start order.
+    says). Nested and repeated faults stay apart (issue 16): an entry that overlaps
+    others but started clearly before or after them is another fault (a fuse blown in a
+    feeder that is down; a cable fault still open when the MV feed fails, whose meters
+    log one interruption from the cable fault's start), and a second fault on a feeder
+    is another outage. A meter's entries never overlap one another, so every entry is
+    its customer's own interruption in exactly one outage. Outages come in start order.
     """
     by_substation: dict[str, list[LogEntry]] = {}
     for e in entries:
         by_substation.setdefault(e.substation, []).append(e)
     outages = [
-        _outage(substation, members)
+        _outage(substation, part)
         for substation, group in by_substation.items()
         for members in _clusters(group, simultaneous_s)
+        for part in _split_late(members, simultaneous_s)
     ]
-    return sorted(outages, key=lambda o: (o.start, o.substation, o.id))
+    ordered = sorted(outages, key=lambda o: (o.start, o.substation, o.id))
+    taken: set[str] = set()
+    out = []
+    for o in ordered:  # a part split off keeps the start: named after its feeder
+        named = o
+        if o.id in taken:
+            named = replace(o, id=f"{'+'.join(o.feeders)}-{o.start:%Y%m%dT%H%M%SZ}")
+        taken.add(named.id)
+        out.append(named)
+    return out
+
+
+def _split_late(members: Sequence[LogEntry], simultaneous_s: int) -> list[list[LogEntry]]:
+    """A substation outage's entries, with apart every set of entries on one feeder that
+    ended more than :data:`RESTORED_LATER_S` after the rest while other meters of that
+    feeder came back with the rest (issue 16): a cable fault begun inside an MV outage
+    and outlasting it, whose meters log one interruption from the MV outage's start."""
+    if len({m.feeder for m in members}) < 2:
+        return [list(members)]
+    sets: list[list[LogEntry]] = []
+    for m in sorted(members, key=lambda e: e.end):
+        if sets and (m.end - sets[-1][-1].end).total_seconds() <= simultaneous_s:
+            sets[-1].append(m)
+        else:
+            sets.append([m])
+    main = max(sets, key=len)
+    main_end = max(m.end for m in main)
+    kept, apart = list(main), []
+    for s in sets:
+        if s is main:
+            continue
+        feeders = {m.feeder for m in s}
+        late = (min(m.end for m in s) - main_end).total_seconds() > RESTORED_LATER_S
+        if len(feeders) == 1 and late and feeders & {m.feeder for m in main}:
+            apart.append(s)
+        else:
+            kept.extend(s)
+    return [kept, *apart]
 
 
 def _root(parent: list[int], i: int) -> int:
@@ -318,18 +381,13 @@ def _clusters(group: Sequence[LogEntry], simultaneous_s: int) -> list[list[LogEn
 
 
 def _outage(substation: str, members: Sequence[LogEntry]) -> Outage:
-    per_customer: dict[str, list[LogEntry]] = {}
-    for m in members:
-        per_customer.setdefault(m.ean, []).append(m)
+    # one customer interruption per log entry (issue 16: the scheme is per interruption;
+    # two entries are never summed into one longer interruption)
     customers = tuple(
-        CustomerInterruption(
-            ean,
-            own[0].feeder,
-            min(e.start for e in own),
-            max(e.end for e in own),
-            sum(e.duration_s for e in own),
+        sorted(
+            {CustomerInterruption(m.ean, m.feeder, m.start, m.end, m.duration_s) for m in members},
+            key=lambda c: (c.ean, c.start),
         )
-        for ean, own in sorted(per_customer.items())
     )
     start = min(c.start for c in customers)
     end = max(c.end for c in customers)
@@ -441,9 +499,15 @@ def reliability(
     outages: Sequence[Outage], customers_served: int, period: Period
 ) -> ReliabilityFigures:
     """SAIFI, CAIDI and SAIDI (IEEE 1366 style) of ``outages`` over ``period``:
-    SAIFI = CI / N, CAIDI = CML / CI, SAIDI = CML / N and SAIDI x 365.25 / days."""
-    ci = sum(o.affected for o in outages)
-    cml = sum(o.customer_minutes for o in outages)
+    SAIFI = CI / N, CAIDI = CML / CI, SAIDI = CML / N and SAIDI x 365.25 / days.
+
+    What counts (issue 16): each customer interruption (one log entry) longer than
+    :data:`COUNTED_LONGER_THAN_S` is one CI and its own minutes; shorter ones (a
+    reclosing) are not counted. The caller passes the unplanned and the planned outages
+    separately (the national register reports planned interruptions apart)."""
+    counted = [c for o in outages for c in o.customers if c.duration_s > COUNTED_LONGER_THAN_S]
+    ci = len(counted)
+    cml = sum(c.duration_s for c in counted) / 60
     days = period.days
     n = customers_served
     saidi = cml / n if n else None
@@ -459,12 +523,40 @@ def reliability(
     )
 
 
+PLANNED_SLACK_S = 15 * 60
+"""How far an outage's start may lie before its planned work's start, and (UC4) its end
+after the work's end, and still be that work (our choice, issue 16)."""
+
+
+def planned_work_of(
+    substation: str,
+    feeders: Iterable[str],
+    start: datetime,
+    planned: Sequence[PlannedWork],
+    end: datetime | None = None,
+) -> PlannedWork | None:
+    """The planned work an outage IS (UC4, UC9): on its substation (and one of its
+    feeders when the work names one) and BEGUN within the work's window. An outage that
+    began before the work is a fault the work overlaps, not the work (issue 16): its
+    interruption is unplanned, whatever work follows."""
+    slack = timedelta(seconds=PLANNED_SLACK_S)
+    stop = start + timedelta(seconds=1) if end is None else end
+    return next(
+        (
+            w
+            for w in planned
+            if w.covers(substation, feeders, start, stop) and w.start - slack <= start < w.end
+        ),
+        None,
+    )
+
+
 def mark_planned(outages: Sequence[Outage], planned: Sequence[PlannedWork]) -> list[Outage]:
-    """``outages`` with the planned work that covers each (its substation, one of its
-    feeders when the work names one, overlapping in time), as UC4 decides it."""
+    """``outages`` with the planned work each is (:func:`planned_work_of`), as UC4
+    decides it."""
     out = []
     for o in outages:
-        work = next((w for w in planned if w.covers(o.substation, o.feeders, o.start, o.end)), None)
+        work = planned_work_of(o.substation, o.feeders, o.start, planned, o.end)
         out.append(o if work is None else replace(o, planned=work))
     return out
 

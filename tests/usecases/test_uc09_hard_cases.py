@@ -1,0 +1,144 @@
+"""UC9 on the hard outages of issue 16, on small constructed inputs (pure functions).
+
+Each test fails when UC9 ignores its case: a nested outage merged into the one it sits
+in, a repeated fault merged or summed, a reclosing's short interruption counted in the
+figures, planned work counted with the faults.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meetpunt.privacy.model import Period
+from meetpunt.usecases.planned_works import PlannedWork
+from meetpunt.usecases.uc09_interruption_registration import (
+    LogEntry,
+    group_outages,
+    mark_planned,
+    reliability,
+)
+
+T0 = datetime(2025, 10, 14, 8, tzinfo=UTC)
+PERIOD = Period(datetime(2025, 10, 1, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC))
+
+
+def _entry(ean: str, feeder: str, start: datetime, seconds: int) -> LogEntry:
+    return LogEntry(ean, "OS1", feeder, start, start + timedelta(seconds=seconds), seconds)
+
+
+def _groups(entries: list[LogEntry]) -> list[tuple[str, ...]]:
+    return sorted(tuple(c.ean for c in o.customers) for o in group_outages(entries))
+
+
+def test_a_cable_fault_nested_in_an_mv_outage_is_registered_separately() -> None:
+    """K1's cable fault (a1, a2) is open 4 h; 1 h in, the MV feed fails for 1 h on
+    every feeder. a1, a2 log one interruption from the cable fault's start; the others
+    log the MV outage: two outages, each entry in exactly one, to the second."""
+    cable = [_entry(e, "K1", T0, 4 * 3600) for e in ("a1", "a2")]
+    mv = [_entry(e, f, T0 + timedelta(hours=1), 3600) for e, f in (("a3", "K1"), ("b1", "K2"))]
+    outages = group_outages([*cable, *mv])
+    assert _groups([*cable, *mv]) == [("a1", "a2"), ("a3", "b1")]
+    by_start = {o.start: o for o in outages}
+    assert by_start[T0].duration_s == 4 * 3600
+    assert by_start[T0 + timedelta(hours=1)].feeders == ("K1", "K2")
+
+
+def test_a_fuse_inside_a_feeder_that_is_down_is_its_own_outage() -> None:
+    fuse = _entry("a1", "K1", T0 - timedelta(minutes=30), 5 * 3600)
+    cable = [_entry(e, "K1", T0, 3 * 3600) for e in ("a2", "a3")]
+    assert _groups([fuse, *cable]) == [("a1",), ("a2", "a3")]
+
+
+def test_a_repeated_fault_is_registered_twice_with_each_entry_as_logged() -> None:
+    """A feeder fails in the morning and again in the afternoon (and a meter bridging
+    both with a long fuse failure): each fault is its own outage, each customer's
+    interruption is its own entry, never summed."""
+    morning = [_entry(e, "K1", T0, 50 * 60) for e in ("a1", "a2")]
+    afternoon = [_entry(e, "K1", T0 + timedelta(hours=5), 95 * 60) for e in ("a1", "a2")]
+    bridge = _entry("a3", "K1", T0 - timedelta(minutes=5), 8 * 3600)
+    outages = group_outages([*morning, *afternoon, bridge])
+    assert len(outages) == 3
+    durations = sorted(c.duration_s for o in outages for c in o.customers if c.ean == "a1")
+    assert durations == [50 * 60, 95 * 60]
+    assert reliability(outages, 10, PERIOD).customer_interruptions == 5
+
+
+def test_short_interruptions_of_a_reclosing_are_not_counted() -> None:
+    """A reclosing: 2-minute and 3-minute interruptions, then the lasting fault. Only
+    interruptions longer than 3 minutes count in SAIFI/SAIDI (the national register's
+    long interruptions); the short ones are registered but not counted."""
+    shorts = [_entry("a1", "K1", T0, 120), _entry("a1", "K1", T0 + timedelta(minutes=4), 180)]
+    lasting = _entry("a1", "K1", T0 + timedelta(minutes=10), 2 * 3600)
+    outages = group_outages([*shorts, lasting])
+    assert len(outages) == 3
+    f = reliability(outages, 4, PERIOD)
+    assert f.customer_interruptions == 1
+    assert f.customer_minutes_lost == pytest.approx(120)
+    assert f.saifi == pytest.approx(0.25)
+
+
+def test_planned_work_is_registered_and_counted_apart() -> None:
+    """Planned work on K1 and a fault on K2 at the same time: both registered, the
+    planned one marked planned and left out of the unplanned figures."""
+    work = PlannedWork("OS1", "K1", T0, T0 + timedelta(hours=3))
+    planned = [_entry(e, "K1", T0, 3 * 3600) for e in ("a1", "a2")]
+    fault = [_entry("b1", "K2", T0 + timedelta(minutes=30), 3600)]
+    outages = mark_planned(group_outages([*planned, *fault]), [work])
+    unplanned = [o for o in outages if o.planned is None]
+    assert [c.ean for o in unplanned for c in o.customers] == ["b1"]
+    assert reliability(unplanned, 10, PERIOD).customer_interruptions == 1
+    apart = reliability([o for o in outages if o.planned is not None], 10, PERIOD)
+    assert apart.customer_interruptions == 2
+
+
+@given(
+    starts=st.lists(st.integers(0, 48 * 60), min_size=1, max_size=12),
+    lengths=st.lists(st.integers(181, 6 * 3600), min_size=12, max_size=12),
+)
+def test_every_entry_is_in_exactly_one_outage_as_logged(
+    starts: list[int], lengths: list[int]
+) -> None:
+    """Whatever the overlaps, every entry is registered once, to the second, and the
+    members of one outage started together."""
+    entries = [
+        _entry(f"m{i}", f"K{i % 3}", T0 + timedelta(minutes=s), lengths[i])
+        for i, s in enumerate(starts)
+    ]
+    outages = group_outages(entries)
+    registered = sorted((c.ean, c.start, c.duration_s) for o in outages for c in o.customers)
+    assert registered == sorted((e.ean, e.start, e.duration_s) for e in entries)
+    for o in outages:
+        assert max(c.start for c in o.customers) - min(c.start for c in o.customers) <= timedelta(
+            seconds=60 * len(o.customers)
+        )
+
+
+def test_a_fault_begun_before_planned_work_is_not_the_planned_work() -> None:
+    """A cable fault on K1 at 07:00 and planned work on K1 from 08:00: the meters' entry
+    begins with the fault, so it is unplanned and counted (the work merely overlaps);
+    an outage begun with the work is the work."""
+    work = PlannedWork("OS1", "K1", T0, T0 + timedelta(hours=3))
+    fault = [_entry(e, "K1", T0 - timedelta(hours=1), 4 * 3600) for e in ("a1", "a2")]
+    (marked,) = mark_planned(group_outages(fault), [work])
+    assert marked.planned is None
+    begun = [_entry(e, "K1", T0, 3 * 3600) for e in ("a1", "a2")]
+    (with_work,) = mark_planned(group_outages(begun), [work])
+    assert with_work.planned == work
+
+
+def test_a_cable_fault_begun_inside_an_mv_outage_and_outlasting_it_is_its_own() -> None:
+    """The MV feed fails at 08:00 for 1 h 20 min; at 08:27 a cable fault cuts part of K2
+    until 10:03. Those meters log one interruption from 08:00 to 10:03, starting with
+    the MV set: it is still its own outage, as the rest of K2 came back with the
+    substation at 09:20. A feeder switched back 10 minutes after the others is not."""
+    mv = [_entry(e, f, T0, 80 * 60) for e, f in (("a1", "K1"), ("a2", "K1"), ("b1", "K2"))]
+    cable = [_entry(e, "K2", T0, 123 * 60) for e in ("b2", "b3")]
+    outages = group_outages([*mv, *cable])
+    assert _groups([*mv, *cable]) == [("a1", "a2", "b1"), ("b2", "b3")]
+    assert len({o.id for o in outages}) == 2
+    staged = [_entry(e, "K2", T0, 90 * 60) for e in ("b1", "b2", "b3")]  # K2 back 10 min later
+    assert _groups([*mv[:2], *staged]) == [("a1", "a2", "b1", "b2", "b3")]
