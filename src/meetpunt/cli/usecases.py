@@ -37,6 +37,7 @@ from meetpunt.usecases.uc01_outage_localisation import (
     NONE_FOUND,
     PART,
     PLANNED,
+    REVIEW,
     SINGLE,
     SUBSTATION,
     WHOLE,
@@ -217,6 +218,7 @@ EXTENT = {
     SUBSTATION: "substation (every feeder)",
     PLANNED: "planned work",
     NONE_FOUND: "no grid outage here (own installation)",
+    REVIEW: "on review (the meters cannot decide)",
 }
 """UC1's classifications as the verdict line names the extent."""
 
