@@ -155,7 +155,8 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
         review += int(held)
         if not right:
             name = outage["outage_id"] if outage else "no truth outage (own installation)"
-            said = f"on review ({r.verdict.evidence[-1]})" if held else r.classification
+            why = [line for line in r.verdict.evidence if line.startswith("review:")]
+            said = f"on review ({(why or ['no reason'])[0]})" if held else r.classification
             misses.append(
                 f"{r.ean} at {r.at:%Y-%m-%d %H:%M}Z: {said}, {name} is {expected.replace('_', ' ')}"
             )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -62,9 +62,7 @@ LAST_GASP = "last_gasp"
 #: How far before and after a meter's onset (a last gasp) UC1 asks who was dark, to
 #: tell the meters that went dark with the reporter from those dark before or after.
 ONSET_MARGIN = timedelta(seconds=60)
-#: UC1's window around a report: 22 h back (to find when the reporter went dark, also
-#: across local midnight) and 1 h on; 23 h is at most 1 local day, also across DST.
-LOOK_BACK = timedelta(hours=22)
+#: UC1's window (one local day, :func:`window`) reaches this far past the report.
 LOOK_ON = timedelta(hours=1)
 
 
@@ -398,9 +396,12 @@ def since_onset(
 
 
 def window(at: datetime) -> Period:
-    """The period UC1 asks for: 22 h before ``at`` to 1 h after, not cut at local
-    midnight (an outage that crosses it, issue 16), at most 1 local day (UC1.window)."""
-    return Period(at - LOOK_BACK, at + LOOK_ON)
+    """The period UC1 asks for: one local day (UC1.window) ending 1 h after ``at``, so
+    about 23 h back to find when the reporter went dark, not cut at local midnight (an
+    outage that crosses it, issue 16); across a DST change the day has 23 or 25 h."""
+    end = at + LOOK_ON
+    start = (to_local(end) - timedelta(days=1)).astimezone(UTC)
+    return Period(start, end)
 
 
 def localise(
