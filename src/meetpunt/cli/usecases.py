@@ -245,7 +245,8 @@ def _show_uc01(result: Uc01Result, works: Sequence[PlannedWork], details: bool) 
         f"UC1 verdict: [bold]{extent}[/bold] (feeder {result.verdict.feeder or '?'}, "
         f"substation {result.substation or '?'})"
     )
-    console.print(f"send: [bold]{result.crew or 'nobody'}[/bold]")
+    nobody = "nobody yet: a person reviews" if result.classification == REVIEW else "nobody"
+    console.print(f"send: [bold]{result.crew or nobody}[/bold]")
     console.print(
         f"report: {result.ean} at {_when(result.at)} (local), {result.trigger}",
         highlight=False,
