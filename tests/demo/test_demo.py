@@ -56,7 +56,7 @@ def test_the_audit_log_holds_each_use_case_and_nothing_else(demo: DemoRun) -> No
     summary = demo.require_audit()
     assert summary.as_expected and not summary.findings
     assert {purpose for purpose, _, _ in summary.counts} == {"UC1", "UC4", "UC9"}
-    assert summary.counts[("UC1", "read", "read")] == len(demo.uc1)
+    assert summary.counts[("UC1", "read", "read")] == sum(r.reads for r in demo.uc1)
     assert demo.refusal is not None
     assert [f.rule for f in demo.refusal.findings] == ["UC1.kinds"]
 
@@ -248,6 +248,8 @@ def test_the_customer_reads_each_use_case_once_in_plain_words(demo: DemoRun) -> 
     )
     granted = [line for line in lines if "the privacy gate gave" in line]
     read = [line for line in lines if "your grid operator read" in line]
-    assert len(granted) == len(read) >= 3  # each UC1 asking this meter, UC9 and UC4
+    # each UC1 asking this meter, UC9 and UC4; UC1 may read more than once per grant
+    # (presence at the report and around the reporter's onset, last gasps: issue 16)
+    assert len(read) >= len(granted) >= 3
     dutch = runner.invoke(app, ["audit", "list", "--ean", reporter, "--db", demo.db_url]).output
     assert "voor: het opsporen van storingen (storingslokalisatie)." in dutch

@@ -104,4 +104,6 @@ def test_a_call_without_a_grid_outage_is_right_only_as_no_outage_found(stress: D
     guessed = replace(own, verdict=replace(own.verdict, classification=SINGLE))
     score = score_uc1([guessed], truth)
     assert score.correct == 0 and "own installation" in score.misses[0]
-    assert score.by_case == {NO_OUTAGE: {"reports": 1, "classified_right": 0}}
+    assert score.by_case == {
+        NO_OUTAGE: {"reports": 1, "classified_right": 0, "on_review": 0, "wrong": 1}
+    }

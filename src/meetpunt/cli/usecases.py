@@ -37,6 +37,7 @@ from meetpunt.usecases.uc01_outage_localisation import (
     NONE_FOUND,
     PART,
     PLANNED,
+    REVIEW,
     SINGLE,
     SUBSTATION,
     WHOLE,
@@ -217,6 +218,7 @@ EXTENT = {
     SUBSTATION: "substation (every feeder)",
     PLANNED: "planned work",
     NONE_FOUND: "no grid outage here (own installation)",
+    REVIEW: "on review (the meters cannot decide)",
 }
 """UC1's classifications as the verdict line names the extent."""
 
@@ -243,7 +245,8 @@ def _show_uc01(result: Uc01Result, works: Sequence[PlannedWork], details: bool) 
         f"UC1 verdict: [bold]{extent}[/bold] (feeder {result.verdict.feeder or '?'}, "
         f"substation {result.substation or '?'})"
     )
-    console.print(f"send: [bold]{result.crew or 'nobody'}[/bold]")
+    nobody = "nobody yet: a person reviews" if result.classification == REVIEW else "nobody"
+    console.print(f"send: [bold]{result.crew or nobody}[/bold]")
     console.print(
         f"report: {result.ean} at {_when(result.at)} (local), {result.trigger}",
         highlight=False,

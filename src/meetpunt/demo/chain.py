@@ -319,7 +319,7 @@ def check_audit(run: DemoRun) -> AuditSummary:
     counts = Counter((r.entry.purpose, r.entry.event, r.entry.outcome) for r in records)
     expected = {
         ("UC1", "decision", "granted"): len(run.uc1),
-        ("UC1", "read", "read"): len(run.uc1),
+        ("UC1", "read", "read"): sum(r.reads for r in run.uc1),
         ("UC9", "decision", "granted"): 1,
         ("UC9", "read", "read"): 1,
         ("UC4", "decision", "granted"): 1,

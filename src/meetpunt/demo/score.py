@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from meetpunt.usecases.uc01_outage_localisation import (
     NONE_FOUND,
     PART,
+    REVIEW,
     SINGLE,
     SUBSTATION,
     WHOLE,
@@ -131,19 +132,23 @@ class Score:
 
 
 def truth_outage_of(truth: Truth, ean: str, at: datetime) -> dict[str, Any] | None:
-    """The truth outage that cut ``ean`` off at ``at``, if any."""
-    for row in truth.interruptions:
-        if row["ean"] == ean and row["start"] <= at < row["end"]:
-            return next(o for o in truth.outages if o["outage_id"] == row["outage_id"])
-    return None
+    """The truth outage that cut ``ean`` off at ``at``, if any: of overlapping ones the
+    one that started first (the customer's interruption starts with it, issue 16)."""
+    rows = [r for r in truth.interruptions if r["ean"] == ean and r["start"] <= at < r["end"]]
+    if not rows:
+        return None
+    first = min(rows, key=lambda r: (r["start"], r["outage_id"]))
+    return next(o for o in truth.outages if o["outage_id"] == first["outage_id"])
 
 
 def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
     """UC1: every report's classification against the extent of the outage the truth
     says cut the reporter off at the report's time; a report from a connection no
-    outage cut off (its own breaker tripped) is right as "no outage found"."""
+    outage cut off (its own breaker tripped) is right as "no outage found". A report UC1
+    put on review (the meters cannot decide, issue 16) is not right, but no wrong guess
+    either: counted as ``on_review``, apart from ``wrong``."""
     misses: list[str] = []
-    correct = 0
+    correct = review = 0
     counts: dict[str, int] = {}
     by_case: dict[str, dict[str, float]] = {}
     for r in results:
@@ -152,23 +157,42 @@ def score_uc1(results: Sequence[Uc01Result], truth: Truth) -> Score:
         # no grid outage cut the reporter off: its own installation failed (issue 16)
         expected = EXTENT[str(outage["extent"])] if outage else NONE_FOUND
         right = r.classification == expected
+        held = r.classification == REVIEW
         cases = truth.cases_of([outage["outage_id"]] if outage else [], r.ean)
-        tally(by_case, cases, reports=1, classified_right=int(right))
-        if right:
-            correct += 1
-        else:
+        tally(
+            by_case,
+            cases,
+            reports=1,
+            classified_right=int(right),
+            on_review=int(held),
+            wrong=int(not right and not held),
+        )
+        correct += int(right)
+        review += int(held)
+        if not right:
             name = outage["outage_id"] if outage else "no truth outage (own installation)"
-            misses.append(f"{r.ean} at {r.at:%Y-%m-%d %H:%M}Z: {r.classification}, {name}")
+            why = [line for line in r.verdict.evidence if line.startswith("review:")]
+            said = f"on review ({(why or ['no reason'])[0]})" if held else r.classification
+            misses.append(
+                f"{r.ean} at {r.at:%Y-%m-%d %H:%M}Z: {said}, {name} is {expected.replace('_', ' ')}"
+            )
     found = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in sorted(counts.items()))
+    wrong = len(results) - correct - review
     return Score(
         "UC1",
         f"{len(results)} report(s): {found or 'none'}",
-        f"{correct}/{len(results)} classified as the truth's extent",
+        f"{correct}/{len(results)} classified as the truth's extent, {review} on review, "
+        f"{wrong} wrong",
         correct,
         len(results),
         tuple(misses),
         counts={"reports": len(results), **counts},
-        metrics={"reports": len(results), "classified_right": correct},
+        metrics={
+            "reports": len(results),
+            "classified_right": correct,
+            "on_review": review,
+            "wrong": wrong,
+        },
         by_case=by_case,
     )
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -256,22 +256,51 @@ class MeterStore:
         )
 
     def interrupted_at(self, connections: Iterable[int], at: datetime) -> set[int]:
-        """The connections among ``connections`` whose power-failure log holds an
-        interruption around ``at`` (start = end - duration <= at < end): the meters that
-        would answer "no voltage" if asked at ``at`` (UC1)."""
+        """The connections among ``connections`` that would answer "no voltage" if asked
+        at ``at`` (UC1): :meth:`voltage_at` False."""
+        return {c for c, v in self.voltage_at(connections, at).items() if v is False}
+
+    def voltage_at(self, connections: Iterable[int], at: datetime) -> dict[int, bool | None]:
+        """What each meter among ``connections`` would answer if asked for voltage at
+        ``at`` (UC1, issue 16): False when its failure log holds an interruption around
+        ``at``, or when it recorded no energy from ``at``'s quarter-hour on (an outage
+        still open when the data ends has no log entry yet); see :func:`supply_answer`.
+        Only this yes/no leaves the store's caller, never the values behind it."""
         ids = sorted(set(connections))
         if not ids:
-            return set()
+            return {}
         marks = ", ".join("?" for _ in ids)
         moment = naive_utc(at)
+        quarter = quarter_start(moment)
+        since, until = moment - SILENCE_HORIZON, moment + SILENCE_HORIZON
         with self.lease() as con:
-            rows = con.execute(
+            logged = con.execute(
                 "SELECT DISTINCT connection FROM power_failure_log "
                 f'WHERE connection IN ({marks}) AND "end" > ? '
                 'AND "end" - to_seconds(duration_s) <= ?',
                 [*ids, moment, moment],
             ).fetchall()
-        return {int(row[0]) for row in rows}
+            gasps = con.execute(
+                f"SELECT connection, max(sent_at) FROM last_gasp WHERE connection IN ({marks}) "
+                "AND sent_at >= ? AND sent_at < ? GROUP BY connection",
+                [*ids, quarter - QUARTER, quarter + QUARTER],
+            ).fetchall()
+            quarters = con.execute(
+                "SELECT connection, max(start), "
+                "max(start) FILTER (WHERE import_wh + export_wh > 0) "
+                f"FROM quarter_hours WHERE connection IN ({marks}) AND start >= ? "
+                "AND start <= ? GROUP BY connection",
+                [*ids, since, until],
+            ).fetchall()
+        dark = {int(r[0]) for r in logged}
+        gasp = {int(r[0]): r[1] for r in gasps}
+        read = {int(r[0]): (r[1], r[2]) for r in quarters}
+        return {
+            c: supply_answer(
+                moment, c in dark, gasp.get(c), *read.get(c, (None, None)), since=since
+            )
+            for c in ids
+        }
 
     def quarantined(self, rule: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Refused records with their reasons and raw records (MTR-4/5), oldest first; a
@@ -297,6 +326,58 @@ class MeterStore:
         """Rows in a table of the store."""
         with self.lease() as con:
             return int(con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+
+
+#: A quarter-hour, the resolution of the energy a meter records.
+QUARTER = timedelta(minutes=15)
+#: How far around a moment :meth:`MeterStore.voltage_at` looks for recorded energy:
+#: a meter that used energy in the day before and none in the day after (or until its
+#: data ends) has no supply.
+SILENCE_HORIZON = timedelta(days=1)
+
+
+def quarter_start(moment: datetime) -> datetime:
+    """The start of the quarter-hour holding ``moment`` (naive UTC)."""
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def supply_answer(
+    at: datetime,
+    logged: bool,
+    gasp: datetime | None,
+    last_read: datetime | None,
+    last_supplied: datetime | None,
+    since: datetime | None = None,
+) -> bool | None:
+    """A smart meter's voltage at ``at`` from what the store holds (UC1, issue 16):
+
+    * ``logged``: its failure log holds an interruption around ``at``: no voltage;
+    * ``last_read`` / ``last_supplied``: the last quarter-hour it recorded and the last
+      one with energy, within a day around ``at``. A meter that used energy before
+      (``since`` on) and none from the quarter-hour before ``at``'s to the last one read
+      is dark: an
+      outage still open when the data ends has no log entry yet (the meter logs an
+      interruption when supply returns);
+    * supplied in ``at``'s quarter-hour or the one before and silent after: it went dark
+      around ``at`` (a few minutes' supply can floor to 0 Wh); its last gasp (``gasp``,
+      sent in those quarters) says whether before or after ``at``; without one the store
+      cannot tell (None);
+    * anything else: voltage.
+    """
+    if logged:
+        return False
+    if last_read is None or last_supplied is None:
+        return True
+    if since is not None and last_supplied < since:
+        return True
+    quarter = quarter_start(at)
+    if last_read < quarter or last_supplied == last_read:
+        return True
+    if last_supplied < quarter - QUARTER:
+        return False
+    if last_supplied <= quarter:
+        return None if gasp is None else gasp > at
+    return True
 
 
 def naive_utc(instant: datetime) -> datetime:

@@ -187,7 +187,8 @@ class Grant:
         (UC1: "alleen of de meter op dat moment wel of geen spanning heeft").
 
         The store stands in for asking the meters: a smart meter has no voltage at
-        ``at`` when its failure log holds an interruption around that moment; a meter
+        ``at`` when its failure log holds an interruption around that moment, or when it
+        recorded no energy from that moment on (:meth:`MeterStore.voltage_at`); a meter
         the register does not list as smart answers ``None`` (unknown: a traditional
         meter cannot be asked). Audited as a read of ``voltage_presence``.
         """
@@ -204,12 +205,12 @@ class Grant:
             if any(p.start <= at < p.end for p in periods[ean])
         }
         ids = list(inside.values())
-        dark = self._store().interrupted_at(ids, at)
+        voltage = self._store().voltage_at(ids, at)
         with self.gate.transaction() as db:
             smart = read.smart_on(db, ids, to_local(at).date())
             # a meter outside its granted sub-periods at ``at`` is not asked: unknown
             answers: dict[str, bool | None] = {
-                ean: (cid not in dark) if cid in smart and ean in inside else None
+                ean: voltage.get(cid) if cid in smart and ean in inside else None
                 for ean, cid in self.connection_ids.items()
             }
             self.gate.record_in(

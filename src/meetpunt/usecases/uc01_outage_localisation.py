@@ -17,16 +17,18 @@ it). Everything except :func:`localise`'s register and gate calls is pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from meetpunt.domain.calendar import local_midnight_utc, to_local
+import pyarrow as pa
+
+from meetpunt.domain.calendar import to_local
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import ConnectionVersion, PhysicalStatus
 from meetpunt.errors import MeetpuntError
-from meetpunt.privacy.gate import Gate
+from meetpunt.privacy.gate import Gate, Grant
 from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Party, Period
 from meetpunt.usecases.common import ask
 from meetpunt.usecases.grid import GridSpot, Neighbour, probable_feeders
@@ -42,6 +44,8 @@ WHOLE = "whole_feeder"
 SUBSTATION = "substation"
 PLANNED = "planned_work"
 NONE_FOUND = "no_outage_found"
+REVIEW = "review"
+"""Undecided: the meters cannot tell (issue 16); a person looks, with the reason."""
 
 MECHANIC = "meter-cabinet mechanic"
 CABLE_CREW = "cable crew"
@@ -52,7 +56,14 @@ CREW = {
     SUBSTATION: CABLE_CREW,
     PLANNED: None,
     NONE_FOUND: None,
+    REVIEW: None,
 }
+LAST_GASP = "last_gasp"
+#: How far before and after a meter's onset (a last gasp) UC1 asks who was dark, to
+#: tell the meters that went dark with the reporter from those dark before or after.
+ONSET_MARGIN = timedelta(seconds=60)
+#: UC1's window (one local day, :func:`window`) reaches this far past the report.
+LOOK_ON = timedelta(hours=1)
 
 
 class Uc01Error(MeetpuntError):
@@ -129,6 +140,9 @@ class Uc01Result:
     verdict: Verdict
     suspected_gis_errors: tuple[str, ...]
     audit_seq: int | None
+    reads: int = 1
+    """Reads audited under the grant: presence at the report, and at the reporter's
+    onset its neighbours' last gasps and presence around it (issue 16)."""
 
     @property
     def classification(self) -> str:
@@ -153,6 +167,7 @@ class Uc01Result:
             "dark_per_feeder": [f.as_dict() for f in self.feeders],
             "asked": [m.as_dict() for m in self.asked],
             "audit_seq": self.audit_seq,
+            "reads": self.reads,
         }
 
 
@@ -218,15 +233,21 @@ def classify(
     """UC1's decision from the voltage answers (True lit, False dark, None unknown) and
     each meter's feeder (``feeders``: EAN -> feeder, every asked meter). ``planned``
     are the feeders out for planned work at that moment (the operator's planning).
+    :func:`localise` passes the answers of the meters at the reporter's onset (see
+    :func:`went_dark_with`), so a second outage that began before or after the
+    reporter's is not merged into its verdict (issue 16).
 
     * the reporter's own feeder is out for planned work and the reporter is not lit:
       ``planned_work`` (nobody to send; the customer hears when the work ends);
     * the reporter's own meter has voltage: ``no_outage_found`` -- not a grid outage at
       this connection, its own installation (a tripped breaker); dark meters elsewhere
       are named in the evidence (issue 16);
-    * nobody dark and the reporter cannot be asked: ``single_connection``;
-    * no dark meter on the reporter's feeder but the reporter itself:
-      ``single_connection`` (meter-cabinet mechanic);
+    * nobody dark and the reporter cannot be asked: ``review`` -- a fault at its
+      connection and its own breaker look the same to the meters (issue 16);
+    * the reporter dark, no other meter on its feeder dark but some lit:
+      ``single_connection`` (meter-cabinet mechanic); none lit (it is the only smart
+      meter on its feeder that answered): ``review`` -- a fault at the connection and
+      one on the feeder look the same;
     * dark meters on every feeder of the substation that has smart meters and is not
       out for planned work: ``substation``;
     * every smart meter of the reporter's feeder dark: ``whole_feeder``; some:
@@ -255,9 +276,19 @@ def classify(
         return Verdict(NONE_FOUND, own, tuple(evidence))
     if not dark:
         evidence.append(f"all {sum(f.smart for f in counts.values())} asked smart meters lit")
-        return Verdict(SINGLE, own, tuple(evidence))
+        evidence.append(
+            "review: the reporter cannot be asked; a fault at its connection and its own "
+            "installation look the same to the meters"
+        )
+        return Verdict(REVIEW, own, tuple(evidence))
     if not others_here:
         evidence.append(f"no other meter on feeder {own} dark ({c.lit} lit)")
+        if c.lit == 0:
+            evidence.append(
+                f"review: no other smart meter on feeder {own} answered; a fault at the "
+                "connection and one on the feeder look the same"
+            )
+            return Verdict(REVIEW, own, tuple(evidence))
         return Verdict(SINGLE, own, tuple(evidence))
     evidence.append(f"feeder {own}: {c.dark} of {c.smart} smart meters dark")
     with_smart = [f for f in counts.values() if f.smart and f.feeder not in planned]
@@ -267,10 +298,110 @@ def classify(
     return Verdict(WHOLE if c.dark == c.smart else PART, own, tuple(evidence))
 
 
+def latest_gasps(sent: Iterable[tuple[str, datetime]], at: datetime) -> dict[str, datetime]:
+    """Each meter's last gasp (DSMR 5: sent the moment it lost voltage) at or before
+    ``at``: when it went dark, if it said so."""
+    out: dict[str, datetime] = {}
+    for ean, moment in sent:
+        if moment <= at and (ean not in out or moment > out[ean]):
+            out[ean] = moment
+    return out
+
+
+def went_dark_with(
+    before: Mapping[str, bool | None], after: Mapping[str, bool | None]
+) -> dict[str, bool | None]:
+    """The answers of the outage that began between two moments around an onset:
+    dark (False) for a meter dark after but not before it (it went dark then), lit
+    (True) for one lit after it, unknown (None) for one already dark before it (an
+    earlier outage holds it: whether this one would have darkened it too, the meters
+    cannot tell) or that cannot be asked (issue 16: overlapping and nested outages)."""
+    out: dict[str, bool | None] = {}
+    for ean, now in after.items():
+        if now is False:
+            out[ean] = None if before.get(ean) is False else False
+        else:
+            out[ean] = now
+    return out
+
+
+Presence = Callable[[datetime], dict[str, bool | None]]
+"""Voltage presence of the asked meters at a moment (:meth:`Grant.presence`)."""
+
+
+@dataclass(frozen=True)
+class Onset:
+    """When the reporter went dark, and the answers of the outage that began then."""
+
+    at: datetime
+    answers: dict[str, bool | None]
+    how: str
+    """Which last gasp gave the moment: the reporter's own or its neighbours'."""
+
+
+def find_onset(
+    presence: Presence,
+    reporter: str,
+    feeders: Mapping[str, str],
+    now: Mapping[str, bool | None],
+    gasps: Mapping[str, datetime],
+    earliest: datetime,
+) -> Onset | None:
+    """The outage that cut the reporter off (issue 16): its moment is the latest of the
+    last gasps of the reporter and of the meters dark now before which the reporter
+    was not dark and after which it was; where the reporter cannot tell (a traditional
+    meter, or a meter that went dark within the quarter-hour without a gasp), meters on
+    its own feeder must have gone dark then. None when no gasp fits (it was dark
+    before every one of them) or none lies after ``earliest`` (the window's start)."""
+    candidates = sorted(
+        {g for e, g in gasps.items() if e == reporter or now.get(e) is False}, reverse=True
+    )
+    own = feeders[reporter]
+    for moment in candidates:
+        if moment - ONSET_MARGIN < earliest:
+            continue
+        before = presence(moment - ONSET_MARGIN)
+        if before.get(reporter) is False:
+            continue
+        after = presence(moment + ONSET_MARGIN)
+        answers = went_dark_with(before, after)
+        mine = after.get(reporter)
+        if mine is True:
+            continue
+        if mine is None:
+            # the reporter cannot tell: its feeder must have gone dark then
+            if not any(v is False and feeders.get(e) == own for e, v in answers.items()):
+                continue
+            answers[reporter] = now.get(reporter)
+        how = "its own last gasp" if gasps.get(reporter) == moment else "its neighbours' gasps"
+        return Onset(moment, answers, how)
+    return None
+
+
+def since_onset(
+    feeders: Mapping[str, str],
+    onset: Mapping[str, bool | None],
+    now: Mapping[str, bool | None],
+) -> str | None:
+    """Evidence line: meters dark now that were not dark at the reporter's onset (a
+    later, overlapping outage), per feeder."""
+    later: dict[str, int] = {}
+    for ean, v in now.items():
+        if v is False and onset.get(ean) is not False:
+            later[feeders[ean]] = later.get(feeders[ean], 0) + 1
+    if not later:
+        return None
+    shown = ", ".join(f"{f} {n}" for f, n in sorted(later.items()))
+    return f"dark now but not with the reporter (another outage): {shown}"
+
+
 def window(at: datetime) -> Period:
-    """The 1-day period UC1 asks for: the local day of ``at``."""
-    day = to_local(at).date()
-    return Period(local_midnight_utc(day), local_midnight_utc(day + timedelta(days=1)))
+    """The period UC1 asks for: one local day (UC1.window) ending 1 h after ``at``, so
+    about 23 h back to find when the reporter went dark, not cut at local midnight (an
+    outage that crosses it, issue 16); across a DST change the day has 23 or 25 h."""
+    end = at + LOOK_ON
+    start = (to_local(end) - timedelta(days=1)).astimezone(UTC)
+    return Period(start, end)
 
 
 def localise(
@@ -284,21 +415,25 @@ def localise(
     """UC1: ask voltage presence at ``at`` of the reporter and every meter on its
     feeder and substation (register on the local date of ``at``), once through the
     gate, and classify the outage, leaving out feeders that the ``planned`` works have
-    out at ``at``. Raises :class:`Uc01Error` when refused."""
+    out at ``at``. When other meters are dark too, UC1 reads their last gasps and
+    classifies on the meters that went dark together with the reporter
+    (:func:`find_onset`), so overlapping outages stay apart (issue 16). Raises
+    :class:`Uc01Error` when refused."""
     meters = neighbours(gate.register_view.connection_versions(to_local(at).date()), ean)
     why = reasons(meters, ean)
+    period = window(at)
     request = AccessRequest(
         party,
         PURPOSE,
         tuple(m.ean for m in meters),
-        frozenset({KIND}),
-        window(at),
+        frozenset({KIND, LAST_GASP}),
+        period,
         at,
-        justification="UC1 outage localisation: voltage presence (yes/no) only",
+        justification="UC1 outage localisation: voltage presence (yes/no) and last gasps only",
         trigger=trigger,
     )
-    answer = ask(gate, request, Uc01Error)
-    answers = answer.presence(at)
+    answer = _Counted(ask(gate, request, Uc01Error))
+    now = answer.presence(at)
     feeders = probable_feeders(meters)
     suspected = tuple(
         f"{m.ean} ({m.street}) registered on {m.spot.feeder}, street of {feeders[m.ean]}"
@@ -306,14 +441,19 @@ def localise(
         if feeders[m.ean] != m.spot.feeder
     )
     asked = tuple(
-        AskedMeter(m.ean, why[m.ean], m.spot.feeder, feeders[m.ean], answers.get(m.ean))
-        for m in meters
+        AskedMeter(m.ean, why[m.ean], m.spot.feeder, feeders[m.ean], now.get(m.ean)) for m in meters
     )
     substation = meters[0].spot.substation
     out_for_work = frozenset(
         f for f in set(feeders.values()) if any(w.covers_at(substation, f, at) for w in planned)
     )
-    verdict = classify(ean, feeders, answers, out_for_work)
+
+    def gasps() -> dict[str, datetime]:
+        ids = {cid: e for e, cid in answer.connection_ids.items()}
+        rows = answer.read(LAST_GASP).select(["connection", "sent_at"]).to_pylist()
+        return latest_gasps(((ids[int(r["connection"])], r["sent_at"]) for r in rows), at)
+
+    verdict = decide(ean, feeders, now, answer.presence, gasps, period.start, out_for_work)
     if feeders[ean] != meters[0].spot.feeder:
         verdict = Verdict(
             verdict.classification,
@@ -329,11 +469,74 @@ def localise(
         trigger,
         substation,
         asked,
-        count_per_feeder(feeders, answers),
+        count_per_feeder(feeders, now),
         verdict,
         suspected,
-        answer.decision.audit_seq,
+        answer.grant.decision.audit_seq,
+        answer.reads,
     )
+
+
+class _Counted:
+    """A grant whose reads UC1 counts (the demo checks the audit log against them)."""
+
+    def __init__(self, grant: Grant) -> None:
+        self.grant = grant
+        self.reads = 0
+        self.connection_ids = grant.connection_ids
+
+    def presence(self, at: datetime) -> dict[str, bool | None]:
+        self.reads += 1
+        return self.grant.presence(at)
+
+    def read(self, kind: str) -> pa.Table:
+        self.reads += 1
+        return self.grant.read(kind)
+
+
+def decide(
+    reporter: str,
+    feeders: Mapping[str, str],
+    now: Mapping[str, bool | None],
+    presence: Presence,
+    gasps: Callable[[], Mapping[str, datetime]],
+    earliest: datetime,
+    planned: frozenset[str] = frozenset(),
+) -> Verdict:
+    """UC1's verdict on a report (pure given ``presence`` and ``gasps``): on the
+    answers at the report (``now``) when the reporter has voltage or nobody else is
+    dark; else on the outage that began when the reporter went dark
+    (:func:`find_onset`, reading ``gasps`` only then), so outages that overlap it are
+    not merged into its verdict (issue 16). A reporter dark before every neighbour's
+    gasp goes to review: which outage cut it off, the meters cannot tell."""
+    others = [
+        e for e, v in now.items() if v is False and e != reporter and feeders[e] not in planned
+    ]
+    if now.get(reporter) is True or not others:
+        return classify(reporter, feeders, now, planned)
+    sent = gasps()
+    onset = find_onset(presence, reporter, feeders, now, sent, earliest)
+    if onset is None:
+        verdict = classify(reporter, feeders, now, planned)
+        if now.get(reporter) is False and any(e in sent for e in others):
+            if verdict.classification in (PLANNED, NONE_FOUND):
+                return verdict
+            reason = (
+                "review: the reporter was dark before the meters near it sent their last "
+                "gasps; which outage cut it off the meters cannot tell"
+            )
+            return Verdict(REVIEW, verdict.feeder, (*verdict.evidence, reason))
+        note = "no last gasp near the reporter to tell overlapping outages apart"
+        return Verdict(verdict.classification, verdict.feeder, (*verdict.evidence, note))
+    verdict = classify(reporter, feeders, onset.answers, planned)
+    notes = [
+        f"reporter dark since {onset.at.isoformat()} ({onset.how}); classified on the "
+        "meters that went dark with it"
+    ]
+    later = since_onset(feeders, onset.answers, now)
+    if later:
+        notes.append(later)
+    return Verdict(verdict.classification, verdict.feeder, (*verdict.evidence, *notes))
 
 
 def localise_last_gasp(
