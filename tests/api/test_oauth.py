@@ -523,3 +523,35 @@ def test_add_months_moves_whole_months_and_clamps_to_the_month_end(day: date, n:
     moved = add_months(day, n)
     assert (moved.year * 12 + moved.month) - (day.year * 12 + day.month) == n
     assert moved.day == day.day or (moved.day < day.day and (moved + timedelta(days=1)).day == 1)
+
+
+def test_a_bad_scope_goes_back_to_the_app_as_invalid_scope(flow: Flow) -> None:
+    _, challenge = pkce()
+    for scope in ("history:2", "daily history:25", "daily valid:0", "daily gas", None):
+        page = flow.client.get("/v1/oauth/authorize", params=ask(flow, challenge, scope=scope))
+        assert page.status_code == 302, scope
+        assert query(page)["error"] == "invalid_scope", scope
+    assert consents(flow) == []
+
+
+def test_revoked_keys_stop_refresh_and_reads(flow: Flow) -> None:
+    """A customer whose key is revoked cannot refresh their approval's tokens; an app
+    whose key is revoked cannot read with its access token (issue 17)."""
+    token = tokens(flow)
+
+    def revoke(name: str) -> None:
+        register = open_register(flow.db_url)
+        try:
+            with register.session() as s:
+                party = s.api_party_by_key(flow.keys[name])
+                assert party is not None
+                s.revoke_api_party(party.id, NOW)
+        finally:
+            register.dispose()
+
+    revoke("de_vries")
+    assert refresh(flow, token["refresh_token"]).json()["error"] == "invalid_grant"
+    assert read(flow, token["access_token"]).status_code == 200  # the consent still stands
+    revoke("app")
+    late = read(flow, token["access_token"])
+    assert (late.status_code, rules_of(late)) == (401, ["API-auth.revoked"])
