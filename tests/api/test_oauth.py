@@ -234,7 +234,6 @@ def test_the_whole_flow_consent_token_read_refresh_revoke(flow: Flow) -> None:
     again = renewed.json()
     assert again["refresh_token"] != token["refresh_token"]
     assert read(flow, token["access_token"]).status_code == 401  # rotated: the old one is revoked
-    assert refresh(flow, token["refresh_token"]).json()["error"] == "invalid_grant"
     assert read(flow, again["access_token"]).status_code == 200
 
     mine = flow.client.get(
@@ -249,6 +248,15 @@ def test_the_whole_flow_consent_token_read_refresh_revoke(flow: Flow) -> None:
     stopped = read(flow, again["access_token"])
     assert (stopped.status_code, rules_of(stopped)) == (403, ["PRV-4.consent"])
     assert_refusal_audited(flow, "PRV-4.consent")
+    assert refresh(flow, again["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_a_rotated_refresh_token_used_again_revokes_the_whole_approval(flow: Flow) -> None:
+    token = tokens(flow)
+    again = refresh(flow, token["refresh_token"]).json()
+    reuse = refresh(flow, token["refresh_token"])
+    assert (reuse.status_code, reuse.json()["error"]) == (400, "invalid_grant")
+    assert read(flow, again["access_token"]).status_code == 401
     assert refresh(flow, again["refresh_token"]).json()["error"] == "invalid_grant"
 
 

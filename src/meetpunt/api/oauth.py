@@ -35,6 +35,7 @@ from authlib.oauth2.rfc6749 import (
     AuthorizationCodeMixin,
     ClientMixin,
     InsecureTransportError,
+    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     TokenMixin,
@@ -296,7 +297,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
 class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     """Refresh with rotation: the old access and refresh token are revoked. Refused
     (``invalid_grant``) once a consent of the token is no longer given and in force, or
-    the customer's key is revoked."""
+    the customer's key is revoked. A rotated refresh token used again revokes every
+    token of its approval (one of the two holders is a thief, RFC 9700 4.14.2)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
@@ -305,7 +307,10 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         server: OAuthServer = self.server
         with server.gate.register.session() as session:
             row = store.token_by_refresh(session.db, refresh_token)
-            if row is None or row.revoked_at is not None:
+            if row is None:
+                return None
+            if row.revoked_at is not None:
+                store.revoke_tokens_of_code(session.db, row.code_id, server.now)
                 return None
             customer = session.api_party_by_id(row.customer_id)
             if customer is None or customer.revoked:
@@ -322,9 +327,12 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         return Approval(row.customer_id, row.consents, row)
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
+        """Revoke the old token; when a concurrent refresh did so first, refuse: the new
+        token was stored but never leaves, and only one refresh wins."""
         server: OAuthServer = self.server
         with server.gate.register.session() as session:
-            store.revoke_token(session.db, refresh_token.row.id, server.now)
+            if not store.revoke_token(session.db, refresh_token.row.id, server.now):
+                raise InvalidGrantError("this refresh token was just used")
 
 
 def token_consents(db: Connection, token: store.TokenRow) -> list[consent.Consent]:
