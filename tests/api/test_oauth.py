@@ -260,6 +260,18 @@ def test_a_rotated_refresh_token_used_again_revokes_the_whole_approval(flow: Flo
     assert refresh(flow, again["refresh_token"]).json()["error"] == "invalid_grant"
 
 
+def test_the_openapi_document_describes_the_flow(flow: Flow) -> None:
+    spec = flow.client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["AppConsent"]["flows"]["authorizationCode"]
+    assert (scheme["authorizationUrl"], scheme["tokenUrl"]) == (
+        "/v1/oauth/authorize",
+        "/v1/oauth/token",
+    )
+    assert set(SCOPE_KINDS) <= set(scheme["scopes"])
+    read_op = spec["paths"]["/v1/app/connections/{ean}/readings"]["get"]
+    assert read_op["security"] == [{"AppConsent": []}]
+
+
 def test_codes_and_tokens_are_stored_only_as_hashes(flow: Flow) -> None:
     code, verifier = code_for(flow)
     token = exchange(flow, code, verifier).json()

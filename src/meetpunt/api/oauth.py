@@ -45,8 +45,9 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.security import OAuth2AuthorizationCodeBearer
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import Connection
 
@@ -670,9 +671,26 @@ class AppKind(StrEnum):
     quarter_hours = "quarter_hours"
 
 
+APP_FLOW = OAuth2AuthorizationCodeBearer(
+    authorizationUrl="/v1/oauth/authorize",
+    tokenUrl="/v1/oauth/token",
+    refreshUrl="/v1/oauth/token",
+    scopes={
+        **{k: f"{v[2]} ({v[4]})" for k, v in SCOPE_KINDS.items()},
+        "history:N": f"the consent reaches N months back (0-{MAX_HISTORY_MONTHS}, default 0)",
+        "valid:N": f"the consent runs N months (1-{MAX_VALID_MONTHS}, default 12)",
+    },
+    scheme_name="AppConsent",
+    description="An app's access token from the authorization code flow with S256 PKCE.",
+    auto_error=False,
+)
+"""The flow in the OpenAPI document; Authlib checks the token (``app_caller``)."""
+
+
 @router.get(
     "/app/connections/{ean}/readings",
     responses={200: {"description": "the granted readings"}, **error_responses(401, 403, 404, 422)},
+    dependencies=[Depends(APP_FLOW)],
 )
 def app_readings(
     request: Request, ean: EAN, date_from: From, date_to: To, kind: AppKind = AppKind.daily
