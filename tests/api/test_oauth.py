@@ -272,6 +272,14 @@ def test_the_openapi_document_describes_the_flow(flow: Flow) -> None:
     assert read_op["security"] == [{"AppConsent": []}]
 
 
+def test_the_consent_page_escapes_what_the_app_sends(flow: Flow) -> None:
+    _, challenge = pkce()
+    state = '"><script>alert(1)</script>'
+    page = flow.client.get("/v1/oauth/authorize", params=ask(flow, challenge, state=state))
+    assert page.status_code == 200 and "<script>" not in page.text
+    assert "&lt;script&gt;" in page.text and 'name="api_key"' in page.text
+
+
 def test_codes_and_tokens_are_stored_only_as_hashes(flow: Flow) -> None:
     code, verifier = code_for(flow)
     token = exchange(flow, code, verifier).json()
