@@ -28,6 +28,8 @@ from tests.scenarios.test_scenarios import EANS, S1, S2, build
 
 JULY = date(2025, 7, 1)
 DAYS = 31
+APP_REDIRECT = "https://app.example/callback"
+"""The app's one registered OAuth redirect URI (PRV-4)."""
 NOW = datetime(2025, 8, 15, 12, tzinfo=UTC)
 """The gate's clock: after July, so July is not a future period (PRV-1.future_period)."""
 
@@ -77,7 +79,7 @@ def add_parties(db_url: str, now: datetime) -> dict[str, str]:
                 ("de_vries", ApiRole.CUSTOMER, {"eans": [EANS["normal"]]}),
                 ("bakker", ApiRole.CUSTOMER, {"eans": [EANS["moved"]], "holder": "P. Bakker"}),
                 ("operator", ApiRole.OPERATOR, {}),
-                ("app", ApiRole.APP, {}),
+                ("app", ApiRole.APP, {"redirect_uris": [APP_REDIRECT]}),
             ):
                 keys[name] = s.add_api_party(role, now, **kw)[1]
     finally:

@@ -18,10 +18,30 @@ from meetpunt.cli import app
 from meetpunt.domain.ean import gs1_check_digit
 from meetpunt.errors import RegisterError
 from meetpunt.register import Register, schema
-from meetpunt.register.parties import ApiRole, check_party, key_hash, new_key
+from meetpunt.register.parties import (
+    ApiRole,
+    check_party,
+    check_redirect_uri,
+    key_hash,
+    new_key,
+)
 from tests.scenarios.test_scenarios import EANS, S1, build
 
 NOW = datetime(2025, 8, 1, tzinfo=UTC)
+GOOD_URIS = frozenset(
+    {"https://app.example/cb", "http://127.0.0.1:8123/cb", "http://localhost/cb?x=1"}
+)
+BAD_URIS = frozenset(
+    {
+        "https://*.example/cb",
+        "http://app.example/cb",
+        "https://app.example/cb#top",
+        "/cb",
+        "app.example/cb",
+        "ftp://app.example/cb",
+        "https://app.example/c b",
+    }
+)
 
 
 def test_the_key_is_stored_only_as_its_hash(register: Register) -> None:
@@ -102,21 +122,35 @@ def test_a_revoked_party_keeps_its_row_and_its_first_revocation(register: Regist
     role=st.sampled_from(list(ApiRole)),
     code=st.none() | st.just(S1) | st.text("0123456789", min_size=1, max_size=14),
     eans=st.lists(st.just(EANS["normal"]), max_size=2),
+    uris=st.lists(st.sampled_from(sorted(GOOD_URIS | BAD_URIS)), max_size=2),
 )
 def test_check_party_accepts_exactly_a_role_with_what_it_needs(
-    role: ApiRole, code: str | None, eans: list[str]
+    role: ApiRole, code: str | None, eans: list[str], uris: list[str]
 ) -> None:
     """A supplier needs a valid market code and no connections, a customer connections
-    and no code, an app or operator neither (issue 17)."""
-    findings = check_party(role, code, eans)
+    and no code, an app at least one valid redirect URI (PRV-4) and no code or
+    connections, an operator none of these (issue 17)."""
+    findings = check_party(role, code, eans, uris)
     good_code = code is not None and len(code) == 13 and gs1_check_digit(code[:-1]) == int(code[-1])
     if role is ApiRole.SUPPLIER:
         valid = code is not None and good_code and not eans
     elif role is ApiRole.CUSTOMER:
         valid = code is None and bool(eans)
+    elif role is ApiRole.APP:
+        valid = code is None and not eans and bool(uris) and set(uris) <= GOOD_URIS
     else:
         valid = code is None and not eans
+    valid = valid and (role is ApiRole.APP or not uris)
     assert (findings == []) == valid
+
+
+def test_each_bad_redirect_uri_is_refused_with_its_reason() -> None:
+    """Exact matching needs URIs that mean one thing: absolute, https (http only on the
+    loopback, RFC 8252), no fragment, no wildcard (PRV-4, RFC 6749 3.1.2)."""
+    for uri in BAD_URIS:
+        found = check_redirect_uri(uri)
+        assert found is not None and found.rule == "API-party.redirect_uri", uri
+    assert all(check_redirect_uri(uri) is None for uri in GOOD_URIS)
 
 
 def test_keys_are_long_random_and_hashed_with_sha256() -> None:
@@ -164,3 +198,35 @@ def test_the_party_commands_add_list_and_revoke(db_url: str) -> None:
     assert "REG-6.supplier" in bad.output
     gone = runner.invoke(app, ["party", "revoke", "999", "--db", db_url])
     assert gone.exit_code == 1
+
+
+def test_an_app_is_added_with_its_redirect_uris_and_refused_without(db_url: str) -> None:
+    """``party add --role app --redirect-uri URI ...``: the OAuth client (PRV-4); a bad
+    or missing URI is refused, and ``party list`` shows the URIs."""
+    runner = CliRunner()
+    uris = ["https://app.example/cb", "http://127.0.0.1:8123/cb"]
+    args = ["party", "add", "--role", "app", "--db", db_url, "--json"]
+    added = runner.invoke(app, [*args, "--redirect-uri", uris[0], "--redirect-uri", uris[1]])
+    assert added.exit_code == 0, added.output
+    listed = json.loads(runner.invoke(app, ["party", "list", "--db", db_url, "--json"]).stdout)
+    assert [(r["role"], sorted(r["redirect_uris"])) for r in listed] == [("app", sorted(uris))]
+    for extra in ([], ["--redirect-uri", "https://*.example/cb"]):
+        bad = runner.invoke(app, [*args, *extra])
+        assert bad.exit_code == 1 and "API-party.redirect_uri" in bad.output
+    supplier = runner.invoke(
+        app,
+        [
+            "party",
+            "add",
+            "--role",
+            "supplier",
+            "--code",
+            S1,
+            "--redirect-uri",
+            uris[0],
+            "--db",
+            db_url,
+            "--json",
+        ],
+    )
+    assert supplier.exit_code == 1 and "API-party.redirect_uri" in supplier.output

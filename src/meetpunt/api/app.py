@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +37,8 @@ from meetpunt.api.errors import (
     refuse,
     validation_error_handler,
 )
+from meetpunt.api.oauth import router as oauth_router
+from meetpunt.api.params import EAN, From, To
 from meetpunt.api.readings import read_through_gate
 from meetpunt.app.gate import audit_head, open_gate
 from meetpunt.domain.calendar import local_midnight_utc
@@ -69,10 +70,6 @@ KIND_TABLES = {
     "quarter_hours": "quarter_hours",
 }
 SUPPLIER_PURPOSES = {"daily": "supplier_daily", "monthly": "supplier_monthly"}
-
-From = Annotated[date, Query(alias="from", description="First local day (YYYY-MM-DD).")]
-To = Annotated[date, Query(alias="to", description="Local day after the last (exclusive).")]
-EAN = Annotated[str, PathParam(pattern=r"^\d{18}$", description="The connection's EAN-18.")]
 
 router = APIRouter(prefix="/v1")
 
@@ -290,4 +287,5 @@ def create_app(
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(router)
+    app.include_router(oauth_router)
     return app

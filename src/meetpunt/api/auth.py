@@ -42,8 +42,16 @@ def caller(
         raise refuse(
             401, "API-auth.missing", "send the API key as 'Authorization: Bearer KEY'", CHALLENGE
         )
-    with gate_of(request).register.session() as session:
-        party = session.api_party_by_key(credentials.credentials)
+    return party_of_key(gate_of(request), credentials.credentials)
+
+
+def party_of_key(gate: Gate, key: str | None) -> ApiParty:
+    """The party whose API key this is; 401 for none, an unknown or a revoked key. Also
+    the customer's key in the OAuth consent form (PRV-4)."""
+    if not key:
+        raise refuse(401, "API-auth.missing", "give the API key", CHALLENGE)
+    with gate.register.session() as session:
+        party = session.api_party_by_key(key)
     if party is None:
         raise refuse(401, "API-auth.invalid", "this API key is not known", CHALLENGE)
     if party.revoked:

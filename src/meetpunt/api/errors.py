@@ -99,6 +99,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "missing, unknown or revoked API key",
         403: "refused: the rules broken (the gate's refusals are audited, PRV-7)",
         404: "unknown connection, or not one of the caller's",
+        409: "the state does not allow this change (PRV-4.transition)",
         422: "malformed request",
     }
     return {

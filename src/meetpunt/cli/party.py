@@ -31,6 +31,7 @@ def _row(party: ApiParty) -> dict[str, object]:
         "code": party.code,
         "holder": party.holder,
         "eans": list(party.eans),
+        "redirect_uris": list(party.redirect_uris),
         "created_at": party.created_at,
         "revoked_at": party.revoked_at,
     }
@@ -54,14 +55,28 @@ def party_add(
             "of the first --ean).",
         ),
     ] = None,
+    redirect_uris: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redirect-uri",
+            help="An app's OAuth redirect URI, matched exactly (https, or http on the "
+            "loopback); repeat for more.",
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a party and print its API key: shown this once, stored only as a hash."""
+    """Add a party and print its API key: shown this once, stored only as a hash. An
+    app is an OAuth client: its client id is the party id, its client secret the key."""
     try:
         with register_session(db) as session:
             party, key = session.add_api_party(
-                role, datetime.now(UTC), code=code, eans=eans or (), holder=holder
+                role,
+                datetime.now(UTC),
+                code=code,
+                eans=eans or (),
+                holder=holder,
+                redirect_uris=redirect_uris or (),
             )
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
@@ -85,14 +100,21 @@ def party_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         print_json([_row(p) for p in parties])
         return
     table = Table(title=f"{len(parties)} API part{'y' if len(parties) == 1 else 'ies'}")
-    for name in ("id", "role", "code / holder", "connections", "created", "revoked"):
+    for name in (
+        "id",
+        "role",
+        "code / holder",
+        "connections / redirect URIs",
+        "created",
+        "revoked",
+    ):
         table.add_column(name)
     for p in parties:
         table.add_row(
             str(p.id),
             p.role.value,
             p.code or p.holder or "",
-            ", ".join(p.eans),
+            ", ".join(p.eans or p.redirect_uris),
             f"{p.created_at:%Y-%m-%d %H:%M}",
             f"{p.revoked_at:%Y-%m-%d %H:%M}" if p.revoked_at else "",
         )

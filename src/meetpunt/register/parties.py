@@ -1,6 +1,7 @@
 """The parties that call the HTTP API and their keys (issue 17).
 
-A party has a role (``supplier`` with its EAN-13 market code, ``app``, ``operator``,
+A party has a role (``supplier`` with its EAN-13 market code, ``app`` with the OAuth
+redirect URIs it registered (PRV-4: matched exactly), ``operator``,
 ``customer`` bound to the connections they hold) and one API key. The key is
 ``secrets.token_urlsafe(32)`` (256 random bits), shown once when the party is added and
 stored only as its SHA-256: with that much entropy a plain hash cannot be guessed
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Row, insert, select, update
 
@@ -68,6 +70,7 @@ class ApiParty:
     eans: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    redirect_uris: tuple[str, ...] = ()
 
     @property
     def revoked(self) -> bool:
@@ -78,10 +81,40 @@ def _refuse(rule: str, message: str) -> RegisterError:
     return RegisterError(message, [Finding(rule, message)])
 
 
-def check_party(role: ApiRole, code: str | None, eans: Sequence[str]) -> list[Finding]:
-    """Every broken rule of a new party's role, code and connections: a supplier needs
-    its EAN-13 market code (REG-6.supplier) and no connections, a customer at least one
-    connection and no code, the others neither."""
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+"""Hosts where an app's redirect URI may be plain http (RFC 8252 7.3: a native app
+listening on the loopback interface)."""
+
+
+def check_redirect_uri(uri: str) -> Finding | None:
+    """Why ``uri`` cannot be an app's redirect URI, or None: it must be absolute, https
+    (http only on the loopback), without a fragment (RFC 6749 3.1.2) and without a
+    wildcard, since it is matched exactly (PRV-4)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        parts = urlsplit("")
+    why = None
+    if not parts.scheme or not parts.hostname:
+        why = "is not an absolute URI"
+    elif parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
+        why = "must be https (http only on 127.0.0.1, ::1 or localhost)"
+    elif parts.fragment or "#" in uri:
+        why = "may not have a fragment"
+    elif "*" in uri:
+        why = "may not have a wildcard: redirect URIs are matched exactly"
+    elif len(uri) > 500 or any(c.isspace() for c in uri):
+        why = "is longer than 500 characters or has white space"
+    return None if why is None else Finding("API-party.redirect_uri", f"{uri!r} {why}")
+
+
+def check_party(
+    role: ApiRole, code: str | None, eans: Sequence[str], redirect_uris: Sequence[str] = ()
+) -> list[Finding]:
+    """Every broken rule of a new party's role, code, connections and redirect URIs: a
+    supplier needs its EAN-13 market code (REG-6.supplier) and no connections, a
+    customer at least one connection and no code, an app at least one valid redirect
+    URI (PRV-4), the others none of these."""
     found: list[Finding] = []
     if role is ApiRole.SUPPLIER:
         if code is None:
@@ -96,6 +129,16 @@ def check_party(role: ApiRole, code: str | None, eans: Sequence[str]) -> list[Fi
         found.append(Finding("API-party.ean", "a customer is bound to at least one connection"))
     if role is not ApiRole.CUSTOMER and eans:
         found.append(Finding("API-party.ean", f"a {role.value} is not bound to connections"))
+    if role is ApiRole.APP:
+        if not redirect_uris:
+            found.append(
+                Finding("API-party.redirect_uri", "an app registers at least one redirect URI")
+            )
+        found.extend(f for f in map(check_redirect_uri, redirect_uris) if f is not None)
+    elif redirect_uris:
+        found.append(
+            Finding("API-party.redirect_uri", f"a {role.value} has no OAuth redirect URIs")
+        )
     return found
 
 
@@ -109,14 +152,18 @@ class ApiParties(SessionBase):
         code: str | None = None,
         eans: Sequence[str] = (),
         holder: str | None = None,
+        redirect_uris: Sequence[str] = (),
     ) -> tuple[ApiParty, str]:
         """Add a party; returns it with its API key (shown this once, stored as a hash).
 
         A customer is bound to electricity connections the register knows; ``holder``
         (default: the contract holder on ``now``'s local day of the first connection) must
         hold a contract on each of them at some time, since the gate grants a customer
-        only the days they hold it (PRV-1.own_data). Every broken rule is refused at once."""
-        findings = check_party(role, code, eans)
+        only the days they hold it (PRV-1.own_data). An app (an OAuth client: client id =
+        party id, client secret = the key) registers its redirect URIs. Every broken rule
+        is refused at once."""
+        uris = tuple(dict.fromkeys(redirect_uris))
+        findings = check_party(role, code, eans, uris)
         ids = {}
         for ean in dict.fromkeys(eans):
             found = self._connection_ids(ean, Commodity.ELECTRICITY)
@@ -148,7 +195,11 @@ class ApiParties(SessionBase):
                 insert(t.api_party_connection),
                 [{"party_id": pid, "connection_id": cid} for cid in ids.values()],
             )
-        party = ApiParty(pid, role, code, holder, tuple(ids), now, None)
+        if uris:
+            self._conn.execute(
+                insert(t.api_redirect_uri), [{"party_id": pid, "uri": u} for u in uris]
+            )
+        party = ApiParty(pid, role, code, holder, tuple(ids), now, None, uris)
         return party, key
 
     def _customer_holder(self, ids: dict[str, int], holder: str | None, today: date) -> str | None:
@@ -179,8 +230,12 @@ class ApiParties(SessionBase):
         )
         for pid, ean in self._conn.execute(query):
             bound.setdefault(pid, []).append(ean)
+        uris: dict[int, list[str]] = {}
+        r = t.api_redirect_uri
+        for pid, uri in self._conn.execute(select(r.c.party_id, r.c.uri).order_by(r.c.uri)):
+            uris.setdefault(pid, []).append(uri)
         rows = self._conn.execute(select(t.api_party).order_by(t.api_party.c.id))
-        return [_party(r, bound.get(r.id, [])) for r in rows]
+        return [_party(r, bound.get(r.id, []), uris.get(r.id, [])) for r in rows]
 
     def revoke_api_party(self, party_id: int, now: datetime) -> ApiParty:
         """Revoke a party's key from ``now`` on; refused for an unknown party. Revoking
@@ -224,6 +279,16 @@ class ApiParties(SessionBase):
         ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
+        return self._with_bindings(row)
+
+    def api_party_by_id(self, party_id: int) -> ApiParty | None:
+        """The party with this id (revoked too), or None: an OAuth client by its client
+        id (PRV-4)."""
+        row = self._conn.execute(select(t.api_party).where(t.api_party.c.id == party_id)).first()
+        return None if row is None else self._with_bindings(row)
+
+    def _with_bindings(self, row: Row[Any]) -> ApiParty:
+        """The party of ``row`` with its bound EANs and redirect URIs (two queries)."""
         eans = self._conn.execute(
             select(t.connection.c.ean)
             .join(
@@ -232,7 +297,11 @@ class ApiParties(SessionBase):
             .where(t.api_party_connection.c.party_id == row.id)
             .order_by(t.connection.c.ean)
         ).scalars()
-        return _party(row, list(eans))
+        r = t.api_redirect_uri
+        uris = self._conn.execute(
+            select(r.c.uri).where(r.c.party_id == row.id).order_by(r.c.uri)
+        ).scalars()
+        return _party(row, list(eans), list(uris))
 
 
 def _primary_contracts() -> Any:
@@ -250,7 +319,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _party(row: Row[Any], eans: Sequence[str]) -> ApiParty:
+def _party(row: Row[Any], eans: Sequence[str], uris: Sequence[str] = ()) -> ApiParty:
     created = _utc(row.created_at)
     assert created is not None
     return ApiParty(
@@ -261,6 +330,7 @@ def _party(row: Row[Any], eans: Sequence[str]) -> ApiParty:
         tuple(eans),
         created,
         _utc(row.revoked_at),
+        tuple(uris),
     )
 
 

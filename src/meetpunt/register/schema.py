@@ -258,3 +258,48 @@ api_party_connection = Table(
     Column("connection_id", Integer, ForeignKey("connection.id"), primary_key=True),
 )
 """Issue 17: the connections a customer party is bound to (it reads only these)."""
+
+api_redirect_uri = Table(
+    "api_redirect_uri",
+    metadata,
+    Column("party_id", Integer, ForeignKey("api_party.id"), primary_key=True),
+    Column("uri", String(500), primary_key=True),
+)
+"""Issue 17, PRV-4: an app's registered OAuth redirect URIs, matched exactly."""
+
+oauth_code = Table(
+    "oauth_code",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("client_id", Integer, ForeignKey("api_party.id"), nullable=False),
+    Column("customer_id", Integer, ForeignKey("api_party.id"), nullable=False),
+    Column("consents", Text, nullable=False),
+    Column("redirect_uri", String(500), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("code_challenge_method", String(8), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+"""Issue 17, PRV-4: an OAuth authorization code, stored as its SHA-256, bound to the
+app, the redirect URI and the PKCE challenge; ``consents`` the JSON list of the consent
+ids the customer's approval created. One use (``used_at``), short-lived."""
+
+oauth_token = Table(
+    "oauth_token",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("access_hash", String(64), nullable=False, unique=True),
+    Column("refresh_hash", String(64), nullable=True, unique=True),
+    Column("client_id", Integer, ForeignKey("api_party.id"), nullable=False),
+    Column("customer_id", Integer, ForeignKey("api_party.id"), nullable=False),
+    Column("code_id", Integer, ForeignKey("oauth_code.id"), nullable=False),
+    Column("consents", Text, nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+"""Issue 17, PRV-4: an OAuth access token and its refresh token, each stored only as
+its SHA-256; ``code_id`` the code it came from (a replayed code revokes them)."""
