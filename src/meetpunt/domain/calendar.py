@@ -355,3 +355,9 @@ def _tariff_region(rid: str, raw: Mapping[str, Any]) -> TariffRegion:
             f"(got {start} and {end})"
         )
     return TariffRegion(id=rid, name=str(raw.get("name", rid)), normal_from=start, normal_until=end)
+
+
+def stored_utc(moment: datetime) -> datetime:
+    """A time read back from the register database as aware UTC: PostgreSQL returns it
+    aware, SQLite naive (it was written as UTC)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -10,9 +10,10 @@ Times are aware UTC datetimes; a period is ``start <= t < end``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from meetpunt.domain import calendar
 from meetpunt.domain.findings import Finding
 
 VOLTAGE_PRESENCE = "voltage_presence"
@@ -23,10 +24,9 @@ QUARANTINE = "quarantine"
 """The hub's refused records with their raw content: read only for data stewardship."""
 
 
-def stored_utc(moment: datetime) -> datetime:
-    """A time read back from the register database as aware UTC: PostgreSQL returns it
-    aware, SQLite naive (it was written as UTC)."""
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+stored_utc = calendar.stored_utc
+"""Kept here for the privacy package's callers; it lives in the domain so that the
+register may use it too."""
 
 
 class Role(StrEnum):

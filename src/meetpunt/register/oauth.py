@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from meetpunt.privacy.model import stored_utc
+from meetpunt.domain.calendar import stored_utc
 from meetpunt.register import schema as t
 from meetpunt.register.parties import key_hash
 
