@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from meetpunt.api import customer
+from meetpunt.api import customer, operator
 from meetpunt.api.auth import Caller, gate_of, gate_party, require_role
 from meetpunt.api.errors import (
     ApiError,
@@ -293,5 +293,6 @@ def create_app(
     app.include_router(router)
     app.include_router(oauth_router)
     app.include_router(customer.router)
+    app.include_router(operator.router)
     limit_rate(app, RateLimit.from_env() if rate_limit == "env" else rate_limit)
     return app

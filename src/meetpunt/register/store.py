@@ -39,6 +39,7 @@ from meetpunt.register.base import DEFAULT_EAN_PREFIX, ChangeOutcome, RegisterRu
 from meetpunt.register.connections import OUT_OF_SERVICE
 from meetpunt.register.meterindex import MeterIndex, MeterIndexEntry
 from meetpunt.register.quarantine import Quarantine, QuarantinedRecord
+from meetpunt.register.runs import UseCaseRuns
 
 __all__ = [
     "DEFAULT_EAN_PREFIX",
@@ -54,13 +55,13 @@ __all__ = [
 ]
 
 
-class RegisterSession(AllocationPoints, MeterIndex, Quarantine, ActivationCodes):
+class RegisterSession(AllocationPoints, MeterIndex, Quarantine, ActivationCodes, UseCaseRuns):
     """Register operations inside one transaction (see :meth:`Register.session`).
 
     Connections, contracts, allocation points and EAN issuing come in through
     :class:`~meetpunt.register.allocation.AllocationPoints` (each of those parts builds
-    on the one before); the meter index, the quarantine, the API parties and their activation
-    codes stand on their own.
+    on the one before); the meter index, the quarantine, the API parties, their activation
+    codes and the use-case runs stand on their own.
     """
 
 
