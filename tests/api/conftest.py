@@ -120,7 +120,8 @@ def scenario(db_url: str, folder: Path) -> tuple[Path, dict[str, str]]:
 
 @pytest.fixture
 def world(db_url: str, tmp_path: Path) -> Iterator[World]:
-    """The API over a fresh scenario register (SQLite and PostgreSQL) and store."""
+    """The API over a fresh scenario register (SQLite and PostgreSQL) and store, without
+    a rate limit (test_limits.py tests it), so many requests with one key pass."""
     store, keys = scenario(db_url, tmp_path)
-    with TestClient(create_app(db_url, store, clock=lambda: NOW)) as client:
+    with TestClient(create_app(db_url, store, clock=lambda: NOW, rate_limit=None)) as client:
         yield World(client, db_url, keys)

@@ -242,6 +242,11 @@ def test_the_openapi_document_and_the_docs_are_served(world: World) -> None:
         "/v1/app/connections/{ean}/readings",
         "/v1/me/consents",
         "/v1/me/consents/{consent_id}",
+        "/v1/me/activate",
+        "/v1/me/remote-reading",
+        "/v1/usecases/uc04/runs",
+        "/v1/usecases/uc09/runs",
+        "/v1/usecases/{usecase}/runs/{run_id}",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     readings = spec["paths"]["/v1/connections/{ean}/readings"]["get"]

@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from meetpunt.api import customer, operator
 from meetpunt.api.auth import Caller, gate_of, gate_party, require_role
 from meetpunt.api.errors import (
     ApiError,
@@ -37,6 +38,7 @@ from meetpunt.api.errors import (
     refuse,
     validation_error_handler,
 )
+from meetpunt.api.limits import RateLimit, limit_rate
 from meetpunt.api.oauth import router as oauth_router
 from meetpunt.api.params import EAN, From, To
 from meetpunt.api.readings import read_through_gate
@@ -266,10 +268,12 @@ def create_app(
     db: str | None = None,
     store: Path | None = None,
     clock: Callable[[], datetime] | None = None,
+    rate_limit: RateLimit | Literal["env"] | None = "env",
 ) -> FastAPI:
     """The API over the register at ``db`` (default: the embedded one) and the store at
     ``store`` (default: the home's), opened when the server starts. ``clock`` replaces
-    the wall clock of the gate (tests)."""
+    the wall clock of the gate (tests); ``rate_limit`` is the limit per credential
+    (default: ``MEETPUNT_RATE_LIMIT`` or 50/s with bursts of 100; None: no limit)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -288,4 +292,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(router)
     app.include_router(oauth_router)
+    app.include_router(customer.router)
+    app.include_router(operator.router)
+    limit_rate(app, RateLimit.from_env() if rate_limit == "env" else rate_limit)
     return app

@@ -14,8 +14,10 @@ from rich.table import Table
 
 from meetpunt.app.register import register_session
 from meetpunt.cli.common import DbOption, JsonOption, fail, make_console
+from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError
 from meetpunt.jsonout import print_json
+from meetpunt.register.activation import ACTIVATION_DAYS
 from meetpunt.register.parties import ApiParty, ApiRole
 
 party_app = typer.Typer(
@@ -63,29 +65,91 @@ def party_add(
             "loopback); repeat for more.",
         ),
     ] = None,
+    days: Annotated[
+        int,
+        typer.Option(
+            "--days", min=1, max=365, help="How long a customer's activation code is valid."
+        ),
+    ] = ACTIVATION_DAYS,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Add a party and print its API key: shown this once, stored only as a hash. An
-    app is an OAuth client: its client id is the party id, its client secret the key."""
+    app is an OAuth client: its client id is the party id, its client secret the key.
+    A customer gets a one-time activation code instead (for the letter): they send it
+    to ``POST /v1/me/activate`` and get their key then (issue 17)."""
+    now = datetime.now(UTC)
     try:
         with register_session(db) as session:
             party, key = session.add_api_party(
                 role,
-                datetime.now(UTC),
+                now,
                 code=code,
                 eans=eans or (),
                 holder=holder,
                 redirect_uris=redirect_uris or (),
             )
+            if party.role is ApiRole.CUSTOMER:
+                activation, expires = session.issue_activation(party, now, days)
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
+    if party.role is ApiRole.CUSTOMER:
+        _show_activation(party, activation, expires, as_json)
+        return
     if as_json:
         print_json({"id": party.id, "role": party.role.value, "api_key": key})
         return
     who = party.code or party.holder or ""
     console.print(f"party {party.id} ({party.role.value} {who}) added", highlight=False)
     console.print(f"API key (shown once, keep it safe): {key}", highlight=False, soft_wrap=True)
+
+
+def _show_activation(party: ApiParty, code: str, expires: datetime, as_json: bool) -> None:
+    """A new customer's activation code and when it expires (its key comes at
+    activation, issue 17)."""
+    if as_json:
+        print_json(
+            {
+                "id": party.id,
+                "role": party.role.value,
+                "activation_code": code,
+                "expires_at": expires,
+            }
+        )
+        return
+    console.print(f"party {party.id} (customer {party.holder}) added", highlight=False)
+    console.print(
+        f"activation code (shown once; for the customer's letter): {code}, "
+        f"valid until {expires:%Y-%m-%d}; the customer sends it to POST /v1/me/activate",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@party_app.command("activate")
+def party_activate(
+    party_id: Annotated[int, typer.Argument(help="The customer's party id (see 'party list').")],
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=365, help="How long the code is valid.")
+    ] = ACTIVATION_DAYS,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a new activation code for a customer (a lost letter or an expired code);
+    earlier unused codes stay valid until they expire."""
+    now = datetime.now(UTC)
+    try:
+        with register_session(db, create=False) as session:
+            party = session.api_party_by_id(party_id)
+            if party is None:
+                raise MeetpuntError(
+                    f"no API party with id {party_id}",
+                    [Finding("API-party.unknown", f"no API party with id {party_id}")],
+                )
+            code, expires = session.issue_activation(party, now, days)
+    except MeetpuntError as exc:
+        raise fail(exc, as_json) from exc
+    _show_activation(party, code, expires, as_json)
 
 
 @party_app.command("list")

@@ -303,3 +303,29 @@ oauth_token = Table(
 )
 """Issue 17, PRV-4: an OAuth access token and its refresh token, each stored only as
 its SHA-256; ``code_id`` the code it came from (a replayed code revokes them)."""
+
+api_activation = Table(
+    "api_activation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("party_id", Integer, ForeignKey("api_party.id"), nullable=False),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+"""Issue 17: a customer account's one-time activation code (the letter's code), stored
+only as its SHA-256; used once (``used_at``), valid until ``expires_at``."""
+
+usecase_run = Table(
+    "usecase_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("usecase", String(8), nullable=False),
+    Column("party_id", Integer, ForeignKey("api_party.id"), nullable=False),
+    Column("request", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("result", Text, nullable=False),
+)
+"""Issue 17: an operator's use-case run over the API (UC4, UC9): what was asked
+(``request``, JSON) and the use case's result document (JSON), fetched later by id."""

@@ -33,12 +33,13 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine
 
+from meetpunt.register.activation import ActivationCodes
 from meetpunt.register.allocation import AllocationPoints, SecondaryPoint, StatusVersion
 from meetpunt.register.base import DEFAULT_EAN_PREFIX, ChangeOutcome, RegisterRules
 from meetpunt.register.connections import OUT_OF_SERVICE
 from meetpunt.register.meterindex import MeterIndex, MeterIndexEntry
-from meetpunt.register.parties import ApiParties
 from meetpunt.register.quarantine import Quarantine, QuarantinedRecord
+from meetpunt.register.runs import UseCaseRuns
 
 __all__ = [
     "DEFAULT_EAN_PREFIX",
@@ -54,13 +55,13 @@ __all__ = [
 ]
 
 
-class RegisterSession(AllocationPoints, MeterIndex, Quarantine, ApiParties):
+class RegisterSession(AllocationPoints, MeterIndex, Quarantine, ActivationCodes, UseCaseRuns):
     """Register operations inside one transaction (see :meth:`Register.session`).
 
     Connections, contracts, allocation points and EAN issuing come in through
     :class:`~meetpunt.register.allocation.AllocationPoints` (each of those parts builds
-    on the one before); the meter index, the quarantine and the API parties stand on
-    their own.
+    on the one before); the meter index, the quarantine, the API parties, their activation
+    codes and the use-case runs stand on their own.
     """
 
 
