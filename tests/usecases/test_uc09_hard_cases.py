@@ -7,6 +7,7 @@ figures, planned work counted with the faults.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,10 @@ from hypothesis import strategies as st
 from meetpunt.privacy.model import Period
 from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc09_interruption_registration import (
+    CLOCK_AGREED,
+    CLOCK_ALONE,
+    CLOCK_CORRECTED,
+    CLOCK_DRIFT_MAX_S,
     LogEntry,
     group_outages,
     mark_planned,
@@ -142,3 +147,85 @@ def test_a_cable_fault_begun_inside_an_mv_outage_and_outlasting_it_is_its_own() 
     assert len({o.id for o in outages}) == 2
     staged = [_entry(e, "K2", T0, 90 * 60) for e in ("b1", "b2", "b3")]  # K2 back 10 min later
     assert _groups([*mv[:2], *staged]) == [("a1", "a2", "b1", "b2", "b3")]
+
+
+# --- the meter realities (issue 16): a meter whose clock drifted ---------------------
+
+
+def _drifted(entry: LogEntry, offset_s: int) -> LogEntry:
+    """``entry`` as a meter whose clock is ``offset_s`` ahead logs it (END and start
+    shifted, the duration measured with its own clock unchanged)."""
+    shift = timedelta(seconds=offset_s)
+    return replace(entry, start=entry.start + shift, end=entry.end + shift)
+
+
+def test_a_drifted_clock_is_corrected_to_its_outages_agreeing_meters() -> None:
+    """Three meters of a cable fault agree; a fourth logs END 3 min 15 s late (its
+    clock is fast). Without correction it starts too far apart to join (a second outage)
+    and registers the wrong end; corrected, it is one outage at the true times and
+    the entry says by how much."""
+    fault = [_entry(e, "K1", T0, 4 * 3600) for e in ("a1", "a2", "a3")]
+    late = _drifted(_entry("a4", "K1", T0, 4 * 3600), 195)
+    outages = group_outages([*fault, late])
+    assert len(outages) == 1
+    a4 = next(c for c in outages[0].customers if c.ean == "a4")
+    assert (a4.start, a4.end, a4.duration_s) == (T0, T0 + timedelta(hours=4), 4 * 3600)
+    assert (a4.clock, a4.clock_corrected_s) == (CLOCK_CORRECTED, 195)
+    assert {c.clock for c in outages[0].customers if c.ean != "a4"} == {CLOCK_AGREED}
+    assert outages[0].as_dict()["customers"][3]["clock_corrected_s"] == 195
+
+
+def test_a_small_drift_inside_the_start_together_window_is_corrected_too() -> None:
+    slow = _drifted(_entry("a4", "K1", T0, 3600), -40)
+    fault = [_entry(e, "K1", T0, 3600) for e in ("a1", "a2")]
+    (outage,) = group_outages([*fault, slow])
+    assert outage.end == T0 + timedelta(hours=1)
+    assert {c.end for c in outage.customers} == {T0 + timedelta(hours=1)}
+
+
+def test_a_meter_alone_keeps_its_own_time_and_two_that_disagree_are_not_corrected() -> None:
+    """Nothing to compare with: a lone meter's drifted END is registered as logged, and
+    of two meters that disagree neither is taken as right (no median of two)."""
+    alone = _drifted(_entry("a1", "K1", T0, 5000), 120)
+    (outage,) = group_outages([alone])
+    assert outage.customers[0].end == alone.end and outage.customers[0].clock == CLOCK_ALONE
+    pair = [_entry("b1", "K2", T0, 5000), _drifted(_entry("b2", "K2", T0, 5000), 30)]
+    (both,) = group_outages(pair)
+    assert {c.end for c in both.customers} == {e.end for e in pair}
+    assert {c.clock_corrected_s for c in both.customers} == {0}
+
+
+def test_a_separate_fault_minutes_later_is_not_taken_for_a_drifted_clock() -> None:
+    """Two cable faults of one substation 3 minutes apart: their durations differ, so
+    the later one is another outage, not a drifted copy of the first."""
+    k1 = [_entry(e, "K1", T0, 2 * 3600) for e in ("a1", "a2", "a3")]
+    k2 = [_entry(e, "K2", T0 + timedelta(minutes=3), 2 * 3600 + 47) for e in ("b1", "b2")]
+    assert _groups([*k1, *k2]) == [("a1", "a2", "a3"), ("b1", "b2")]
+    assert all(c.clock_corrected_s == 0 for o in group_outages([*k1, *k2]) for c in o.customers)
+
+
+@given(
+    offset=st.integers(-CLOCK_DRIFT_MAX_S + 6, CLOCK_DRIFT_MAX_S - 6).filter(lambda x: x != 0),
+    minutes=st.integers(4, 24 * 60),
+    agreeing=st.integers(2, 6),
+    rate=st.floats(-6.0, 6.0),
+)
+def test_any_drift_within_the_bound_is_corrected_to_the_agreeing_meters(
+    offset: int, minutes: int, agreeing: int, rate: float
+) -> None:
+    """Whatever the offset, duration, group size and drift rate of the clock (its
+    duration off by the rate over the interruption), the drifted entry is registered at
+    the agreeing meters' times in their outage (the END's offset, start offset plus the
+    duration's error of at most 6 s, kept within the bound)."""
+    seconds = minutes * 60
+    fault = [_entry(f"a{i}", "K1", T0, seconds) for i in range(agreeing)]
+    measured = seconds + round(rate * seconds / 86_400)
+    drifted = _entry("z", "K1", T0 + timedelta(seconds=offset), measured)
+    outages = group_outages([*fault, drifted])
+    assert len(outages) == 1
+    z = next(c for c in outages[0].customers if c.ean == "z")
+    assert (z.end, z.duration_s, z.clock_corrected_s) == (
+        fault[0].end,
+        seconds,
+        offset + measured - seconds,
+    )
