@@ -14,14 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meetpunt.demo.score import Truth, score_uc4, score_uc9
 from meetpunt.privacy.model import Period
 from meetpunt.usecases.planned_works import PlannedWork
+from meetpunt.usecases.uc04_outage_compensation import LOST_ENTRY, Review, Uc04Result
 from meetpunt.usecases.uc09_interruption_registration import (
     CLOCK_AGREED,
     CLOCK_ALONE,
     CLOCK_CORRECTED,
     CLOCK_DRIFT_MAX_S,
     LogEntry,
+    Uc09Result,
     group_outages,
     mark_planned,
     reliability,
@@ -229,3 +232,85 @@ def test_any_drift_within_the_bound_is_corrected_to_the_agreeing_meters(
         seconds,
         offset + measured - seconds,
     )
+
+
+# --- the score follows what the meters can settle (issue 16) ------------------------
+
+
+def _seen(ean: str, end: datetime, seconds: int, drift_s: int = 0, *, read: bool = True) -> dict:
+    """A ``truth/interruptions_seen`` row of outage O1 whose meter is ``drift_s`` ahead."""
+    return {
+        "outage_id": "O1",
+        "ean": ean,
+        "planned": False,
+        "logged": True,
+        "log_end": end,
+        "log_duration_s": seconds,
+        "meter_log_end": end + timedelta(seconds=drift_s),
+        "meter_log_duration_s": seconds,
+        "read": read,
+        "meter_cases": ["clock_drift"] if drift_s else (["log_overflow"] if not read else []),
+    }
+
+
+def _truth(seen: list[dict], owed: dict[str, str] | None = None) -> Truth:
+    rows = [
+        {
+            "ean": r["ean"],
+            "outage_id": r["outage_id"],
+            "start": r["log_end"] - timedelta(seconds=r["log_duration_s"]),
+            "end": r["log_end"],
+            "planned": False,
+            "compensation_eur": (owed or {}).get(r["ean"], "0.00"),
+            "owed_in_period": True,
+            "customer_start": r["log_end"] - timedelta(seconds=r["log_duration_s"]),
+        }
+        for r in seen
+    ]
+    outage = {"outage_id": "O1", "cases": ["plain"], "planned": False, "feeder": "K1"}
+    return Truth([], [outage], rows, seen, [])
+
+
+def _uc9(entries: list[LogEntry]) -> Uc09Result:
+    outages = tuple(group_outages(entries))
+    return Uc09Result(PERIOD, None, outages, reliability(outages, 10, PERIOD), len(entries), None)
+
+
+def test_the_score_expects_the_true_end_where_others_agree_and_the_meters_alone() -> None:
+    """A drifted meter among three right ones must be registered at the true end (UC9
+    registering its drifted end is a miss); a drifted meter alone at its own end; an
+    entry the head-end never read is not demanded."""
+    end = T0 + timedelta(hours=5)
+    seen = [_seen(e, end, 5 * 3600) for e in ("a1", "a2", "a3")]
+    seen += [_seen("a4", end, 5 * 3600, drift_s=130), _seen("a5", end, 5 * 3600, read=False)]
+    logged = [_entry(e, "K1", T0, 5 * 3600) for e in ("a1", "a2", "a3")]
+    drifted = _drifted(_entry("a4", "K1", T0, 5 * 3600), 130)
+    asked = {r["ean"] for r in seen}
+    right = score_uc9(_uc9([*logged, drifted]), _truth(seen), asked)
+    assert right.metrics["interruptions_truth"] == 4 and right.perfect
+    (outage,) = _uc9([*logged, drifted]).outages  # a4 left as its drifted clock says
+    as_logged = tuple(
+        replace(c, start=drifted.start, end=drifted.end) if c.ean == "a4" else c
+        for c in outage.customers
+    )
+    wrong = replace(_uc9([]), outages=(replace(outage, customers=as_logged),))
+    scored = score_uc9(wrong, _truth(seen), asked)
+    assert scored.metrics["interruptions_exact"] == 3
+    assert [m for m in scored.misses if m.startswith("a4 of O1")]
+    lone = [_seen("b1", end, 5 * 3600, drift_s=-70)]
+    alone = _drifted(_entry("b1", "K2", T0, 5 * 3600), -70)
+    assert score_uc9(_uc9([alone]), _truth(lone), {"b1"}).perfect
+
+
+def test_the_score_counts_a_review_for_an_entry_never_read_as_explained() -> None:
+    """UC4 reviews a3 (no entry read) and a7 (no meter reality): a3's review is
+    explained by the truth, a7's is a needless review, a miss."""
+    end = T0 + timedelta(hours=5)
+    seen = [_seen("a3", end, 5 * 3600, read=False), _seen("a7", end, 5 * 3600)]
+    truth = _truth(seen, owed={"a3": "35.00", "a7": "35.00"})
+    reviews = tuple(Review(e, "OS1", LOST_ENTRY) for e in ("a3", "a7"))
+    result = Uc04Result(PERIOD, "t", (), (), reviews, (), 0, None, "v")
+    score = score_uc4(result, truth)
+    assert score.metrics["owed_on_review"] == 1 and score.metrics["missed"] == 0
+    assert [m for m in score.misses if "a7" in m and "no reason" in m]
+    assert not [m for m in score.misses if "a3" in m]
