@@ -188,11 +188,12 @@ def test_a_small_drift_inside_the_start_together_window_is_corrected_too() -> No
 
 def test_a_meter_alone_keeps_its_own_time_and_two_that_disagree_are_not_corrected() -> None:
     """Nothing to compare with: a lone meter's drifted END is registered as logged, and
-    of two meters that disagree neither is taken as right (no median of two)."""
+    of two meters that disagree neither is taken as right (no median of two), though
+    their matching durations make them one outage, not two."""
     alone = _drifted(_entry("a1", "K1", T0, 5000), 120)
     (outage,) = group_outages([alone])
     assert outage.customers[0].end == alone.end and outage.customers[0].clock == CLOCK_ALONE
-    pair = [_entry("b1", "K2", T0, 5000), _drifted(_entry("b2", "K2", T0, 5000), 30)]
+    pair = [_entry("b1", "K2", T0, 5000), _drifted(_entry("b2", "K2", T0, 5000), 150)]
     (both,) = group_outages(pair)
     assert {c.end for c in both.customers} == {e.end for e in pair}
     assert {c.clock_corrected_s for c in both.customers} == {0}

@@ -325,10 +325,23 @@ def log_entries(
 
 
 def _joins(a: LogEntry, b: LogEntry, simultaneous_s: int) -> bool:
-    """One outage: the entries overlap (or touch) and started together (issue 16)."""
+    """One outage: the entries overlap (or touch) and started together, or (issue 16)
+    both have times no other meter confirms and are one fault's by their durations:
+    two meters that disagree by a drift's offset (:func:`_drift_apart`)."""
     if a.start > b.end or b.start > a.end:
         return False
-    return abs((a.start - b.start).total_seconds()) <= simultaneous_s
+    together = abs((a.start - b.start).total_seconds()) <= simultaneous_s
+    return together or (a.clock == b.clock == CLOCK_ALONE and _drift_apart(a, b))
+
+
+def _drift_apart(a: LogEntry, b: LogEntry) -> bool:
+    """Whether ``b`` is ``a``'s interruption seen by a clock that is off: the durations
+    match within the drift bound and the ends are at most :data:`CLOCK_DRIFT_MAX_S`
+    apart (truly separate faults differ in duration, not only in time)."""
+    shorter = min(a.duration_s, b.duration_s)
+    return abs(a.duration_s - b.duration_s) <= duration_error_s(shorter) and (
+        abs((a.end - b.end).total_seconds()) <= CLOCK_DRIFT_MAX_S
+    )
 
 
 def group_outages(
@@ -343,7 +356,10 @@ def group_outages(
     others but started clearly before or after them is another fault (a fuse blown in a
     feeder that is down; a cable fault still open when the MV feed fails, whose meters
     log one interruption from the cable fault's start), and a second fault on a feeder
-    is another outage. A meter's entries never overlap one another, so every entry is
+    is another outage. Clocks that drift (issue 16) are corrected first
+    (:func:`correct_clocks`); two entries no other meter confirms join when their
+    durations say they are one fault (:func:`_drift_apart`). A meter's entries never
+    overlap one another, so every entry is
     its customer's own interruption in exactly one outage. Outages come in start order.
     """
     by_substation: dict[str, list[LogEntry]] = {}
@@ -419,9 +435,8 @@ def correct_clocks(
         for start, end in cores:
             duration = int((end - start).total_seconds())
             offset = int((e.end - end).total_seconds())
-            if abs(e.duration_s - duration) <= duration_error_s(duration) and (
-                abs(offset) <= CLOCK_DRIFT_MAX_S
-            ):
+            core = replace(e, start=start, end=end, duration_s=duration)
+            if _drift_apart(core, e):
                 near.append((abs(offset), offset, start, end))
         near.sort(key=lambda x: x[0])
         if not near or (len(near) > 1 and near[1][0] == near[0][0] and near[1][2:] != near[0][2:]):
