@@ -25,6 +25,7 @@ from meetpunt.usecases.uc09_interruption_registration import (
     CLOCK_DRIFT_MAX_S,
     LogEntry,
     Uc09Result,
+    duration_error_s,
     group_outages,
     mark_planned,
     reliability,
@@ -110,18 +111,26 @@ def test_planned_work_is_registered_and_counted_apart() -> None:
 def test_every_entry_is_in_exactly_one_outage_as_logged(
     starts: list[int], lengths: list[int]
 ) -> None:
-    """Whatever the overlaps, every entry is registered once, to the second, and the
-    members of one outage started together."""
+    """Whatever the overlaps, every entry is registered once, to the second as logged
+    or, where its times match what other meters agree on but for an offset, corrected
+    by exactly the offset it states (issue 16); the members of one outage started
+    together, up to a clock's offset."""
     entries = [
         _entry(f"m{i}", f"K{i % 3}", T0 + timedelta(minutes=s), lengths[i])
         for i, s in enumerate(starts)
     ]
     outages = group_outages(entries)
-    registered = sorted((c.ean, c.start, c.duration_s) for o in outages for c in o.customers)
-    assert registered == sorted((e.ean, e.start, e.duration_s) for e in entries)
+    customers = [c for o in outages for c in o.customers]
+    registered = sorted((c.ean, c.end + timedelta(seconds=c.clock_corrected_s)) for c in customers)
+    assert registered == sorted((e.ean, e.end) for e in entries)
+    logged = {e.ean: e.duration_s for e in entries}
+    assert all(
+        abs(c.duration_s - logged[c.ean]) <= duration_error_s(c.duration_s) for c in customers
+    )
+    assert all(c.clock_corrected_s == 0 or c.clock == CLOCK_CORRECTED for c in customers)
     for o in outages:
         assert max(c.start for c in o.customers) - min(c.start for c in o.customers) <= timedelta(
-            seconds=60 * len(o.customers)
+            seconds=(60 + CLOCK_DRIFT_MAX_S) * len(o.customers)
         )
 
 

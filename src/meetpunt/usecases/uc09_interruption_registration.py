@@ -424,8 +424,8 @@ def correct_clocks(
     seconds to minutes, while its DURATION, measured unpowered with its own clock, is
     off by at most :func:`duration_error_s`. So an entry whose duration matches the
     times two or more other meters agree on (:func:`_cores`) but whose end is up to
-    :data:`CLOCK_DRIFT_MAX_S` away is that fault seen by a drifted clock: it gets the
-    agreeing meters' (median) start and end, and says by how much. Truly separate
+    :data:`CLOCK_DRIFT_MAX_S` away, its start too, is that fault seen by a drifted
+    clock: it gets the agreeing meters' (median) start and end, and says by how much. Truly separate
     faults differ in duration, not only in time, so they stay apart. An entry matching
     no core (several equally near: undecided) keeps its own times: ``alone``."""
     cores = _cores(group, simultaneous_s)
@@ -443,7 +443,9 @@ def correct_clocks(
             out.append(e)
             continue
         _, offset, start, end = near[0]
-        if abs(offset) <= AGREE_S and abs((e.start - start).total_seconds()) <= AGREE_S:
+        if abs((e.start - start).total_seconds()) <= AGREE_S:
+            # its clock was right when the fault began: a second more or less at the
+            # end is what it measured, not an offset (left as logged)
             out.append(replace(e, clock=CLOCK_AGREED))
             continue
         duration = int((end - start).total_seconds())
