@@ -257,6 +257,12 @@ def test_a_lone_meter_just_over_a_threshold_goes_to_review_not_paid() -> None:
     assert set(_paid(agreed)) == set(K1) and agreed.reviews == []
     far = _assess([_entry("b1", "K2", T0, 5)], b1)
     assert _paid(far) == {"b1": [Decimal("35.00")]} and far.reviews == []
+    # a suspected GIS feeder error in that case keeps its flag beside the clock's reason
+    g = replace(_meter("g", "K2", 21), street="Straat K1")
+    k2 = {e: _meter(e, "K2", n) for e, n in (("b1", 1), ("b2", 3))}
+    flagged = _assess([_entry("g", "K2", T0, (4 * 3600 + 1) / 3600)], {**K1, **k2, "g": g})
+    (why,) = [r.reason for r in flagged.reviews if r.ean == "g"]
+    assert "suspected GIS feeder error" in why and "clock unconfirmed" in why
 
 
 def test_a_missing_entry_is_reviewed_naming_what_the_meters_cannot_tell_apart() -> None:

@@ -41,7 +41,7 @@ Everything except :func:`compensate`'s register and gate calls is pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -646,18 +646,10 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             if c.clock == CLOCK_CORRECTED:
                 source = f"{SOURCE_LOG}, clock corrected by {c.clock_corrected_s} s {CORRECTED_BY}"
             comp = owed(ean, c.duration_s, source)
-            if c.clock == CLOCK_ALONE:
-                error = duration_error_s(c.duration_s)
-                low = owed(ean, max(0, c.duration_s - error), source).amount
-                high = owed(ean, c.duration_s + error, source).amount
-                if low != high:  # drift could carry it across a threshold (issue 16)
-                    review(
-                        ean,
-                        CLOCK_UNSETTLED.format(
-                            logged=c.duration_s, error=error, low=low, high=high
-                        ),
-                    )
-                    continue
+            if c.clock == CLOCK_ALONE and (unsettled := _clock_unsettled(c.duration_s, owed, ean)):
+                gis = f"{_gis(meters[ean], street)}; " if ean in suspects else ""
+                review(ean, f"{gis}{unsettled}")
+                continue
             if comp.paid:
                 out.owed.append(Owed(ean, o.id, c.start, c.end, comp, level, c.clock_corrected_s))
             if ean in suspects:
@@ -701,6 +693,20 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             # long failure logged: it had voltage)
     out.owed = once_per_interruption(out.owed, meters, scheme, classes, operator)
     return out
+
+
+def _clock_unsettled(
+    duration_s: int, owed: Callable[[str, float, str], Compensation], ean: str
+) -> str | None:
+    """The review reason when a meter's own duration, which no other meter confirms,
+    lies so near a threshold (or a block's end) of the scheme that a drifting clock
+    (:func:`duration_error_s`) could move the amount (issue 16); None when it cannot."""
+    error = duration_error_s(duration_s)
+    low = owed(ean, max(0, duration_s - error), SOURCE_LOG).amount
+    high = owed(ean, duration_s + error, SOURCE_LOG).amount
+    if low == high:
+        return None
+    return CLOCK_UNSETTLED.format(logged=duration_s, error=error, low=low, high=high)
 
 
 def _overran(

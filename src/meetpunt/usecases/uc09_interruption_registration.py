@@ -423,11 +423,11 @@ def correct_clocks(
     A meter whose clock is off writes its END (and so its start) off by the same
     seconds to minutes, while its DURATION, measured unpowered with its own clock, is
     off by at most :func:`duration_error_s`. So an entry whose duration matches the
-    times two or more other meters agree on (:func:`_cores`) but whose end is up to
-    :data:`CLOCK_DRIFT_MAX_S` away, its start too, is that fault seen by a drifted
-    clock: it gets the agreeing meters' (median) start and end, and says by how much. Truly separate
-    faults differ in duration, not only in time, so they stay apart. An entry matching
-    no core (several equally near: undecided) keeps its own times: ``alone``."""
+    times two or more other meters agree on (:func:`_cores`) but whose start and end
+    are off, by up to :data:`CLOCK_DRIFT_MAX_S`, is that fault seen by a drifted clock:
+    it gets the agreeing meters' (median) start and end, and says by how much. Truly
+    separate faults differ in duration, not only in time, so they stay apart. An entry
+    matching no core, or two equally near (undecided), keeps its own times: ``alone``."""
     cores = _cores(group, simultaneous_s)
     out = []
     for e in group:
