@@ -99,10 +99,13 @@ def test_a_long_log_the_neighbours_contradict_is_reviewed_not_paid() -> None:
 
 
 def test_a_long_single_failure_nobody_can_contradict_is_paid() -> None:
-    """No other meter on its feeder was asked: nobody saw otherwise."""
+    """No other meter on its feeder was asked: nobody saw otherwise. (3 days and 2 h:
+    exactly 3 days is the end of a 4-hour block of the scheme, where a lone meter's clock
+    could tip the amount and UC4 reviews it instead, issue 16.)"""
     meters = {"x1": _meter("x1", "K9", 1, True)}
+    long = 3 * 86400 + 7200
     found = assess(
-        group_outages([LogEntry("x1", "OS1", "K9", START, START + timedelta(days=3), 3 * 86400)]),
+        group_outages([LogEntry("x1", "OS1", "K9", START, START + timedelta(seconds=long), long)]),
         meters,
         ["x1"],
         [],

@@ -208,3 +208,68 @@ def test_a_cable_fault_begun_inside_an_mv_outage_is_paid_at_the_mv_level() -> No
     assert len(found.outages) == 2
     assert all(o.grid_level is GridLevel.MV for o in found.outages)
     assert _paid(found) == {"b2": [Decimal("195.00")], "b3": [Decimal("195.00")]}
+
+
+# --- the meter realities (issue 16) -------------------------------------------------
+
+
+def _late(entry: LogEntry, offset_s: int) -> LogEntry:
+    """``entry`` as a meter whose clock runs ``offset_s`` ahead logs it."""
+    shift = timedelta(seconds=offset_s)
+    return replace(entry, start=entry.start + shift, end=entry.end + shift)
+
+
+def test_a_drifted_clock_does_not_stretch_the_outage_its_neighbours_are_paid_on() -> None:
+    """K1 is down 3 h 59 min 30 s (under the 4 h threshold: nobody is owed); a4's fast
+    clock logs its END 50 s late. Taken as logged the outage would last 4 h 0 min 20 s
+    and the traditional meter t, placed in the dark by its neighbours, would be paid
+    EUR 35; corrected to the three agreeing meters, nobody is paid."""
+    meters = {**K1, "t": _meter("t", "K1", 4, smart=False)}
+    seconds = 4 * 3600 - 30
+    agree = [_entry(e, "K1", T0, seconds / 3600) for e in ("a1", "a2", "a3")]
+    found = _assess([*agree, _late(_entry("a4", "K1", T0, seconds / 3600), 50)], meters)
+    assert [o.duration for o in found.outages] == [timedelta(seconds=seconds)]
+    assert _paid(found) == {}
+
+
+def test_a_drifted_meter_is_paid_on_its_corrected_times_and_says_so() -> None:
+    """a4's clock is 4 minutes fast in a 5 h outage: it is paid in the same outage, on
+    the agreeing meters' times, with the correction on its line and in its source."""
+    agree = [_entry(e, "K1", T0, 5) for e in ("a1", "a2", "a3")]
+    found = _assess([*agree, _late(_entry("a4", "K1", T0, 5), 240)], K1)
+    assert len(found.outages) == 1
+    (a4,) = [o for o in found.owed if o.ean == "a4"]
+    assert (a4.start, a4.end, a4.clock_corrected_s) == (T0, T0 + 5 * H, 240)
+    assert "clock corrected by 240 s" in (a4.compensation.duration_source or "")
+
+
+def test_a_lone_meter_just_over_a_threshold_goes_to_review_not_paid() -> None:
+    """b1 alone on K2 logs 4 h and 1 s: a clock drifting a few seconds a day could
+    carry that across the 4 h threshold, and no other meter can settle it, so it is on
+    review with the reason. Three meters agreeing on the same 4 h 1 s are paid, and a
+    lone meter far from a threshold (5 h) is paid on its own log."""
+    b1 = {"b1": _meter("b1", "K2", 1)}
+    just = _assess([_entry("b1", "K2", T0, (4 * 3600 + 1) / 3600)], b1)
+    assert _paid(just) == {}
+    (review,) = just.reviews
+    assert "clock unconfirmed" in review.reason and "EUR 0.00 to EUR 35.00" in review.reason
+    agreed = _assess([_entry(e, "K1", T0, (4 * 3600 + 1) / 3600) for e in K1], K1)
+    assert set(_paid(agreed)) == set(K1) and agreed.reviews == []
+    far = _assess([_entry("b1", "K2", T0, 5)], b1)
+    assert _paid(far) == {"b1": [Decimal("35.00")]} and far.reviews == []
+    # a suspected GIS feeder error in that case keeps its flag beside the clock's reason
+    g = replace(_meter("g", "K2", 21), street="Straat K1")
+    k2 = {e: _meter(e, "K2", n) for e, n in (("b1", 1), ("b2", 3))}
+    flagged = _assess([_entry("g", "K2", T0, (4 * 3600 + 1) / 3600)], {**K1, **k2, "g": g})
+    (why,) = [r.reason for r in flagged.reviews if r.ean == "g"]
+    assert "suspected GIS feeder error" in why and "clock unconfirmed" in why
+
+
+def test_a_missing_entry_is_reviewed_naming_what_the_meters_cannot_tell_apart() -> None:
+    """A meter offline until after the period, a replaced meter (the old one never
+    writes the END, the new one starts empty) and an overflowed log all leave no entry;
+    the review names each possible cause."""
+    found = _assess([_entry(e, "K1", T0, 5) for e in ("a1", "a2", "a4")], K1)
+    (review,) = [r for r in found.reviews if r.ean == "a3"]
+    assert review.reason.startswith("log entry missing")
+    assert all(w in review.reason for w in ("offline", "replaced", "log overflow"))

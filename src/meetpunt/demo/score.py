@@ -253,6 +253,59 @@ def review_explained(truth: Truth) -> set[str]:
         span = (str(row["ean"]), row.get("customer_start"))
         kinds.setdefault(span, set()).add(bool(row["planned"]))
     out |= {ean for (ean, _), planned in kinds.items() if planned == {True, False}}
+    return out | unread_or_drifted(truth)
+
+
+UNREAD_CASES = frozenset({"meter_offline", "log_overflow", "meter_replaced"})
+
+
+def unread_or_drifted(truth: Truth) -> set[str]:
+    """EANs whose interruption the head-end never read (``read`` false, or the meter
+    offline, its log overflowed or the meter replaced) or whose clock drifted (issue 16,
+    the meter realities): UC4 may rightly hold their payment for review ("log entry
+    missing", "clock unconfirmed") when the meters cannot settle it."""
+    out: set[str] = set()
+    for row in truth.interruptions_seen:
+        cases = set(row.get("meter_cases") or ())
+        unread = row.get("logged") and row.get("read") is False
+        if unread or cases & (UNREAD_CASES | {"clock_drift"}):
+            out.add(str(row["ean"]))
+    return out
+
+
+AGREEING_PEERS = 2
+"""A drifted meter's interruption can be settled when at least this many other meters
+of its outage read the same true interruption with a right clock (UC9's rule: two or
+more meters agreeing make the times a drifted clock is corrected to)."""
+
+
+def expected_log(truth: Truth, population: set[str]) -> dict[tuple[str, str], tuple[Any, Any]]:
+    """Per read interruption (EAN, outage) the END and duration UC9 must register
+    (issue 16): the true ones where the outage has other meters to compare with (at
+    least :data:`AGREEING_PEERS` others read the same interruption with a right clock),
+    the meter's own (drifted) times for a meter alone, which nothing can correct."""
+    rows = [
+        r
+        for r in truth.interruptions_seen
+        if r["logged"] and r.get("read") is not False and r["ean"] in population
+    ]
+    right: dict[tuple[str, Any, Any], set[str]] = {}
+    for r in rows:
+        meter_end = r.get("meter_log_end") or r["log_end"]
+        meter_duration = r.get("meter_log_duration_s") or r["log_duration_s"]
+        if meter_end == r["log_end"] and meter_duration == r["log_duration_s"]:
+            key = (str(r["outage_id"]), r["log_end"], r["log_duration_s"])
+            right.setdefault(key, set()).add(str(r["ean"]))
+    out: dict[tuple[str, str], tuple[Any, Any]] = {}
+    for r in rows:
+        peers = right.get((str(r["outage_id"]), r["log_end"], r["log_duration_s"]), set())
+        if len(peers - {str(r["ean"])}) >= AGREEING_PEERS:
+            out[(str(r["ean"]), str(r["outage_id"]))] = (r["log_end"], r["log_duration_s"])
+        else:
+            out[(str(r["ean"]), str(r["outage_id"]))] = (
+                r.get("meter_log_end") or r["log_end"],
+                r.get("meter_log_duration_s") or r["log_duration_s"],
+            )
     return out
 
 
@@ -357,36 +410,44 @@ def _registered_by_ean(outages: Iterable[Outage]) -> dict[str, list[Outage]]:
 
 
 def score_uc9(result: Uc09Result, truth: Truth, asked: Iterable[str]) -> Score:
-    """UC9: every interruption a meter of the population (``asked``) logged must be in
-    exactly one registered outage with the logged end and duration, to the second (a
-    meter interrupted twice is in two outages, one entry each), planned or not as the
-    truth says (planned interruptions are counted apart)."""
+    """UC9: every interruption a meter of the population (``asked``) logged and the
+    head-end read (issue 16: an entry never read cannot be registered) must be in
+    exactly one registered outage with the end and duration of :func:`expected_log`,
+    to the second (a meter interrupted twice is in two outages, one entry each; a
+    drifted clock corrected where other meters agree), planned or not as the truth says
+    (planned interruptions are counted apart)."""
     population = set(asked)
-    seen = [r for r in truth.interruptions_seen if r["logged"] and r["ean"] in population]
+    expected = expected_log(truth, population)
+    seen = [
+        r
+        for r in truth.interruptions_seen
+        if r["logged"] and r.get("read") is not False and r["ean"] in population
+    ]
     by_ean = _registered_by_ean(result.outages)
     misses: list[str] = []
     correct = 0
     by_case: dict[str, dict[str, float]] = {}
     for row in seen:
         # a meter may be in several registered outages (repeated interruptions): its
-        # logged interruption is the entry with the logged end, in exactly one outage
+        # logged interruption is the entry with the expected end, in exactly one outage
+        end, duration = expected[(str(row["ean"]), str(row["outage_id"]))]
         entries = [
             (o, c)
             for o in by_ean.get(str(row["ean"]), [])
             for c in o.customers
-            if c.ean == row["ean"] and c.end == row["log_end"]
+            if c.ean == row["ean"] and c.end == end
         ]
         exact = False
         if len(entries) != 1:
-            ended = f"{row['log_end']:%Y-%m-%d %H:%M:%S}"
+            ended = f"{end:%Y-%m-%d %H:%M:%S}"
             misses.append(
                 f"{row['ean']} of {row['outage_id']} (logged end {ended}) in "
                 f"{len(entries)} registered outages"
             )
-        elif (customer := entries[0][1]).duration_s != row["log_duration_s"]:
+        elif (customer := entries[0][1]).duration_s != duration:
             misses.append(
                 f"{row['ean']} of {row['outage_id']}: {customer.duration_s} s ending "
-                f"{customer.end:%H:%M:%S}, logged {row['log_duration_s']} s"
+                f"{customer.end:%H:%M:%S}, expected {duration} s"
             )
         elif (entries[0][0].planned is not None) != bool(row["planned"]):
             said = "planned" if entries[0][0].planned is not None else "unplanned"

@@ -41,7 +41,7 @@ Everything except :func:`compensate`'s register and gate calls is pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -64,11 +64,14 @@ from meetpunt.usecases import grid
 from meetpunt.usecases.grid import GridSpot, Neighbour, on_the_grid
 from meetpunt.usecases.planned_works import PlannedWork
 from meetpunt.usecases.uc09_interruption_registration import (
+    CLOCK_ALONE,
+    CLOCK_CORRECTED,
     CONTRADICTED,
     PLANNED_SLACK_S,
     UNCORROBORATED_MAX_S,
     Outage,
     covered_s,
+    duration_error_s,
     planned_work_of,
     population,
     read_outages,
@@ -79,11 +82,19 @@ KIND = "power_failure_log"
 SOURCE_LOG = "own meter power failure log (1-0:99.97.0)"
 SOURCE_NEIGHBOURS = "outage duration, placed in the dark part by its neighbours"
 LEGAL_TERM = "zes maanden"
+CORRECTED_BY = "to the times its outage's other meters agree on (its clock drifted)"
 ALREADY_DARK = "dark already from an overlapping outage that began earlier (paid there)"
 LOST_ENTRY = (
-    "smart meter without a log entry for this outage, but its neighbours on the cable "
-    "place it in the dark: its entry may be lost (the DSMR log keeps only the last 10) "
-    "or not read yet; not paid, check its log (issue 16)"
+    "log entry missing: smart meter without a log entry for this outage, but its "
+    "neighbours on the cable place it in the dark: meter offline (not read yet), "
+    "replaced during the outage (the new meter starts with an empty log) or log "
+    "overflow (the DSMR log keeps only the last 10); not paid, check the meter (issue 16)"
+)
+CLOCK_UNSETTLED = (
+    "clock unconfirmed: its log says {logged} s, but no other meter of the outage logged "
+    "the same times to check its clock against, and a drift of up to {error} s in the "
+    "duration moves it across a compensation threshold (EUR {low} to EUR {high}); not "
+    "paid on a guess, check the meter's clock (issue 16)"
 )
 
 
@@ -187,6 +198,9 @@ class Owed:
     compensation: Compensation
     level: GridLevel = GridLevel.LV
     """The grid level of the fault it was decided at (to merge overlapping lines)."""
+    clock_corrected_s: int = 0
+    """Seconds taken off its meter's logged times to match the outage's other meters
+    (a drifted clock, issue 16)."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +214,8 @@ class Payment:
     start: datetime
     end: datetime
     compensation: Compensation
+    clock_corrected_s: int = 0
+    """Seconds its meter's clock was off and taken off the logged times (issue 16)."""
 
     @property
     def amount(self) -> Decimal:
@@ -223,6 +239,7 @@ class Payment:
             "amount": str(c.amount),
             "currency": c.currency,
             "duration_source": c.duration_source,
+            "clock_corrected_s": self.clock_corrected_s,
             "reasons": [r.as_dict() for r in c.reasons],
         }
 
@@ -625,9 +642,16 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             if ean not in meters:
                 review(ean, "logged the outage but is not in the register")
                 continue
-            comp = owed(ean, c.duration_s, SOURCE_LOG)
+            source = SOURCE_LOG
+            if c.clock == CLOCK_CORRECTED:
+                source = f"{SOURCE_LOG}, clock corrected by {c.clock_corrected_s} s {CORRECTED_BY}"
+            comp = owed(ean, c.duration_s, source)
+            if c.clock == CLOCK_ALONE and (unsettled := _clock_unsettled(c.duration_s, owed, ean)):
+                gis = f"{_gis(meters[ean], street)}; " if ean in suspects else ""
+                review(ean, f"{gis}{unsettled}")
+                continue
             if comp.paid:
-                out.owed.append(Owed(ean, o.id, c.start, c.end, comp, level))
+                out.owed.append(Owed(ean, o.id, c.start, c.end, comp, level, c.clock_corrected_s))
             if ean in suspects:
                 m = meters[ean]
                 paid = f"; paid EUR {comp.amount} on its own log" if comp.paid else ""
@@ -669,6 +693,20 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
             # long failure logged: it had voltage)
     out.owed = once_per_interruption(out.owed, meters, scheme, classes, operator)
     return out
+
+
+def _clock_unsettled(
+    duration_s: int, owed: Callable[[str, float, str], Compensation], ean: str
+) -> str | None:
+    """The review reason when a meter's own duration, which no other meter confirms,
+    lies so near a threshold (or a block's end) of the scheme that a drifting clock
+    (:func:`duration_error_s`) could move the amount (issue 16); None when it cannot."""
+    error = duration_error_s(duration_s)
+    low = owed(ean, max(0, duration_s - error), SOURCE_LOG).amount
+    high = owed(ean, duration_s + error, SOURCE_LOG).amount
+    if low == high:
+        return None
+    return CLOCK_UNSETTLED.format(logged=duration_s, error=error, low=low, high=high)
 
 
 def _overran(
@@ -770,7 +808,9 @@ def _merged(
         operator=operator,
         duration_source=first.compensation.duration_source,
     )
-    return Owed(first.ean, first.outage_id, first.start, end, comp, first.level)
+    return Owed(
+        first.ean, first.outage_id, first.start, end, comp, first.level, first.clock_corrected_s
+    )
 
 
 def _gis(m: Meter, street: Mapping[str, str]) -> str:
@@ -886,6 +926,7 @@ def compensate(
                 item.start,
                 item.end,
                 item.compensation,
+                item.clock_corrected_s,
             )
         )
     payments.sort(key=lambda p: (p.start, p.ean))

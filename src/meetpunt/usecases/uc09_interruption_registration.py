@@ -67,6 +67,32 @@ own begun inside the outage (issue 16; our choice: feeder-by-feeder switching af
 MV fault restores whole feeders minutes apart, not part of a feeder)."""
 
 
+CLOCK_DRIFT_MAX_S = 10 * 60
+"""The largest clock error UC9 corrects (issue 16; our choice): a DSMR meter's clock is
+synced by the head-end, so one that is off is off by seconds to minutes. An entry whose
+times are further off than this from an outage's agreeing meters is another fault."""
+CLOCK_RATE_MAX_S_PER_DAY = 10
+"""How fast a meter's clock may run off (our choice, above the few seconds a day of a
+quartz clock): the bound on the error of a logged DURATION, which the meter measures
+with its own clock while unpowered (no sync meanwhile)."""
+AGREE_S = 0
+"""Meters whose logged start and end lie within this many seconds of each other agree
+(issue 16): a fault takes its meters down and up at the same second, so meters with a
+right clock log the same times, and one a second or two off has drifted."""
+CLOCK_AGREED = "agreed"
+"""The entry's times agree with at least one other meter of its outage (issue 16)."""
+CLOCK_CORRECTED = "corrected"
+"""The entry's times were set to its outage's agreeing meters' (a drifted clock)."""
+CLOCK_ALONE = "alone"
+"""No other meter to compare with: the meter's own times are registered."""
+
+
+def duration_error_s(duration_s: int) -> int:
+    """The most a drifting clock can have stretched or shrunk a logged duration:
+    :data:`CLOCK_RATE_MAX_S_PER_DAY` over the duration, plus a second of rounding."""
+    return 1 + (duration_s * CLOCK_RATE_MAX_S_PER_DAY) // 86_400
+
+
 class Uc09Error(MeetpuntError):
     """The gate refused UC9; ``rules`` carries the decision's rule IDs."""
 
@@ -81,17 +107,28 @@ class LogEntry:
     start: datetime
     end: datetime
     duration_s: int
+    clock_corrected_s: int = 0
+    """Seconds the meter's clock was ahead (negative: behind) and taken off (issue 16)."""
+    clock: str = CLOCK_ALONE
+    """Whether other meters confirm its times: ``agreed``, ``corrected`` or ``alone``."""
 
 
 @dataclass(frozen=True)
 class CustomerInterruption:
-    """One customer's part of an outage, as its meter logged it."""
+    """One customer's part of an outage, as its meter logged it (with its clock
+    corrected to its outage's other meters when it drifted, issue 16)."""
 
     ean: str
     feeder: str
     start: datetime
     end: datetime
     duration_s: int
+    clock_corrected_s: int = 0
+    """Seconds taken off the meter's logged END (and start) to match the outage's
+    agreeing meters: its clock was that far ahead (negative: behind)."""
+    clock: str = CLOCK_ALONE
+    """``agreed`` (other meters logged the same times), ``corrected`` or ``alone``
+    (no meter to compare with: its own times, which a drifting clock may carry)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +137,8 @@ class CustomerInterruption:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "duration_s": self.duration_s,
+            "clock_corrected_s": self.clock_corrected_s,
+            "clock": self.clock,
         }
 
 
@@ -286,10 +325,23 @@ def log_entries(
 
 
 def _joins(a: LogEntry, b: LogEntry, simultaneous_s: int) -> bool:
-    """One outage: the entries overlap (or touch) and started together (issue 16)."""
+    """One outage: the entries overlap (or touch) and started together, or (issue 16)
+    both have times no other meter confirms and are one fault's by their durations:
+    two meters that disagree by a drift's offset (:func:`_drift_apart`)."""
     if a.start > b.end or b.start > a.end:
         return False
-    return abs((a.start - b.start).total_seconds()) <= simultaneous_s
+    together = abs((a.start - b.start).total_seconds()) <= simultaneous_s
+    return together or (a.clock == b.clock == CLOCK_ALONE and _drift_apart(a, b))
+
+
+def _drift_apart(a: LogEntry, b: LogEntry) -> bool:
+    """Whether ``b`` is ``a``'s interruption seen by a clock that is off: the durations
+    match within the drift bound and the ends are at most :data:`CLOCK_DRIFT_MAX_S`
+    apart (truly separate faults differ in duration, not only in time)."""
+    shorter = min(a.duration_s, b.duration_s)
+    return abs(a.duration_s - b.duration_s) <= duration_error_s(shorter) and (
+        abs((a.end - b.end).total_seconds()) <= CLOCK_DRIFT_MAX_S
+    )
 
 
 def group_outages(
@@ -304,12 +356,19 @@ def group_outages(
     others but started clearly before or after them is another fault (a fuse blown in a
     feeder that is down; a cable fault still open when the MV feed fails, whose meters
     log one interruption from the cable fault's start), and a second fault on a feeder
-    is another outage. A meter's entries never overlap one another, so every entry is
+    is another outage. Clocks that drift (issue 16) are corrected first
+    (:func:`correct_clocks`); two entries no other meter confirms join when their
+    durations say they are one fault (:func:`_drift_apart`). A meter's entries never
+    overlap one another, so every entry is
     its customer's own interruption in exactly one outage. Outages come in start order.
     """
     by_substation: dict[str, list[LogEntry]] = {}
     for e in entries:
         by_substation.setdefault(e.substation, []).append(e)
+    by_substation = {
+        substation: correct_clocks(group, simultaneous_s)
+        for substation, group in by_substation.items()
+    }
     outages = [
         _outage(substation, part)
         for substation, group in by_substation.items()
@@ -325,6 +384,81 @@ def group_outages(
             named = replace(o, id=f"{'+'.join(o.feeders)}-{o.start:%Y%m%dT%H%M%SZ}")
         taken.add(named.id)
         out.append(named)
+    return out
+
+
+def _agreeing(a: LogEntry, b: LogEntry) -> bool:
+    return (
+        abs((a.start - b.start).total_seconds()) <= AGREE_S
+        and abs((a.end - b.end).total_seconds()) <= AGREE_S
+    )
+
+
+def _median(times: Sequence[datetime]) -> datetime:
+    """The lower median (a logged time, not an average of two)."""
+    return sorted(times)[(len(times) - 1) // 2]
+
+
+def _cores(group: Sequence[LogEntry], simultaneous_s: int) -> list[tuple[datetime, datetime]]:
+    """The (start, end) that two or more meters of one fault agree on, per cluster of
+    ``group`` (:func:`_clusters`): the largest set agreeing to :data:`AGREE_S`, taken at
+    its median. A cluster where no two meters agree has none."""
+    out = []
+    for cluster in _clusters(group, simultaneous_s):
+        best: list[LogEntry] = []
+        for m in cluster:
+            agree = [n for n in cluster if _agreeing(m, n)]
+            if len({n.ean for n in agree}) > len({n.ean for n in best}):
+                best = agree
+        if len({n.ean for n in best}) >= 2:
+            out.append((_median([n.start for n in best]), _median([n.end for n in best])))
+    return out
+
+
+def correct_clocks(
+    group: Sequence[LogEntry], simultaneous_s: int = SIMULTANEOUS_S
+) -> list[LogEntry]:
+    """One substation's entries with drifted clocks corrected (issue 16).
+
+    A meter whose clock is off writes its END (and so its start) off by the same
+    seconds to minutes, while its DURATION, measured unpowered with its own clock, is
+    off by at most :func:`duration_error_s`. So an entry whose duration matches the
+    times two or more other meters agree on (:func:`_cores`) but whose start and end
+    are off, by up to :data:`CLOCK_DRIFT_MAX_S`, is that fault seen by a drifted clock:
+    it gets the agreeing meters' (median) start and end, and says by how much. Truly
+    separate faults differ in duration, not only in time, so they stay apart. An entry
+    matching no core, or two equally near (undecided), keeps its own times: ``alone``."""
+    cores = _cores(group, simultaneous_s)
+    out = []
+    for e in group:
+        near = []
+        for start, end in cores:
+            duration = int((end - start).total_seconds())
+            offset = int((e.end - end).total_seconds())
+            core = replace(e, start=start, end=end, duration_s=duration)
+            if _drift_apart(core, e):
+                near.append((abs(offset), offset, start, end))
+        near.sort(key=lambda x: x[0])
+        if not near or (len(near) > 1 and near[1][0] == near[0][0] and near[1][2:] != near[0][2:]):
+            out.append(e)
+            continue
+        _, offset, start, end = near[0]
+        if abs((e.start - start).total_seconds()) <= AGREE_S:
+            # its clock was right when the fault began: a second more or less at the
+            # end is what it measured, not an offset (left as logged)
+            out.append(replace(e, clock=CLOCK_AGREED))
+            continue
+        duration = int((end - start).total_seconds())
+        out.append(
+            replace(
+                e,
+                start=start,
+                end=end,
+                duration_s=duration,
+                clock_corrected_s=offset,
+                clock=CLOCK_CORRECTED,
+            )
+        )
     return out
 
 
@@ -385,7 +519,12 @@ def _outage(substation: str, members: Sequence[LogEntry]) -> Outage:
     # two entries are never summed into one longer interruption)
     customers = tuple(
         sorted(
-            {CustomerInterruption(m.ean, m.feeder, m.start, m.end, m.duration_s) for m in members},
+            {
+                CustomerInterruption(
+                    m.ean, m.feeder, m.start, m.end, m.duration_s, m.clock_corrected_s, m.clock
+                )
+                for m in members
+            },
             key=lambda c: (c.ean, c.start),
         )
     )
