@@ -242,6 +242,7 @@ def test_the_openapi_document_and_the_docs_are_served(world: World) -> None:
         "/v1/app/connections/{ean}/readings",
         "/v1/me/consents",
         "/v1/me/consents/{consent_id}",
+        "/v1/feed",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     readings = spec["paths"]["/v1/connections/{ean}/readings"]["get"]

@@ -37,6 +37,7 @@ from meetpunt.api.errors import (
     refuse,
     validation_error_handler,
 )
+from meetpunt.api.feed import router as feed_router
 from meetpunt.api.oauth import router as oauth_router
 from meetpunt.api.params import EAN, From, To
 from meetpunt.api.readings import read_through_gate
@@ -288,4 +289,5 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(router)
     app.include_router(oauth_router)
+    app.include_router(feed_router)
     return app
