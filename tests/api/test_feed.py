@@ -22,9 +22,9 @@ from meetpunt.api.feed import Changed, page_end
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
 from meetpunt.meterdata.store import open_store
-from meetpunt.privacy import audit
 from meetpunt.register import open_register
 from tests.api.conftest import NOW, scenario, source
+from tests.api.test_api import records
 from tests.meterdata.conftest import quarters, reading
 from tests.scenarios.test_scenarios import EANS, MOVE
 
@@ -136,15 +136,6 @@ def test_every_feed_read_goes_through_the_gate_and_is_audited(
     }
     assert all(r.entry.detail["justification"] == "HTTP API /v1/feed" for r in new)
     assert all(r.entry.connections == (EANS["normal"],) for r in new)
-
-
-def records(db_url: str) -> list[audit.AuditRecord]:
-    register = open_register(db_url)
-    try:
-        with register.session() as s:
-            return audit.records(s.db)
-    finally:
-        register.dispose()
 
 
 def test_nothing_is_lost_across_restarts_of_the_server_and_of_ingestion(feed: Feed) -> None:
