@@ -5,15 +5,16 @@ PRV-7)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meetpunt import rulebook
@@ -229,3 +230,44 @@ def test_pages_end_on_batch_boundaries_and_always_move_on(sizes: list[int], limi
         seen += [c.batch for c in mine]
         cursor = upto
     assert seen == [c.batch for c in found]
+
+
+EXAMPLES = itertools.count()
+
+
+@settings(
+    max_examples=5,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(st.sampled_from(sorted(EANS)), min_size=1, max_size=4),
+    st.integers(1, 30),
+    st.sampled_from(["S1", "S2"]),
+)
+def test_a_supplier_gets_exactly_what_it_may_read_whatever_the_batches(
+    client: TestClient, feed: Feed, names: list[str], limit: int, who: str
+) -> None:
+    """Whatever batches ingestion writes and whatever page size the supplier polls
+    with, its feed holds exactly the rows its own reads of the same days give (the
+    gate's answer, PRV-1): nothing of another supplier's connections, nothing lost."""
+    _, cursor = drain(client, feed, who)
+    n = next(EXAMPLES)  # a new day each example: the store lives across examples
+    day = date(2025, 8, 2) + timedelta(days=n)
+    for name in names:  # one batch per connection, in the drawn order
+        at = local_midnight_utc(day)
+        feed.ingest("daily_readings", [reading(EANS[name], at, AUG_2 + 1_000 * n)])
+    got, _ = drain(client, feed, who, cursor, limit=limit)
+    expected = set()
+    for name in set(names):
+        answer = client.get(
+            f"/v1/connections/{EANS[name]}/readings",
+            params={"from": day.isoformat(), "to": (day + timedelta(days=1)).isoformat()},
+            headers={"Authorization": f"Bearer {feed.keys[who]}"},
+        )
+        if answer.status_code == 200:
+            expected |= {key(r | {"kind": "daily_readings"}) for r in answer.json()["readings"]}
+    assert {key(r) for r in got} == expected
+    assert len(got) == len(expected)
+    supplied = {"S1": {"normal"}, "S2": {"neighbour", "switched", "moved"}}[who]  # in August
+    assert {r["ean"] for r in got} == {EANS[n] for n in supplied & set(names)}
