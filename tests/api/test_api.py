@@ -243,6 +243,7 @@ def test_the_openapi_document_and_the_docs_are_served(world: World) -> None:
         "/v1/me/consents",
         "/v1/me/consents/{consent_id}",
         "/v1/feed",
+        "/v1/app/feed",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     readings = spec["paths"]["/v1/connections/{ean}/readings"]["get"]

@@ -26,6 +26,8 @@ from meetpunt.meterdata.store import open_store
 from meetpunt.register import open_register
 from tests.api.conftest import NOW, scenario, source
 from tests.api.test_api import records
+from tests.api.test_oauth import Flow, flow, tokens  # noqa: F401 - flow is a fixture
+from tests.api.test_oauth import records as oauth_records
 from tests.meterdata.conftest import quarters, reading
 from tests.scenarios.test_scenarios import EANS, MOVE
 
@@ -271,3 +273,22 @@ def test_a_supplier_gets_exactly_what_it_may_read_whatever_the_batches(
     assert len(got) == len(expected)
     supplied = {"S1": {"normal"}, "S2": {"neighbour", "switched", "moved"}}[who]  # in August
     assert {r["ean"] for r in got} == {EANS[n] for n in supplied & set(names)}
+
+
+def test_an_app_gets_only_what_the_consent_behind_its_token_names(flow: Flow) -> None:  # noqa: F811
+    """The app's feed (``/v1/app/feed`` with its access token) carries the consented
+    connection and kinds from the consent's first day on, read as ``app_consent`` and
+    audited (PRV-4, PRV-7); no token is 401, and the app's key on ``/v1/feed`` 403."""
+    access = tokens(flow)["access_token"]
+    headers = {"Authorization": f"Bearer {access}"}
+    body = flow.client.get("/v1/app/feed", params={"cursor": "0"}, headers=headers).json()
+    rows = body["changes"]
+    assert rows and {(r["ean"], r["kind"]) for r in rows} == {(EANS["normal"], "daily_readings")}
+    assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+    purposes = {(r.entry.purpose, r.entry.event) for r in oauth_records(flow)[-3:]}
+    assert purposes >= {("app_consent", "decision"), ("app_consent", "read")}
+    again = flow.client.get("/v1/app/feed", params={"cursor": body["next_cursor"]}, headers=headers)
+    assert again.json()["changes"] == []
+    assert flow.client.get("/v1/app/feed", params={"cursor": "0"}).status_code == 401
+    key = {"Authorization": f"Bearer {flow.keys['app']}"}
+    assert flow.client.get("/v1/feed", params={"cursor": "0"}, headers=key).status_code == 403

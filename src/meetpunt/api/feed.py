@@ -29,12 +29,21 @@ from typing import Annotated, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from fastapi import APIRouter, Query, Request
+from authlib.oauth2.rfc6749 import TokenValidator
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
 from meetpunt.api.auth import Caller, gate_of, gate_party
 from meetpunt.api.errors import ApiError, error_responses, json_response, refuse
+from meetpunt.api.oauth import (
+    APP_FLOW,
+    SCOPE_KINDS,
+    OAuthServer,
+    app_caller,
+    token_consents,
+)
+from meetpunt.api.oauth import PURPOSE as APP_PURPOSE
 from meetpunt.api.readings import rows_with_eans, status_of
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.meterdata.kinds import KINDS
@@ -53,6 +62,9 @@ FEED_PURPOSES: dict[ApiRole, dict[str, tuple[str, ...]]] = {
 }
 """What each role's feed carries: per purpose, the kinds (the catalogue's supplier and
 customer purposes; a daily reading on a switch or move day is a daily reading)."""
+
+FEED_KINDS = frozenset({"daily_readings", "monthly_readings", "quarter_hours"})
+"""The kinds a feed carries."""
 
 CURSOR = re.compile(r"^\d{1,18}$")
 DEFAULT_LIMIT = 1000
@@ -317,9 +329,30 @@ def feed(
     after = parse_cursor(cursor)
     purposes = FEED_PURPOSES.get(party.role)
     if purposes is None:
-        raise refuse(403, "API-role.feed", "the feed is for suppliers and customers")
-    gate, who = gate_of(request), gate_party(party)
+        raise refuse(
+            403, "API-role.feed", "the feed is for suppliers and customers; apps: /v1/app/feed"
+        )
+    gate = gate_of(request)
     known = candidates(gate, party)
+    finals = party.role is ApiRole.SUPPLIER
+    return json_response(
+        changes_page(request, gate, gate_party(party), known, purposes, finals, after, limit)
+    )
+
+
+def changes_page(
+    request: Request,
+    gate: Gate,
+    who: Party,
+    known: dict[int, Candidate],
+    purposes: dict[str, tuple[str, ...]],
+    finals: bool,
+    after: int,
+    limit: int,
+) -> dict[str, Any]:
+    """One page of the feed for ``who``: the changes after batch ``after`` of the
+    ``known`` connections, read through the gate under each purpose for its kinds
+    (one-day reads of contract end days too when ``finals``), and the next cursor."""
     kinds = sorted({k for ks in purposes.values() for k in ks})
     head, found, corrected = changes(gate, kinds, sorted(known), after)
     upto = page_end(found, head, limit)
@@ -340,7 +373,7 @@ def feed(
         if not eans:
             continue
         asks = [(eans, first, last)]
-        if party.role is ApiRole.SUPPLIER:
+        if finals:
             asks += final_days(known, mine)
         for some, since, until in asks:
             tables, no = read_changes(
@@ -351,12 +384,50 @@ def feed(
                 rows += feed_rows(kind, table, some, corrected)
     once = {(r["seq"], r["kind"], r["ean"], str(r[KINDS[r["kind"]].time])): r for r in rows}
     rows = [once[k] for k in sorted(once)]
+    return {
+        "cursor": str(after),
+        "next_cursor": str(upto),
+        "more": upto < head,
+        "changes": rows,
+        "refused": refused,
+    }
+
+
+@router.get(
+    "/app/feed",
+    responses={**error_responses(401, 403, 422), **ERRORS_400},
+    dependencies=[Depends(APP_FLOW)],
+)
+def app_feed(
+    request: Request,
+    cursor: Annotated[
+        str, Query(description="'0' for everything, then the 'next_cursor' of the last page.")
+    ] = "0",
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="About this many rows a page (whole batches).")
+    ] = DEFAULT_LIMIT,
+) -> Response:
+    """The feed for an app with its access token: what changed of the connections and
+    kinds the customer's consent behind the token names, within the consent's period,
+    read through the gate as ``app_consent`` (PRV-4: a revoked or expired consent is
+    refused, audited, and listed in ``refused``); otherwise as ``/v1/feed``."""
+    after = parse_cursor(cursor)
+    server = OAuthServer(gate_of(request))
+    caller = app_caller(request, server)
+    scoped = {
+        SCOPE_KINDS[s][0]
+        for s in SCOPE_KINDS
+        if not TokenValidator.scope_insufficient(caller.token.scope, [s])
+    }
+    known: dict[int, Candidate] = {}
+    kinds: set[str] = set()
+    with server.gate.register.session() as session:
+        for c in token_consents(session.db, caller.token):
+            span = (_local_day(c.valid_from), _local_day(c.valid_to))
+            known.setdefault(c.connection_id, Candidate(c.ean, [])).stretches.append(span)
+            kinds |= set(c.kinds) & scoped & FEED_KINDS
+    purposes = {APP_PURPOSE: tuple(sorted(kinds))} if kinds else {}
+    who = gate_party(caller.app)
     return json_response(
-        {
-            "cursor": str(after),
-            "next_cursor": str(upto),
-            "more": upto < head,
-            "changes": rows,
-            "refused": refused,
-        }
+        changes_page(request, server.gate, who, known, purposes, False, after, limit)
     )
