@@ -72,6 +72,13 @@ MAX_LIMIT = 10_000
 
 router = APIRouter(prefix="/v1")
 
+Cursor = Annotated[
+    str, Query(description="'0' for everything, then the 'next_cursor' of the last page.")
+]
+Limit = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description="About this many rows a page (whole batches).")
+]
+
 Stretches = list[tuple[date, date | None]]
 
 
@@ -314,12 +321,8 @@ ERRORS_400: dict[int | str, dict[str, Any]] = {
 def feed(
     request: Request,
     party: Caller,
-    cursor: Annotated[
-        str, Query(description="'0' for everything, then the 'next_cursor' of the last page.")
-    ] = "0",
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="About this many rows a page (whole batches).")
-    ] = DEFAULT_LIMIT,
+    cursor: Cursor = "0",
+    limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
     """What changed for the connections this party may see since ``cursor`` (new
     values, corrections of estimates, readings on a switch or move day), each read
@@ -400,12 +403,8 @@ def changes_page(
 )
 def app_feed(
     request: Request,
-    cursor: Annotated[
-        str, Query(description="'0' for everything, then the 'next_cursor' of the last page.")
-    ] = "0",
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="About this many rows a page (whole batches).")
-    ] = DEFAULT_LIMIT,
+    cursor: Cursor = "0",
+    limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
     """The feed for an app with its access token: what changed of the connections and
     kinds the customer's consent behind the token names, within the consent's period,
