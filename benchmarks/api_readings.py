@@ -5,66 +5,156 @@ Prints requests/s, p50/p99 latency and the error count. Every request is a gate
 decision and an audited read (two audit records, serialised by the register's write
 lock), so this measures the gate under HTTP, not only the web layer.
 
-    meetpunt serve --port 8765 &
+    MEETPUNT_RATE_LIMIT=off meetpunt serve --port 8765 &   # one key, many clients: no 429s
     .venv/bin/python benchmarks/api_readings.py --url http://127.0.0.1:8765 \\
         --key KEY --ean EAN --from 2025-06-02 --to 2025-06-05 --clients 50 --seconds 20
 
 Goal (issue 17): p99 under 50 ms at 200 concurrent clients on the embedded default.
 
-Measured (2026-12-06, the demo's 200-connection region, SQLite + DuckDB, 2 cores shared
-with other jobs, load average 5-7, a 3-day read): 1 client 59.6 requests/s, p50 14.4 ms,
-p99 40.2 ms; 20 clients 97.4/s, p50 145 ms, p99 957 ms; 200 clients 46.6/s, p50 2.8 s,
-p99 12.3 s; no errors. Far from the goal: each request is an authentication query, a
-serialised decision transaction (BEGIN IMMEDIATE), a grant check, a store lease and a
-second serialised transaction for the read's audit record, on one SQLite file.
+The clients are raw keep-alive HTTP/1.1 connections on one event loop, not httpx:
+httpx spent ~5 ms of CPU a request, 40 % of a core at 50 requests/s, on the same two
+cores as the server, and its pool added seconds of queueing of its own. The first
+figures (46.6 requests/s, p99 12.3 s at 200 clients) measured mostly that client.
+``--pause S`` makes each client wait a random time (exponential, mean S) before each
+request: 200 independent pollers offer about 200/S requests/s. ``--pause 0`` is a
+closed loop, in which each client sends its next request as soon as it has its answer.
+
+A closed loop of 200 clients cannot meet the goal on this machine. By Little's law the
+mean latency is clients / throughput, so p99 < 50 ms at 200 clients needs more than
+4,000 requests/s. Each request is a key check, a serialised decision transaction, a
+store lease and a second serialised transaction for the read's audit record: some
+6-9 ms of CPU. Two cores that are already shared give 110-150 requests/s.
+
+Measured (2026-12-06, the demo's 200-connection region, ``meetpunt demo --connections
+200 --days 7``, SQLite + DuckDB, a 3-day read, load average 8-10 from other jobs on the
+2 cores). "before" is main at 19c436f and "after" is this branch, alternated in one run
+with 20 s each:
+
+| clients, pause | before: req/s, p50, p99 | after: req/s, p50, p99 |
+|---|---|---|
+| 1, closed loop | 97.4/s, 5.7 ms, 50.4 ms | 111.3/s, 6.1 ms, 30.8 ms |
+| 200, closed loop | 118.5/s, 1.49 s, 3.30 s | 147.1/s, 1.32 s, 1.85 s |
+| 200, pause 2 s (~100/s offered) | 99.6/s, 39 ms, 434 ms | 96.0/s, 25 ms, 281 ms |
+| 200, pause 4 s (~50/s offered) | 52.6/s, 17 ms, 298 ms | 49.4/s, 15 ms, 111 ms |
+
+A second round of the same: 1 client 88.0/s (p99 40.6 ms) before, 60.7/s (p99 72.3 ms)
+after; 200 closed 129.8/s (p50 1.46 s, p99 2.67 s) before, 131.5/s (1.50 s, 2.26 s)
+after; pause 2 s p99 512 / 344 ms; pause 4 s p99 263 / 113 ms. The machine is shared,
+so the figures are noisy: p99 under moderate load fell in both rounds, and throughput
+did not clearly change. No errors, except one in the second round's pause-2 "after"
+run: the server closed an idle keep-alive connection as the request went out. The
+client now sends such a request again on a new connection.
+``uvicorn --workers 2`` (not the default, see docs/api.md): 220/s, p50 0.71 s, p99
+1.98 s closed; pause 4 s p99 104 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import time
+from urllib.parse import urlencode, urlsplit
 
-import httpx
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends a GET and reads the answer by its
+    Content-Length: ~0.1 ms of client CPU a request, where httpx took ~5 ms (on two
+    shared cores the httpx client took 40 % of a core and capped what was measured)."""
+
+    def __init__(self, host: str, port: int, request: bytes) -> None:
+        self.host, self.port, self.request = host, port, request
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self) -> int:
+        """Send the request once; the status code. A connection the server closed while
+        idle (uvicorn's keep-alive timeout) is opened again, and a request on a reused
+        connection that the server closed before answering is sent once more on a new
+        one, as HTTP clients do for a GET."""
+        reused = not (
+            self.writer is None
+            or self.reader is None
+            or self.writer.is_closing()
+            or self.reader.at_eof()
+        )
+        if not reused:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None and self.writer is not None
+        try:
+            self.writer.write(self.request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as closed:
+            if not reused or getattr(closed, "partial", b""):
+                raise
+            self.writer.close()
+            self.writer = None
+            return await self.get()
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        if b"connection: close" in head.lower():
+            self.writer.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 async def client(
-    http: httpx.AsyncClient, path: str, params: dict[str, str], until: float, out: list[float]
+    connection: Connection, until: float, pause: float, out: list[float], timeout: float
 ) -> int:
-    """Read until ``until``; latencies (s) into ``out``; returns the errors seen."""
+    """Read until ``until``, waiting a random time of mean ``pause`` seconds before each
+    request (exponential: clients that do not march in step, as independent pollers
+    do not); latencies (s) into ``out``; returns the errors seen (not 200, a broken
+    connection or a timeout)."""
     errors = 0
-    while time.monotonic() < until:
+    while True:
+        if pause:
+            await asyncio.sleep(min(random.expovariate(1 / pause), until - time.monotonic()))
+        if time.monotonic() >= until:
+            break
         began = time.perf_counter()
         try:
-            answer = await http.get(path, params=params)
-            ok = answer.status_code == 200
-        except httpx.HTTPError:
+            ok = await asyncio.wait_for(connection.get(), timeout) == 200
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+            connection.close()
+            connection.writer = None
             ok = False
         out.append(time.perf_counter() - began)
         errors += not ok
+    connection.close()
     return errors
 
 
 async def run(args: argparse.Namespace) -> None:
-    headers = {"Authorization": f"Bearer {args.key}"}
-    limits = httpx.Limits(max_connections=args.clients)
-    path = f"/v1/connections/{args.ean}/readings"
-    params = {"kind": "daily", "from": args.date_from, "to": args.date_to}
+    url = urlsplit(args.url)
+    params = urlencode({"kind": "daily", "from": args.date_from, "to": args.date_to})
+    request = (
+        f"GET /v1/connections/{args.ean}/readings?{params} HTTP/1.1\r\n"
+        f"Host: {url.netloc}\r\nAuthorization: Bearer {args.key}\r\n\r\n"
+    ).encode()
+    host, port = url.hostname or "127.0.0.1", url.port or 80
     latencies: list[float] = []
-    async with httpx.AsyncClient(
-        base_url=args.url, headers=headers, limits=limits, timeout=60
-    ) as http:
-        began = time.monotonic()
-        until = began + args.seconds
-        errors = await asyncio.gather(
-            *(client(http, path, params, until, latencies) for _ in range(args.clients))
+    began = time.monotonic()
+    until = began + args.seconds
+    errors = await asyncio.gather(
+        *(
+            client(Connection(host, port, request), until, args.pause, latencies, 60)
+            for _ in range(args.clients)
         )
-        took = time.monotonic() - began
+    )
+    took = max(time.monotonic(), until) - began
     cuts = statistics.quantiles(latencies, n=100)
     print(
-        f"{args.clients} clients, {took:.1f} s: {len(latencies)} requests, "
-        f"{len(latencies) / took:.1f} requests/s, p50 {cuts[49] * 1000:.1f} ms, "
+        f"{args.clients} clients, pause {args.pause} s, {took:.1f} s: {len(latencies)} "
+        f"requests, {len(latencies) / took:.1f} requests/s, p50 {cuts[49] * 1000:.1f} ms, "
         f"p99 {cuts[98] * 1000:.1f} ms, errors {sum(errors)}"
     )
 
@@ -78,6 +168,13 @@ def main() -> None:
     parser.add_argument("--to", dest="date_to", required=True)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="Mean seconds a client waits before each request, exponentially "
+        "distributed (0: a closed loop, as fast as the server answers).",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

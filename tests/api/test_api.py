@@ -247,6 +247,8 @@ def test_the_openapi_document_and_the_docs_are_served(world: World) -> None:
         "/v1/usecases/uc04/runs",
         "/v1/usecases/uc09/runs",
         "/v1/usecases/{usecase}/runs/{run_id}",
+        "/v1/feed",
+        "/v1/app/feed",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     readings = spec["paths"]["/v1/connections/{ean}/readings"]["get"]

@@ -152,6 +152,14 @@ CALLS: dict[tuple[str, str], Call] = {
     ("post", "/v1/oauth/authorize"): _approve,
     ("post", "/v1/oauth/token"): _token,
     ("get", "/v1/app/connections/{ean}/readings"): _app_read,
+    ("get", "/v1/feed"): lambda c, r, w: c.flow.client.get(
+        "/v1/feed", params={"cursor": "0"}, headers=c.headers(r)
+    ),
+    ("get", "/v1/app/feed"): lambda c, r, w: c.flow.client.get(
+        "/v1/app/feed",
+        params={"cursor": "0"},
+        headers={"Authorization": f"Bearer {c.access}"} if r == "app" else c.headers(r),
+    ),
 }
 
 NO_KEY: Expect = (401, "API-auth.missing")
@@ -226,6 +234,21 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
         "customer": (401, "API-oauth.token"),
         "operator": (401, "API-oauth.token"),
         "app": {"own": (200, None), "other": (403, "PRV-4.consent")},
+    },
+    # the feed is the supplier's and the customer's; an app has its own, by token
+    ("get", "/v1/feed"): {
+        "none": NO_KEY,
+        "supplier": (200, None),
+        "customer": (200, None),
+        "operator": (403, "API-role.feed"),
+        "app": (403, "API-role.feed"),
+    },
+    ("get", "/v1/app/feed"): {
+        "none": NO_KEY,
+        "supplier": (401, "API-oauth.token"),
+        "customer": (401, "API-oauth.token"),
+        "operator": (401, "API-oauth.token"),
+        "app": (200, None),
     },
 }
 

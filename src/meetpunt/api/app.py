@@ -38,6 +38,7 @@ from meetpunt.api.errors import (
     refuse,
     validation_error_handler,
 )
+from meetpunt.api.feed import router as feed_router
 from meetpunt.api.limits import RateLimit, limit_rate
 from meetpunt.api.oauth import router as oauth_router
 from meetpunt.api.params import EAN, From, To
@@ -294,5 +295,6 @@ def create_app(
     app.include_router(oauth_router)
     app.include_router(customer.router)
     app.include_router(operator.router)
+    app.include_router(feed_router)
     limit_rate(app, RateLimit.from_env() if rate_limit == "env" else rate_limit)
     return app

@@ -8,12 +8,14 @@ URLs use psycopg 3.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -62,11 +64,33 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     begins (``BEGIN IMMEDIATE``; a second one waits up to ``SQLITE_BUSY_TIMEOUT_MS``
     instead of failing with "database is locked" when it upgrades from reading to
     writing); on PostgreSQL the caller takes its own lock (the gate's append lock;
-    PRV-1, PRV-7). Committed when the block ends, rolled back on an error."""
-    with engine.connect() as conn:
+    PRV-1, PRV-7). Committed when the block ends, rolled back on an error.
+
+    On SQLite the threads of one process also queue on a lock of the engine before
+    they take a pooled connection: a writer that finds the file locked otherwise sleeps
+    in SQLite's busy handler (1, 2, 5, ... up to 100 ms a try) and wakes late, so under
+    many concurrent requests (the API server's thread pool) the write lock sat idle
+    between writers and a few requests waited seconds (issue 17). The lock changes no
+    order of records: each transaction still appends under SQLite's write lock."""
+    with _writer_lock(engine), engine.connect() as conn:
         conn.execution_options(**{IMMEDIATE: True})
         with conn.begin():
             yield conn
+
+
+_WRITER_LOCKS: WeakKeyDictionary[Engine, threading.RLock | nullcontext[None]] = WeakKeyDictionary()
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | nullcontext[None]:
+    """The in-process queue of ``engine``'s writers: a lock on SQLite, nothing on a
+    server database (PostgreSQL's writers wait in the server, on the gate's lock)."""
+    with _WRITER_LOCKS_GUARD:
+        found = _WRITER_LOCKS.get(engine)
+        if found is None:
+            found = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+            _WRITER_LOCKS[engine] = found
+        return found
 
 
 def make_engine(url: str) -> Engine:
