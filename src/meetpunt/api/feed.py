@@ -45,9 +45,8 @@ from meetpunt.api.oauth import (
 )
 from meetpunt.api.oauth import PURPOSE as APP_PURPOSE
 from meetpunt.api.readings import rows_with_eans, status_of
+from meetpunt.app.feed import ChangeKey, change_key, changed_since, time_column
 from meetpunt.domain.calendar import local_midnight_utc, to_local
-from meetpunt.meterdata.kinds import KINDS
-from meetpunt.meterdata.store import naive_utc
 from meetpunt.privacy.gate import Gate, GateError
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period
 from meetpunt.register import schema as t
@@ -151,44 +150,22 @@ def candidates(gate: Gate, party: ApiParty) -> dict[int, Candidate]:
 
 def changes(
     gate: Gate, kinds: Sequence[str], ids: Sequence[int], after: int
-) -> tuple[int, list[Changed], set[tuple[int, str, int, datetime]]]:
-    """In one read-only lease: the newest committed batch, what each batch after
-    ``after`` stored per candidate connection and kind (counts and time span only, no
-    values), and the corrections among it (batch, kind, connection, time). 400
-    ``API-feed.cursor_ahead`` for a cursor past the newest batch."""
+) -> tuple[int, list[Changed], set[ChangeKey]]:
+    """In one read-only lease (``app.feed``): the newest committed batch, what each
+    batch after ``after`` stored per candidate connection and kind (counts and time
+    span only, no values), and the corrections among it (batch, kind, connection,
+    time). 400 ``API-feed.cursor_ahead`` for a cursor past the newest batch."""
     store = gate.store
     if store is None:
         raise refuse(503, "API-feed.store", "this server has no meter-data store")
-    found: list[Changed] = []
-    corrected: set[tuple[int, str, int, datetime]] = set()
-    with store.lease() as con:
-        head = int(con.execute("SELECT coalesce(max(id), 0) FROM batch").fetchall()[0][0])
-        if after > head:
-            raise refuse(
-                400,
-                "API-feed.cursor_ahead",
-                f"cursor {after} is past the newest change ({head}): not a cursor of this feed",
-            )
-        if not ids or after == head:
-            return head, found, corrected
-        marks = ", ".join("?" for _ in ids)
-        for name in kinds:
-            time = KINDS[name].time
-            rows = con.execute(
-                f'SELECT batch, connection, count(*), min("{time}"), max("{time}") '
-                f'FROM "{name}" WHERE batch > ? AND batch <= ? AND connection IN ({marks}) '
-                "GROUP BY batch, connection",
-                [after, head, *ids],
-            ).fetchall()
-            found += [Changed(int(b), name, int(c), int(n), f, last) for b, c, n, f, last in rows]
-        kinds_marks = ", ".join("?" for _ in kinds)
-        for b, k, c, at in con.execute(
-            f'SELECT batch, kind, connection, "at" FROM correction WHERE batch > ? AND batch <= ? '
-            f"AND kind IN ({kinds_marks}) AND connection IN ({marks})",
-            [after, head, *kinds, *ids],
-        ).fetchall():
-            corrected.add((int(b), str(k), int(c), at))
-    return head, found, corrected
+    head, rows, corrected = changed_since(store, kinds, ids, after)
+    if after > head:
+        raise refuse(
+            400,
+            "API-feed.cursor_ahead",
+            f"cursor {after} is past the newest change ({head}): not a cursor of this feed",
+        )
+    return head, [Changed(*row) for row in rows], corrected
 
 
 def page_end(found: Sequence[Changed], head: int, limit: int) -> int:
@@ -293,17 +270,17 @@ def read_changes(
 
 
 def feed_rows(
-    kind: str, table: pa.Table, ids: dict[str, int], corrected: set[tuple[int, str, int, datetime]]
+    kind: str, table: pa.Table, ids: dict[str, int], corrected: set[ChangeKey]
 ) -> list[dict[str, Any]]:
     """The rows of one kind as the feed gives them: the EAN, the kind, the batch
     (``seq``, what the cursor counts), ``change`` (``new`` or ``correction``) and the
     stored values with their status (MTR-5)."""
-    time = KINDS[kind].time
+    time = time_column(kind)
     batches = table.column("batch").to_pylist()
     connections = table.column("connection").to_pylist()
     out = []
     for batch, cid, row in zip(batches, connections, rows_with_eans(table, ids), strict=True):
-        key = (int(batch), kind, int(cid), naive_utc(row[time]))
+        key = change_key(int(batch), kind, int(cid), row[time])
         change = "correction" if key in corrected else "new"
         out.append({"seq": int(batch), "kind": kind, "change": change, **row})
     return out
@@ -385,7 +362,7 @@ def changes_page(
             refused += no
             for kind, table in tables.items():
                 rows += feed_rows(kind, table, some, corrected)
-    once = {(r["seq"], r["kind"], r["ean"], str(r[KINDS[r["kind"]].time])): r for r in rows}
+    once = {(r["seq"], r["kind"], r["ean"], str(r[time_column(r["kind"])])): r for r in rows}
     rows = [once[k] for k in sorted(once)]
     return {
         "cursor": str(after),

@@ -30,7 +30,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -99,6 +99,10 @@ def default_store_path() -> Path:
     from meetpunt.register.engine import meetpunt_home
 
     return Path(os.environ.get(STORE_ENV) or meetpunt_home() / "meterdata.duckdb")
+
+
+ChangeKey = tuple[int, str, int, datetime]
+"""A stored row as the change feed names it: batch, kind, connection, naive UTC time."""
 
 
 class MeterStore:
@@ -178,6 +182,39 @@ class MeterStore:
         finally:
             del leases[key]
             _detach(key, con)
+
+    def changed_since(
+        self, kinds: Sequence[str], connections: Sequence[int], after: int
+    ) -> tuple[int, list[tuple[int, str, int, int, datetime, datetime]], set[ChangeKey]]:
+        """What batches after ``after`` stored for ``connections``, in one read lease
+        (the change feed of issue 17): the newest committed batch id; per batch, kind
+        and connection the row count and the first and last time (no values: those
+        leave only through the gate); and the corrections among them as (batch, kind,
+        connection, naive UTC time). Nothing but the head for ``after`` at or past it."""
+        found: list[tuple[int, str, int, int, datetime, datetime]] = []
+        corrected: set[ChangeKey] = set()
+        with self.lease() as con:
+            head = int(con.execute("SELECT coalesce(max(id), 0) FROM batch").fetchall()[0][0])
+            if not connections or after >= head:
+                return head, found, corrected
+            marks = ", ".join("?" for _ in connections)
+            for name in kinds:
+                column = KINDS[name].time
+                rows = con.execute(
+                    f'SELECT batch, connection, count(*), min("{column}"), max("{column}") '
+                    f'FROM "{name}" WHERE batch > ? AND batch <= ? AND connection IN ({marks}) '
+                    "GROUP BY batch, connection",
+                    [after, head, *connections],
+                ).fetchall()
+                found += [(int(b), name, int(c), int(n), f, last) for b, c, n, f, last in rows]
+            kind_marks = ", ".join("?" for _ in kinds)
+            for b, k, c, at in con.execute(
+                f'SELECT batch, kind, connection, "at" FROM correction WHERE batch > ? '
+                f"AND batch <= ? AND kind IN ({kind_marks}) AND connection IN ({marks})",
+                [after, head, *kinds, *connections],
+            ).fetchall():
+                corrected.add((int(b), str(k), int(c), at))
+        return head, found, corrected
 
     def close(self) -> None:
         """Close the store: the held ``:memory:`` connection; a file store holds
