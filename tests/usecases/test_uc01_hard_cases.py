@@ -251,13 +251,15 @@ def meter_store(
     offline: Mapping[str, datetime] | None = None,
     replaced: frozenset[str] = frozenset(),
     unlogged: frozenset[str] = frozenset(),
+    no_volts: frozenset[str] = frozenset(),
     meters: Mapping[str, str] = FEEDERS,
 ) -> Callable[[datetime], dict[str, bool | None]]:
     """Presence as the store answers it (:func:`supply_answer`) from what a head-end
     read of the meters in ``outages``: failure-log intervals by each meter's clock
     (``drift``: shifted by its error), measured quarter-hours (20 Wh, 0 Wh when dark
     the whole quarter; none from an ``offline`` meter's moment on), no log entry for
-    a ``replaced`` meter (and its swap known) or an ``unlogged`` one (entry lost)."""
+    a ``replaced`` meter (and its swap known) or an ``unlogged`` one (entry lost);
+    10-minute mean voltages (0 V when dark all of it) except of ``no_volts`` meters."""
     drift = drift or {}
     offline = offline or {}
 
@@ -278,6 +280,9 @@ def meter_store(
         read = [q for q in quarters if end is None or q + QUARTER <= end]
         supplied = [q for q in read if not dark(e, q, q + QUARTER)]
         quarter = at - timedelta(minutes=at.minute % 15, seconds=at.second)
+        ten = at - timedelta(minutes=at.minute % 10, seconds=at.second)
+        measured = e not in no_volts and (end is None or ten + 10 * MIN <= end)
+        volts = (0.0 if dark(e, ten, ten + 10 * MIN) else 230.0) if measured else None
         return supply_answer(
             at,
             logged,
@@ -287,6 +292,7 @@ def meter_store(
             since=at - DAY,
             zero_now=quarter in read and quarter not in supplied,
             replaced=e in replaced,
+            volts=volts,
         )
 
     return lambda at: {e: answer(e, at) for e in meters}
@@ -369,11 +375,26 @@ def test_a_drifting_reporter_whose_log_starts_before_the_gasps_is_placed() -> No
 
 def test_a_lost_log_entry_is_unknown_not_lit() -> None:
     """K1[0]'s entry was pushed out of its 10-entry log before a read: its quarter-hours
-    hold no energy while its neighbours are dark, so it is unknown, not lit."""
+    hold no energy and its voltage none while its neighbours are dark, so it is
+    unknown, not lit, and K1 is whole (with or without voltage records)."""
     outages = [(K1, ONSET, ONSET + 120 * MIN)]
-    ask = meter_store(outages, unlogged=frozenset({K1[0]}))
-    assert ask(ONSET + 20 * MIN)[K1[0]] is None
-    assert store_run(K1[1], ONSET + 20 * MIN, outages, ask).classification == WHOLE
+    lost = frozenset({K1[0]})
+    for ask in (
+        meter_store(outages, unlogged=lost),
+        meter_store(outages, unlogged=lost, no_volts=lost),
+    ):
+        assert ask(ONSET + 20 * MIN)[K1[0]] is None
+        assert store_run(K1[1], ONSET + 20 * MIN, outages, ask).classification == WHOLE
+
+
+def test_a_tripped_own_breaker_stays_lit_though_it_measures_no_energy() -> None:
+    """Its own breaker cut the house off: no energy, but voltage at the meter. The
+    quarter-hour's silence makes it unknown only where no voltage was measured."""
+    at = datetime(2025, 10, 20, 10, 22)
+    off = {"last_read": at + DAY, "last_supplied": at + DAY, "since": at - DAY}
+    assert supply_answer(at, False, None, **off, zero_now=True, volts=231.0) is True
+    assert supply_answer(at, False, None, **off, zero_now=True) is None
+    assert supply_answer(at, False, None, **off, zero_now=True, volts=0.0) is None
 
 
 def test_the_settled_answer_keeps_a_late_log_from_counting_as_lit() -> None:

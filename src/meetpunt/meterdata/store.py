@@ -265,10 +265,10 @@ class MeterStore:
         ``at`` (UC1, issue 16): False when its failure log holds an interruption around
         ``at``, or when it recorded no energy from ``at``'s quarter-hour on (an outage
         still open when the data ends has no log entry yet); None when it measured
-        nothing then (offline: estimates are no answer), recorded no energy in ``at``'s
-        quarter-hour without a log entry, or was replaced within a day of ``at``; see
-        :func:`supply_answer`. Only this yes/no leaves the store's caller, never the
-        values behind it."""
+        nothing then (offline: estimates are no answer), recorded no energy nor voltage
+        in ``at``'s quarter-hour without a log entry, or was replaced within a day of
+        ``at``; see :func:`supply_answer`.
+        Only this yes/no leaves the store's caller, never the values behind it."""
         ids = sorted(set(connections))
         if not ids:
             return {}
@@ -298,6 +298,12 @@ class MeterStore:
                 f"AND start <= ? AND quality IN ({measured}) GROUP BY connection",
                 [quarter, *ids, since, until],
             ).fetchall()
+            volts = con.execute(
+                "SELECT connection, max(voltage_v) FROM voltages_10min "
+                f"WHERE connection IN ({marks}) AND start = ? AND quality IN ({measured}) "
+                "GROUP BY connection",
+                [*ids, ten_minutes_start(moment)],
+            ).fetchall()
             swapped = con.execute(
                 f"SELECT DISTINCT connection FROM finding WHERE connection IN ({marks}) "
                 'AND rule = ? AND "from" >= ? AND "from" <= ?',
@@ -308,6 +314,7 @@ class MeterStore:
         read = {int(r[0]): (r[1], r[2]) for r in quarters}
         idle_now = {int(r[0]) for r in quarters if r[3]}
         new_meter = {int(r[0]) for r in swapped}
+        mean_v = {int(r[0]): float(r[1]) for r in volts if r[1] is not None}
         return {
             c: supply_answer(
                 moment,
@@ -317,6 +324,7 @@ class MeterStore:
                 since=since,
                 zero_now=c in idle_now,
                 replaced=c in new_meter,
+                volts=mean_v.get(c),
             )
             for c in ids
         }
@@ -358,11 +366,20 @@ SILENCE_HORIZON = timedelta(days=1)
 #: meter never logs the outage it was replaced in, the new one starts with an empty log.
 SWAP_HORIZON = timedelta(days=1, hours=1)
 METER_SWAP_RULE = "MTR-5.meter_swap"
+#: A 10-minute mean voltage at or above this: the meter had voltage for part of the
+#: interval at least (230 V nominal). Below it the mean says nothing sure: a meter
+#: reports 0 V for a step it was not supplied all through (the twin: 5 minutes).
+NO_VOLTAGE_V = 10.0
 
 
 def quarter_start(moment: datetime) -> datetime:
     """The start of the quarter-hour holding ``moment`` (naive UTC)."""
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def ten_minutes_start(moment: datetime) -> datetime:
+    """The start of the 10-minute voltage interval holding ``moment`` (naive UTC)."""
+    return moment.replace(minute=moment.minute - moment.minute % 10, second=0, microsecond=0)
 
 
 def supply_answer(
@@ -375,6 +392,7 @@ def supply_answer(
     *,
     zero_now: bool = False,
     replaced: bool = False,
+    volts: float | None = None,
 ) -> bool | None:
     """A smart meter's voltage at ``at`` from what the store holds (UC1, issue 16):
 
@@ -390,8 +408,11 @@ def supply_answer(
       MTR-5.meter_swap): the old meter never logs the outage it was replaced in and the
       new one starts with an empty log, so no entry is no answer: unknown;
     * ``zero_now``: it measured no energy in ``at``'s quarter-hour though it used energy
-      in the day before, and its log holds nothing: a lost or shifted log entry (issue
-      16: log overflow, a drifting clock) or a house using nothing: unknown;
+      in the day before, its log holds nothing and no voltage was measured then: a lost
+      or shifted log entry (issue 16: log overflow, a drifting clock) or a house using
+      nothing: unknown. With voltage measured then (``volts``: the highest phase's
+      10-minute mean of the interval holding ``at``, at least :data:`NO_VOLTAGE_V`) it
+      is lit: its own breaker tripped;
     * supplied in ``at``'s quarter-hour or the one before and silent after: it went dark
       around ``at`` (a few minutes' supply can floor to 0 Wh); its last gasp (``gasp``,
       sent in those quarters) says whether before or after ``at``; without one the store
@@ -409,7 +430,7 @@ def supply_answer(
         return False
     if last_supplied != last_read and last_supplied <= quarter:
         return None if gasp is None else gasp > at
-    if replaced or zero_now:
+    if replaced or (zero_now and (volts is None or volts < NO_VOLTAGE_V)):
         return None
     return True
 

@@ -373,54 +373,45 @@ def find_onset(
     candidates = sorted(
         {g for e, g in gasps.items() if e == reporter or now.get(e) is False}, reverse=True
     )
+
+    def onset_at(moment: datetime, slack: timedelta) -> Onset | None:
+        """The onset at ``moment`` if the reporter went dark then: not dark ``slack``
+        before it and dark (or unknown, with its feeder going dark) after it, within
+        :data:`ONSET_MARGIN` or, with a clock's tolerance as ``slack``, within that."""
+        if moment - slack < earliest:
+            return None
+        first = presence(moment - slack)
+        if first.get(reporter) is False:
+            return None
+        before = first if slack == ONSET_MARGIN else presence(moment - ONSET_MARGIN)
+        after = presence(moment + ONSET_MARGIN)
+        settled = presence(moment + CLOCK_TOLERANCE)
+        mine = after.get(reporter)
+        if mine is True and slack != ONSET_MARGIN:
+            # its log may start minutes late: a clock behind the head-end's
+            mine = settled.get(reporter)
+        if mine is True:
+            return None
+        answers = went_dark_with(before, after, settled)
+        if mine is None:
+            # the reporter cannot tell: its feeder must have gone dark then
+            own = feeders[reporter]
+            if not any(v is False and feeders.get(e) == own for e, v in answers.items()):
+                return None
+            answers[reporter] = now.get(reporter)
+        else:
+            answers[reporter] = False
+        how = "its own last gasp" if gasps.get(reporter) == moment else "its neighbours' gasps"
+        if slack != ONSET_MARGIN:
+            how += f", within its clock's tolerance of {CLOCK_TOLERANCE.seconds // 60} min"
+        return Onset(moment, answers, how)
+
     for slack in (ONSET_MARGIN, CLOCK_TOLERANCE):
         for moment in candidates:
-            onset = _onset_at(presence, reporter, feeders, now, gasps, moment, earliest, slack)
+            onset = onset_at(moment, slack)
             if onset is not None:
                 return onset
     return None
-
-
-def _onset_at(
-    presence: Presence,
-    reporter: str,
-    feeders: Mapping[str, str],
-    now: Mapping[str, bool | None],
-    gasps: Mapping[str, datetime],
-    moment: datetime,
-    earliest: datetime,
-    slack: timedelta,
-) -> Onset | None:
-    """The onset at ``moment`` if the reporter went dark then: not dark ``slack``
-    before it and dark (or unknown, with its feeder going dark) after it, within
-    :data:`ONSET_MARGIN` or, with a clock's tolerance as ``slack``, within that
-    (issue 16: a drifting clock); see :func:`find_onset`."""
-    if moment - slack < earliest:
-        return None
-    first = presence(moment - slack)
-    if first.get(reporter) is False:
-        return None
-    before = first if slack == ONSET_MARGIN else presence(moment - ONSET_MARGIN)
-    after = presence(moment + ONSET_MARGIN)
-    settled = presence(moment + CLOCK_TOLERANCE)
-    mine = after.get(reporter)
-    if mine is True and slack != ONSET_MARGIN:
-        # its log may start minutes late: a clock behind the head-end's
-        mine = settled.get(reporter)
-    if mine is True:
-        return None
-    answers = went_dark_with(before, after, settled)
-    if mine is None:
-        # the reporter cannot tell: its feeder must have gone dark then
-        if not any(v is False and feeders.get(e) == feeders[reporter] for e, v in answers.items()):
-            return None
-        answers[reporter] = now.get(reporter)
-    else:
-        answers[reporter] = False
-    how = "its own last gasp" if gasps.get(reporter) == moment else "its neighbours' gasps"
-    if slack != ONSET_MARGIN:
-        how += f", within its clock's tolerance of {CLOCK_TOLERANCE.seconds // 60} min"
-    return Onset(moment, answers, how)
 
 
 def since_onset(
