@@ -404,3 +404,20 @@ def test_the_settled_answer_keeps_a_late_log_from_counting_as_lit() -> None:
     after = {"a": True, "b": True, "c": False}
     settled = {"a": False, "b": True, "c": False}
     assert went_dark_with(before, after, settled) == {"a": None, "b": True, "c": False}
+
+
+def test_a_reclosing_trip_is_not_taken_for_a_late_clock() -> None:
+    """K1 trips for 59 s at T0 (every meter's gasp sent then; too short to be logged),
+    part of K1 fails at T0+3 min without gasps. The reporter lit a minute after its
+    gasp, with nobody else dark then: a short interruption and a late clock look the
+    same, so review, not a single connection (it would be alone on its feeder)."""
+    part = K1[:2]
+    outages = [(part, T0 + 3 * MIN, T0 + 90 * MIN)]  # the trip is not in the log
+    at = T0 + 10 * MIN
+    ask = meter_store(outages)
+
+    def gasps() -> dict[str, datetime]:
+        return dict.fromkeys(K1, T0)
+
+    verdict = decide(part[0], FEEDERS, ask(at), ask, gasps, window(at).start, at=at)
+    assert verdict.classification == REVIEW, verdict.evidence

@@ -387,12 +387,17 @@ def find_onset(
         after = presence(moment + ONSET_MARGIN)
         settled = presence(moment + CLOCK_TOLERANCE)
         mine = after.get(reporter)
-        if mine is True and slack != ONSET_MARGIN:
-            # its log may start minutes late: a clock behind the head-end's
-            mine = settled.get(reporter)
-        if mine is True:
-            return None
         answers = went_dark_with(before, after, settled)
+        if mine is True and slack != ONSET_MARGIN:
+            # its log may start minutes late (a clock behind the head-end's) if others
+            # went dark then and stayed dark (the majority); alone, a short interruption
+            # (not logged under 3 minutes) and a later outage look the same
+            lasting = any(
+                v is False and settled.get(e) is False for e, v in answers.items() if e != reporter
+            )
+            mine = settled.get(reporter) if lasting else None
+        if mine is True or (mine is None and after.get(reporter) is True):
+            return None
         if mine is None:
             # the reporter cannot tell: its feeder must have gone dark then
             own = feeders[reporter]
