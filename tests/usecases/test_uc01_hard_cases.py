@@ -421,3 +421,25 @@ def test_a_reclosing_trip_is_not_taken_for_a_late_clock() -> None:
 
     verdict = decide(part[0], FEEDERS, ask(at), ask, gasps, window(at).start, at=at)
     assert verdict.classification == REVIEW, verdict.evidence
+
+
+def test_a_late_clock_at_the_report_is_unknown_without_any_gasp() -> None:
+    """No gasp got through (UC1 classifies on the answers at the report); K1[2]'s
+    clock is 6 minutes behind, so at 3 minutes after the onset its log still says lit.
+    Dark by its log within the tolerance after the report: unknown, so K1 is whole."""
+    outages = [(K1, ONSET, ONSET + 120 * MIN)]
+    ask = meter_store(outages, drift={K1[2]: 6 * MIN})
+    at = ONSET + 3 * MIN
+    assert ask(at)[K1[2]] is True
+    verdict = decide(K1[0], FEEDERS, ask(at), ask, dict, window(at).start, at=at)
+    assert verdict.classification == WHOLE
+
+
+def test_a_later_outage_with_its_own_gasps_is_no_late_clock() -> None:
+    """Part of K1 dark at the onset; the rest of K1 fails 8 minutes later and gasps
+    then (the head-end's time): those meters were lit at the onset, not late, so the
+    first fault is part of the feeder, not the whole of it."""
+    part = K1[:2]
+    outages = [(part, ONSET, ONSET + 120 * MIN), (K1[2:], ONSET + 8 * MIN, ONSET + 60 * MIN)]
+    ask = meter_store(outages)
+    assert store_run(part[0], ONSET + 15 * MIN, outages, ask).classification == PART

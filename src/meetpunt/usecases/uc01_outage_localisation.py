@@ -388,6 +388,11 @@ def find_onset(
         settled = presence(moment + CLOCK_TOLERANCE)
         mine = after.get(reporter)
         answers = went_dark_with(before, after, settled)
+        for e, g in gasps.items():
+            # lit just after the onset, dark later with a gasp of its own (the head-end's
+            # time) after it: a later outage darkened it, not a late clock: lit then
+            if answers.get(e) is None and after.get(e) is True and moment + ONSET_MARGIN < g:
+                answers[e] = True
         if mine is True and slack != ONSET_MARGIN:
             # its log may start minutes late (a clock behind the head-end's) if others
             # went dark then and stayed dark (the majority); alone, a short interruption
@@ -550,12 +555,15 @@ def decide(
     dark; else on the outage that began when the reporter went dark
     (:func:`find_onset`, reading ``gasps`` only then), so outages that overlap it are
     not merged into its verdict (issue 16). A reporter dark before every neighbour's
-    gasp goes to review: which outage cut it off, the meters cannot tell. A reporter
-    lit at the report (``at``) whose log has it dark within :data:`CLOCK_TOLERANCE`
-    after it is taken as unknown, not lit: its clock may be behind (issue 16)."""
-    lit = at is not None and now.get(reporter) is True
-    if lit and at is not None and presence(at + CLOCK_TOLERANCE).get(reporter) is False:
-        now = {**now, reporter: None}
+    gasp goes to review: which outage cut it off, the meters cannot tell. A meter (the
+    reporter too) lit at the report (``at``) whose log has it dark within
+    :data:`CLOCK_TOLERANCE` after it is taken as unknown, not lit: its clock may be
+    behind (issue 16)."""
+    if at is not None and any(v is True for v in now.values()):
+        # lit at the report but dark by its log within a clock's tolerance after it:
+        # its clock may be behind, so unknown, not lit (the reporter too)
+        later = presence(at + CLOCK_TOLERANCE)
+        now = {e: None if v is True and later.get(e) is False else v for e, v in now.items()}
     others = [
         e for e, v in now.items() if v is False and e != reporter and feeders[e] not in planned
     ]
@@ -580,9 +588,9 @@ def decide(
         f"reporter dark since {onset.at.isoformat()} ({onset.how}); classified on the "
         "meters that went dark with it"
     ]
-    later = since_onset(feeders, onset.answers, now)
-    if later:
-        notes.append(later)
+    afterwards = since_onset(feeders, onset.answers, now)
+    if afterwards:
+        notes.append(afterwards)
     return Verdict(verdict.classification, verdict.feeder, (*verdict.evidence, *notes))
 
 
