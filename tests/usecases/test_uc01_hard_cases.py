@@ -443,3 +443,17 @@ def test_a_later_outage_with_its_own_gasps_is_no_late_clock() -> None:
     outages = [(part, ONSET, ONSET + 120 * MIN), (K1[2:], ONSET + 8 * MIN, ONSET + 60 * MIN)]
     ask = meter_store(outages)
     assert store_run(part[0], ONSET + 15 * MIN, outages, ask).classification == PART
+
+
+def test_a_meter_whose_data_starts_after_the_moment_cannot_answer() -> None:
+    """A report from before the meters' data begins (or a meter whose measurements
+    start later): nothing measured then, so unknown, not lit -- and with no smart
+    meter answering, review instead of "own installation"."""
+    at = datetime(2025, 10, 5, 12, 42)
+    later = {"last_read": at + DAY, "last_supplied": at + DAY, "since": at - DAY}
+    assert supply_answer(at, False, None, **later, first_read=at + 9 * 60 * MIN) is None
+    assert supply_answer(at, False, None, **later, first_read=at - DAY) is True
+    nobody = dict.fromkeys(FEEDERS)
+    verdict = classify(K1[0], FEEDERS, nobody)
+    assert verdict.classification == REVIEW
+    assert any("no smart meter answered" in line for line in verdict.evidence)

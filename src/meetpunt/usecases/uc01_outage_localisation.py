@@ -247,7 +247,8 @@ def classify(
       this connection, its own installation (a tripped breaker); dark meters elsewhere
       are named in the evidence (issue 16);
     * nobody dark and the reporter cannot be asked: ``review`` -- a fault at its
-      connection and its own breaker look the same to the meters (issue 16);
+      connection and its own breaker look the same to the meters (issue 16); so with no
+      smart meter answering at all (no data at that moment);
     * the reporter dark, no other meter on its feeder dark but some lit:
       ``single_connection`` (meter-cabinet mechanic); none lit (it is the only smart
       meter on its feeder that answered): ``review`` -- a fault at the connection and
@@ -278,6 +279,11 @@ def classify(
             evidence.append(f"{len(dark)} other meter(s) dark: not at this connection")
         evidence.append("not a grid outage here: the customer's own installation")
         return Verdict(NONE_FOUND, own, tuple(evidence))
+    if not dark and not any(f.smart for f in counts.values()):
+        evidence.append(
+            "review: no smart meter answered at that moment (no data then); the meters cannot tell"
+        )
+        return Verdict(REVIEW, own, tuple(evidence))
     if not dark:
         evidence.append(f"all {sum(f.smart for f in counts.values())} asked smart meters lit")
         evidence.append(
