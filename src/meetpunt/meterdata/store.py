@@ -293,7 +293,7 @@ class MeterStore:
             quarters = con.execute(
                 "SELECT connection, max(start), "
                 "max(start) FILTER (WHERE import_wh + export_wh > 0), "
-                "bool_or(start = ? AND import_wh + export_wh = 0), min(start) "
+                "bool_or(start = ? AND import_wh + export_wh = 0) "
                 f"FROM quarter_hours WHERE connection IN ({marks}) AND start >= ? "
                 f"AND start <= ? AND quality IN ({measured}) GROUP BY connection",
                 [quarter, *ids, since, until],
@@ -313,7 +313,6 @@ class MeterStore:
         gasp = {int(r[0]): r[1] for r in gasps}
         read = {int(r[0]): (r[1], r[2]) for r in quarters}
         idle_now = {int(r[0]) for r in quarters if r[3]}
-        first = {int(r[0]): r[4] for r in quarters}
         new_meter = {int(r[0]) for r in swapped}
         mean_v = {int(r[0]): float(r[1]) for r in volts if r[1] is not None}
         return {
@@ -326,7 +325,6 @@ class MeterStore:
                 zero_now=c in idle_now,
                 replaced=c in new_meter,
                 volts=mean_v.get(c),
-                first_read=first.get(c),
             )
             for c in ids
         }
@@ -395,7 +393,6 @@ def supply_answer(
     zero_now: bool = False,
     replaced: bool = False,
     volts: float | None = None,
-    first_read: datetime | None = None,
 ) -> bool | None:
     """A smart meter's voltage at ``at`` from what the store holds (UC1, issue 16):
 
@@ -404,8 +401,6 @@ def supply_answer(
       one with energy, within a day around ``at`` (estimates left out). Nothing
       measured from ``at``'s quarter-hour on: the meter is offline (its data arrives
       late or never, and it sends no last gasp while down): unknown (None), not lit;
-      so is one whose measurements begin after ``at``'s quarter-hour (``first_read``:
-      the data, or a new meter, starts later);
     * a meter that used energy before (``since`` on) and none from the quarter-hour
       before ``at``'s to the last one read is dark: an outage still open when the data
       ends has no log entry yet (the meter logs an interruption when supply returns);
@@ -428,8 +423,6 @@ def supply_answer(
         return False
     quarter = quarter_start(at)
     if last_read is None or last_read < quarter:
-        return None
-    if first_read is not None and first_read > quarter:
         return None
     if last_supplied is None or (since is not None and last_supplied < since):
         return True
