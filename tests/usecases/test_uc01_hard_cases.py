@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meetpunt.demo.score import Truth, score_uc1
@@ -236,3 +236,218 @@ def test_score_counts_review_apart_from_wrong() -> None:
     assert score.metrics == {"reports": 3, "classified_right": 1, "on_review": 1, "wrong": 1}
     assert score.by_case["overlapping"]["on_review"] == 1
     assert any("on review (review: why)" in m for m in score.misses)
+
+
+# --- the meters' realities (issue 16): what the store answers, not the truth ----------
+
+QUARTER = timedelta(minutes=15)
+DAY = timedelta(days=1)
+
+
+def meter_store(
+    outages: Outages,
+    *,
+    drift: Mapping[str, timedelta] | None = None,
+    offline: Mapping[str, datetime] | None = None,
+    replaced: frozenset[str] = frozenset(),
+    unlogged: frozenset[str] = frozenset(),
+    no_volts: frozenset[str] = frozenset(),
+    meters: Mapping[str, str] = FEEDERS,
+) -> Callable[[datetime], dict[str, bool | None]]:
+    """Presence as the store answers it (:func:`supply_answer`) from what a head-end
+    read of the meters in ``outages``: failure-log intervals by each meter's clock
+    (``drift``: shifted by its error), measured quarter-hours (20 Wh, 0 Wh when dark
+    the whole quarter; none from an ``offline`` meter's moment on), no log entry for
+    a ``replaced`` meter (and its swap known) or an ``unlogged`` one (entry lost);
+    10-minute mean voltages (0 V when dark all of it) except of ``no_volts`` meters."""
+    drift = drift or {}
+    offline = offline or {}
+
+    def dark(e: str, a: datetime, b: datetime) -> bool:
+        """Dark through all of [a, b) in the truth."""
+        return any(e in who and s <= a and b <= t for who, s, t in outages)
+
+    def answer(e: str, at: datetime) -> bool | None:
+        shift = drift.get(e, timedelta(0))
+        end = offline.get(e)
+        # an entry is written when supply returns; read only if the meter is reachable
+        logged = e not in replaced | unlogged and any(
+            e in who and s + shift <= at < t + shift and (end is None or t < end)
+            for who, s, t in outages
+        )
+        first = at - DAY - timedelta(minutes=at.minute % 15, seconds=at.second)
+        quarters = [first + k * QUARTER for k in range(2 * 96 + 1)]
+        read = [q for q in quarters if end is None or q + QUARTER <= end]
+        supplied = [q for q in read if not dark(e, q, q + QUARTER)]
+        quarter = at - timedelta(minutes=at.minute % 15, seconds=at.second)
+        ten = at - timedelta(minutes=at.minute % 10, seconds=at.second)
+        measured = e not in no_volts and (end is None or ten + 10 * MIN <= end)
+        volts = (0.0 if dark(e, ten, ten + 10 * MIN) else 230.0) if measured else None
+        return supply_answer(
+            at,
+            logged,
+            None,
+            max(read, default=None),
+            max(supplied, default=None),
+            since=at - DAY,
+            zero_now=quarter in read and quarter not in supplied,
+            replaced=e in replaced,
+            volts=volts,
+        )
+
+    return lambda at: {e: answer(e, at) for e in meters}
+
+
+def store_run(
+    reporter: str, at: datetime, outages: Outages, ask: Callable[[datetime], dict[str, bool | None]]
+) -> Verdict:
+    """UC1's verdict with presence from :func:`meter_store` (gasps on time, none lost)."""
+
+    def gasps() -> dict[str, datetime]:
+        return {e: g for e, g in gasps_of(outages)().items() if g <= at}
+
+    return decide(reporter, FEEDERS, ask(at), ask, gasps, window(at).start, at=at)
+
+
+ONSET = T0 + 7 * MIN  # inside a quarter-hour: the onset's quarter is partly supplied
+
+
+def test_a_meter_replaced_during_the_outage_is_unknown_not_lit() -> None:
+    """All of K1 dark; K1[0] was exchanged in it: the old meter never logs the outage,
+    the new one starts empty. The meter index knows the swap: unknown, so the feeder
+    is whole (lit, it would be part of the feeder)."""
+    outages = [(K1, ONSET, ONSET + 120 * MIN)]
+    ask = meter_store(outages, replaced=frozenset({K1[0]}))
+    assert ask(ONSET + MIN)[K1[0]] is None
+    assert store_run(K1[1], ONSET + 20 * MIN, outages, ask).classification == WHOLE
+    # the swap alone makes it unknown, also where its quarter-hour still had energy
+    at = datetime(2025, 10, 20, 10, 8)
+    busy = {"last_read": at + DAY, "last_supplied": at + DAY}
+    assert supply_answer(at, False, None, **busy, since=at - DAY, replaced=True) is None
+    assert supply_answer(at, False, None, **busy, since=at - DAY) is True
+
+
+def test_an_offline_meter_is_unknown_not_lit() -> None:
+    """K1[0]'s communication went down the day before; the hub filled its quarter-hours
+    with estimates (no measurement). Asked, it cannot answer: unknown, not lit."""
+    outages = [(K1, ONSET, ONSET + 120 * MIN)]
+    ask = meter_store(outages, offline={K1[0]: ONSET - 600 * MIN})
+    assert ask(ONSET + 20 * MIN)[K1[0]] is None
+    assert store_run(K1[1], ONSET + 20 * MIN, outages, ask).classification == WHOLE
+    # the reporter itself offline: classified on its feeder, not "own installation"
+    assert store_run(K1[0], ONSET + 20 * MIN, outages, ask).classification == WHOLE
+    at = datetime(2025, 10, 20, 10, 8)
+    assert supply_answer(at, False, None, None, None, since=at - DAY) is None
+    stopped = {"last_read": at - 2 * QUARTER, "last_supplied": at - 2 * QUARTER}
+    assert supply_answer(at, False, None, **stopped, since=at - DAY) is None
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(min_value=-8 * 60, max_value=8 * 60), st.integers(min_value=1, max_value=40))
+def test_a_drifting_clock_does_not_flip_presence_at_the_onset(shift_s: int, late: int) -> None:
+    """K1[0]'s log runs up to 8 minutes off (the twin's clocks: 5 min plus drift);
+    the gasps carry the head-end's time. Whether the report comes 1 or 40 minutes
+    after the onset, from the drifted meter or another, K1 is whole, not part."""
+    shift = timedelta(seconds=shift_s)
+    outages = [(K1, ONSET, ONSET + 120 * MIN)]
+    ask = meter_store(outages, drift={K1[0]: shift})
+    at = ONSET + late * MIN
+    assert store_run(K1[1], at, outages, ask).classification == WHOLE
+    verdict = store_run(K1[0], at, outages, ask)
+    assert verdict.classification == WHOLE, verdict.evidence
+
+
+def test_a_drifting_reporter_whose_log_starts_before_the_gasps_is_placed() -> None:
+    """The reporter's clock is 4 minutes fast, its gasp lost: its log has it dark before
+    its neighbours' gasps. Within the clock's tolerance that is the same onset: whole
+    feeder, not review."""
+    outages = [(K1, ONSET, ONSET + 120 * MIN)]
+    ask = meter_store(outages, drift={K1[0]: -4 * MIN})
+
+    def gasps() -> dict[str, datetime]:
+        return dict.fromkeys(K1[1:], ONSET)
+
+    at = ONSET + 20 * MIN
+    verdict = decide(K1[0], FEEDERS, ask(at), ask, gasps, window(at).start, at=at)
+    assert verdict.classification == WHOLE
+    assert any("tolerance" in line for line in verdict.evidence)
+
+
+def test_a_lost_log_entry_is_unknown_not_lit() -> None:
+    """K1[0]'s entry was pushed out of its 10-entry log before a read: its quarter-hours
+    hold no energy and its voltage none while its neighbours are dark, so it is
+    unknown, not lit, and K1 is whole (with or without voltage records)."""
+    outages = [(K1, ONSET, ONSET + 120 * MIN)]
+    lost = frozenset({K1[0]})
+    for ask in (
+        meter_store(outages, unlogged=lost),
+        meter_store(outages, unlogged=lost, no_volts=lost),
+    ):
+        assert ask(ONSET + 20 * MIN)[K1[0]] is None
+        assert store_run(K1[1], ONSET + 20 * MIN, outages, ask).classification == WHOLE
+
+
+def test_a_tripped_own_breaker_stays_lit_though_it_measures_no_energy() -> None:
+    """Its own breaker cut the house off: no energy, but voltage at the meter. The
+    quarter-hour's silence makes it unknown only where no voltage was measured."""
+    at = datetime(2025, 10, 20, 10, 22)
+    off = {"last_read": at + DAY, "last_supplied": at + DAY, "since": at - DAY}
+    assert supply_answer(at, False, None, **off, zero_now=True, volts=231.0) is True
+    assert supply_answer(at, False, None, **off, zero_now=True) is None
+    assert supply_answer(at, False, None, **off, zero_now=True, volts=0.0) is None
+
+
+def test_the_settled_answer_keeps_a_late_log_from_counting_as_lit() -> None:
+    """went_dark_with: lit just after the onset but dark a clock's tolerance later is
+    unknown (a clock behind, or a later outage), lit in both is lit."""
+    before = {"a": True, "b": True, "c": True}
+    after = {"a": True, "b": True, "c": False}
+    settled = {"a": False, "b": True, "c": False}
+    assert went_dark_with(before, after, settled) == {"a": None, "b": True, "c": False}
+
+
+def test_a_reclosing_trip_is_not_taken_for_a_late_clock() -> None:
+    """K1 trips for 59 s at T0 (every meter's gasp sent then; too short to be logged),
+    part of K1 fails at T0+3 min without gasps. The reporter lit a minute after its
+    gasp, with nobody else dark then: a short interruption and a late clock look the
+    same, so review, not a single connection (it would be alone on its feeder)."""
+    part = K1[:2]
+    outages = [(part, T0 + 3 * MIN, T0 + 90 * MIN)]  # the trip is not in the log
+    at = T0 + 10 * MIN
+    ask = meter_store(outages)
+
+    def gasps() -> dict[str, datetime]:
+        return dict.fromkeys(K1, T0)
+
+    verdict = decide(part[0], FEEDERS, ask(at), ask, gasps, window(at).start, at=at)
+    assert verdict.classification == REVIEW, verdict.evidence
+
+
+def test_a_late_clock_at_the_report_is_unknown_without_any_gasp() -> None:
+    """No gasp got through (UC1 classifies on the answers at the report); K1[2]'s
+    clock is 6 minutes behind, so at 3 minutes after the onset its log still says lit.
+    Dark by its log within the tolerance after the report: unknown, so K1 is whole."""
+    outages = [(K1, ONSET, ONSET + 120 * MIN)]
+    ask = meter_store(outages, drift={K1[2]: 6 * MIN})
+    at = ONSET + 3 * MIN
+    assert ask(at)[K1[2]] is True
+    verdict = decide(K1[0], FEEDERS, ask(at), ask, dict, window(at).start, at=at)
+    assert verdict.classification == WHOLE
+
+
+def test_a_later_outage_with_its_own_gasps_is_no_late_clock() -> None:
+    """Part of K1 dark at the onset; the rest of K1 fails 8 minutes later and gasps
+    then (the head-end's time): those meters were lit at the onset, not late, so the
+    first fault is part of the feeder, not the whole of it."""
+    part = K1[:2]
+    outages = [(part, ONSET, ONSET + 120 * MIN), (K1[2:], ONSET + 8 * MIN, ONSET + 60 * MIN)]
+    ask = meter_store(outages)
+    assert store_run(part[0], ONSET + 15 * MIN, outages, ask).classification == PART
+
+
+def test_no_smart_meter_answering_goes_to_review() -> None:
+    """With no smart meter answering at all (no data at that moment), UC1 reviews
+    instead of answering "own installation" or guessing an extent."""
+    verdict = classify(K1[0], FEEDERS, dict.fromkeys(FEEDERS))
+    assert verdict.classification == REVIEW
+    assert any("no smart meter answered" in line for line in verdict.evidence)

@@ -3,6 +3,9 @@ the files) or as one JSON object (``meetpunt demo --json``)."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +43,10 @@ def show(console: Console, run: DemoRun, program: str = "meetpunt") -> None:
     by_case = per_case_table(run)
     if by_case is not None:
         console.print(by_case)
+    if run.uc4 is not None and run.uc4.reviews:
+        counted = review_reasons(r.reason for r in run.uc4.reviews)
+        shown = "; ".join(f"{n} {kind}" for kind, n in counted)
+        console.print(f"UC4 on review, by reason: {shown}")
     for score in run.scores:
         for miss in score.misses:
             console.print(f"[red]{score.use_case} miss:[/red] {miss}")
@@ -102,6 +109,8 @@ def per_case_table(run: DemoRun) -> Table | None:
         for name, (right, of) in CASE_COLUMNS.items():
             row = scores[name].by_case.get(case, {}) if name in scores else {}
             cell = f"{row.get(right, 0):.0f}/{row.get(of, 0):.0f}" if row.get(of) else "-"
+            if name == "UC1" and row.get("on_review"):
+                cell += f" ({row['on_review']:.0f} on review)"
             if name == "UC4" and row:
                 extra = [
                     f"{row[k]:.0f} {k.replace('_', ' ')}"
@@ -112,6 +121,19 @@ def per_case_table(run: DemoRun) -> Table | None:
             cells.append(cell)
         table.add_row(case.replace("_", " "), *cells)
     return table
+
+
+def review_kind(reason: str) -> str:
+    """A review reason without its particulars (EANs, amounts, feeder and outage ids,
+    what follows a colon or semicolon), so reasons can be counted (issue 16)."""
+    head = re.split(r"[:;(]", reason, maxsplit=1)[0]
+    words = [w for w in head.split() if not any(ch.isdigit() for ch in w)]
+    return " ".join(words).strip(" ,.") or reason
+
+
+def review_reasons(reasons: Iterable[str]) -> list[tuple[str, int]]:
+    """How many reviews per kind of reason (:func:`review_kind`), most first."""
+    return Counter(review_kind(r) for r in reasons).most_common()
 
 
 def as_json(run: DemoRun) -> dict[str, Any]:

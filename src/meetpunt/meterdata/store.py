@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeterDataError, StoreUnavailableError
-from meetpunt.meterdata.kinds import KINDS, QUALITIES, UTC_US
+from meetpunt.meterdata.kinds import KINDS, MEASURED_CODES, QUALITIES, UTC_US
 
 STORE_ENV = "MEETPUNT_STORE"
 STORE_WAIT_ENV = "MEETPUNT_STORE_WAIT"
@@ -301,12 +301,16 @@ class MeterStore:
         """What each meter among ``connections`` would answer if asked for voltage at
         ``at`` (UC1, issue 16): False when its failure log holds an interruption around
         ``at``, or when it recorded no energy from ``at``'s quarter-hour on (an outage
-        still open when the data ends has no log entry yet); see :func:`supply_answer`.
+        still open when the data ends has no log entry yet); None when it measured
+        nothing then (offline: estimates are no answer), recorded no energy nor voltage
+        in ``at``'s quarter-hour without a log entry, or was replaced within a day of
+        ``at``; see :func:`supply_answer`.
         Only this yes/no leaves the store's caller, never the values behind it."""
         ids = sorted(set(connections))
         if not ids:
             return {}
         marks = ", ".join("?" for _ in ids)
+        measured = ", ".join(str(c) for c in MEASURED_CODES)
         moment = naive_utc(at)
         quarter = quarter_start(moment)
         since, until = moment - SILENCE_HORIZON, moment + SILENCE_HORIZON
@@ -322,19 +326,42 @@ class MeterStore:
                 "AND sent_at >= ? AND sent_at < ? GROUP BY connection",
                 [*ids, quarter - QUARTER, quarter + QUARTER],
             ).fetchall()
+            # only measured quarter-hours answer: a gap's estimate is no sign of supply
             quarters = con.execute(
                 "SELECT connection, max(start), "
-                "max(start) FILTER (WHERE import_wh + export_wh > 0) "
+                "max(start) FILTER (WHERE import_wh + export_wh > 0), "
+                "bool_or(start = ? AND import_wh + export_wh = 0) "
                 f"FROM quarter_hours WHERE connection IN ({marks}) AND start >= ? "
-                "AND start <= ? GROUP BY connection",
-                [*ids, since, until],
+                f"AND start <= ? AND quality IN ({measured}) GROUP BY connection",
+                [quarter, *ids, since, until],
+            ).fetchall()
+            volts = con.execute(
+                "SELECT connection, max(voltage_v) FROM voltages_10min "
+                f"WHERE connection IN ({marks}) AND start = ? AND quality IN ({measured}) "
+                "GROUP BY connection",
+                [*ids, ten_minutes_start(moment)],
+            ).fetchall()
+            swapped = con.execute(
+                f"SELECT DISTINCT connection FROM finding WHERE connection IN ({marks}) "
+                'AND rule = ? AND "from" >= ? AND "from" <= ?',
+                [*ids, METER_SWAP_RULE, moment - SWAP_HORIZON, moment + SWAP_HORIZON],
             ).fetchall()
         dark = {int(r[0]) for r in logged}
         gasp = {int(r[0]): r[1] for r in gasps}
         read = {int(r[0]): (r[1], r[2]) for r in quarters}
+        idle_now = {int(r[0]) for r in quarters if r[3]}
+        new_meter = {int(r[0]) for r in swapped}
+        mean_v = {int(r[0]): float(r[1]) for r in volts if r[1] is not None}
         return {
             c: supply_answer(
-                moment, c in dark, gasp.get(c), *read.get(c, (None, None)), since=since
+                moment,
+                c in dark,
+                gasp.get(c),
+                *read.get(c, (None, None)),
+                since=since,
+                zero_now=c in idle_now,
+                replaced=c in new_meter,
+                volts=mean_v.get(c),
             )
             for c in ids
         }
@@ -371,11 +398,25 @@ QUARTER = timedelta(minutes=15)
 #: a meter that used energy in the day before and none in the day after (or until its
 #: data ends) has no supply.
 SILENCE_HORIZON = timedelta(days=1)
+#: A meter exchange (MTR-5.meter_swap, found at the new meter's first daily reading)
+#: this close to a moment makes the meter's log there unreliable (issue 16): the old
+#: meter never logs the outage it was replaced in, the new one starts with an empty log.
+SWAP_HORIZON = timedelta(days=1, hours=1)
+METER_SWAP_RULE = "MTR-5.meter_swap"
+#: A 10-minute mean voltage at or above this: the meter had voltage for part of the
+#: interval at least (230 V nominal). Below it the mean says nothing sure: a meter
+#: reports 0 V for a step it was not supplied all through (the twin: 5 minutes).
+NO_VOLTAGE_V = 10.0
 
 
 def quarter_start(moment: datetime) -> datetime:
     """The start of the quarter-hour holding ``moment`` (naive UTC)."""
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def ten_minutes_start(moment: datetime) -> datetime:
+    """The start of the 10-minute voltage interval holding ``moment`` (naive UTC)."""
+    return moment.replace(minute=moment.minute - moment.minute % 10, second=0, microsecond=0)
 
 
 def supply_answer(
@@ -385,16 +426,30 @@ def supply_answer(
     last_read: datetime | None,
     last_supplied: datetime | None,
     since: datetime | None = None,
+    *,
+    zero_now: bool = False,
+    replaced: bool = False,
+    volts: float | None = None,
 ) -> bool | None:
     """A smart meter's voltage at ``at`` from what the store holds (UC1, issue 16):
 
     * ``logged``: its failure log holds an interruption around ``at``: no voltage;
-    * ``last_read`` / ``last_supplied``: the last quarter-hour it recorded and the last
-      one with energy, within a day around ``at``. A meter that used energy before
-      (``since`` on) and none from the quarter-hour before ``at``'s to the last one read
-      is dark: an
-      outage still open when the data ends has no log entry yet (the meter logs an
-      interruption when supply returns);
+    * ``last_read`` / ``last_supplied``: the last quarter-hour it measured and the last
+      one with energy, within a day around ``at`` (estimates left out). Nothing
+      measured from ``at``'s quarter-hour on: the meter is offline (its data arrives
+      late or never, and it sends no last gasp while down): unknown (None), not lit;
+    * a meter that used energy before (``since`` on) and none from the quarter-hour
+      before ``at``'s to the last one read is dark: an outage still open when the data
+      ends has no log entry yet (the meter logs an interruption when supply returns);
+    * ``replaced``: the meter was exchanged within a day of ``at`` (the meter index's
+      MTR-5.meter_swap): the old meter never logs the outage it was replaced in and the
+      new one starts with an empty log, so no entry is no answer: unknown;
+    * ``zero_now``: it measured no energy in ``at``'s quarter-hour though it used energy
+      in the day before, its log holds nothing and no voltage was measured then: a lost
+      or shifted log entry (issue 16: log overflow, a drifting clock) or a house using
+      nothing: unknown. With voltage measured then (``volts``: the highest phase's
+      10-minute mean of the interval holding ``at``, at least :data:`NO_VOLTAGE_V`) it
+      is lit: its own breaker tripped;
     * supplied in ``at``'s quarter-hour or the one before and silent after: it went dark
       around ``at`` (a few minutes' supply can floor to 0 Wh); its last gasp (``gasp``,
       sent in those quarters) says whether before or after ``at``; without one the store
@@ -403,17 +458,17 @@ def supply_answer(
     """
     if logged:
         return False
-    if last_read is None or last_supplied is None:
-        return True
-    if since is not None and last_supplied < since:
-        return True
     quarter = quarter_start(at)
-    if last_read < quarter or last_supplied == last_read:
+    if last_read is None or last_read < quarter:
+        return None
+    if last_supplied is None or (since is not None and last_supplied < since):
         return True
-    if last_supplied < quarter - QUARTER:
+    if last_supplied != last_read and last_supplied < quarter - QUARTER:
         return False
-    if last_supplied <= quarter:
+    if last_supplied != last_read and last_supplied <= quarter:
         return None if gasp is None else gasp > at
+    if replaced or (zero_now and (volts is None or volts < NO_VOLTAGE_V)):
+        return None
     return True
 
 

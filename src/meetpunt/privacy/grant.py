@@ -188,9 +188,11 @@ class Grant:
 
         The store stands in for asking the meters: a smart meter has no voltage at
         ``at`` when its failure log holds an interruption around that moment, or when it
-        recorded no energy from that moment on (:meth:`MeterStore.voltage_at`); a meter
-        the register does not list as smart answers ``None`` (unknown: a traditional
-        meter cannot be asked). Audited as a read of ``voltage_presence``.
+        recorded no energy from that moment on (:meth:`MeterStore.voltage_at`); it is
+        unknown (``None``) where what the store holds cannot tell (issue 16: a meter
+        offline then, replaced within a day, or silent in that quarter-hour without a log
+        entry), as is a meter the register does not list as smart (a traditional meter
+        cannot be asked). Audited as a read of ``voltage_presence``.
         """
         self._check()
         request = self.request

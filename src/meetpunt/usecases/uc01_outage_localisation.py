@@ -62,6 +62,10 @@ LAST_GASP = "last_gasp"
 #: How far before and after a meter's onset (a last gasp) UC1 asks who was dark, to
 #: tell the meters that went dark with the reporter from those dark before or after.
 ONSET_MARGIN = timedelta(seconds=60)
+#: How far a meter's clock may be off (issue 16: up to 5 minutes at the start and a few
+#: seconds a day of drift until a time sync): its failure log's times may lie this far
+#: from the truth, so UC1 does not let them flip presence within it (MTR-x clock rules).
+CLOCK_TOLERANCE = timedelta(minutes=10)
 #: UC1's window (one local day, :func:`window`) reaches this far past the report.
 LOOK_ON = timedelta(hours=1)
 
@@ -243,7 +247,8 @@ def classify(
       this connection, its own installation (a tripped breaker); dark meters elsewhere
       are named in the evidence (issue 16);
     * nobody dark and the reporter cannot be asked: ``review`` -- a fault at its
-      connection and its own breaker look the same to the meters (issue 16);
+      connection and its own breaker look the same to the meters (issue 16); so with no
+      smart meter answering at all (no data at that moment);
     * the reporter dark, no other meter on its feeder dark but some lit:
       ``single_connection`` (meter-cabinet mechanic); none lit (it is the only smart
       meter on its feeder that answered): ``review`` -- a fault at the connection and
@@ -274,6 +279,11 @@ def classify(
             evidence.append(f"{len(dark)} other meter(s) dark: not at this connection")
         evidence.append("not a grid outage here: the customer's own installation")
         return Verdict(NONE_FOUND, own, tuple(evidence))
+    if not dark and not any(f.smart for f in counts.values()):
+        evidence.append(
+            "review: no smart meter answered at that moment (no data then); the meters cannot tell"
+        )
+        return Verdict(REVIEW, own, tuple(evidence))
     if not dark:
         evidence.append(f"all {sum(f.smart for f in counts.values())} asked smart meters lit")
         evidence.append(
@@ -309,17 +319,26 @@ def latest_gasps(sent: Iterable[tuple[str, datetime]], at: datetime) -> dict[str
 
 
 def went_dark_with(
-    before: Mapping[str, bool | None], after: Mapping[str, bool | None]
+    before: Mapping[str, bool | None],
+    after: Mapping[str, bool | None],
+    settled: Mapping[str, bool | None] | None = None,
 ) -> dict[str, bool | None]:
     """The answers of the outage that began between two moments around an onset:
     dark (False) for a meter dark after but not before it (it went dark then), lit
     (True) for one lit after it, unknown (None) for one already dark before it (an
     earlier outage holds it: whether this one would have darkened it too, the meters
-    cannot tell) or that cannot be asked (issue 16: overlapping and nested outages)."""
+    cannot tell) or that cannot be asked (issue 16: overlapping and nested outages).
+
+    ``settled``: the answers a clock's tolerance later (:data:`CLOCK_TOLERANCE`). A
+    meter lit just after the onset counts as lit only if it is still lit then; dark or
+    unknown then, it is unknown: a drifting clock shifts its log by minutes, and a
+    later outage cannot be told from it (issue 16: rely on the meters that agree)."""
     out: dict[str, bool | None] = {}
     for ean, now in after.items():
         if now is False:
             out[ean] = None if before.get(ean) is False else False
+        elif now is True and settled is not None and settled.get(ean) is not True:
+            out[ean] = None
         else:
             out[ean] = now
     return out
@@ -351,30 +370,63 @@ def find_onset(
     last gasps of the reporter and of the meters dark now before which the reporter
     was not dark and after which it was; where the reporter cannot tell (a traditional
     meter, or a meter that went dark within the quarter-hour without a gasp), meters on
-    its own feeder must have gone dark then. None when no gasp fits (it was dark
-    before every one of them) or none lies after ``earliest`` (the window's start)."""
+    its own feeder must have gone dark then. A last gasp carries the head-end's time,
+    a failure log the meter's own clock: when no gasp fits to the minute, one that fits
+    within :data:`CLOCK_TOLERANCE` of the reporter's log is taken (a drifting clock).
+    The meters' answers are those of :func:`went_dark_with` with the clock's tolerance.
+    None when no gasp fits (it was dark before every one of them) or none lies after
+    ``earliest`` (the window's start)."""
     candidates = sorted(
         {g for e, g in gasps.items() if e == reporter or now.get(e) is False}, reverse=True
     )
-    own = feeders[reporter]
-    for moment in candidates:
-        if moment - ONSET_MARGIN < earliest:
-            continue
-        before = presence(moment - ONSET_MARGIN)
-        if before.get(reporter) is False:
-            continue
+
+    def onset_at(moment: datetime, slack: timedelta) -> Onset | None:
+        """The onset at ``moment`` if the reporter went dark then: not dark ``slack``
+        before it and dark (or unknown, with its feeder going dark) after it, within
+        :data:`ONSET_MARGIN` or, with a clock's tolerance as ``slack``, within that."""
+        if moment - slack < earliest:
+            return None
+        first = presence(moment - slack)
+        if first.get(reporter) is False:
+            return None
+        before = first if slack == ONSET_MARGIN else presence(moment - ONSET_MARGIN)
         after = presence(moment + ONSET_MARGIN)
-        answers = went_dark_with(before, after)
+        settled = presence(moment + CLOCK_TOLERANCE)
         mine = after.get(reporter)
-        if mine is True:
-            continue
+        answers = went_dark_with(before, after, settled)
+        for e, g in gasps.items():
+            # lit just after the onset, dark later with a gasp of its own (the head-end's
+            # time) after it: a later outage darkened it, not a late clock: lit then
+            if answers.get(e) is None and after.get(e) is True and moment + ONSET_MARGIN < g:
+                answers[e] = True
+        if mine is True and slack != ONSET_MARGIN:
+            # its log may start minutes late (a clock behind the head-end's) if others
+            # went dark then and stayed dark (the majority); alone, a short interruption
+            # (not logged under 3 minutes) and a later outage look the same
+            lasting = any(
+                v is False and settled.get(e) is False for e, v in answers.items() if e != reporter
+            )
+            mine = settled.get(reporter) if lasting else None
+        if mine is True or (mine is None and after.get(reporter) is True):
+            return None
         if mine is None:
             # the reporter cannot tell: its feeder must have gone dark then
+            own = feeders[reporter]
             if not any(v is False and feeders.get(e) == own for e, v in answers.items()):
-                continue
+                return None
             answers[reporter] = now.get(reporter)
+        else:
+            answers[reporter] = False
         how = "its own last gasp" if gasps.get(reporter) == moment else "its neighbours' gasps"
+        if slack != ONSET_MARGIN:
+            how += f", within its clock's tolerance of {CLOCK_TOLERANCE.seconds // 60} min"
         return Onset(moment, answers, how)
+
+    for slack in (ONSET_MARGIN, CLOCK_TOLERANCE):
+        for moment in candidates:
+            onset = onset_at(moment, slack)
+            if onset is not None:
+                return onset
     return None
 
 
@@ -453,7 +505,7 @@ def localise(
         rows = answer.read(LAST_GASP).select(["connection", "sent_at"]).to_pylist()
         return latest_gasps(((ids[int(r["connection"])], r["sent_at"]) for r in rows), at)
 
-    verdict = decide(ean, feeders, now, answer.presence, gasps, period.start, out_for_work)
+    verdict = decide(ean, feeders, now, answer.presence, gasps, period.start, out_for_work, at=at)
     if feeders[ean] != meters[0].spot.feeder:
         verdict = Verdict(
             verdict.classification,
@@ -502,13 +554,22 @@ def decide(
     gasps: Callable[[], Mapping[str, datetime]],
     earliest: datetime,
     planned: frozenset[str] = frozenset(),
+    at: datetime | None = None,
 ) -> Verdict:
     """UC1's verdict on a report (pure given ``presence`` and ``gasps``): on the
     answers at the report (``now``) when the reporter has voltage or nobody else is
     dark; else on the outage that began when the reporter went dark
     (:func:`find_onset`, reading ``gasps`` only then), so outages that overlap it are
     not merged into its verdict (issue 16). A reporter dark before every neighbour's
-    gasp goes to review: which outage cut it off, the meters cannot tell."""
+    gasp goes to review: which outage cut it off, the meters cannot tell. A meter (the
+    reporter too) lit at the report (``at``) whose log has it dark within
+    :data:`CLOCK_TOLERANCE` after it is taken as unknown, not lit: its clock may be
+    behind (issue 16)."""
+    if at is not None and any(v is True for v in now.values()):
+        # lit at the report but dark by its log within a clock's tolerance after it:
+        # its clock may be behind, so unknown, not lit (the reporter too)
+        later = presence(at + CLOCK_TOLERANCE)
+        now = {e: None if v is True and later.get(e) is False else v for e, v in now.items()}
     others = [
         e for e, v in now.items() if v is False and e != reporter and feeders[e] not in planned
     ]
@@ -533,9 +594,9 @@ def decide(
         f"reporter dark since {onset.at.isoformat()} ({onset.how}); classified on the "
         "meters that went dark with it"
     ]
-    later = since_onset(feeders, onset.answers, now)
-    if later:
-        notes.append(later)
+    afterwards = since_onset(feeders, onset.answers, now)
+    if afterwards:
+        notes.append(afterwards)
     return Verdict(verdict.classification, verdict.feeder, (*verdict.evidence, *notes))
 
 
