@@ -59,11 +59,11 @@ def row(run: dict[str, Any]) -> str:
     uc1 = run["use_cases"]["UC1"]["metrics"]
     uc4 = run["use_cases"]["UC4"]["metrics"]
     uc9 = run["use_cases"]["UC9"]["metrics"]
-    undecided = uc1.get("undecided", 0)
+    review, wrong = uc1.get("on_review", 0), uc1.get("wrong", 0)
     return (
         f"| {run['mode']} | {run['seed']} "
         f"| {uc1['classified_right']}/{uc1['reports']}"
-        + (f" ({undecided} undecided)" if undecided else "")
+        + (f" ({review} review, {wrong} wrong)" if review or wrong else "")
         + f" | {uc4['paid_exactly']}/{uc4['owed']} exact, {uc4['owed_on_review']} review, "
         f"{uc4['missed']} missed, {uc4['overpaid']} overpaid "
         f"| {uc9['interruptions_exact']}/{uc9['interruptions_truth']} exact; "
