@@ -50,7 +50,6 @@ from mqtt_ingest_rate import start_broker, telegram  # the same broker and teleg
 
 from meetpunt.app.live import LiveSettings, ingest_live
 from meetpunt.meterdata import store as store_module
-from meetpunt.meterdata.kinds import KINDS, QUALITIES
 from meetpunt.meterdata.store import open_store
 from meetpunt.register import open_register
 
@@ -67,15 +66,7 @@ def open_before_leases(path: str) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", ["2"])
-    for statement in store_module._SUPPORT_TABLES:
-        con.execute(statement)
-    for kind in KINDS.values():
-        con.execute(kind.table_sql())
-    for q in QUALITIES:
-        con.execute(
-            "INSERT OR IGNORE INTO quality VALUES (?, ?, ?, ?)",
-            [q.code, q.status.value, q.rule, q.method],
-        )
+    store_module.create_tables(con)
     con.close()
 
 

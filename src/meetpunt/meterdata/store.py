@@ -698,6 +698,20 @@ def _unavailable(path: str, exc: duckdb.Error) -> StoreUnavailableError:
     )
 
 
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Every table of the current layout (support tables, one per kind) and the quality
+    codes, each only if missing: what a new store gets (MTR-1)."""
+    for statement in _SUPPORT_TABLES:
+        con.execute(statement)
+    for kind in KINDS.values():
+        con.execute(kind.table_sql())
+    for q in QUALITIES:
+        con.execute(
+            "INSERT OR IGNORE INTO quality VALUES (?, ?, ?, ?)",
+            [q.code, q.status.value, q.rule, q.method],
+        )
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, where: str) -> None:
     """Bring a store opened read-write to :data:`SCHEMA_VERSION`: nothing to do when
     ``meta`` says it is current (one small read per lease); else create the tables, or
@@ -721,15 +735,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, where: str) -> None:
             f"uses {SCHEMA_VERSION}; move the file away and ingest the sources again"
         )
     con.begin()
-    for statement in _SUPPORT_TABLES:
-        con.execute(statement)
-    for kind in KINDS.values():
-        con.execute(kind.table_sql())
-    for q in QUALITIES:
-        con.execute(
-            "INSERT OR IGNORE INTO quality VALUES (?, ?, ?, ?)",
-            [q.code, q.status.value, q.rule, q.method],
-        )
+    create_tables(con)
     # the version last: a store whose creation was cut off is completed by the next open
     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     con.commit()
