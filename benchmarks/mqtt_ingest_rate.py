@@ -118,6 +118,23 @@ def telegram(meter: int, k: int) -> bytes:
     )
 
 
+def paced_publish(
+    client: paho.Client, messages: list[tuple[str, bytes]], rate: float
+) -> tuple[np.ndarray, list[paho.MQTTMessageInfo]]:
+    """Publish ``messages`` QoS 1 at ``rate``/s; each one's publish time and its info
+    (a message is kept while the client is disconnected and sent again after)."""
+    times = np.zeros(len(messages))
+    infos = []
+    start = time.time()
+    for i, (topic, payload) in enumerate(messages):
+        ahead = start + i / rate - time.time()
+        if ahead > 0:
+            time.sleep(ahead)
+        times[i] = time.time()
+        infos.append(client.publish(topic, payload, qos=1))
+    return times, infos
+
+
 def publisher(
     port: int, prefix: str, meters: int, count: int, rate: float, out: Connection
 ) -> None:
@@ -133,15 +150,7 @@ def publisher(
     client.loop_start()
     out.send("ready")
     out.recv()  # go
-    times = np.zeros(count)
-    infos = []
-    start = time.time()
-    for i, (topic, payload) in enumerate(messages):
-        ahead = start + i / rate - time.time()
-        if ahead > 0:
-            time.sleep(ahead)
-        times[i] = time.time()
-        infos.append(client.publish(topic, payload, qos=1))
+    times, infos = paced_publish(client, messages, rate)
     for info in infos:
         info.wait_for_publish(30)
     client.loop_stop()

@@ -56,7 +56,7 @@ from meetpunt.meterdata.store import open_store
 from meetpunt.register import open_register
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # the tests' broker and connections
-from benchmarks.mqtt_ingest_rate import STEP, T0, eans, telegram
+from benchmarks.mqtt_ingest_rate import STEP, T0, eans, paced_publish, telegram
 from tests.meterdata.private_broker import HOST, PrivateBroker
 from tests.unit.domain.factories import attributes
 
@@ -103,14 +103,7 @@ def publisher(
     client.loop_start()
     out.send("ready")
     out.recv()  # go
-    times = np.zeros(count)
-    start = time.time()
-    for i, (topic, payload) in enumerate(messages):
-        ahead = start + i / rate - time.time()
-        if ahead > 0:
-            time.sleep(ahead)
-        times[i] = time.time()
-        client.publish(topic, payload, qos=1)  # kept while disconnected, sent again after
+    times, _ = paced_publish(client, messages, rate)
     deadline = time.time() + 120
     while time.time() < deadline and acked[0] < count:
         time.sleep(0.1)
