@@ -452,3 +452,21 @@ class RegisterView:
         where the connection was contractless that day."""
         with self._register.session() as session:
             return {(ean, on): session.contract_on(ean, on, commodity) for ean, on in wanted}
+
+    def contracted_on(self, on: date, commodity: Commodity = Commodity.ELECTRICITY) -> set[str]:
+        """The EANs whose primary allocation point has a supply contract in force on
+        ``on`` (UC8, UC15: every other connection is contractless that day). One query."""
+        ap, sc, c = t.allocation_point, t.supply_contract, t.connection
+        query = (
+            select(c.c.ean)
+            .join(ap, ap.c.connection_id == c.c.id)
+            .join(sc, sc.c.allocation_point_id == ap.c.id)
+            .where(
+                c.c.commodity == commodity.value,
+                ap.c.kind == "primary",
+                sc.c.start_date <= on,
+                (sc.c.end_date.is_(None)) | (sc.c.end_date > on),
+            )
+        )
+        with self._register.session() as session:
+            return {str(r[0]) for r in session.db.execute(query)}
