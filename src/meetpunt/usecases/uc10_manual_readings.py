@@ -68,7 +68,7 @@ class Uc10Rules:
     tolerance_kwh: float = 1.0
     history_spread: float = 2.0
     lookback_days: int = 8
-    naive_share: float = 0.3
+    naive_share: float = 0.5
 
     @classmethod
     def load(cls) -> Uc10Rules:
@@ -223,11 +223,17 @@ def bounds(
 
 
 def _fits(
-    values: Sequence[float], low: Sequence[float], high: Sequence[float], before: DailyReading
+    values: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    before: DailyReading,
+    basis: str = "band",
 ) -> bool:
     if not all(lo <= v <= hi for v, lo, hi in zip(values, low, high, strict=True)):
         return False
-    # the two registers of a direction share one consumption since the daily reading
+    if basis != "band":
+        return True  # a bracket bounds each register exactly
+    # in a band the two registers of a direction share one consumption since the reading
     imp_cap = max(high[0] - before.kwh[0], high[1] - before.kwh[1])
     exp_cap = max(high[2] - before.kwh[2], high[3] - before.kwh[3])
     imp = values[0] + values[1] - before.kwh[0] - before.kwh[1]
@@ -261,6 +267,7 @@ def explain(
     low: Sequence[float],
     high: Sequence[float],
     before: DailyReading,
+    basis: str = "band",
 ) -> tuple[str, tuple[float, float, float, float] | None]:
     """The misread that makes a flagged reading fit, and the fitted values (UC10)."""
     t1, t2, e1, e2 = values
@@ -272,14 +279,14 @@ def explain(
         ("direction_swap", (e2, e1, t2, t1)),
     ]
     for name, candidate in swaps:
-        if candidate != values and _fits(candidate, low, high, before):
+        if candidate != values and _fits(candidate, low, high, before, basis):
             return name, candidate
     for i in range(4):
         for slip in digit_slips(values[i]):
             fixed = list(values)
             fixed[i] = slip
             candidate4 = (fixed[0], fixed[1], fixed[2], fixed[3])
-            if _fits(candidate4, low, high, before):
+            if _fits(candidate4, low, high, before, basis):
                 return "digit_slip", candidate4
     return "other_meter", None
 
@@ -297,9 +304,9 @@ def check_reading(
     if before is None:
         return Verdict(reading.reading_id, reading.ean, False, basis, None, naive_flagged=naive)
     values = (reading.value(0), reading.value(1), reading.value(2), reading.value(3))
-    if _fits(values, low, high, before):
+    if _fits(values, low, high, before, basis):
         return Verdict(reading.reading_id, reading.ean, True, basis, None, None, low, high, naive)
-    suspected, proposal = explain(values, low, high, before)
+    suspected, proposal = explain(values, low, high, before, basis)
     return Verdict(
         reading.reading_id, reading.ean, False, basis, suspected, proposal, low, high, naive
     )
@@ -308,9 +315,10 @@ def check_reading(
 def naive_flag(
     reading: ManualReading, dailies: Sequence[DailyReading], rules: Uc10Rules | None = None
 ) -> bool:
-    """The naive baseline: extrapolate each register from the newest daily reading before
-    the visit at the last day's rate and flag a difference above ``naive_share`` of the
-    extrapolated consumption (and above the tolerance). Flags when nothing is known."""
+    """The naive baseline: extrapolate each direction's total (T1 + T2) from the newest
+    daily reading before the visit at the last day's rate and flag a difference above
+    ``naive_share`` of the extrapolated consumption (and above the tolerance). Flags
+    when nothing is known."""
     rules = rules or Uc10Rules()
     _, _, history = _around(reading.taken_at, dailies)
     if len(history) < 2:
@@ -318,10 +326,11 @@ def naive_flag(
     a, b = history[-2], history[-1]
     days = max((b.at - a.at).total_seconds() / 86_400, 1 / 24)
     since = (reading.taken_at - b.at).total_seconds() / 86_400
-    for i in range(4):
-        rate = max(0.0, (b.kwh[i] - a.kwh[i]) / days)
+    for pair in ((0, 1), (2, 3)):  # per direction: T1 + T2
+        last = sum(b.kwh[i] for i in pair)
+        rate = max(0.0, (last - sum(a.kwh[i] for i in pair)) / days)
         expected = rate * since
-        diff = abs(reading.value(i) - (b.kwh[i] + expected))
+        diff = abs(sum(reading.value(i) for i in pair) - (last + expected))
         if diff > rules.tolerance_kwh and diff > rules.naive_share * expected:
             return True
     return False
