@@ -225,10 +225,13 @@ def _request(**changes: object) -> AccessRequest:
     return AccessRequest(**fields)  # type: ignore[arg-type]
 
 
+THREE_DAYS = Period(local_midnight_utc(w.FIRST), local_midnight_utc(w.FIRST + timedelta(days=3)))
+
+
 @pytest.mark.parametrize(
     ("changes", "rule"),
     [
-        ({"period": Period(local_midnight_utc(w.FIRST), local_midnight_utc(w.FIRST) + timedelta(days=3))}, "UC10.window"),
+        ({"period": THREE_DAYS}, "UC10.window"),
         ({"trigger": None}, "UC10.trigger"),
         ({"party": w.SUPPLIER}, "UC10.party"),
         ({"kinds": frozenset({"quarter_hours"})}, "UC10.kinds"),
