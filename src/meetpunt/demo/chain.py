@@ -32,6 +32,7 @@ from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
+from meetpunt.demo import uc10_uc15
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.domain.calendar import local_midnight_utc
@@ -125,6 +126,7 @@ class DemoRun:
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
     report_path: Path | None = None
+    uc10_uc15: uc10_uc15.Uc10Uc15Run | None = None  # issue 20
 
     @property
     def db_url(self) -> str:
@@ -285,6 +287,9 @@ def analyse(run: DemoRun) -> None:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
+        with _timed(run, "UC10/UC15") as say:  # issue 20
+            run.uc10_uc15 = uc10_uc15.analyse(run, gate, OPERATOR, after)
+            say(uc10_uc15.summary(run.uc10_uc15))
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -327,6 +332,7 @@ def check_audit(run: DemoRun) -> AuditSummary:
     }
     if run.refusal is not None:
         expected[("UC1", "decision", "refused")] = 1
+    expected.update(uc10_uc15.expected_audit(run, run.uc10_uc15))  # issue 20
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
 
@@ -347,6 +353,7 @@ def score(run: DemoRun, truth: Truth) -> None:
         score_uc4(run.require_uc4(), truth),
         score_uc9(run.require_uc9(), truth, asked),
     ]
+    run.scores += uc10_uc15.scores(run, truth, run.uc10_uc15)  # issue 20
 
 
 def write_letters(run: DemoRun) -> Path:

@@ -316,19 +316,27 @@ def naive_flag(
     reading: ManualReading, dailies: Sequence[DailyReading], rules: Uc10Rules | None = None
 ) -> bool:
     """The naive baseline: extrapolate each direction's total (T1 + T2) from the newest
-    daily reading before the visit at the last day's rate and flag a difference above
+    daily reading before the visit at the last day's rate (the visit's own day when
+    that is all that was read) and flag a difference above
     ``naive_share`` of the extrapolated consumption (and above the tolerance). Flags
     when nothing is known."""
     rules = rules or Uc10Rules()
-    _, _, history = _around(reading.taken_at, dailies)
-    if len(history) < 2:
+    _, after, history = _around(reading.taken_at, dailies)
+    if len(history) >= 2:
+        a, b = history[-2], history[-1]
+        rate_of = (a, b)
+    elif history and after is not None:  # the day's own rate, the most the reads give
+        b = history[-1]
+        rate_of = (b, after)
+    else:
         return True
-    a, b = history[-2], history[-1]
-    days = max((b.at - a.at).total_seconds() / 86_400, 1 / 24)
+    first, second = rate_of
+    days = max((second.at - first.at).total_seconds() / 86_400, 1 / 24)
     since = (reading.taken_at - b.at).total_seconds() / 86_400
     for pair in ((0, 1), (2, 3)):  # per direction: T1 + T2
         last = sum(b.kwh[i] for i in pair)
-        rate = max(0.0, (last - sum(a.kwh[i] for i in pair)) / days)
+        grown = sum(second.kwh[i] for i in pair) - sum(first.kwh[i] for i in pair)
+        rate = max(0.0, grown / days)
         expected = rate * since
         diff = abs(sum(reading.value(i) for i in pair) - (last + expected))
         if diff > rules.tolerance_kwh and diff > rules.naive_share * expected:
