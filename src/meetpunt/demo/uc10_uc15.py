@@ -95,11 +95,10 @@ def score_uc10(result: Uc10Result, twin: Path) -> Score:
         for v in mis
         if not v.flagged
     ] + [f"{v.reading_id} ({v.ean}): right reading flagged ({v.basis})" for v in right if v.flagged]
-    by_kind: dict[str, dict[str, float]] = {}
+    by_kind: Counter[str] = Counter()  # per misread kind (not a fault class of by_case)
     for v in mis:
-        row = by_kind.setdefault(truth[v.reading_id], {"misreads_truth": 0, "misreads_caught": 0})
-        row["misreads_truth"] += 1
-        row["misreads_caught"] += int(v.flagged)
+        by_kind[f"truth_{truth[v.reading_id]}"] += 1
+        by_kind[f"caught_{truth[v.reading_id]}"] += int(v.flagged)
     share = caught / len(mis) if mis else 1.0
     return Score(
         "UC10",
@@ -124,8 +123,8 @@ def score_uc10(result: Uc10Result, twin: Path) -> Score:
             "naive_false_alarms": naive_false,
             "naive_flagged": naive_flagged,
             "right_readings": len(right),
+            **{k: float(n) for k, n in sorted(by_kind.items())},
         },
-        by_case=by_kind,
     )
 
 
