@@ -470,3 +470,25 @@ class RegisterView:
         )
         with self._register.session() as session:
             return {str(r[0]) for r in session.db.execute(query)}
+
+    def states_on(
+        self, on: date, commodity: Commodity = Commodity.ELECTRICITY
+    ) -> dict[str, tuple[str, str, str, str]]:
+        """Each connection's ``(status, admin_switch, meter_type, capacity)`` as the
+        register writes them on ``on``, without building whole versions (UC10, UC15 ask
+        this for every day of a month). One query."""
+        c, v = t.connection, t.connection_version
+        query = (
+            select(c.c.ean, v.c.status, v.c.admin_switch, v.c.meter_type, v.c.capacity)
+            .join(v, v.c.connection_id == c.c.id)
+            .where(
+                c.c.commodity == commodity.value,
+                v.c.valid_from <= on,
+                (v.c.valid_to.is_(None)) | (v.c.valid_to > on),
+            )
+        )
+        with self._register.session() as session:
+            return {
+                str(r[0]): (str(r[1]), str(r[2]), str(r[3]), str(r[4]))
+                for r in session.db.execute(query)
+            }

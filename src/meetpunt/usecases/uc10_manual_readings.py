@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from meetpunt import rulebook
 from meetpunt.domain.calendar import local_midnight_utc, to_local
-from meetpunt.domain.capacity import Commodity, ElectricityCapacity
+from meetpunt.domain.capacity import ElectricityCapacity
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period
@@ -370,14 +370,16 @@ def _enough(taken_at: datetime, dailies: Sequence[DailyReading]) -> bool:
 
 
 def max_kw_of(gate: Gate, eans: Iterable[str], on: date) -> dict[str, float]:
-    """Each electricity connection's capacity in kW (phases x A x 230 V), from the register."""
+    """Each electricity connection's capacity in kW (phases x A x 230 V) on ``on``,
+    from the register (one query)."""
     wanted = set(eans)
     out: dict[str, float] = {}
-    for v in gate.register_view.connection_versions(on):
-        if v.ean in wanted and v.commodity is Commodity.ELECTRICITY:
-            cap = v.attributes.capacity
-            if isinstance(cap, ElectricityCapacity):
-                out[v.ean] = cap.apparent_power_kva
+    for ean, (_, _, _, capacity) in gate.register_view.states_on(on).items():
+        if ean not in wanted:
+            continue
+        phases, _, amperes = capacity.partition("x")
+        if phases.isdigit() and amperes.isdigit():
+            out[ean] = ElectricityCapacity(int(phases), int(amperes)).apparent_power_kva
     return out
 
 
@@ -392,12 +394,8 @@ def approve_readings(
     own request with the reading as trigger), then :func:`check_reading`. A refusal of the
     first read raises :class:`Uc10Error` with the gate's rules."""
     rules = rules or Uc10Rules.load()
-    days = {to_local(r.taken_at).date() for r in readings}
-    caps: dict[str, float] = {}
-    for day in sorted(days):
-        caps.update(
-            max_kw_of(gate, [r.ean for r in readings if to_local(r.taken_at).date() == day], day)
-        )
+    newest = max((to_local(r.taken_at).date() for r in readings), default=None)
+    caps = {} if newest is None else max_kw_of(gate, [r.ean for r in readings], newest)
     verdicts: list[Verdict] = []
     seqs: list[int] = []
     for reading in readings:

@@ -84,52 +84,64 @@ class Uc15Rules:
         return rules
 
 
-def group_of(version: ConnectionVersion | None, contracted: bool) -> str | None:
-    """The UC15 group of an electricity connection with a smart meter on one day, or
-    None when UC15 has no business with it (supplied, in construction, removed, no
+def group_of_state(
+    status: PhysicalStatus, admin: AdminSwitch, meter: MeterType, contracted: bool
+) -> str | None:
+    """The UC15 group of an electricity connection on one day from its register state,
+    or None when UC15 has no business with it (supplied, in construction, removed, no
     smart meter). In service and contractless with the switch off is pinged only."""
-    if version is None or version.commodity is not Commodity.ELECTRICITY:
+    if meter is not MeterType.SMART:
         return None
-    a = version.attributes
-    if a.meter_type is not MeterType.SMART:
-        return None
-    on = a.admin_switch is AdminSwitch.ON
-    if a.status is PhysicalStatus.OUT_OF_SERVICE:
+    on = admin is AdminSwitch.ON
+    if status is PhysicalStatus.OUT_OF_SERVICE:
         return OUT_OF_SERVICE_ON if on else OUT_OF_SERVICE_OFF
-    if a.status is PhysicalStatus.IN_SERVICE and not contracted:
+    if status is PhysicalStatus.IN_SERVICE and not contracted:
         return CONTRACTLESS if on else OUT_OF_SERVICE_OFF
     return None
 
 
-def stop_reason(version: ConnectionVersion | None, contracted: bool) -> str:
-    """Why a watch ends (UC15: contract, back in service, removed)."""
-    if version is None:
-        return "removed"
+def group_of(version: ConnectionVersion | None, contracted: bool) -> str | None:
+    """:func:`group_of_state` of a connection version (None: not electricity or absent)."""
+    if version is None or version.commodity is not Commodity.ELECTRICITY:
+        return None
     a = version.attributes
-    if a.status is PhysicalStatus.DEMOLISHED:
+    return group_of_state(a.status, a.admin_switch, a.meter_type, contracted)
+
+
+def stop_reason_of_state(status: PhysicalStatus, meter: MeterType, contracted: bool) -> str:
+    """Why a watch ends (UC15: contract, back in service, removed)."""
+    if status is PhysicalStatus.DEMOLISHED:
         return "removed"
-    if a.meter_type is not MeterType.SMART:
+    if meter is not MeterType.SMART:
         return "no_smart_meter"
     if contracted:
         return "contract_started"
     return "back_in_service"
 
 
+def stop_reason(version: ConnectionVersion | None, contracted: bool) -> str:
+    """:func:`stop_reason_of_state` of a connection version (None: removed)."""
+    if version is None:
+        return "removed"
+    a = version.attributes
+    return stop_reason_of_state(a.status, a.meter_type, contracted)
+
+
 def population(gate: Gate, day: date) -> tuple[dict[str, str], dict[str, str]]:
     """``(groups, stops)`` on ``day``: each watched EAN's group, and for every other
-    electricity EAN of the register why UC15 leaves it alone (for stopping watches)."""
+    electricity EAN of the register why UC15 leaves it alone (for stopping watches).
+    Two queries (the register's states and contracts of the day)."""
     view = gate.register_view
     contracted = view.contracted_on(day)
     groups: dict[str, str] = {}
     stops: dict[str, str] = {}
-    for v in view.connection_versions(day):
-        if v.commodity is not Commodity.ELECTRICITY:
-            continue
-        found = group_of(v, v.ean in contracted)
+    for ean, (status, admin, meter, _) in view.states_on(day).items():
+        state = PhysicalStatus(status), AdminSwitch(admin), MeterType(meter)
+        found = group_of_state(*state, ean in contracted)
         if found is None:
-            stops[v.ean] = stop_reason(v, v.ean in contracted)
+            stops[ean] = stop_reason_of_state(state[0], state[2], ean in contracted)
         else:
-            groups[v.ean] = found
+            groups[ean] = found
     return groups, stops
 
 
