@@ -252,3 +252,15 @@ def test_a_refused_read_stops_uc10_with_the_gate_rules(world) -> None:  # type: 
     with pytest.raises(Uc10Error) as refused:
         approve_readings(w.gate(register, store), w.SUPPLIER, [reading], w.NOW)
     assert "UC10.party" in refused.value.rules
+
+
+def test_a_reading_of_an_unknown_connection_is_refused_alone(world) -> None:  # type: ignore[no-untyped-def]
+    register, store = world
+    visit = local_midnight_utc(w.FIRST + timedelta(days=4)) + timedelta(hours=10)
+    good = ManualReading("G", w.SUPPLIED, visit, _true_floor(w.SUPPLIED, visit))
+    stranger = ManualReading("U", "871687400000009999", visit, (1.0, 2.0, 0.0, 0.0))
+    result = approve_readings(w.gate(register, store), w.GRID, [stranger, good], w.NOW)
+    first, second = result.verdicts
+    assert not first.approved and first.basis == "refused"
+    assert first.rules == ("PRV-1.unknown_connection",) and first.reads == 0
+    assert second.approved

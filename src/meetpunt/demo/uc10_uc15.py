@@ -66,11 +66,13 @@ def expected_audit(run: DemoRun, stage: Uc10Uc15Run | None) -> dict[tuple[str, s
     if stage is None:
         return {}
     reads = sum(v.reads for v in stage.uc10.verdicts) if stage.uc10 else 0
+    uc10_refused = sum(1 for v in stage.uc10.verdicts if v.rules) if stage.uc10 else 0
     checks = stage.uc15.checks - stage.uc15.outcomes.get("refused", 0) if stage.uc15 else 0
     refused = stage.uc15.outcomes.get("refused", 0) if stage.uc15 else 0
     return {
         ("UC10", "decision", "granted"): reads,
         ("UC10", "read", "read"): reads,
+        ("UC10", "decision", "refused"): uc10_refused,
         ("UC15", "decision", "granted"): checks,
         ("UC15", "read", "read"): checks,
         ("UC15", "decision", "refused"): refused,

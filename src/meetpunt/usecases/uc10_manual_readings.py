@@ -130,6 +130,9 @@ class Verdict:
     high: tuple[float, ...] = ()
     naive_flagged: bool = False
     reads: int = 0
+    rules: tuple[str, ...] = ()
+    """The gate's rules when it refused a read for this reading (``basis`` ``refused``
+    when nothing could be read: the reading waits, it is not approved)."""
 
     @property
     def flagged(self) -> bool:
@@ -147,6 +150,7 @@ class Verdict:
             "high_kwh": [round(v, 3) for v in self.high],
             "naive_flagged": self.naive_flagged,
             "gate_reads": self.reads,
+            "refused_rules": list(self.rules),
         }
 
 
@@ -392,7 +396,10 @@ def approve_readings(
 ) -> Uc10Result:
     """UC10 for each reading: ask the gate for the daily readings around it (each read its
     own request with the reading as trigger), then :func:`check_reading`. A refusal of the
-    first read raises :class:`Uc10Error` with the gate's rules."""
+    read that no reading may have (the party, an unknown purpose) raises
+    :class:`Uc10Error` with the gate's rules; a refusal for one reading's connection (not
+    in the register then, say) is that reading's verdict (``refused``, not approved) and
+    the others go on."""
     rules = rules or Uc10Rules.load()
     newest = max((to_local(r.taken_at).date() for r in readings), default=None)
     caps = {} if newest is None else max_kw_of(gate, [r.ean for r in readings], newest)
@@ -403,6 +410,7 @@ def approve_readings(
         dailies: list[DailyReading] = []
         reads = 0
         back = 0
+        refused: tuple[str, ...] = ()
         while True:
             request = AccessRequest(
                 party,
@@ -414,7 +422,13 @@ def approve_readings(
                 justification="UC10 approval of a manual meter reading",
                 trigger=f"manual reading {reading.reading_id}",
             )
-            grant = ask(gate, request, Uc10Error)
+            try:
+                grant = ask(gate, request, Uc10Error)
+            except Uc10Error as exc:
+                if any(r.endswith(".party") or r.startswith("PRV-2") for r in exc.rules):
+                    raise  # nothing of the batch may be read: say so at once
+                refused = exc.rules  # this reading's connection only: the others go on
+                break
             reads += 1
             if grant.decision.audit_seq is not None:
                 seqs.append(grant.decision.audit_seq)
@@ -423,6 +437,13 @@ def approve_readings(
             if _enough(reading.taken_at, dailies) or back + WINDOW_DAYS > rules.lookback_days:
                 break
             back += WINDOW_DAYS
+        if refused and not dailies:
+            verdicts.append(
+                Verdict(
+                    reading.reading_id, reading.ean, False, "refused", reads=reads, rules=refused
+                )
+            )
+            continue
         verdict = check_reading(reading, dailies, caps.get(reading.ean), rules)
         verdicts.append(
             Verdict(
@@ -436,6 +457,7 @@ def approve_readings(
                 verdict.high,
                 verdict.naive_flagged,
                 reads,
+                refused,
             )
         )
     return Uc10Result(tuple(verdicts), tuple(seqs))
