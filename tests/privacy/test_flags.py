@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.privacy.test_catalogue import packaged_with
-from tests.scenarios.test_scenarios import EANS, build
 
 from meetpunt.errors import RulesDataError
 from meetpunt.privacy import audit, explain, flags
@@ -17,6 +15,8 @@ from meetpunt.privacy.gate import Gate, GateError
 from meetpunt.privacy.grant import Grant
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
 from meetpunt.register import Register
+from tests.privacy.test_catalogue import packaged_with
+from tests.scenarios.test_scenarios import EANS, build
 
 NOW = datetime(2025, 7, 1, 6, tzinfo=UTC)
 OPERATOR = Party("grid_operator", Role.GRID_OPERATOR)
