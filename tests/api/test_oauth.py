@@ -468,6 +468,23 @@ def test_refusal_redirects_with_access_denied_and_makes_no_consent(flow: Flow) -
     assert consents(flow) == []
 
 
+def test_a_signed_refusal_is_kept_as_a_refused_consent_and_opens_nothing(flow: Flow) -> None:
+    _, challenge = pkce()
+    data = {**ask(flow, challenge), "decision": "refuse", "api_key": flow.keys["de_vries"]}
+    answer = flow.client.post("/v1/oauth/authorize", data=data)
+    assert query(answer)["error"] == "access_denied"
+    [kept] = consents(flow)
+    assert kept.state == "refused"
+    last = records(flow)[-1].entry
+    assert (last.event, last.outcome) == ("consent", "refused")
+    mine = flow.client.get(
+        "/v1/me/audit?lang=en", headers={"Authorization": f"Bearer {flow.keys['de_vries']}"}
+    )
+    assert any("you refused" in r["text"] for r in mine.json()["records"])
+    forged = {**data, "api_key": flow.keys["S1"]}
+    assert rules_of(flow.client.post("/v1/oauth/authorize", data=forged)) == ["API-role.customer"]
+
+
 def test_only_the_customer_with_a_valid_key_can_approve(flow: Flow) -> None:
     _, challenge = pkce()
     params = {**ask(flow, challenge), "decision": "approve"}

@@ -564,13 +564,22 @@ async def authorize_decision(request: Request) -> Response:
         customer = party_of_key(server.gate, asked.form.get("api_key"))
         require_role(customer, ApiRole.CUSTOMER)
         approval = give_consents(server, found.grant, customer)
+    elif asked.form.get("api_key"):
+        # a customer who signed the refusal with their key: kept as a refused consent
+        customer = party_of_key(server.gate, asked.form.get("api_key"))
+        require_role(customer, ApiRole.CUSTOMER)
+        give_consents(server, found.grant, customer, refused=True)
     return server.create_authorization_response(asked, approval, found.grant)  # type: ignore[no-any-return]
 
 
-def give_consents(server: OAuthServer, grant: Any, customer: ApiParty) -> Approval:
+def give_consents(
+    server: OAuthServer, grant: Any, customer: ApiParty, refused: bool = False
+) -> Approval:
     """One PRV-4 consent per connection the customer holds today, for the app, the
     scope's kinds and period; audited by the consent code. 403 PRV-1.own_data when the
-    customer holds none today (a consent of a leaving resident would read nothing)."""
+    customer holds none today (a consent of a leaving resident would read nothing).
+    ``refused``: the customer said no; each is kept in state ``refused`` (PRV-4), which
+    their log shows and which opens nothing."""
     scope = parse_scope(grant.request.scope)
     today = to_local(server.now).date()
     first, after = scope.days(today)
@@ -585,8 +594,9 @@ def give_consents(server: OAuthServer, grant: Any, customer: ApiParty) -> Approv
         ]
         if not held:
             raise refuse(403, "PRV-1.own_data", "you hold no connection today")
+        record = consent.refuse if refused else consent.give
         given = [
-            consent.give(
+            record(
                 session.db,
                 app,
                 PURPOSE,
