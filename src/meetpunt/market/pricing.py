@@ -480,7 +480,7 @@ def _fixed_lines(
     lines.append(
         InvoiceLine(
             index,
-            f"Netbeheerkosten {terms.grid_class}",
+            f"Netbeheerkosten {terms.grid_class.split('_', 1)[-1]}",
             days,
             "dag",
             grid / per_day,
