@@ -43,7 +43,7 @@ def _refuse(where: str, line: int, message: str) -> MarketError:
     return MarketError(finding.message, [finding])
 
 
-def _instant(text: str, where: str, line: int) -> datetime:
+def utc_instant(text: str, where: str, line: int) -> datetime:
     value = text.strip()
     try:
         if len(value) == 10:
@@ -90,7 +90,7 @@ def parse_prices(text: str, where: str = "price file") -> DynamicPrices:
         if column is None:
             raise _refuse(where, 1, f"no price column; add one of {_KWH}, {_MWH}, {_M3}")
         scale = Decimal("0.001") if column == _MWH else Decimal(1)
-        rows = ((_instant, "start_utc", column, scale),)
+        rows = ((utc_instant, "start_utc", column, scale),)
     elif _ENTSOE_TIME in fields and _ENTSOE_PRICE in fields:
         rows = ((_entsoe_instant, _ENTSOE_TIME, _ENTSOE_PRICE, Decimal("0.001")),)
     else:
