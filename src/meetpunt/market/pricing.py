@@ -641,3 +641,31 @@ def large_consumer_month(
         _line(0, "Maximaal afgenomen vermogen", peak_kw, "kW", lc.peak_kw_per_month),
         _line(0, "Meetdienst", Decimal(1), "maand", lc.metering_per_month),
     )
+
+
+def vzc_invoice(
+    reference: str,
+    first: date,
+    end: date,
+    imported_kwh: Decimal,
+    tariffs: MarketTariffs,
+    gas: bool = False,
+) -> Invoice:
+    """UC8: the operator's invoice for consumption without a contract (VZC).
+
+    The consumption between two actual readings at the VZC price of ``market_tariffs``
+    (no netting: without a contract nothing fed in is paid), plus VAT of ``first``'s year.
+    """
+    if imported_kwh < 0:
+        finding = Finding(
+            "MKT-4.vzc_negative",
+            f"{reference}: the readings go back ({imported_kwh} kWh); a replaced meter? "
+            "invoice from the new meter's first reading",
+        )
+        raise MarketError(finding.message, [finding])
+    price = tariffs.vzc_gas_per_m3 if gas else tariffs.vzc_electricity_per_kwh
+    unit = "m³" if gas else "kWh"
+    year = tariffs.year(first.year)
+    line = _line(0, "Verbruik zonder contract", imported_kwh, unit, price)
+    part = Part(0, first, end, Regime.SEPARATE, first.year, imported_kwh, ZERO)
+    return Invoice(reference, first, end, (part,), (line,), year.vat_rate, ("vzc price",))
