@@ -668,4 +668,4 @@ def vzc_invoice(
     year = tariffs.year(first.year)
     line = _line(0, "Verbruik zonder contract", imported_kwh, unit, price)
     part = Part(0, first, end, Regime.SEPARATE, first.year, imported_kwh, ZERO)
-    return Invoice(reference, first, end, (part,), (line,), year.vat_rate, ("vzc price",))
+    return Invoice(reference, first, end, (part,), (line,), year.vat_rate, ("VZC-tarief",))
