@@ -34,6 +34,7 @@ from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
+from meetpunt.demo.uc08 import expected_audit, run_uc08, score_uc08
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.io.files import find_sources
@@ -46,6 +47,7 @@ from meetpunt.twin.generate import TwinSettings, generate
 from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
 from meetpunt.usecases.uc04_outage_compensation import Uc04Result, compensate
+from meetpunt.usecases.uc08_vzc import Uc08Result
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 _T = TypeVar("_T")
@@ -121,6 +123,7 @@ class DemoRun:
     uc1: list[Uc01Result] = field(default_factory=list)
     uc4: Uc04Result | None = None
     uc9: Uc09Result | None = None
+    uc8: Uc08Result | None = None
     refusal: Decision | None = None
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
@@ -285,6 +288,9 @@ def analyse(run: DemoRun) -> None:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
+        with _timed(run, "UC8") as say:
+            run.uc8 = run_uc08(gate, OPERATOR, s.period, after)
+            say(f"{len(run.uc8.invoices)} VZC invoices")
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -327,6 +333,8 @@ def check_audit(run: DemoRun) -> AuditSummary:
     }
     if run.refusal is not None:
         expected[("UC1", "decision", "refused")] = 1
+    if run.uc8 is not None:
+        expected.update(expected_audit(run.uc8))
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
 
@@ -347,6 +355,8 @@ def score(run: DemoRun, truth: Truth) -> None:
         score_uc4(run.require_uc4(), truth),
         score_uc9(run.require_uc9(), truth, asked),
     ]
+    if run.uc8 is not None:
+        run.scores.append(score_uc08(run.uc8, truth, run.twin))
 
 
 def write_letters(run: DemoRun) -> Path:
