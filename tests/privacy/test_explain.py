@@ -260,6 +260,7 @@ CASES: dict[str, tuple[datetime, AuditEntry]] = {
     "consent/fulfilled": (T0, consent("fulfilled")),
     "consent/unknown_step": (T0, consent("paused")),
     # retention and release
+    "flag/recorded": (T0, entry(event="flag", outcome="recorded", kinds=())),
     "retention/deleted": (
         T0,
         entry(event="retention", outcome="deleted", period_start=None, period_end=None),
@@ -770,6 +771,16 @@ PINNED: dict[str, tuple[str, str]] = {
         (
             "On 3 March 2026: consent (paused) by the app app-1, 372 days of daily readings and "
             "quarter-hour values, for: energy_app."
+        ),
+    ),
+    "flag/recorded": (
+        (
+            "Op 3 maart 2026 wees uw netbeheerder uw aansluiting aan voor nader onderzoek, "
+            "na: seizoensanalyse van de spanningskwaliteit."
+        ),
+        (
+            "On 3 March 2026 your grid operator marked your connection for a closer look, "
+            "after: Seasonal voltage quality."
         ),
     ),
     "retention/deleted": (

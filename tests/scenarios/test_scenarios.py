@@ -120,6 +120,27 @@ def _prepare(register: Register, case: dict[str, Any], eans: list[str]) -> None:
                     consent.change(s.db, made.id, given["state"], datetime(2024, 12, 2, tzinfo=UTC))
 
 
+def _flag(gate: Gate, case: dict[str, Any], party_id: str, period: Period) -> int | None:
+    """The id the request cites: ``cites`` as given, else the finding ``flag`` describes,
+    stored through the gate (by default by the asking party, naming the requested
+    connections the scenario register knows, opening the case's purpose, 90 days)."""
+    if "cites" in case:
+        return int(case["cites"])
+    flag = case.get("flag")
+    if flag is None:
+        return None
+    names = flag.get("names", case["connections"])
+    return gate.flag(
+        Party(flag.get("party", party_id), Role.GRID_OPERATOR),
+        flag["usecase"],
+        flag.get("step", "scenario"),
+        flag.get("opens", case["purpose"]),
+        [EANS[n] for n in names if n in EANS],
+        period.start + timedelta(days=flag.get("valid_days", 90)),
+        case["name"],
+    )
+
+
 @pytest.mark.parametrize("case", list(_cases()))
 def test_scenario(register: Register, case: dict[str, Any]) -> None:
     build(register)
@@ -139,7 +160,7 @@ def test_scenario(register: Register, case: dict[str, Any]) -> None:
         trigger=case.get("trigger"),
     )
     gate = Gate(register, None, load_catalogue(), clock=lambda: period.start)
-    decision = gate.request(request)
+    decision = gate.request(replace(request, cites=_flag(gate, case, party_id, period)))
     rules = decision.rules if isinstance(decision, Decision) else ()
     if case["expect"] == "granted":
         assert rules == (), f"refused: {rules}"

@@ -32,6 +32,7 @@ from meetpunt.cli.common import (
     require_folder,
 )
 from meetpunt.cli.consent import consent_app
+from meetpunt.cli.market import market_app
 from meetpunt.cli.meterdata import ingest_app, retention_app
 from meetpunt.cli.p1 import p1_app
 from meetpunt.cli.party import party_app
@@ -73,6 +74,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(usecase_app, name="usecase")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(party_app, name="party")
+app.add_typer(market_app, name="market")
 app.command("serve")(serve)
 
 console = make_console()

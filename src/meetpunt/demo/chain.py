@@ -35,6 +35,7 @@ from meetpunt.cli.common import progress_bar
 from meetpunt.demo import uc10_uc15
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
+from meetpunt.demo.uc08 import expected_audit, run_uc08, score_uc08
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.io.files import find_sources
@@ -47,6 +48,7 @@ from meetpunt.twin.generate import TwinSettings, generate
 from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
 from meetpunt.usecases.uc04_outage_compensation import Uc04Result, compensate
+from meetpunt.usecases.uc08_vzc import Uc08Result
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 _T = TypeVar("_T")
@@ -122,6 +124,7 @@ class DemoRun:
     uc1: list[Uc01Result] = field(default_factory=list)
     uc4: Uc04Result | None = None
     uc9: Uc09Result | None = None
+    uc8: Uc08Result | None = None
     refusal: Decision | None = None
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
@@ -287,6 +290,9 @@ def analyse(run: DemoRun) -> None:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
+        with _timed(run, "UC8") as say:
+            run.uc8 = run_uc08(gate, OPERATOR, s.period, after)
+            say(f"{len(run.uc8.invoices)} VZC invoices")
         with _timed(run, "UC10/UC15") as say:  # issue 20
             run.uc10_uc15 = uc10_uc15.analyse(run, gate, OPERATOR, after)
             say(uc10_uc15.summary(run.uc10_uc15))
@@ -332,6 +338,8 @@ def check_audit(run: DemoRun) -> AuditSummary:
     }
     if run.refusal is not None:
         expected[("UC1", "decision", "refused")] = 1
+    if run.uc8 is not None:
+        expected.update(expected_audit(run.uc8))
     expected.update(uc10_uc15.expected_audit(run, run.uc10_uc15))  # issue 20
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
@@ -353,6 +361,8 @@ def score(run: DemoRun, truth: Truth) -> None:
         score_uc4(run.require_uc4(), truth),
         score_uc9(run.require_uc9(), truth, asked),
     ]
+    if run.uc8 is not None:
+        run.scores.append(score_uc08(run.uc8, truth, run.twin))
     run.scores += uc10_uc15.scores(run, truth, run.uc10_uc15)  # issue 20
 
 

@@ -71,7 +71,7 @@ DEFAULT_TIME_TOLERANCE = timedelta(minutes=5)
 ``at`` is the writer's clock, taken before the append lock is granted, so concurrent
 writers (and servers with slightly different clocks) commit in an order that can differ
 from their ``at`` by a little; the ``seq`` order is the order of commit."""
-EVENTS = ("decision", "read", "consent", "retention", "release")
+EVENTS = ("decision", "read", "consent", "retention", "release", "flag")
 """The kinds of audited event."""
 
 _LIMITS = {"event": 16, "party": 64, "purpose": 40, "outcome": 16}
@@ -100,7 +100,8 @@ class AuditEntry:
 
     ``event`` is one of :data:`EVENTS`; ``outcome`` is ``granted``/``refused`` for a
     decision, ``read`` (or ``refused``) for a read, ``given``/``revoked``/``expired``/...
-    for a consent, ``deleted``/``expired`` for retention, ``released`` for a release.
+    for a consent, ``deleted``/``expired`` for retention, ``released`` for a release,
+    ``recorded`` for a flag (a finding that opens a flagged purpose, UC3/UC12).
     ``detail`` is JSON-able (``role`` = the party's :class:`~meetpunt.privacy.model.Role`
     value, ``justification``, row counts, ...). Sets given for the tuples are sorted.
     """

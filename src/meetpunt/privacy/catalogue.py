@@ -64,7 +64,7 @@ _REQUIRED = (
     "pseudonymise",
     "notes",
 )
-_OPTIONAL = ("aggregate", "retention", "sunset", "sunset_condition")
+_OPTIONAL = ("aggregate", "retention", "sunset", "sunset_condition", "flagged_by")
 _AGGREGATE_KEYS = ("required", "min_connections", "dominance", "level")
 _AGGREGATE_OPTIONAL = (
     "min_dynamic",
@@ -186,6 +186,9 @@ class PurposeRule:
     sunset: date | None
     sunset_condition: str
     notes: str
+    flagged_by: tuple[str, ...] = ()
+    """Population "flagged": the purposes whose stored finding opens this one (UC3:
+    UC2; UC12: UC12's step before); a request must cite one (``<id>.flagged``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, keys as in the TOML file."""
@@ -210,6 +213,7 @@ class PurposeRule:
             "sunset": None if self.sunset is None else self.sunset.isoformat(),
             "sunset_condition": self.sunset_condition,
             "notes": self.notes,
+            **({"flagged_by": list(self.flagged_by)} if self.flagged_by else {}),
         }
 
 
@@ -269,6 +273,13 @@ def catalogue_from_rules(loaded: RulesFile) -> Catalogue:
         if rule.id in purposes:
             raise RulesDataError(f"{where}: purpose {rule.id} is defined twice")
         purposes[rule.id] = rule
+    for rule in purposes.values():
+        unknown = sorted(set(rule.flagged_by) - set(purposes))
+        if unknown:
+            raise RulesDataError(
+                f"{where}: purpose {rule.id}: flagged_by names unknown purpose(s) "
+                f"{', '.join(unknown)}"
+            )
     return Catalogue(loaded.meta.version, loaded.meta.valid_from, loaded.meta.source, purposes)
 
 
@@ -313,7 +324,26 @@ def _purpose(entry: Mapping[str, Any], at: str) -> PurposeRule:
         sunset=sunset,
         sunset_condition=_text(entry, "sunset_condition", at, required=False),
         notes=_text(entry, "notes", at),
+        flagged_by=_flagged_by(entry, at),
     )
+
+
+def _flagged_by(entry: Mapping[str, Any], at: str) -> tuple[str, ...]:
+    """``flagged_by``: required exactly when the population is "flagged"."""
+    flagged = entry.get("population") == "flagged"
+    if "flagged_by" not in entry:
+        if flagged:
+            raise RulesDataError(
+                f"{at}: population 'flagged' needs flagged_by, the purposes whose stored "
+                "finding opens this one"
+            )
+        return ()
+    names = tuple(_list(entry, "flagged_by", at))
+    if not flagged or not names:
+        raise RulesDataError(
+            f"{at}: flagged_by is for population 'flagged' and names at least one purpose"
+        )
+    return names
 
 
 def _frequency(value: Any, at: str) -> FrequencyLimit:

@@ -83,6 +83,10 @@ SENTENCES: Final[dict[tuple[str, str], Translation]] = {
         "en": "On {date} {what}, aggregated with other connections, were shared with {obj} "
         "for: {title}.",
     },
+    ("flag", ANY): {
+        "nl": "Op {date} wees {subject} uw aansluiting aan voor nader onderzoek, na: {title}.",
+        "en": "On {date} {subject} marked your connection for a closer look, after: {title}.",
+    },
     (ANY, ANY): {
         "nl": "Op {date}: {event} ({outcome}) door {subject}, {what}, voor: {title}.",
         "en": "On {date}: {event} ({outcome}) by {subject}, {what}, for: {title}.",

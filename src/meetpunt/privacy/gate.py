@@ -44,10 +44,10 @@ from meetpunt.domain.calendar import to_local
 from meetpunt.domain.connection import AdminSwitch, PhysicalStatus, RemoteReading
 from meetpunt.domain.findings import Finding
 from meetpunt.meterdata.store import MeterStore
-from meetpunt.privacy import audit, grants
+from meetpunt.privacy import audit, flags, grants
 from meetpunt.privacy.catalogue import Catalogue, PurposeRule
 from meetpunt.privacy.grant import GateError, Grant
-from meetpunt.privacy.model import AccessRequest, Cut, Decision, Period, stored_utc
+from meetpunt.privacy.model import AccessRequest, Cut, Decision, Party, Period, stored_utc
 from meetpunt.privacy.rules import (
     ConnectionFacts,
     ConsentFact,
@@ -331,8 +331,9 @@ class Gate:
                 facts, last = gather_facts(db, request, rule), None
             else:
                 facts, last = _gather_pipelined(pg, db, request, rule)
+            flag = flags.load(db, request.cites) if request.cites is not None else None
             now = self.clock()
-            verdict = decide(rule, request, facts, now)
+            verdict = decide(rule, request, facts, now, flag)
             findings = verdict.findings
             outcome = "refused" if findings else "granted"
             ids = {e: f.connection_id for e, f in facts.items() if f is not None}
@@ -344,6 +345,7 @@ class Gate:
                 outcome,
                 [f.rule for f in findings],
                 **_cut_detail(periods, cuts),
+                **({"cites": request.cites} if request.cites is not None else {}),
             )
             granted = rule if not findings else None
             if pg is None:
@@ -370,7 +372,64 @@ class Gate:
             tuple((ean, periods[ean]) for ean in ids),
             tuple(cuts),
         )
-        return Grant(decision, rule, ids, self)
+        grant = Grant(decision, rule, ids, self)
+        # the gate made this grant from the record it just committed: known to match it,
+        # so its first read compares in memory instead of reading the record back (any
+        # later change to the object is still caught by Grant._check)
+        self.checked_grants[grant] = (decision, rule, dict(grant.connection_ids))
+        return grant
+
+    def flag(
+        self,
+        party: Party,
+        usecase: str,
+        step: str,
+        opens: str,
+        eans: Sequence[str],
+        valid_until: datetime,
+        summary: str,
+    ) -> int:
+        """Record a finding of ``usecase``'s ``step`` that opens the flagged purpose
+        ``opens`` for ``eans`` until ``valid_until``; audited (event ``flag``), so the
+        customer's log shows why a follow-up read was allowed and an operator's audit
+        shows the chain of steps (UC3 after UC2, UC12). Returns the id a follow-up
+        request cites. An EAN the register does not know is refused whole."""
+        now = self.clock()
+        wanted = list(dict.fromkeys(eans))
+        entry = audit.AuditEntry(
+            event="flag",
+            party=party.id,
+            purpose=usecase,
+            outcome="recorded",
+            connections=tuple(wanted),
+            kinds=(),
+            period_start=now,
+            period_end=valid_until,
+            rules=(),
+            detail={"role": party.role.value, "step": step, "opens": opens, "summary": summary},
+        )
+        with self.transaction() as db:
+            ids = read.connection_ids(db, wanted)
+            missing = [e for e in wanted if e not in ids]
+            if missing:
+                raise GateError(
+                    f"a finding can only name connections in the register; unknown: "
+                    f"{', '.join(missing[:5])}",
+                    [Finding("PRV-1.unknown_connection", f"not in the register: {missing[0]}")],
+                )
+            record = audit.append(db, entry, now)
+            return flags.store(
+                db,
+                usecase=usecase,
+                step=step,
+                opens=opens,
+                party=party.id,
+                connection_ids=[ids[e] for e in wanted],
+                created_at=now,
+                valid_until=valid_until,
+                audit_seq=record.seq,
+                summary=summary,
+            )
 
     def record_in(
         self,

@@ -71,6 +71,8 @@ class AccessRequest:
     ``trigger`` is the evidence a purpose may need (an outage report or last-gasp id for
     UC1, the UC2 ranking for UC3, the higher-level measurement for UC12, ...).
     ``at`` is when the request is made (frequency and pauses count from it).
+    ``cites`` is the id of a stored finding (:mod:`meetpunt.privacy.flags`) that a
+    purpose with population "flagged" needs: UC2's result for UC3, UC12's step before.
     """
 
     party: Party
@@ -81,6 +83,7 @@ class AccessRequest:
     at: datetime
     justification: str = ""
     trigger: str | None = None
+    cites: int | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 :func:`evaluate` takes a purpose rule from the catalogue, a request and the facts the
 register holds about the requested connections, and returns every broken rule as a
 :class:`Finding` with a rule ID: ``<purpose>.party``, ``.kinds``, ``.window``,
-``.trigger``, ``.population``, ``.frequency``, ``.pause``, ``.sunset`` (e.g.
+``.trigger``, ``.population``, ``.flagged``, ``.frequency``, ``.pause``, ``.sunset`` (e.g.
 ``UC3.window``), and the cross-purpose rules ``PRV-3.opt_out``, ``PRV-4.consent``,
 ``PRV-1.supplier_scope``, ``PRV-1.own_data``, ``PRV-1.unknown_connection``,
 ``PRV-1.period``, ``PRV-1.future_period``, ``PRV-2.unknown_purpose``.
@@ -77,6 +77,21 @@ class PastGrant:
     end: datetime
     kinds: frozenset[str] = frozenset()
     seq: int = 0
+
+
+@dataclass(frozen=True)
+class FlagFact:
+    """A stored finding a request cites (population "flagged"; :mod:`.flags`): which
+    use case and step found it, the purpose it opens, who recorded it, until when, and
+    the register ids of the connections it names."""
+
+    id: int
+    usecase: str
+    step: str
+    opens: str
+    party: str
+    valid_until: datetime
+    members: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -190,9 +205,10 @@ def evaluate(
     request: AccessRequest,
     facts: Mapping[str, ConnectionFacts | None],
     now: datetime | None = None,
+    flag: FlagFact | None = None,
 ) -> list[Finding]:
     """Every rule the request breaks; an empty list means it may be granted."""
-    return decide(rule, request, facts, now).findings
+    return decide(rule, request, facts, now, flag).findings
 
 
 def decide(
@@ -200,12 +216,14 @@ def decide(
     request: AccessRequest,
     facts: Mapping[str, ConnectionFacts | None],
     now: datetime | None = None,
+    flag: FlagFact | None = None,
 ) -> Verdict:
     """Every rule the request breaks and, per connection, the sub-periods in which every
     rule that can change within a period holds (its state, contracts, consents: PRV-1,
     PRV-3, PRV-4). A connection left with no sub-period refuses the request with the
     rules that cut it; one left with some is granted exactly those. ``now`` (the gate's
-    clock) refuses a period that has not begun (``PRV-1.future_period``)."""
+    clock) refuses a period that has not begun (``PRV-1.future_period``). ``flag`` is
+    the stored finding the request cites (``request.cites``), for a flagged purpose."""
     out = _Collector(hidden=request.party.role is not Role.GRID_OPERATOR)
     if rule is None:
         out.add(
@@ -268,6 +286,8 @@ def decide(
         coverage = {f.ean: coverage_of(rule, request, f) for f in known}
     if rule.population == "already_read":
         _already_read(rule, request, known, out)
+    if rule.population == "flagged":
+        _flagged(rule, request, known, flag, now, out)
     _refused_cuts(rule, request, coverage, first, last, out)
     _frequency(rule, request, known, out)
     if rule.pause_days:
@@ -285,6 +305,51 @@ def decide(
                 f"{out.names(sorted(set(close)))}",
             )
     return Verdict(out.findings, coverage)
+
+
+def _flagged(
+    rule: PurposeRule,
+    request: AccessRequest,
+    known: Sequence[ConnectionFacts],
+    flag: FlagFact | None,
+    now: datetime | None,
+    out: _Collector,
+) -> None:
+    """Population "flagged" (UC3, UC12): the request cites a stored finding of a purpose
+    in ``rule.flagged_by`` that opens this purpose, recorded by the same party, still
+    valid, and naming every requested connection. A trigger text alone opens nothing."""
+    pid = rule.id
+    which = f"{pid} reads only connections a stored finding of {' or '.join(rule.flagged_by)}"
+    if request.cites is None:
+        out.add(f"{pid}.flagged", f"{which} names; cite the finding's id")
+        return
+    if flag is None or flag.id != request.cites:
+        out.add(f"{pid}.flagged", f"there is no stored finding {request.cites}; {which} names")
+        return
+    if flag.usecase not in rule.flagged_by or flag.opens != pid:
+        out.add(
+            f"{pid}.flagged",
+            f"finding {flag.id} is a {flag.usecase} finding opening {flag.opens}; {which} "
+            "names and that opens it",
+        )
+    if flag.party != request.party.id:
+        out.add(
+            f"{pid}.flagged",
+            f"finding {flag.id} was recorded by another party; cite a finding of your own",
+        )
+    if now is not None and now >= flag.valid_until:
+        out.add(
+            f"{pid}.flagged",
+            f"finding {flag.id} was valid until {flag.valid_until.isoformat()}; it opens "
+            "nothing after that: record a new finding",
+        )
+    outside = sorted(f.ean for f in known if f.connection_id not in flag.members)
+    if outside:
+        out.add(
+            f"{pid}.flagged",
+            f"finding {flag.id} does not name {out.names(outside)}; read only the "
+            "connections it names",
+        )
 
 
 def _segment_rules(

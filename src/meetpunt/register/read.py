@@ -232,6 +232,18 @@ def facts_on(db: Connection, eans: Sequence[str], day: date) -> dict[str, Connec
     return facts_with_grants_on(db, eans, day).states
 
 
+def connection_ids(db: Connection, eans: Sequence[str]) -> dict[str, int]:
+    """The register ids of the electricity connections among ``eans`` (whatever their
+    state), by EAN; an EAN the register does not know is absent. One query."""
+    c = t.connection
+    rows = db.execute(
+        select(c.c.ean, c.c.id).where(
+            c.c.ean.in_(list(eans)), c.c.commodity == Commodity.ELECTRICITY.value
+        )
+    )
+    return {ean: int(cid) for ean, cid in rows}
+
+
 def primary_contracts(db: Connection, ids: Sequence[int]) -> dict[int, list[ContractRow]]:
     """Every supply contract (past, present and future) on the primary allocation point
     of each connection in ``ids``. One query."""

@@ -367,3 +367,27 @@ schedule_run = Table(
 """Issue 20, UC15: what one due check of a watch found (``consuming``, ``no_consumption``,
 ``baseline``, ``reachable``, ``unreachable``, ``no_reading``, ``stopped``); one row per
 watch and due moment, so running the schedule twice reads nothing twice."""
+privacy_flag = Table(
+    "privacy_flag",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("usecase", String(8), nullable=False),
+    Column("step", String(40), nullable=False),
+    Column("opens", String(8), nullable=False),
+    Column("party", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("valid_until", DateTime(timezone=True), nullable=False),
+    Column("audit_seq", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+)
+"""Population "flagged" (UC3, UC12): a stored finding of one step (UC2's ranking, UC12's
+cable measurement) that opens a follow-up purpose for the connections it names, until
+``valid_until``; a follow-up request cites its id and the gate checks it."""
+
+privacy_flag_member = Table(
+    "privacy_flag_member",
+    metadata,
+    Column("flag_id", Integer, ForeignKey("privacy_flag.id"), primary_key=True),
+    Column("connection_id", Integer, ForeignKey("connection.id"), primary_key=True),
+)
+"""The connections a ``privacy_flag`` names (register ids, resolved when it was stored)."""

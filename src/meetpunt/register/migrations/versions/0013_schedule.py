@@ -1,7 +1,7 @@
 """schedule: UC15's persistent watches of contractless and out-of-service connections
 
 Revision ID: 0013_schedule
-Revises: 0007_api_activation_runs
+Revises: 0008_privacy_flag
 Create Date: 2026-12-06 16:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_schedule"
-down_revision = "0007_api_activation_runs"
+down_revision = "0008_privacy_flag"
 branch_labels = None
 depends_on = None
 
