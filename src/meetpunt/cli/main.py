@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+import meetpunt.cli.uc07  # noqa: F401  (registers `usecase uc07`, issue 19)
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.audit import audit_app
 from meetpunt.cli.common import (

@@ -34,6 +34,7 @@ from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
+from meetpunt.demo.uc07 import expected_audit, run_uc07, score_uc07
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.io.files import find_sources
@@ -46,6 +47,7 @@ from meetpunt.twin.generate import TwinSettings, generate
 from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
 from meetpunt.usecases.uc04_outage_compensation import Uc04Result, compensate
+from meetpunt.usecases.uc07_gis_topology import Uc07Result
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 _T = TypeVar("_T")
@@ -121,6 +123,7 @@ class DemoRun:
     uc1: list[Uc01Result] = field(default_factory=list)
     uc4: Uc04Result | None = None
     uc9: Uc09Result | None = None
+    uc7: list[Uc07Result] = field(default_factory=list)
     refusal: Decision | None = None
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
@@ -285,6 +288,9 @@ def analyse(run: DemoRun) -> None:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
+        with _timed(run, "UC7") as say:
+            run.uc7 = run_uc07(gate, OPERATOR, s.period, after, s.folder / "uc07")
+            say(f"{sum(len(r.corrections) for r in run.uc7)} GIS corrections proposed")
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -325,6 +331,7 @@ def check_audit(run: DemoRun) -> AuditSummary:
         ("UC4", "decision", "granted"): 1,
         ("UC4", "read", "read"): 1,
     }
+    expected.update(expected_audit(run.uc7))
     if run.refusal is not None:
         expected[("UC1", "decision", "refused")] = 1
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
@@ -346,6 +353,7 @@ def score(run: DemoRun, truth: Truth) -> None:
         score_uc1(run.uc1, truth),
         score_uc4(run.require_uc4(), truth),
         score_uc9(run.require_uc9(), truth, asked),
+        score_uc07(run.uc7, truth.connections),
     ]
 
 
