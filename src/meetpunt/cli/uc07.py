@@ -14,11 +14,14 @@ import typer
 from rich.table import Table
 
 from meetpunt.app.gate import open_gate
-from meetpunt.cli.common import DbOption, JsonOption, StoreOption, announce_head, fail
+from meetpunt.app.register import register_at
+from meetpunt.cli.common import DbOption, JsonOption, StoreOption, announce_head, fail, parse_day
 from meetpunt.cli.usecases import FromOption, PartyOption, ToOption, _days, console, usecase_app
-from meetpunt.errors import MeetpuntError
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import MeetpuntError, RegisterError
 from meetpunt.jsonout import print_json
 from meetpunt.privacy.model import Party, Role
+from meetpunt.register.gis import GisCorrection, apply_corrections
 from meetpunt.usecases.uc07_gis_topology import Uc07Result, find_topology
 
 CORRECTION_COLUMNS = (
@@ -32,7 +35,7 @@ CORRECTION_COLUMNS = (
     "confirmed",
 )
 """The GIS clerk's table: one proposed correction a row; ``confirmed`` is left empty for
-the person who checks it (``yes`` to apply it with ``meetpunt register gis-apply``)."""
+the person who checks it (``yes`` to apply it with ``meetpunt usecase uc07-apply``)."""
 
 
 def write_corrections(result: Uc07Result, path: Path) -> Path:
@@ -129,3 +132,60 @@ def uc07(
         print_json(result.as_dict())
     else:
         _show(result)
+
+
+CONFIRMED = frozenset({"yes", "ja", "y", "j"})
+
+
+def read_confirmed(path: Path) -> list[GisCorrection]:
+    """The rows of a correction table (:data:`CORRECTION_COLUMNS`) a person confirmed
+    (``confirmed`` = yes/ja); a row with an unknown phase is refused, naming it."""
+    out: list[GisCorrection] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = set(CORRECTION_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise RegisterError(
+                f"{path}: not a UC7 correction table, missing {', '.join(sorted(missing))}",
+                [Finding("REG-2.gis_table", "write the table with `usecase uc07 --corrections`")],
+            )
+        for line, row in enumerate(reader, start=2):
+            if row["confirmed"].strip().casefold() not in CONFIRMED:
+                continue
+            old, new = row["registered_phase"] or None, row["found_phase"] or None
+            for value in (old, new):
+                if value is not None and value not in ("L1", "L2", "L3"):
+                    finding = Finding(
+                        "REG-2.phase", f"{path}:{line}: phase {value!r} is not L1/L2/L3"
+                    )
+                    raise RegisterError(finding.message, [finding])
+            if not row["found_feeder"]:
+                finding = Finding("REG-2.feeder", f"{path}:{line}: no found feeder to apply")
+                raise RegisterError(finding.message, [finding])
+            out.append(
+                GisCorrection(row["ean"], row["registered_feeder"], old, row["found_feeder"], new)
+            )
+    return out
+
+
+@usecase_app.command("uc07-apply")
+def uc07_apply(
+    table: Annotated[Path, typer.Argument(help="The correction table, rows confirmed 'yes'.")],
+    on: Annotated[str, typer.Option(help="The day the corrected registration holds from.")],
+    confirmed_by: Annotated[str, typer.Option(help="Who checked and confirmed the rows.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply the GIS corrections a person confirmed (issue 19): each as a new connection
+    version from --on, with UC7 named as the source in the register's history."""
+    try:
+        rows = read_confirmed(table)
+        day = parse_day(on, "--on")
+        with register_at(db, create=False) as register, register.session() as session:
+            applied = apply_corrections(session, rows, day, confirmed_by, "UC7", datetime.now(UTC))
+    except MeetpuntError as exc:
+        raise fail(exc, as_json) from exc
+    if as_json:
+        print_json({"applied": applied, "from": day.isoformat(), "source": "UC7"})
+    else:
+        console.print(f"{applied} GIS corrections applied from {day} (source UC7)")

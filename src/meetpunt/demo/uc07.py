@@ -203,3 +203,77 @@ def score_uc07(results: Sequence[Uc07Result], connections: Iterable[Mapping[str,
         },
         metrics={k: v for k, v in d.items() if v is not None},
     )
+
+
+def picture(result: Uc07Result, feeder: str | None = None) -> Any:
+    """The use-case list's picture (issue 19): the mean voltage along the row of houses
+    on one cable, per phase, as registered (a wrong phase makes its line zig-zag) and as
+    UC7 found it (each phase gradual). ``feeder`` defaults to the one with the most
+    proposed corrections. Single-phase connections only; an Altair chart."""
+    import altair as alt
+
+    placed = [p for p in result.connections if p.registered_phase and p.mean_v is not None]
+    if feeder is None:
+        flagged = [p.registered_feeder for p in result.corrections] or [
+            p.registered_feeder for p in placed
+        ]
+        feeder = max(sorted(set(flagged)), key=flagged.count) if flagged else ""
+    rows: list[dict[str, Any]] = []
+    for p in placed:
+        if p.registered_feeder == feeder:
+            rows.append(_row(p, "as registered", p.registered_phase))
+        if (p.found_feeder or p.registered_feeder) == feeder:
+            rows.append(_row(p, "as UC7 found", p.found_phase or p.registered_phase))
+    data = alt.Data(values=rows)  # type: ignore[no-untyped-call]
+    base = alt.Chart(data).encode(
+        x=alt.X("position:Q", title="house number along the cable"),
+        y=alt.Y("mean_v:Q", title="mean voltage (V)", scale=alt.Scale(zero=False)),
+        color=alt.Color("phase:N", title="phase"),
+    )
+    layered = base.mark_line(opacity=0.6) + base.mark_point(filled=True).encode(
+        shape=alt.Shape("flagged:N", title="UC7 proposes a correction")
+    )
+    return layered.properties(width=360, height=220).facet(
+        column=alt.Column(
+            "view:N",
+            title=f"{result.substation} cable {feeder}",
+            sort=["as registered", "as UC7 found"],
+        )
+    )
+
+
+def _row(p: Placement, view: str, phase: str | None) -> dict[str, Any]:
+    return {
+        "position": p.position,
+        "mean_v": round(p.mean_v or 0.0, 2),
+        "phase": phase or "?",
+        "view": view,
+        "flagged": "yes" if p.verdict in FLAGS else "no",
+        "ean": p.ean,
+    }
+
+
+def report_context(results: Sequence[Uc07Result]) -> dict[str, Any]:
+    """What the HTML report shows of UC7: the GIS correction table for a GIS clerk and
+    the picture of the cable with the most corrections (SVG)."""
+    from meetpunt.report.charts import svg
+    from meetpunt.report.html import picture as inline
+
+    corrections = [
+        {
+            "substation": r.substation,
+            "ean": p.ean,
+            "registered": f"{p.registered_feeder} {p.registered_phase or '3-phase'}",
+            "found": f"{p.found_feeder} {p.found_phase or '3-phase'}",
+            "confidence": f"{p.confidence:.2f}",
+            "verdict": p.verdict,
+        }
+        for r in results
+        for p in r.corrections
+    ]
+    busiest = max(results, key=lambda r: len(r.corrections), default=None)
+    return {
+        "corrections": corrections,
+        "undecided": sum(p.verdict == UNDECIDED for r in results for p in r.connections),
+        "picture": None if busiest is None else inline(svg(picture(busiest))),
+    }

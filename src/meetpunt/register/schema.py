@@ -329,3 +329,21 @@ usecase_run = Table(
 )
 """Issue 17: an operator's use-case run over the API (UC4, UC9): what was asked
 (``request``, JSON) and the use case's result document (JSON), fetched later by id."""
+
+gis_correction = Table(
+    "gis_correction",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("old_feeder", String(40), nullable=False),
+    Column("old_phase", String(2), nullable=True),
+    Column("new_feeder", String(40), nullable=False),
+    Column("new_phase", String(2), nullable=True),
+    Column("confirmed_by", String(120), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+"""Issue 19: a GIS correction a person confirmed and applied as a new connection version
+from ``valid_from``, with its source (``UC7``: found from the voltages) kept in the
+register's history next to the version it made."""

@@ -31,6 +31,7 @@ tables and numpy arrays for one substation (or one feeder's group).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ import pyarrow.parquet as pq
 
 from meetpunt.domain.capacity import Commodity, ElectricityCapacity
 from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
+from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
 from meetpunt.privacy.model import AccessRequest, Party, Period
@@ -72,6 +74,12 @@ MIN_MARGIN = 0.03
 MARGIN_SIGMAS = 3.5
 """...and by this many standard errors of a correlation over its changes (1/sqrt(n)):
 with n changes, two groups closer than 3.5/sqrt(n) are noise apart (our choice)."""
+FLAG_SIGMAS = 5.0
+"""A correction is proposed only on a margin of this many standard errors (our choice:
+a false flag costs a GIS clerk a visit; a doubtful one is ``undecided``)."""
+MIN_PEERS = 2
+"""A registration is refuted only against at least this many other meters found in the
+registered cable and phase (our choice): a group of one or two is noise, not a profile."""
 ROUNDS = 6
 """Rounds of re-assignment (k-means style); the groups settle in two or three."""
 NO_SUPPLY_BELOW_V = 100.0
@@ -101,6 +109,9 @@ class Member:
     phase: str | None
     """``L1``/``L2``/``L3``; ``None`` for a three-phase connection."""
     three_phase: bool
+    position: int = 0
+    """The house number, for the picture of the row of houses only: the analysis never
+    uses it (addresses may say nothing about the cable)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,8 @@ class Placement:
     """Measured 10-minute changes the judgement rests on."""
     mean_v: float | None = None
     """The mean of the connection's 10-minute voltages (its place on the cable's profile)."""
+    position: int = 0
+    """The member's house number (the picture's row of houses)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -225,8 +238,9 @@ def channels(table: pa.Table, members: Sequence[Member], period: Period) -> Chan
         ok = (cols >= 0) & (step >= 0) & (step < n_steps) & np.isfinite(value)
         volts[step[ok], cols[ok]] = value[ok]
     volts[volts < NO_SUPPLY_BELOW_V] = np.nan
-    with np.errstate(all="ignore"):
-        typical = np.nanmedian(volts, axis=0) if volts.size else np.zeros(0)
+    with warnings.catch_warnings():  # a column without any voltage stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(volts, axis=0) if volts.size else np.zeros(volts.shape[1])
     # a 10-minute mean with part of an interruption in it is no voltage to compare
     volts[volts < typical[None, :] - PART_INTERRUPTED_V] = np.nan
     return Channels(
@@ -244,11 +258,14 @@ def changes(volts: FloatArray) -> FloatArray:
         return d
     common = np.zeros(d.shape[0])
     seen = np.isfinite(d).any(axis=1)
-    common[seen] = np.nanmedian(d[seen], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        common[seen] = np.nanmedian(d[seen], axis=1)
     r = d - common[:, None]
     # a rare large step (a switching action, an event) must not outweigh days of load
     # changes: each column is clipped at CLIP_MADS robust deviations
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mad = np.nanmedian(np.abs(r), axis=0)
     bound = np.maximum(CLIP_MADS * 1.4826 * np.nan_to_num(mad), 0.1)
     return np.clip(r, -bound[None, :], bound[None, :])
@@ -400,6 +417,26 @@ def _scores(z: FloatArray, of: IntArray, n_groups: int) -> FloatArray:
     return np.asarray(out, dtype=np.float64)
 
 
+def _peers(
+    m: Member,
+    cols: IntArray,
+    ch: Channels,
+    of: IntArray,
+    usable: BoolArray,
+    gid: Mapping[tuple[str, str], int],
+) -> int:
+    """How many other usable meter channels the voltages put in the member's registered
+    group(s) (the fewest over a three-phase meter's phases)."""
+    counts = []
+    for j in cols:
+        phase = PHASES[int(ch.meter_phase[j]) - 1] if m.three_phase else m.phase
+        g = gid.get((m.feeder, phase or ""), -1)
+        inside = usable & (of == g)
+        inside[cols] = False
+        counts.append(int(inside.sum()) if g >= 0 else 0)
+    return min(counts) if counts else 0
+
+
 def _judge(
     m: Member,
     cols: IntArray,
@@ -419,7 +456,9 @@ def _judge(
     mean_v = float(np.nanmean(level)) if np.isfinite(level).any() else None
 
     def undecided(reason: str) -> Placement:
-        return Placement(m.ean, m.feeder, m.phase, None, None, 0.0, UNDECIDED, reason, n, mean_v)
+        return Placement(
+            m.ean, m.feeder, m.phase, None, None, 0.0, UNDECIDED, reason, n, mean_v, m.position
+        )
 
     if not len(cols) or not usable[cols].all():
         return undecided(
@@ -445,6 +484,12 @@ def _judge(
         best = float(row[order[0]])
         second = float(row[order[1]]) if len(order) > 1 else 0.0
         found_feeder, found_phase = names[int(order[0])]
+    peers = _peers(m, cols, ch, of, usable, gid)
+    if peers < MIN_PEERS and (found_feeder, found_phase) != (m.feeder, m.phase):
+        return undecided(
+            f"its registered cable and phase have {peers} other meter(s) to compare with, "
+            f"fewer than {MIN_PEERS}: the registration can be neither confirmed nor refuted"
+        )
     if best < min_correlation:
         return undecided(
             f"its voltage changes follow no group (best correlation {best:.2f} < "
@@ -461,8 +506,23 @@ def _judge(
         verdict = PHASE_DIFFERS
     else:
         verdict = AGREES
+    if verdict != AGREES and margin < FLAG_SIGMAS / np.sqrt(max(n, 1)):
+        return undecided(
+            f"the voltages lean to {found_feeder} {found_phase or '3-phase'} but not clearly "
+            f"enough to propose a correction (margin {margin:.2f})"
+        )
     return Placement(
-        m.ean, m.feeder, m.phase, found_feeder, found_phase, confidence, verdict, "", n, mean_v
+        m.ean,
+        m.feeder,
+        m.phase,
+        found_feeder,
+        found_phase,
+        confidence,
+        verdict,
+        "",
+        n,
+        mean_v,
+        m.position,
     )
 
 
@@ -502,7 +562,7 @@ def members_of(
         capacity = v.attributes.capacity
         three = isinstance(capacity, ElectricityCapacity) and capacity.phases == 3
         phase = None if three or g.phase is None else str(g.phase.value)
-        out.append(Member(v.ean, -1, g.feeder, phase, three))
+        out.append(Member(v.ean, -1, g.feeder, phase, three, v.attributes.address.house_number))
     return out
 
 
@@ -524,9 +584,11 @@ def find_topology(
     members = members_of(gate.register_view.connection_versions(day), substation, feeder)
     if not members:
         where = substation if feeder is None else f"{substation} feeder {feeder}"
+        message = f"the register has no in-service smart meter on {where} on {day}"
         raise Uc07Error(
-            f"UC7: the register has no in-service smart meter on {where} on {day}; "
-            "check the substation/feeder name (meetpunt register show)"
+            f"UC7: {message}",
+            [Finding("UC7.group", message)],
+            "check the substation or feeder name (meetpunt register show EAN)",
         )
     grant = ask(
         gate,
@@ -551,7 +613,9 @@ def find_topology(
         deleted = grant.finish()
     ids = grant.connection_ids
     members = [
-        Member(m.ean, ids[m.ean], m.feeder, m.phase, m.three_phase) for m in members if m.ean in ids
+        Member(m.ean, ids[m.ean], m.feeder, m.phase, m.three_phase, m.position)
+        for m in members
+        if m.ean in ids
     ]
     placements, labels = analyse(table, members, period)
     return Uc07Result(
