@@ -45,8 +45,8 @@ def test_uc07_reads_once_deletes_its_copy_and_refuses_a_second_run(tmp_path: Pat
             app,
             [
                 "usecase", "uc07", "--substation", "OS001", "--feeder", "OS001-K1",
-                "--from", "2025-06-02", "--to", "2025-06-04", "--db", built.db_url, "--store", str(built.store_path),
-                "--corrections", str(table), "--json",
+                "--from", "2025-06-02", "--to", "2025-06-04", "--db", built.db_url,
+                "--store", str(built.store_path), "--corrections", str(table), "--json",
             ],
         )  # fmt: skip
         assert done.exit_code == 0, done.output
