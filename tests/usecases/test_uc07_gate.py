@@ -59,6 +59,16 @@ def test_uc07_reads_once_deletes_its_copy_and_refuses_a_second_run(tmp_path: Pat
         assert three and all(c["found_phase"] is None for c in three)
         flagged = [c for c in doc["connections"] if c["verdict"].endswith("differs")]
         assert len(table.read_text(encoding="utf-8").splitlines()) == 1 + len(flagged)
+        shown = CliRunner().invoke(
+            app,
+            [
+                "usecase", "uc07", "--substation", "OS001", "--feeder", "OS001-K3",
+                "--from", "2025-06-02", "--to", "2025-06-04", "--db", built.db_url,
+                "--store", str(built.store_path),
+            ],
+        )  # fmt: skip
+        assert shown.exit_code == 0, shown.output
+        assert "UC7 OS001 feeder OS001-K3:" in shown.stdout and "deleted: yes" in shown.stdout
         assert result.rows_read > 0 and result.connections
         assert result.phase_labels == "anchored"
         # the copy is gone from disk and marked deleted in the register (PRV-5)
@@ -69,9 +79,9 @@ def test_uc07_reads_once_deletes_its_copy_and_refuses_a_second_run(tmp_path: Pat
         assert copies and all(c.deleted_at is not None for c in copies)
         ours = [r.entry for r in records if r.entry.purpose == "UC7"]
         events = [(e.event, e.outcome) for e in ours]
-        assert events.count(("decision", "granted")) == 2  # the CLI's and the call's
-        assert events.count(("read", "read")) == 2
-        assert events.count(("retention", "deleted")) == 2
+        assert events.count(("decision", "granted")) == 3  # the call's and the CLI's two
+        assert events.count(("read", "read")) == 3
+        assert events.count(("retention", "deleted")) == 3
         assert ("decision", "refused") in events
         # against the truth: every decided connection is where the twin put it
         truth = Truth.read(built.folder / "twin").connections

@@ -1,12 +1,13 @@
 """``meetpunt demo``: the whole chain on a generated region, on the embedded default.
 
-twin -> register import -> meter-data hub -> privacy gate -> UC1, UC4, UC9 -> scores
+twin -> register import -> meter-data hub -> privacy gate -> UC1, UC4, UC9, UC7 -> scores
 against the twin's truth, the audit log, and an HTML report with the outage maps.
 
 The twin's month is replayed in order: each customer's outage report (the twin's
 ``operator/outage_reports.csv``) is localised (UC1) at the moment it came in, and the
 day after the month UC9 registers the interruptions and UC4 pays the compensation
-(planned works from ``operator/planned_works.csv`` left out). One demonstration
+(planned works from ``operator/planned_works.csv`` left out); UC7 then finds each
+substation's cables and phases from the last 10 days' voltages. One demonstration
 request the gate must refuse (UC1 asking for quarter-hour values) shows the gate at
 work. Every read goes through the gate, and the audit log is checked to hold exactly
 the use cases' decisions and reads.
