@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+import meetpunt.cli.uc07  # noqa: F401  (registers `usecase uc07`, issue 19)
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.audit import audit_app
 from meetpunt.cli.common import (
@@ -441,7 +442,7 @@ def demo(
             meter_realities,
         )
         out = make_console(stderr=True) if as_json else console
-        out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")
+        out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9, UC7")
         run = run_demo(out, settings)
         if as_json:
             print_json(run_as_json(run))

@@ -1,7 +1,7 @@
 """schedule: UC15's persistent watches of contractless and out-of-service connections
 
 Revision ID: 0013_schedule
-Revises: 0008_privacy_flag
+Revises: 0011_uc07_gis_correction
 Create Date: 2026-12-06 16:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_schedule"
-down_revision = "0008_privacy_flag"
+down_revision = "0011_uc07_gis_correction"
 branch_labels = None
 depends_on = None
 
