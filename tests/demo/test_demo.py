@@ -29,9 +29,9 @@ from meetpunt.usecases.uc04_outage_compensation import Review
 
 SMALL: dict[str, Any] = {"connections": 200, "days": 10, "start": date(2025, 6, 2), "seed": 1}
 SVG = "{http://www.w3.org/2000/svg}"
-SCORED = {"UC1", "UC4", "UC9", "UC7", "UC8"}
+SCORED = {"UC1", "UC4", "UC9", "UC7", "UC8", "UC10", "UC15"}
 """The use cases the demo runs and scores (UC1, UC4, UC9 first)."""
-STEPS = ["twin", "register", "ingest", "UC1", "UC9", "UC4", "UC7", "UC8"]
+STEPS = ["twin", "register", "ingest", "UC1", "UC9", "UC4", "UC7", "UC8", "UC10/UC15"]
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,18 @@ def test_uc07_finds_the_twins_gis_errors_and_deletes_what_it_read(demo: DemoRun)
     assert m["phase_right"] >= 0.95
     assert demo.uc7 and all(r.deleted for r in demo.uc7)
     assert not any(Path(p).exists() for r in demo.uc7 for p in r.deleted)
+
+
+def test_uc10_and_uc15_meet_their_goals_on_the_twin(demo: DemoRun) -> None:
+    """Issue 20: misreads caught, far fewer false alarms than the naive check, the
+    consuming contractless and out-of-service connections found, no read after a stop."""
+    by = {s.use_case: s for s in demo.scores}
+    uc10, uc15 = by["UC10"].metrics, by["UC15"].metrics
+    assert uc10["misreads_truth"] > 0 and uc10["right_readings"] > 0
+    assert uc10["misreads_caught"] >= 0.9 * uc10["misreads_truth"], by["UC10"].misses
+    assert uc10["false_alarms"] <= 0.1 * uc10["naive_false_alarms"], by["UC10"].misses
+    assert uc15["consuming_found"] == uc15["consuming_truth"], by["UC15"].misses
+    assert uc15["reads_after_stop"] == 0 and uc15["consuming_false"] == 0
 
 
 def test_the_audit_log_holds_each_use_case_and_nothing_else(demo: DemoRun) -> None:

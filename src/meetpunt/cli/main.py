@@ -39,6 +39,7 @@ from meetpunt.cli.p1 import p1_app
 from meetpunt.cli.party import party_app
 from meetpunt.cli.privacy import privacy_app
 from meetpunt.cli.serve import serve
+from meetpunt.cli.uc10_uc15 import schedule_app  # issue 20: uc10, uc15, schedule
 from meetpunt.cli.usecases import usecase_app
 from meetpunt.domain.allocation import SapRequest
 from meetpunt.domain.capacity import Commodity, parse_electricity_capacity
@@ -72,6 +73,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(consent_app, name="consent")
 app.add_typer(audit_app, name="audit")
 app.add_typer(usecase_app, name="usecase")
+app.add_typer(schedule_app, name="schedule")
 app.add_typer(party_app, name="party")
 app.add_typer(market_app, name="market")
 app.command("serve")(serve)

@@ -35,6 +35,7 @@ from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
 from meetpunt.demo import uc07 as demo_uc07
 from meetpunt.demo import uc08 as demo_uc08
+from meetpunt.demo import uc10_uc15
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.demo.uc07 import run_uc07, score_uc07
@@ -134,6 +135,7 @@ class DemoRun:
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
     report_path: Path | None = None
+    uc10_uc15: uc10_uc15.Uc10Uc15Run | None = None  # issue 20
 
     @property
     def db_url(self) -> str:
@@ -300,6 +302,9 @@ def analyse(run: DemoRun) -> None:
         with _timed(run, "UC8") as say:
             run.uc8 = run_uc08(gate, OPERATOR, s.period, after)
             say(f"{len(run.uc8.invoices)} VZC invoices")
+        with _timed(run, "UC10/UC15") as say:  # issue 20
+            run.uc10_uc15 = uc10_uc15.analyse(run, gate, OPERATOR, after)
+            say(uc10_uc15.summary(run.uc10_uc15))
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -345,6 +350,7 @@ def check_audit(run: DemoRun) -> AuditSummary:
         expected[("UC1", "decision", "refused")] = 1
     if run.uc8 is not None:
         expected.update(demo_uc08.expected_audit(run.uc8))
+    expected.update(uc10_uc15.expected_audit(run, run.uc10_uc15))  # issue 20
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
 
@@ -368,6 +374,7 @@ def score(run: DemoRun, truth: Truth) -> None:
     ]
     if run.uc8 is not None:
         run.scores.append(score_uc08(run.uc8, truth, run.twin))
+    run.scores += uc10_uc15.scores(run, truth, run.uc10_uc15)  # issue 20
 
 
 def write_letters(run: DemoRun) -> Path:

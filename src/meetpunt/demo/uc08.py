@@ -9,8 +9,9 @@ truth that got an invoice.
 
 from __future__ import annotations
 
+import csv
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -56,6 +57,17 @@ def _true_import_wh(twin: Path, result: Uc08Result) -> dict[tuple[str, datetime]
     return sums
 
 
+def _contract_starts_in(twin: Path, first: date, last: date) -> set[str]:
+    """EANs whose new supply contract starts inside the period (a move-in, which UC8 does
+    not invoice; the twin gives some contractless connections one, ``twin.watch``)."""
+    with (twin / "register" / "contracts.csv").open(newline="", encoding="utf-8") as f:
+        return {
+            row["ean"]
+            for row in csv.DictReader(f)
+            if first < date.fromisoformat(row["start_date"]) <= last
+        }
+
+
 def score_uc08(result: Uc08Result, truth: Truth, twin: Path) -> Score:
     """UC8 against the truth: every contractless smart meter invoiced when the period
     holds a month's end (a monthly reading), kWh exact, no one with a contract invoiced."""
@@ -64,10 +76,14 @@ def score_uc08(result: Uc08Result, truth: Truth, twin: Path) -> Score:
     month_ends = any(
         (first + timedelta(days=d)).day == 1 for d in range(1, (last - first).days + 1)
     )
+    moved_in = _contract_starts_in(twin, first, last)  # issue 20 UC15 case: not for moves
     contractless = {
         str(c["ean"])
         for c in truth.connections
-        if month_ends and c["contractless"] and c["meter"] != "ferraris"
+        if month_ends
+        and c["contractless"]
+        and c["meter"] != "ferraris"
+        and str(c["ean"]) not in moved_in
     }
     invoiced = {i.ean for i in result.invoices}
     true_wh = _true_import_wh(twin, result)

@@ -28,7 +28,14 @@ from meetpunt.errors import MeetpuntError
 from meetpunt.meterdata.kinds import KINDS
 from meetpunt.privacy import aggregation, disclosure, grants, retention
 from meetpunt.privacy.catalogue import PurposeRule
-from meetpunt.privacy.model import VOLTAGE_PRESENCE, AccessRequest, Decision, Period, stored_utc
+from meetpunt.privacy.model import (
+    REACHABILITY,
+    VOLTAGE_PRESENCE,
+    AccessRequest,
+    Decision,
+    Period,
+    stored_utc,
+)
 from meetpunt.register import read
 
 if TYPE_CHECKING:
@@ -224,6 +231,20 @@ class Grant:
                 at=at.isoformat(),
                 rows=len(answers),
             )
+        return answers
+
+    def reachable(self) -> dict[str, bool]:
+        """Whether each granted meter answered in its granted sub-periods (UC15's 'ping'
+        of a switched-off meter), and nothing else: the store stands in for the head-end,
+        a meter that delivered a daily reading then answered. Audited as a read of
+        ``reachability``; no value leaves."""
+        self._check()
+        request = self.request
+        if REACHABILITY not in request.kinds:
+            self._refuse("kinds", f"this grant does not cover {REACHABILITY}")
+        seen = set(self._rows("daily_readings").column("connection").to_pylist())
+        answers = {ean: cid in seen for ean, cid in self.connection_ids.items()}
+        self.gate.record(request, "read", "read", kind=REACHABILITY, rows=len(answers))
         return answers
 
     def aggregate(

@@ -464,3 +464,43 @@ class RegisterView:
         where the connection was contractless that day."""
         with self._register.session() as session:
             return {(ean, on): session.contract_on(ean, on, commodity) for ean, on in wanted}
+
+    def contracted_on(self, on: date, commodity: Commodity = Commodity.ELECTRICITY) -> set[str]:
+        """The EANs whose primary allocation point has a supply contract in force on
+        ``on`` (UC8, UC15: every other connection is contractless that day). One query."""
+        ap, sc, c = t.allocation_point, t.supply_contract, t.connection
+        query = (
+            select(c.c.ean)
+            .join(ap, ap.c.connection_id == c.c.id)
+            .join(sc, sc.c.allocation_point_id == ap.c.id)
+            .where(
+                c.c.commodity == commodity.value,
+                ap.c.kind == "primary",
+                sc.c.start_date <= on,
+                (sc.c.end_date.is_(None)) | (sc.c.end_date > on),
+            )
+        )
+        with self._register.session() as session:
+            return {str(r[0]) for r in session.db.execute(query)}
+
+    def states_on(
+        self, on: date, commodity: Commodity = Commodity.ELECTRICITY
+    ) -> dict[str, tuple[str, str, str, str]]:
+        """Each connection's ``(status, admin_switch, meter_type, capacity)`` as the
+        register writes them on ``on``, without building whole versions (UC10, UC15 ask
+        this for every day of a month). One query."""
+        c, v = t.connection, t.connection_version
+        query = (
+            select(c.c.ean, v.c.status, v.c.admin_switch, v.c.meter_type, v.c.capacity)
+            .join(v, v.c.connection_id == c.c.id)
+            .where(
+                c.c.commodity == commodity.value,
+                v.c.valid_from <= on,
+                (v.c.valid_to.is_(None)) | (v.c.valid_to > on),
+            )
+        )
+        with self._register.session() as session:
+            return {
+                str(r[0]): (str(r[1]), str(r[2]), str(r[3]), str(r[4]))
+                for r in session.db.execute(query)
+            }

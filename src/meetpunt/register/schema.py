@@ -10,6 +10,7 @@ test compares the two.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -330,6 +331,42 @@ usecase_run = Table(
 """Issue 17: an operator's use-case run over the API (UC4, UC9): what was asked
 (``request``, JSON) and the use case's result document (JSON), fetched later by id."""
 
+schedule_task = Table(
+    "schedule_task",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("purpose", String(8), nullable=False),
+    Column("ean", String(18), nullable=False),
+    Column("commodity", String(12), nullable=False),
+    Column("grp", String(24), nullable=False),
+    Column("every_days", Integer, nullable=False),
+    Column("started_on", Date, nullable=False),
+    Column("next_due", DateTime(timezone=True), nullable=False),
+    Column("stopped_on", Date, nullable=True),
+    Column("stop_reason", String(64), nullable=True),
+    Column("last_check_at", DateTime(timezone=True), nullable=True),
+    Column("last_import_wh", BigInteger, nullable=True),
+    UniqueConstraint("purpose", "ean", "commodity", "started_on"),
+)
+"""Issue 20, UC15: one watch of a connection (``grp`` contractless, out_of_service_on,
+out_of_service_off) checked every ``every_days`` from ``started_on`` until it stops
+(a contract started, back in service, removed); survives restarts."""
+
+schedule_run = Table(
+    "schedule_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, ForeignKey("schedule_task.id"), nullable=False),
+    Column("due", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(24), nullable=False),
+    Column("import_wh", BigInteger, nullable=True),
+    Column("consumed_wh", BigInteger, nullable=True),
+    Column("audit_seq", Integer, nullable=True),
+    UniqueConstraint("task_id", "due"),
+)
+"""Issue 20, UC15: what one due check of a watch found (``consuming``, ``no_consumption``,
+``baseline``, ``reachable``, ``unreachable``, ``no_reading``, ``stopped``); one row per
+watch and due moment, so running the schedule twice reads nothing twice."""
 privacy_flag = Table(
     "privacy_flag",
     metadata,

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from meetpunt.twin import meters, p1, profiles, truth
 from meetpunt.twin.faults import inject_faults
+from meetpunt.twin.manual_readings import write_manual_readings
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, UTC_TS, TimeAxis
 from meetpunt.twin.operatorfile import write_operator_files
 from meetpunt.twin.powerflow import simulate_physics
@@ -49,6 +50,7 @@ STREAMS = {
     "swaps": 7,
     "operator": 8,
     "realities": 9,
+    "manual_readings": 10,
 }
 P1_SAMPLE = 5
 P1_EVERY_STEPS = 3  # one telegram per quarter-hour in the sample's captures
@@ -178,6 +180,11 @@ def generate(
     write_operator_files(
         region, faults, out / "operator", _rng(settings.seed, "operator"), settings.faults, axis
     )
+    skip = set(faults.meter_swaps) | (set(realities.replaced) if realities else set())
+    write_manual_readings(  # UC10: the mechanic's readings, right and misread
+        axis, [c.ean for c in region.connections], metered, skip, realities,
+        _rng(settings.seed, "manual_readings"), out,
+    )  # fmt: skip
     for kind, table in metered.tables.items():
         _write_parquet(table, out / "meterdata" / f"{kind}.parquet")
     truths: dict[str, pa.Table] = {

@@ -14,6 +14,7 @@ import numpy as np
 
 from meetpunt.domain.ean import gs1_check_digit
 from meetpunt.register.csvio import RecordKind, write_register_files
+from meetpunt.twin import watch
 from meetpunt.twin.faults import Faults
 from meetpunt.twin.model import ConnectionKind, MeterKind, TwinConnection
 from meetpunt.twin.topology import MUNICIPALITY, Region
@@ -87,7 +88,7 @@ def write_register(
             out = dict(
                 row,
                 status="UBD",
-                admin_switch="off",
+                admin_switch="on" if watch.admin_switch_on(conn.index) else "off",
                 valid_from=(first_day - timedelta(days=int(rng.integers(20, 300)))).isoformat(),
             )
             if out["valid_from"] <= row["valid_from"]:
@@ -165,6 +166,23 @@ def _contracts(
         end = max(end, since + timedelta(days=30))
     elif kind == "fixed":
         end = first_day + timedelta(days=int(rng.integers(60, 900)))
+    start = watch.new_contract_from(conn.index, first_day)  # UC15: a contract mid-run
+    if start is not None and end is not None:
+        start = max(start, end)
+    later: list[dict[str, str]] = []
+    if conn.index in faults.contractless and commodity == "electricity" and start is not None:
+        later.append(
+            {
+                "ean": conn.ean,
+                "commodity": commodity,
+                "supplier": SUPPLIERS[0],
+                "contract_holder": f"Nieuwe bewoner {conn.street} {conn.house_number}",
+                "contract_type": "variable",
+                "tariff": "single",
+                "start_date": start.isoformat(),
+                "end_date": "",
+            }
+        )
     return [
         {
             "ean": conn.ean if commodity == "electricity" else str(conn.gas_ean),
@@ -175,5 +193,6 @@ def _contracts(
             "tariff": "double" if double else "single",
             "start_date": since.isoformat(),
             "end_date": end.isoformat() if end else "",
-        }
+        },
+        *later,
     ]
