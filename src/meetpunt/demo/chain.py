@@ -32,6 +32,7 @@ from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
+from meetpunt.demo import grid_checks
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.domain.calendar import local_midnight_utc
@@ -125,6 +126,7 @@ class DemoRun:
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
     report_path: Path | None = None
+    grid_checks: grid_checks.GridChecks | None = None
 
     @property
     def db_url(self) -> str:
@@ -285,6 +287,11 @@ def analyse(run: DemoRun) -> None:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
+        with _timed(run, "UC5/UC12") as say:
+            run.grid_checks = grid_checks.run_stage(
+                gate, OPERATOR, run.twin, s.period, lambda t: setattr(clock, "now", t)
+            )
+            say(grid_checks.summary(run.grid_checks))
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -327,6 +334,7 @@ def check_audit(run: DemoRun) -> AuditSummary:
     }
     if run.refusal is not None:
         expected[("UC1", "decision", "refused")] = 1
+    expected.update(grid_checks.expected_audit(run.grid_checks))
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
 
@@ -346,6 +354,7 @@ def score(run: DemoRun, truth: Truth) -> None:
         score_uc1(run.uc1, truth),
         score_uc4(run.require_uc4(), truth),
         score_uc9(run.require_uc9(), truth, asked),
+        *grid_checks.scores(run.grid_checks, run.twin, truth),
     ]
 
 

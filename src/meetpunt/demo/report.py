@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meetpunt.demo import grid_checks
 from meetpunt.demo.score import EXTENT, Truth, truth_outage_of
 from meetpunt.domain.calendar import to_local
 from meetpunt.report.html import picture, render
@@ -200,6 +201,7 @@ def write_report(run: DemoRun, truth: Truth, began: datetime) -> Path:
         uc4=_uc4_context(run),
         uc9=_uc9_context(run),
         audit=_audit_context(run),
+        grid_checks=grid_checks.section(run.grid_checks, s.folder),
     )
     path = s.folder / "report.html"
     path.write_text(html, encoding="utf-8")
