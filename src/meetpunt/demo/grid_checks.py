@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from markupsafe import Markup
 
 from meetpunt.demo.score import Score, Truth
+from meetpunt.domain.calendar import to_local
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
 from meetpunt.privacy.gate import Gate
@@ -53,9 +54,8 @@ class GridChecks:
 
 def fitting_days(note: InterventionNote, period: Period) -> int:
     """The longest window (at most 10 days) such that both reads fall inside ``period``."""
-    day_start = period.start.date()
-    days_before = (note.day - day_start).days
-    days_after = (period.end.date() - note.day).days - 1
+    days_before = (note.day - to_local(period.start).date()).days
+    days_after = (to_local(period.end).date() - note.day).days - 1
     return max(0, min(10, days_before, days_after))
 
 
@@ -74,7 +74,9 @@ def run_stage(
     else:
         out.uc5_skipped = "no intervention in the period"
     set_clock(after)
-    versions = gate.register_view.connection_versions(period.end.date() - timedelta(days=1))
+    versions = gate.register_view.connection_versions(
+        to_local(period.end).date() - timedelta(days=1)
+    )
     smart = {
         v.ean: None if v.attributes.grid.phase is None else int(v.attributes.grid.phase.value[1])
         for v in versions

@@ -48,6 +48,7 @@ from meetpunt.usecases.common import ask
 
 PURPOSE = "UC12"
 VOLTAGES = "voltages_10min"
+
 FEED_IN = "quarter_hours"
 
 
@@ -251,6 +252,18 @@ def _matrix(
     return keys, times, m
 
 
+def _departure(
+    own: npt.NDArray[np.float64], other: npt.NDArray[np.float64], quantile: float
+) -> tuple[float, npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """The quantile of ``own - other`` centred on its median, over the times both have."""
+    dev = own - other
+    ok = ~np.isnan(dev)
+    if ok.sum() < 2:
+        return float("inf"), ok, dev[ok]
+    dev = dev[ok] - np.median(dev[ok])
+    return float(np.quantile(np.abs(dev), quantile)), ok, dev
+
+
 def connection_step(
     voltages: pa.Table,
     feed_in: pa.Table | None,
@@ -258,11 +271,15 @@ def connection_step(
     grid_phase: Mapping[str, int | None],
     rules: Uc12Rules,
 ) -> tuple[list[MeterFinding], dict[str, tuple[tuple[float, ...], tuple[float, ...]]]]:
-    """Step 3 (pure): per meter phase of the section read, the quantile of its
-    departure from its neighbours' median voltage (same grid phase when two or more
-    others are on it, else all others), centred on its own median; above the threshold
-    it swings with its own load. ``feed_in`` (quarter-hour export) gives the
-    correlation of that departure with the meter's feed-in, as evidence."""
+    """Step 3 (pure): per meter phase of the section read, how far its voltage departs
+    from its neighbours' on the same grid phase: against each neighbour the quantile of
+    the difference (centred on its median), and of those the SMALLEST. A healthy meter
+    has at least one healthy neighbour to agree with; a meter on a floating star point
+    agrees with none. Above the threshold it swings with its own load. Only a meter
+    with no neighbour on its phase is compared with the other phases (where PV on one
+    phase can move them apart; measured on the twin, a whole-section median across
+    phases put two healthy three-phase meters 7 V off). ``feed_in`` (quarter-hour
+    export) gives the correlation of the departure with the meter's feed-in."""
     keys, times, m = _matrix(voltages)
     phase_of = [
         (grid_phase.get(ids.get(c, ""), None) or ph) for c, ph in keys
@@ -271,18 +288,18 @@ def connection_step(
     findings: list[MeterFinding] = []
     series: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
     for i, (c, ph) in enumerate(keys):
-        same = [j for j in range(len(keys)) if j != i and phase_of[j] == phase_of[i]]
-        others = same if len(same) >= 2 else [j for j in range(len(keys)) if j != i]
+        same = [
+            j for j in range(len(keys)) if j != i and phase_of[j] == phase_of[i] and keys[j][0] != c
+        ]
+        others = same or [j for j in range(len(keys)) if keys[j][0] != c]
         if not others:
             continue
-        with np.errstate(all="ignore"):
-            reference = np.nanmedian(m[:, others], axis=1)
-        dev = m[:, i] - reference
-        ok = ~np.isnan(dev)
-        if ok.sum() < 2:
+        q, ok, dev = min(
+            (_departure(m[:, i], m[:, j], rules.deviation_quantile) for j in others),
+            key=lambda x: x[0],
+        )
+        if not np.isfinite(q):
             continue
-        dev = dev[ok] - np.median(dev[ok])
-        q = float(np.quantile(np.abs(dev), rules.deviation_quantile))
         ean = ids.get(c, str(c))
         corr: float | None = None
         if c in export:
@@ -292,6 +309,8 @@ def connection_step(
         unsafe = q > rules.deviation_v
         findings.append(MeterFinding(ean, int(ph), q, corr, unsafe))
         if unsafe:
+            with np.errstate(all="ignore"):
+                reference = np.nanmedian(m[:, others], axis=1)
             series[ean] = (
                 tuple(float(x) for x in m[ok, i]),
                 tuple(float(x) for x in reference[ok]),
