@@ -44,10 +44,18 @@ def truth(demo: DemoRun) -> Truth:
 
 
 def test_every_use_case_is_scored_and_right_on_the_twin(demo: DemoRun) -> None:
-    assert [s.use_case for s in demo.scores] == ["UC1", "UC4", "UC9"]
+    assert [s.use_case for s in demo.scores] == ["UC1", "UC4", "UC9", "UC5", "UC12"]
     for score in demo.scores:
         assert score.total > 0 and score.perfect, (score.use_case, score.accuracy, score.misses)
-    assert [s.name for s in demo.steps] == ["twin", "register", "ingest", "UC1", "UC9", "UC4"]
+    assert [s.name for s in demo.steps] == [
+        "twin",
+        "register",
+        "ingest",
+        "UC1",
+        "UC9",
+        "UC4",
+        "UC5/UC12",
+    ]
     assert all(s.seconds > 0 and s.summary for s in demo.steps)
     assert demo.uc1 and len(demo.uc1) == len(demo.reports)
 
@@ -55,7 +63,7 @@ def test_every_use_case_is_scored_and_right_on_the_twin(demo: DemoRun) -> None:
 def test_the_audit_log_holds_each_use_case_and_nothing_else(demo: DemoRun) -> None:
     summary = demo.require_audit()
     assert summary.as_expected and not summary.findings
-    assert {purpose for purpose, _, _ in summary.counts} == {"UC1", "UC4", "UC9"}
+    assert {purpose for purpose, _, _ in summary.counts} == {"UC1", "UC4", "UC9", "UC5", "UC12"}
     assert summary.counts[("UC1", "read", "read")] == sum(r.reads for r in demo.uc1)
     assert demo.refusal is not None
     assert [f.rule for f in demo.refusal.findings] == ["UC1.kinds"]
@@ -91,7 +99,9 @@ def test_the_report_holds_the_summary_the_maps_and_the_audit(demo: DemoRun) -> N
     for use_case in ("UC1", "UC4", "UC9"):
         assert f"<td>{use_case}</td>" in summary
     result = demo.require_uc4()
-    assert html.count("<svg") == len(result.maps) == len(result.outages) >= 1
+    charts = 2  # UC5's before/after and UC12's step chain (demo/grid_checks.py)
+    assert html.count("<svg") - charts == len(result.maps) == len(result.outages) >= 1
+    assert 'id="uc5"' in html and 'id="uc12"' in html
     assert "holds exactly the use cases" in html
     shapes: set[str] = set()
     labels: set[str] = set()
@@ -190,10 +200,18 @@ def test_meetpunt_demo_json_is_one_object_with_the_scores(tmp_path: Path) -> Non
     run = json.loads(done.stdout)
     assert (run["seed"], run["connections"], run["days"]) == (1, 150, 5)
     assert run["start"] == "2025-06-02"
-    assert [s["name"] for s in run["steps"]] == ["twin", "register", "ingest", "UC1", "UC9", "UC4"]
+    assert [s["name"] for s in run["steps"]] == [
+        "twin",
+        "register",
+        "ingest",
+        "UC1",
+        "UC9",
+        "UC4",
+        "UC5/UC12",
+    ]
     assert all(isinstance(s["seconds"], float) for s in run["steps"])
     uc = run["use_cases"]
-    assert set(uc) == {"UC1", "UC4", "UC9"}
+    assert set(uc) == {"UC1", "UC4", "UC9", "UC5", "UC12"}
     assert set(uc["UC4"]["metrics"]) >= {
         "owed",
         "paid_exactly",

@@ -105,19 +105,16 @@ def _voltages(rng: np.random.Generator, broken: int | None) -> pa.Table:
 
 
 IDS = {m: f"ean{m}" for m in range(6)}
-PHASES: dict[str, int | None] = {f"ean{m}": 2 for m in range(6)}
 
 
 def test_the_individual_step_finds_the_meter_that_swings_with_its_own_load() -> None:
-    found, series = connection_step(
-        _voltages(np.random.default_rng(5), 3), None, IDS, PHASES, RULES
-    )
+    found, series = connection_step(_voltages(np.random.default_rng(5), 3), None, IDS, RULES)
     assert [f.ean for f in found if f.unsafe] == ["ean3"]
     assert list(series) == ["ean3"]
 
 
 def test_no_broken_neutral_no_visit() -> None:
-    found, _ = connection_step(_voltages(np.random.default_rng(6), None), None, IDS, PHASES, RULES)
+    found, _ = connection_step(_voltages(np.random.default_rng(6), None), None, IDS, RULES)
     assert len(found) == 6
     assert not [f for f in found if f.unsafe]
 
@@ -131,7 +128,7 @@ def test_without_the_neighbours_reference_every_meter_looks_unsafe() -> None:
         np.abs(v - np.median(v, axis=1, keepdims=True)), RULES.deviation_quantile, axis=1
     )
     assert (own > RULES.deviation_v).all()
-    found, _ = connection_step(table, None, IDS, PHASES, RULES)
+    found, _ = connection_step(table, None, IDS, RULES)
     assert sum(f.unsafe for f in found) == 1
 
 
@@ -150,7 +147,7 @@ def test_feed_in_gives_the_correlation_as_evidence() -> None:
         for k in range(len(quarters))
     ]
     feed_in = pa.table({"connection": [2] * len(quarters), "start": quarters, "export_wh": export})
-    found, _ = connection_step(table, feed_in, IDS, PHASES, RULES)
+    found, _ = connection_step(table, feed_in, IDS, RULES)
     meter = next(f for f in found if f.ean == "ean2")
     assert meter.unsafe
     assert meter.feed_in_correlation is not None and meter.feed_in_correlation > 0.8

@@ -268,30 +268,24 @@ def connection_step(
     voltages: pa.Table,
     feed_in: pa.Table | None,
     ids: Mapping[int, str],
-    grid_phase: Mapping[str, int | None],
     rules: Uc12Rules,
 ) -> tuple[list[MeterFinding], dict[str, tuple[tuple[float, ...], tuple[float, ...]]]]:
     """Step 3 (pure): per meter phase of the section read, how far its voltage departs
-    from its neighbours' on the same grid phase: against each neighbour the quantile of
-    the difference (centred on its median), and of those the SMALLEST. A healthy meter
-    has at least one healthy neighbour to agree with; a meter on a floating star point
-    agrees with none. Above the threshold it swings with its own load. Only a meter
-    with no neighbour on its phase is compared with the other phases (where PV on one
-    phase can move them apart; measured on the twin, a whole-section median across
-    phases put two healthy three-phase meters 7 V off). ``feed_in`` (quarter-hour
-    export) gives the correlation of the departure with the meter's feed-in."""
+    from its neighbours': against each other meter phase read the quantile of the
+    difference (centred on its median), and of those the SMALLEST. A healthy meter has
+    at least one healthy neighbour on its own phase to agree with; a meter on a floating
+    star point agrees with none. Above the threshold it swings with its own load.
+    The register's phase is not used: a GIS phase error would give a healthy meter
+    only the wrong phase's neighbours (and a median over the section's phases put two
+    healthy three-phase meters 7 V off on the twin, PV lifting one phase). ``feed_in``
+    (quarter-hour export) gives the correlation of the departure with the meter's
+    feed-in, as evidence."""
     keys, times, m = _matrix(voltages)
-    phase_of = [
-        (grid_phase.get(ids.get(c, ""), None) or ph) for c, ph in keys
-    ]  # a single-phase meter's phase 1 is the grid phase the register gives
     export = _export(feed_in, times) if feed_in is not None else {}
     findings: list[MeterFinding] = []
     series: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
     for i, (c, ph) in enumerate(keys):
-        same = [
-            j for j in range(len(keys)) if j != i and phase_of[j] == phase_of[i] and keys[j][0] != c
-        ]
-        others = same or [j for j in range(len(keys)) if keys[j][0] != c]
+        others = [j for j in range(len(keys)) if keys[j][0] != c]
         if not others:
             continue
         q, ok, dev = min(
@@ -422,7 +416,7 @@ def find_unsafe(
     feed_in = grant.read(FEED_IN).select(["connection", "start", "export_wh"])
     ids = {cid: ean for ean, cid in grant.connection_ids.items()}
     grant.finish()
-    meters, series = connection_step(voltages, feed_in, ids, dict(smart or {}), rules)
+    meters, series = connection_step(voltages, feed_in, ids, rules)
     steps.append(Step("connections", None, (), tuple(readable)))
     visit = tuple(sorted({m.ean for m in meters if m.unsafe}))
     unresolved: tuple[str, ...] = ()
