@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -255,16 +255,6 @@ def _uc5_table(result: Uc05Result) -> str:
         "<th>excursions</th></tr>"
     )
     return f'<table data-testid="uc5">{head}{"".join(rows)}</table>'
-
-
-def as_json(checks: GridChecks | None) -> dict[str, Any]:
-    """The stage's results for ``demo --json``."""
-    if checks is None:
-        return {}
-    return {
-        "uc5": None if checks.uc5 is None else checks.uc5.as_dict(),
-        "uc12": None if checks.uc12 is None else checks.uc12.as_dict(),
-    }
 
 
 def summary(checks: GridChecks) -> str:
