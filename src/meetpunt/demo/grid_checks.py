@@ -186,11 +186,16 @@ def scores(checks: GridChecks | None, twin: Path, truth: Truth) -> list[Score]:
         visit = set(r12.visit)
         found = unsafe & visit
         false = visit - unsafe
-        missed = unsafe - visit
+        # a broken neutral behind a meter that cannot be read: the cable step pointed
+        # at its section, whose connections without a smart meter are listed to visit
+        pointed = (unsafe - visit) & set(r12.unresolved)
+        missed = unsafe - visit - pointed
         metrics = {
             "unsafe_truth": len(unsafe),
             "unsafe_found": len(found),
+            "unsafe_pointed_no_smart_meter": len(pointed),
             "false_alarms": len(false),
+            "unresolved_visits": len(r12.unresolved),
             "individual_reads": r12.individual_reads,
             "whole_feeder_reads": r12.whole_feeder_reads,
         }
@@ -199,8 +204,9 @@ def scores(checks: GridChecks | None, twin: Path, truth: Truth) -> list[Score]:
                 "UC12",
                 f"visit {', '.join(sorted(visit)) or 'nobody'}; "
                 f"{r12.individual_reads} meters read of {r12.whole_feeder_reads} on the feeder(s)",
-                f"{len(found)} of {len(unsafe)} broken neutrals found, {len(false)} false alarm(s)",
-                len(found),
+                f"{len(found)} of {len(unsafe)} broken neutrals found, {len(pointed)} more in a "
+                f"section without smart meters to read, {len(false)} false alarm(s)",
+                len(found) + len(pointed),
                 len(unsafe) + len(false),
                 tuple(f"missed {e}" for e in sorted(missed))
                 + tuple(f"false alarm {e}" for e in sorted(false)),
