@@ -160,3 +160,31 @@ def test_a_bad_cabinet_line_is_named(tmp_path: Path) -> None:
         read_cabinets(path)
     assert f"{path}:2" in str(refused.value)
     assert refused.value.findings[0].rule == "UC12.cabinet_file"
+
+
+def test_the_individual_read_covers_the_days_the_cable_step_saw_the_fault() -> None:
+    """A broken neutral shows only under load: the read takes the 10 days in which the
+    pointed cabinet's residual jumped most, not simply the last 10."""
+    from meetpunt.privacy.model import Period
+    from meetpunt.usecases.uc12_unsafe import busiest_window
+
+    rng = np.random.default_rng(9)
+    days, per_day = 30, 288
+    r = 0.2 + rng.normal(0, 0.08, days * per_day)
+    busy = slice(3 * per_day, 9 * per_day)  # an EV charging on days 3-8 only
+    r[busy] += 0.4 * _load(rng, 6 * per_day)
+    table = pa.table(
+        {
+            "feeder": ["F"] * len(r),
+            "cabinet": [2] * len(r),
+            "start": [T0 + timedelta(minutes=5 * k) for k in range(len(r))],
+            "residual_a": np.abs(r),
+        }
+    )
+    measured = Period(T0, T0 + timedelta(days=days))
+    window = busiest_window(table, [("F", 2)], measured, RULES)
+    assert window.days == RULES.read_days
+    assert window.start <= T0 + timedelta(days=3)
+    assert window.end >= T0 + timedelta(days=9)
+    last = Period(measured.end - timedelta(days=RULES.read_days), measured.end)
+    assert window != last
