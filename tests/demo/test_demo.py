@@ -29,9 +29,11 @@ from meetpunt.usecases.uc04_outage_compensation import Review
 
 SMALL: dict[str, Any] = {"connections": 200, "days": 10, "start": date(2025, 6, 2), "seed": 1}
 SVG = "{http://www.w3.org/2000/svg}"
-SCORED = {"UC1", "UC4", "UC9", "UC7", "UC8", "UC10", "UC15"}
+SCORED = {"UC1", "UC4", "UC9", "UC7", "UC8", "UC10", "UC15", "UC5", "UC12"}
 """The use cases the demo runs and scores (UC1, UC4, UC9 first)."""
-STEPS = ["twin", "register", "ingest", "UC1", "UC9", "UC4", "UC7", "UC8", "UC10/UC15"]
+STEPS = [
+    "twin", "register", "ingest", "UC1", "UC9", "UC4", "UC7", "UC8", "UC10/UC15", "UC5/UC12"
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +54,9 @@ def test_every_use_case_is_scored_and_right_on_the_twin(demo: DemoRun) -> None:
     for score in demo.scores[:3]:  # the outage use cases are exact on the showcase twin
         assert score.total > 0 and score.perfect, (score.use_case, score.accuracy, score.misses)
     assert [s.name for s in demo.steps] == STEPS
+    for score in demo.scores:  # UC5 and UC12 are right on the showcase twin too (issue 18)
+        if score.use_case in ("UC5", "UC12"):
+            assert score.total > 0 and score.perfect, (score.use_case, score.accuracy)
     assert all(s.seconds > 0 and s.summary for s in demo.steps)
     assert demo.uc1 and len(demo.uc1) == len(demo.reports)
 
@@ -84,7 +89,8 @@ def test_the_audit_log_holds_each_use_case_and_nothing_else(demo: DemoRun) -> No
     summary = demo.require_audit()
     assert summary.as_expected and not summary.findings
     # UC8 asks only when the register has contractless smart meters
-    assert {"UC1", "UC4", "UC9", "UC7"} <= {p for p, _, _ in summary.counts} <= SCORED
+    assert {"UC1", "UC4", "UC9", "UC7", "UC5", "UC12"} <= {p for p, _, _ in summary.counts}
+    assert {p for p, _, _ in summary.counts} <= SCORED
     assert summary.counts[("UC1", "read", "read")] == sum(r.reads for r in demo.uc1)
     assert demo.refusal is not None
     assert [f.rule for f in demo.refusal.findings] == ["UC1.kinds"]
@@ -122,7 +128,9 @@ def test_the_report_holds_the_summary_the_maps_and_the_audit(demo: DemoRun) -> N
     result = demo.require_uc4()
     uc7_picture = html.count('data-testid="uc7-picture"')  # issue 19: one cable's picture
     assert uc7_picture == 1 and 'data-testid="uc7"' in html
-    assert html.count("<svg") - uc7_picture == len(result.maps) == len(result.outages) >= 1
+    charts = 2  # UC5's before/after and UC12's step chain (demo/grid_checks.py)
+    assert 'id="uc5"' in html and 'id="uc12"' in html
+    assert html.count("<svg") - uc7_picture - charts == len(result.maps) == len(result.outages) >= 1
     assert "holds exactly the use cases" in html
     shapes: set[str] = set()
     labels: set[str] = set()

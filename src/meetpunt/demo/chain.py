@@ -33,9 +33,9 @@ from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
+from meetpunt.demo import grid_checks, uc10_uc15
 from meetpunt.demo import uc07 as demo_uc07
 from meetpunt.demo import uc08 as demo_uc08
-from meetpunt.demo import uc10_uc15
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.demo.uc07 import run_uc07, score_uc07
@@ -136,6 +136,7 @@ class DemoRun:
     audit: AuditSummary | None = None
     report_path: Path | None = None
     uc10_uc15: uc10_uc15.Uc10Uc15Run | None = None  # issue 20
+    grid_checks: grid_checks.GridChecks | None = None
 
     @property
     def db_url(self) -> str:
@@ -305,6 +306,11 @@ def analyse(run: DemoRun) -> None:
         with _timed(run, "UC10/UC15") as say:  # issue 20
             run.uc10_uc15 = uc10_uc15.analyse(run, gate, OPERATOR, after)
             say(uc10_uc15.summary(run.uc10_uc15))
+        with _timed(run, "UC5/UC12") as say:
+            run.grid_checks = grid_checks.run_stage(
+                gate, OPERATOR, run.twin, s.period, lambda t: setattr(clock, "now", t)
+            )
+            say(grid_checks.summary(run.grid_checks))
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -351,6 +357,7 @@ def check_audit(run: DemoRun) -> AuditSummary:
     if run.uc8 is not None:
         expected.update(demo_uc08.expected_audit(run.uc8))
     expected.update(uc10_uc15.expected_audit(run, run.uc10_uc15))  # issue 20
+    expected.update(grid_checks.expected_audit(run.grid_checks))
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
 
@@ -375,6 +382,7 @@ def score(run: DemoRun, truth: Truth) -> None:
     if run.uc8 is not None:
         run.scores.append(score_uc08(run.uc8, truth, run.twin))
     run.scores += uc10_uc15.scores(run, truth, run.uc10_uc15)  # issue 20
+    run.scores += grid_checks.scores(run.grid_checks, run.twin, truth)
 
 
 def write_letters(run: DemoRun) -> Path:

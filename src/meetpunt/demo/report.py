@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meetpunt.demo import grid_checks
 from meetpunt.demo.score import EXTENT, Truth, truth_outage_of
 from meetpunt.demo.uc07 import report_context
 from meetpunt.domain.calendar import to_local
@@ -202,6 +203,7 @@ def write_report(run: DemoRun, truth: Truth, began: datetime) -> Path:
         uc9=_uc9_context(run),
         uc7=report_context(run.uc7),
         audit=_audit_context(run),
+        grid_checks=grid_checks.section(run.grid_checks, s.folder),
     )
     path = s.folder / "report.html"
     path.write_text(html, encoding="utf-8")

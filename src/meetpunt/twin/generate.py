@@ -29,16 +29,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from meetpunt.twin import meters, p1, profiles, truth
-from meetpunt.twin.faults import inject_faults
+from meetpunt.twin import interventions, meters, p1, profiles, truth
+from meetpunt.twin.faults import Faults, inject_faults
 from meetpunt.twin.manual_readings import write_manual_readings
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, UTC_TS, TimeAxis
 from meetpunt.twin.operatorfile import write_operator_files
-from meetpunt.twin.powerflow import simulate_physics
+from meetpunt.twin.powerflow import PhysicsResult, simulate_physics
 from meetpunt.twin.realities import Realities, RealityParams, draw_realities, realities_truth
 from meetpunt.twin.registerfile import write_register
 from meetpunt.twin.swaps import apply_meter_swaps, replace_during_outages
-from meetpunt.twin.topology import build_region
+from meetpunt.twin.topology import Region, build_region
 
 STREAMS = {
     "topology": 1,
@@ -50,7 +50,9 @@ STREAMS = {
     "swaps": 7,
     "operator": 8,
     "realities": 9,
-    "manual_readings": 10,
+    "interventions": 10,
+    "measurements": 11,
+    "manual_readings": 12,
 }
 P1_SAMPLE = 5
 P1_EVERY_STEPS = 3  # one telegram per quarter-hour in the sample's captures
@@ -69,6 +71,9 @@ class TwinSettings:
     meter_realities: bool | None = None
     """Meter realities (issue 16, :mod:`meetpunt.twin.realities`); None: on in ``field``
     and ``stress``, off in ``showcase`` (the demo's story)."""
+    intervention: str | None = None
+    """UC5's intervention kind (``tap_change``, ``reinforcement``, ``feeder_split``);
+    None: drawn from the seed (:mod:`meetpunt.twin.interventions`)."""
 
     @property
     def realities_on(self) -> bool:
@@ -118,6 +123,9 @@ def generate(
     report("topology", 0.0)
     region = build_region(settings.connections, _rng(settings.seed, "topology"))
     faults = inject_faults(region, axis, _rng(settings.seed, "faults"), settings.faults)
+    intervention = interventions.choose_intervention(
+        region, axis, _rng(settings.seed, "interventions"), settings.intervention
+    )
     lap("topology")
     report("profiles", 0.05)
     power = profiles.simulate_profiles(region.connections, axis, _rng(settings.seed, "profiles"))
@@ -139,6 +147,7 @@ def generate(
         _rng(settings.seed, "physics"),
         faults.broken_neutral,
         progress=flows_done,
+        intervention=intervention,
     )
     run.power_flows, run.solver_seconds = physics.power_flows, physics.seconds_in_solver
     lap("power flow")
@@ -174,17 +183,17 @@ def generate(
         swapped = pa.concat_tables([swapped, replaced])
     lap("meters")
     report("writing", 0.9)
-    write_register(
-        region, faults, settings.start, out / "register", _rng(settings.seed, "register")
+    _write_register_and_operator(settings, region, axis, faults, metered, realities, out)
+    _write_measurements(
+        region,
+        axis,
+        power.consumption_w,
+        physics,
+        faults,
+        intervention,
+        out,
+        _rng(settings.seed, "measurements"),
     )
-    write_operator_files(
-        region, faults, out / "operator", _rng(settings.seed, "operator"), settings.faults, axis
-    )
-    skip = set(faults.meter_swaps) | (set(realities.replaced) if realities else set())
-    write_manual_readings(  # UC10: the mechanic's readings, right and misread
-        axis, [c.ean for c in region.connections], metered, skip, realities,
-        _rng(settings.seed, "manual_readings"), out,
-    )  # fmt: skip
     for kind, table in metered.tables.items():
         _write_parquet(table, out / "meterdata" / f"{kind}.parquet")
     truths: dict[str, pa.Table] = {
@@ -213,6 +222,66 @@ def generate(
     report("done", 1.0)
     _manifest(settings, run, region, axis)
     return run
+
+
+def _write_register_and_operator(
+    settings: TwinSettings,
+    region: Region,
+    axis: TimeAxis,
+    faults: Faults,
+    metered: meters.MeterData,
+    realities: Realities | None,
+    out: Path,
+) -> None:
+    """The register files, the operator's files, and (UC10) the mechanic's readings,
+    right and misread, of meters not swapped or replaced during the run."""
+    write_register(
+        region, faults, settings.start, out / "register", _rng(settings.seed, "register")
+    )
+    write_operator_files(
+        region, faults, out / "operator", _rng(settings.seed, "operator"), settings.faults, axis
+    )
+    skip = set(faults.meter_swaps) | (set(realities.replaced) if realities else set())
+    write_manual_readings(
+        axis, [c.ean for c in region.connections], metered, skip, realities,
+        _rng(settings.seed, "manual_readings"), out,
+    )  # fmt: skip
+
+
+def _write_measurements(
+    region: Region,
+    axis: TimeAxis,
+    consumption_w: np.ndarray,
+    physics: PhysicsResult,
+    faults: Faults,
+    intervention: interventions.Intervention | None,
+    out: Path,
+    rng: np.random.Generator,
+) -> None:
+    """The operator's own files for UC5 and UC12: the intervention it did, its cable
+    cabinets, and its substation and cabinet measurements (not smart-meter data)."""
+    operator = out / "operator"
+    interventions.write_interventions(operator, intervention)
+    interventions.write_cabinets(region, operator)
+    if physics.busbar_v is None or physics.mv_pu is None:  # pragma: no cover - always set
+        raise ValueError("the physics run kept no busbar or MV voltages")
+    stations, cabinets = interventions.substation_measurements(
+        region,
+        axis,
+        consumption_w - physics.pv_w,
+        physics.voltage_v,
+        physics.busbar_v,
+        physics.mv_pu,
+        sorted(faults.broken_neutral),
+        rng,
+    )
+    _write_parquet(stations, operator / "substation_measurements.parquet")
+    described, effect = interventions.effect_truth(
+        region, axis, intervention, physics.effect_v, physics.effect_from
+    )
+    _write_parquet(described, out / "truth" / "interventions.parquet")
+    _write_parquet(effect, out / "truth" / "intervention_effect.parquet")
+    _write_parquet(cabinets, operator / "cabinet_measurements.parquet")
 
 
 def _voltages_15min(axis: TimeAxis, voltage: np.ndarray) -> pa.Table:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from power_grid_model import (
     BranchSide,
     CalculationMethod,
@@ -28,13 +29,14 @@ from power_grid_model import (
 )
 
 from meetpunt.errors import TwinError
+from meetpunt.twin.interventions import TAP_STEP, Intervention
 from meetpunt.twin.model import (
     STEP_S,
     FloatArray,
     Interruption,
     TimeAxis,
 )
-from meetpunt.twin.topology import SERVICE_1PH, SERVICE_3PH, Region, Substation
+from meetpunt.twin.topology import BACKBONE, SERVICE_1PH, SERVICE_3PH, Region, Substation
 
 CT = ComponentType
 DT = DatasetType
@@ -76,6 +78,15 @@ class PhysicsResult:
     trips: list[InverterTrip] = field(default_factory=list)
     power_flows: int = 0
     seconds_in_solver: float = 0.0
+    busbar_v: FloatArray | None = None
+    """Busbar phase voltages (steps, substations, 3): the operator's own measurement."""
+    mv_pu: FloatArray | None = None
+    """The MV voltage per substation (steps, substations), p.u."""
+    effect_v: FloatArray | None = None
+    """UC5 truth: ``V_with - V_without`` the intervention from its step on, for the
+    intervention substation's connections (steps after, connections, 3); NaN unsupplied."""
+    effect_from: int = 0
+    """The first step of :attr:`effect_v`."""
 
 
 def _mv_profile(axis: TimeAxis, n_subs: int, rng: np.random.Generator) -> FloatArray:
@@ -118,15 +129,17 @@ def _transformer(sub: Substation, component_id: int, rng: np.random.Generator) -
 class _SubstationModel:
     """The power-grid-model of one substation and the index maps around it."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - the model's components are built best in one place
         self,
         region: Region,
         sub: Substation,
         broken_neutral: set[int],
         settings: PhysicsSettings,
         rng: np.random.Generator,
+        intervention: Intervention | None = None,
     ) -> None:
         feeders = [region.feeders[f] for f in sub.feeders]
+        here = intervention if intervention and intervention.substation == sub.id else None
         conns = [region.connections[i] for f in feeders for i in f.connections]
         self.name = sub.id
         self.indices = np.array([c.index for c in conns], dtype=np.int64)
@@ -155,13 +168,18 @@ class _SubstationModel:
         self.source_id = int(source["id"][0])
         transformer = _transformer(sub, int(ids(1)[0]), rng)
         segments = [s for f in feeders for s in f.segments]
-        n_lines = len(segments) + len(conns)
+        extra = self._intervention_lines(region, sub, here)
+        new_lines = [e for e in extra if not e[3]]
+        n_lines = len(segments) + len(conns) + len(new_lines)
         line = initialize_array(DT.input, CT.line, n_lines)
         line["id"] = ids(n_lines)
         line["from_status"] = 1
         line["to_status"] = 1
         for row, seg in enumerate(segments):
             self._set_line(line, row, seg.from_node, seg.to_node, seg.length_km, seg.cable, 1.0)
+        self.switches = self._switch(line, segments, len(conns), extra)
+        self.tap_after = TAP_STEP if here is not None and here.kind == "tap_change" else 0
+        self.transformer_id = int(transformer["id"][0])
         for k, conn in enumerate(conns):
             cable = SERVICE_3PH if conn.three_phase else SERVICE_1PH
             factor = settings.broken_neutral_r0_factor if conn.index in broken_neutral else 1.0
@@ -185,6 +203,7 @@ class _SubstationModel:
         load["q_specified"] = 0.0
         self.load_ids = load["id"].copy()
         self.conn_nodes = np.array([self.node_row[c.node] for c in conns], dtype=np.int64)
+        self.busbar_row = self.node_row[sub.busbar_node]
         self.model = PowerGridModel(
             {
                 CT.node: node,
@@ -194,6 +213,50 @@ class _SubstationModel:
                 CT.asym_load: load,
             }
         )
+
+    def _switch(
+        self,
+        line: np.ndarray,
+        segments: Sequence[object],
+        n_conns: int,
+        extra: list[tuple[int, int, float, bool]],
+    ) -> list[tuple[int, int, int]]:
+        """UC5: the lines an intervention switches as (line id, status before, after);
+        the status is a batch update, so one model holds both states."""
+        switches: list[tuple[int, int, int]] = []
+        opened = {(a, b) for a, b, _km, on_before in extra if on_before}
+        for row, seg in enumerate(segments):
+            if (seg.from_node, seg.to_node) in opened:  # type: ignore[attr-defined]
+                switches.append((int(line["id"][row]), 1, 0))
+        base = len(segments) + n_conns
+        for k, (a, b, km, _off) in enumerate(e for e in extra if not e[3]):
+            self._set_line(line, base + k, a, b, km, BACKBONE, 1.0)
+            line["from_status"][base + k] = 0
+            line["to_status"][base + k] = 0
+            switches.append((int(line["id"][base + k]), 0, 1))
+        return switches
+
+    @staticmethod
+    def _intervention_lines(
+        region: Region, sub: Substation, here: Intervention | None
+    ) -> list[tuple[int, int, float, bool]]:
+        """Lines (from, to, km, a backbone segment opened by it) of an intervention:
+        a reinforcement lays a second backbone beside each segment of the feeder; a
+        split lays a cable from the busbar to the feeder's middle node and opens the
+        segment into it (UC5). A backbone segment opened is listed with its nodes and
+        ``True``; a new cable with ``False`` (off before, on after)."""
+        if here is None or here.feeder is None:
+            return []
+        feeder = region.feeders[here.feeder]
+        if here.kind == "reinforcement":
+            return [(g.from_node, g.to_node, g.length_km, False) for g in feeder.segments]
+        mid = len(feeder.segments) // 2
+        seg = feeder.segments[mid]
+        reach = sum(g.length_km for g in feeder.segments[:mid])
+        return [
+            (seg.from_node, seg.to_node, seg.length_km, True),
+            (sub.busbar_node, seg.to_node, max(0.05, 0.6 * reach), False),
+        ]
 
     @staticmethod
     def _set_line(
@@ -212,9 +275,14 @@ class _SubstationModel:
         line["i_n"][row] = cable.i_n  # type: ignore[attr-defined]
 
     def solve(
-        self, p_w: FloatArray, q_var: FloatArray, u_ref: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Voltages (steps, conns, 3) at the service nodes and transformer P (steps,)."""
+        self,
+        p_w: FloatArray,
+        q_var: FloatArray,
+        u_ref: FloatArray,
+        after: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Voltages (steps, conns, 3) at the service nodes, transformer P (steps,) and
+        busbar voltages (steps, 3); ``after`` marks the steps with the intervention."""
         steps = p_w.shape[0]
         update = initialize_array(DT.update, CT.asym_load, (steps, len(self.load_ids)))
         update["id"] = self.load_ids
@@ -225,9 +293,23 @@ class _SubstationModel:
         source["id"] = self.source_id
         source["status"] = 1
         source["u_ref"] = u_ref[:, None]
+        updates: dict[ComponentType, np.ndarray] = {CT.asym_load: update, CT.source: source}
+        if after is not None and (self.switches or self.tap_after):
+            tap = initialize_array(DT.update, CT.transformer, (steps, 1))
+            tap["id"] = self.transformer_id
+            tap["tap_pos"] = np.where(after, self.tap_after, 0)[:, None]
+            updates[CT.transformer] = tap
+            if self.switches:
+                lines = initialize_array(DT.update, CT.line, (steps, len(self.switches)))
+                for k, (line_id, before_on, after_on) in enumerate(self.switches):
+                    status = np.where(after, after_on, before_on)
+                    lines["id"][:, k] = line_id
+                    lines["from_status"][:, k] = status
+                    lines["to_status"][:, k] = status
+                updates[CT.line] = lines
         result = self.model.calculate_power_flow(
             symmetric=False,
-            update_data={CT.asym_load: update, CT.source: source},
+            update_data=updates,
             calculation_method=CalculationMethod.iterative_current,
             output_component_types={CT.node: ["u"], CT.transformer: ["p_from"]},
             threading=THREADS,
@@ -238,7 +320,7 @@ class _SubstationModel:
             rows = np.asarray(failed.failed_scenarios, dtype=np.int64)
             retry = self.model.calculate_power_flow(
                 symmetric=False,
-                update_data={CT.asym_load: update[rows], CT.source: source[rows]},
+                update_data={k: v[rows] for k, v in updates.items()},
                 calculation_method=CalculationMethod.newton_raphson,
                 max_iterations=50,
                 output_component_types={CT.node: ["u"], CT.transformer: ["p_from"]},
@@ -254,10 +336,42 @@ class _SubstationModel:
             result[CT.transformer]["p_from"][rows] = retry[CT.transformer]["p_from"]
         u = result[CT.node]["u"][:, self.conn_nodes, :].astype(np.float32)
         p = result[CT.transformer]["p_from"][:, 0, :].sum(axis=1).astype(np.float32)
-        return u, p
+        bus = result[CT.node]["u"][:, self.busbar_row, :].astype(np.float32)
+        return u, p, bus
 
 
-def simulate_physics(
+def _without_intervention(
+    model: _SubstationModel,
+    cons: FloatArray,
+    gen: FloatArray,
+    u: FloatArray,
+    on: npt.NDArray[np.bool_],
+    phases: npt.NDArray[np.bool_],
+    u_ref: FloatArray,
+    after: npt.NDArray[np.bool_],
+    settings: PhysicsSettings,
+    effect: FloatArray | None,
+    where: tuple[int, int, int],
+) -> FloatArray:
+    """UC5 truth: the day's steps with the intervention solved again without it, at the
+    same load, weather (PV after trips) and MV voltage; ``V_with - V_without`` into
+    ``effect`` (NaN where unsupplied or no such phase)."""
+    n_steps, from_step, day_start = where
+    rows = np.nonzero(after)[0]
+    u_without, _p, _b = model.solve(
+        cons[rows] - gen[rows],
+        cons[rows] * settings.reactive_share,
+        u_ref[rows],
+        np.zeros(len(rows), dtype=bool),
+    )
+    if effect is None:
+        effect = np.full((n_steps - from_step, len(model.indices), 3), np.nan, np.float32)
+    mask = on[rows] & phases[None, :, :]
+    effect[day_start + rows - from_step] = np.where(mask, u[rows] - u_without, np.nan)
+    return effect
+
+
+def simulate_physics(  # noqa: PLR0915 - the walk over substations and days reads best in one place
     region: Region,
     axis: TimeAxis,
     consumption_w: FloatArray,
@@ -267,6 +381,7 @@ def simulate_physics(
     broken_neutral: set[int] | None = None,
     settings: PhysicsSettings | None = None,
     progress: Callable[[int], None] | None = None,
+    intervention: Intervention | None = None,
 ) -> PhysicsResult:
     """Solve every step for every substation; return voltages and the trips.
 
@@ -286,7 +401,11 @@ def simulate_physics(
     pv = pv_w.copy()
     voltage = np.zeros_like(consumption_w)
     transformer = np.zeros((n_steps, len(region.substations)), dtype=np.float32)
+    busbar = np.zeros((n_steps, len(region.substations), 3), dtype=np.float32)
     u_ref = _mv_profile(axis, len(region.substations), rng)
+    from_step = axis.step_of(intervention.at) if intervention is not None else n_steps
+    after_all = np.arange(n_steps) >= from_step
+    effect: FloatArray | None = None
     phase_mask = np.zeros((n_conn, 3), dtype=bool)
     for conn in region.connections:
         phase_mask[conn.index, list(conn.phases())] = True
@@ -294,7 +413,7 @@ def simulate_physics(
     flows = 0
     solver_s = 0.0
     for s_no, sub in enumerate(region.substations):
-        model = _SubstationModel(region, sub, broken, settings, rng)
+        model = _SubstationModel(region, sub, broken, settings, rng, intervention)
         idx = model.indices
         for day_start in range(0, n_steps, STEPS_PER_DAY):
             day = slice(day_start, min(day_start + STEPS_PER_DAY, n_steps))
@@ -302,7 +421,10 @@ def simulate_physics(
             cons = consumption_w[day][:, idx, :] * on
             gen = pv[day][:, idx, :] * on
             started = time.perf_counter()
-            u, p_tr = model.solve(cons - gen, cons * settings.reactive_share, u_ref[day, s_no])
+            after = after_all[day]
+            u, p_tr, bus = model.solve(
+                cons - gen, cons * settings.reactive_share, u_ref[day, s_no], after
+            )
             solver_s += time.perf_counter() - started
             flows += cons.shape[0]
             for _ in range(settings.trip_rounds):
@@ -321,17 +443,46 @@ def simulate_physics(
                     redo.update(range(int(t), end))
                 rows = np.array(sorted(redo), dtype=np.int64)  # solve only what changed
                 started = time.perf_counter()
-                u_redo, p_redo = model.solve(
+                u_redo, p_redo, bus_redo = model.solve(
                     cons[rows] - gen[rows],
                     cons[rows] * settings.reactive_share,
                     u_ref[day, s_no][rows],
+                    after[rows],
                 )
                 solver_s += time.perf_counter() - started
                 flows += len(rows)
-                u[rows], p_tr[rows] = u_redo, p_redo
+                u[rows], p_tr[rows], bus[rows] = u_redo, p_redo, bus_redo
             voltage[day][:, idx, :] = u * on * phase_mask[idx][None, :, :]
             transformer[day, s_no] = p_tr
+            busbar[day, s_no] = bus
+            if after.any() and (model.switches or model.tap_after):
+                effect = _without_intervention(
+                    model,
+                    cons,
+                    gen,
+                    u,
+                    on,
+                    phase_mask[idx],
+                    u_ref[day, s_no],
+                    after,
+                    settings,
+                    effect,
+                    (n_steps, from_step, day_start),
+                )
+                flows += int(after.sum())
             if progress is not None:
                 progress(cons.shape[0])
     load = (consumption_w - pv) * supplied[:, :, None]
-    return PhysicsResult(voltage, pv, transformer, load.sum(axis=2), trips, flows, solver_s)
+    return PhysicsResult(
+        voltage,
+        pv,
+        transformer,
+        load.sum(axis=2),
+        trips,
+        flows,
+        solver_s,
+        busbar_v=busbar,
+        mv_pu=u_ref,
+        effect_v=effect,
+        effect_from=from_step,
+    )
