@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+import meetpunt.cli.uc_voltage  # noqa: F401 - registers uc02, uc03 (issue 18)
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.audit import audit_app
 from meetpunt.cli.common import (

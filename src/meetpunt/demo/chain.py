@@ -32,6 +32,7 @@ from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
+from meetpunt.demo import voltage
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
 from meetpunt.domain.calendar import local_midnight_utc
@@ -122,6 +123,7 @@ class DemoRun:
     uc4: Uc04Result | None = None
     uc9: Uc09Result | None = None
     refusal: Decision | None = None
+    voltage: voltage.VoltageRun | None = None
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
     report_path: Path | None = None
@@ -187,7 +189,7 @@ def _timed(run: DemoRun, name: str) -> Iterator[Callable[[str], None]]:
 
 def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("twin", "letters", "maps"):
+    for name in ("twin", "letters", "maps", "voltage"):
         shutil.rmtree(folder / name, ignore_errors=True)
     for name in ("register.sqlite", "meterdata.duckdb", "meterdata.duckdb.wal", "report.html"):
         (folder / name).unlink(missing_ok=True)
@@ -285,6 +287,10 @@ def analyse(run: DemoRun) -> None:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
+        with _timed(run, "UC2") as say:
+            run.voltage = voltage.run_uc2(gate, OPERATOR, s.period, after, say)
+        with _timed(run, "UC3") as say:
+            voltage.run_uc3(run.voltage, gate, OPERATOR, after, say)
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -327,6 +333,8 @@ def check_audit(run: DemoRun) -> AuditSummary:
     }
     if run.refusal is not None:
         expected[("UC1", "decision", "refused")] = 1
+    if run.voltage is not None:
+        expected.update(run.voltage.expected_audit())
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
 
@@ -347,6 +355,8 @@ def score(run: DemoRun, truth: Truth) -> None:
         score_uc4(run.require_uc4(), truth),
         score_uc9(run.require_uc9(), truth, asked),
     ]
+    if run.voltage is not None:
+        run.scores += voltage.scores(run.voltage, run.twin)
 
 
 def write_letters(run: DemoRun) -> Path:

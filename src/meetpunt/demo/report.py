@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meetpunt.demo.score import EXTENT, Truth, truth_outage_of
+from meetpunt.demo.voltage import pictures
 from meetpunt.domain.calendar import to_local
 from meetpunt.report.html import picture, render
 from meetpunt.report.outage_map import render_outage_map
@@ -200,6 +201,7 @@ def write_report(run: DemoRun, truth: Truth, began: datetime) -> Path:
         uc4=_uc4_context(run),
         uc9=_uc9_context(run),
         audit=_audit_context(run),
+        voltage=None if run.voltage is None else pictures(run.voltage, s.folder / "voltage"),
     )
     path = s.folder / "report.html"
     path.write_text(html, encoding="utf-8")

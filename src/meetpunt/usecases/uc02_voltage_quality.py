@@ -274,6 +274,14 @@ def rank(
     return Ranking(tuple(connections), feeders, substations)
 
 
+def notable_feeder(events: int, meters: int, rules: VoltageQualityRules, days: float) -> bool:
+    """UC2's ``[notable]`` rule for one feeder: at least ``feeder_min_events`` events
+    and ``feeder_min_events_per_meter`` per smart meter, per quarter scaled to ``days``."""
+    total_min = rules.scaled(rules.feeder_min_events, days)
+    per_meter_min = rules.feeder_min_events_per_meter * days / rules.quarter_days
+    return meters > 0 and events >= total_min and events >= per_meter_min * meters
+
+
 def _groups(
     connections: Sequence[ConnectionEvents],
     rules: VoltageQualityRules,
@@ -281,8 +289,6 @@ def _groups(
     per_day: Mapping[tuple[str, str], Mapping[date, int]],
     by_feeder: bool,
 ) -> tuple[GroupEvents, ...]:
-    total_min = rules.scaled(rules.feeder_min_events, days)
-    per_meter_min = rules.feeder_min_events_per_meter * days / rules.quarter_days
     sums: dict[tuple[str, str | None], list[int]] = {}
     for c in connections:
         key = (c.substation, c.feeder if by_feeder else None)
@@ -293,7 +299,7 @@ def _groups(
     out = []
     for (sub, feeder), (meters, sags, swells) in sums.items():
         events = sags + swells
-        notable = by_feeder and events >= total_min and events >= per_meter_min * meters
+        notable = by_feeder and notable_feeder(events, meters, rules, days)
         days_of = per_day.get((sub, feeder or ""), {})
         out.append(
             GroupEvents(sub, feeder, meters, sags, swells, notable, tuple(sorted(days_of.items())))
@@ -315,6 +321,8 @@ class Uc02Result:
     flags: tuple[tuple[str, int], ...] = ()
     """(feeder name, finding id) of each notable feeder, for UC3 to cite."""
     rules_version: str = ""
+    days: float = 0.0
+    """Days between the first and the last reading: the notable rule's scale."""
 
     def flag_of(self, feeder: str) -> int | None:
         return dict(self.flags).get(feeder)
@@ -341,6 +349,7 @@ class Uc02Result:
             "readings": self.readings,
             "audit_seq": self.audit_seq,
             "rules_version": self.rules_version,
+            "days_counted": round(self.days, 3),
             "notable_feeders": [f.name for f in r.notable_feeders],
             "flags": [{"feeder": f, "finding": i} for f, i in self.flags],
             "substations": [s.as_dict() for s in r.substations],
@@ -392,7 +401,8 @@ def monitor_voltage_quality(
     firsts = [c.first for c in counts.values() if c.first is not None]
     lasts = [c.last for c in counts.values() if c.last is not None]
     span_days = (max(lasts) - min(firsts)).total_seconds() / 86400 if firsts else period.days
-    ranking = rank(counts, eans, spots, rules, max(span_days, 1.0))
+    days = max(span_days, 1.0)
+    ranking = rank(counts, eans, spots, rules, days)
     flags: list[tuple[str, int]] = []
     if record:
         until = end_of_next_quarter(period.start)
@@ -421,4 +431,5 @@ def monitor_voltage_quality(
         grant.decision.audit_seq,
         tuple(flags),
         rules.version,
+        days,
     )

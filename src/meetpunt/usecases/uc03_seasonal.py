@@ -19,20 +19,22 @@ for one feeder.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from meetpunt import rulebook
 from meetpunt.domain.calendar import to_local
 from meetpunt.domain.voltage import VoltageQualityRules
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
-from meetpunt.privacy.model import AccessRequest, Party, Period, stored_utc
+from meetpunt.privacy.model import AccessRequest, Party, Period
 from meetpunt.usecases.common import ask
 from meetpunt.usecases.uc09_interruption_registration import population
 
@@ -40,6 +42,7 @@ PURPOSE = "UC3"
 VOLTAGES = "voltages_10min"
 ENERGY = "quarter_hours"
 TEN_MIN = timedelta(minutes=10)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)
 LOW, HIGH, INVERTER = "below_low", "above_high", "above_inverter"
 
@@ -78,51 +81,64 @@ class Break:
         }
 
 
+def _micros(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:
+    """A timestamp column as UTC microseconds since the epoch."""
+    micros = pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _utc(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(micros))
+
+
 def limit_breaks(
     table: pa.Table, eans: Mapping[int, str], rules: VoltageQualityRules
 ) -> list[Break]:
     """Every run of 10-minute values (``connection``, ``start``, ``phase``,
     ``voltage_v``) below the band's low limit, above its high limit and above the
     inverter limit, per meter phase (UC3: when and how far). 0 V (no supply) is not a
-    voltage and ends a run."""
-    limits: tuple[tuple[str, float, Callable[[float], bool], Callable[..., float]], ...] = (
-        (LOW, rules.low_v, lambda v: 0 < v < rules.low_v, min),
-        (HIGH, rules.high_v, lambda v: v > rules.high_v, max),
-        (INVERTER, rules.inverter.limit_v, lambda v: v > rules.inverter.limit_v, max),
+    voltage and ends a run, as does a missing 10-minute value."""
+    cid = np.asarray(table.column("connection").to_numpy(zero_copy_only=False), dtype=np.int64)
+    phase = np.asarray(table.column("phase").to_numpy(zero_copy_only=False), dtype=np.int64)
+    volts = table.column("voltage_v").to_numpy(zero_copy_only=False).astype(np.float64)
+    at = _micros(table.column("start"))
+    keep = np.isin(cid, np.fromiter(eans, dtype=np.int64, count=len(eans))) & np.isfinite(volts)
+    cid, phase, volts, at = cid[keep], phase[keep], volts[keep], at[keep]
+    order = np.lexsort((at, phase, cid))
+    cid, phase, volts, at = cid[order], phase[order], volts[order], at[order]
+    step = int(TEN_MIN.total_seconds() * 1_000_000)
+    same = np.zeros(len(at), dtype=bool)
+    same[1:] = (cid[1:] == cid[:-1]) & (phase[1:] == phase[:-1]) & (at[1:] - at[:-1] == step)
+    limits = (
+        (LOW, rules.low_v, (volts > 0) & (volts < rules.low_v), np.minimum),
+        (HIGH, rules.high_v, volts > rules.high_v, np.maximum),
+        (INVERTER, rules.inverter.limit_v, volts > rules.inverter.limit_v, np.maximum),
     )
-    series: dict[tuple[int, int], list[tuple[datetime, float]]] = {}
-    for cid, start, phase, v in zip(
-        table.column("connection").to_pylist(),
-        table.column("start").to_pylist(),
-        table.column("phase").to_pylist(),
-        table.column("voltage_v").to_pylist(),
-        strict=True,
-    ):
-        if v is not None and cid in eans:
-            series.setdefault((int(cid), int(phase)), []).append((stored_utc(start), float(v)))
     out: list[Break] = []
-    for (cid, phase), values in sorted(series.items()):
-        values.sort()
-        for name, limit_v, beyond, worst in limits:
-            run: list[tuple[datetime, float]] = []
-            for at, v in [*values, (datetime.max.replace(tzinfo=values[0][0].tzinfo), 0.0)]:
-                if beyond(v) and (not run or at - run[-1][0] == TEN_MIN):
-                    run.append((at, v))
-                    continue
-                if run:
-                    extreme = worst(x for _, x in run)
-                    out.append(
-                        Break(
-                            eans[cid],
-                            phase,
-                            name,
-                            limit_v,
-                            run[0][0],
-                            run[-1][0] + TEN_MIN,
-                            extreme,
-                        )
-                    )
-                run = [(at, v)] if beyond(v) else []
+    for name, limit_v, beyond, worst in limits:
+        starts = beyond & ~(np.concatenate(([False], beyond[:-1])) & same)
+        run_id = np.cumsum(starts) - 1
+        idx = np.flatnonzero(beyond)
+        if not idx.size:
+            continue
+        first = np.flatnonzero(starts)
+        last = np.zeros(first.size, dtype=np.int64)
+        np.maximum.at(last, run_id[idx], idx)
+        extreme = volts[first].copy()
+        worst.at(extreme, run_id[idx], volts[idx])
+        for f, l_, x in zip(first.tolist(), last.tolist(), extreme.tolist(), strict=True):
+            out.append(
+                Break(
+                    eans[int(cid[f])],
+                    int(phase[f]),
+                    name,
+                    limit_v,
+                    _utc(int(at[f])),
+                    _utc(int(at[l_])) + TEN_MIN,
+                    round(float(x), 1),
+                )
+            )
+    out.sort(key=lambda b: (b.ean, b.phase, b.limit, b.start))
     return out
 
 
@@ -156,6 +172,58 @@ class TripEpisode:
         }
 
 
+_Grid = tuple[
+    list[int],
+    datetime,
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]
+
+
+def _feeder_grid(energy: pa.Table, voltages: pa.Table, eans: Mapping[int, str]) -> _Grid | None:
+    """Quarter-hour x connection arrays of export, import and the highest 10-minute
+    voltage touching the quarter-hour or the 10 minutes before it (UC3)."""
+    e_cid = np.asarray(energy.column("connection").to_numpy(zero_copy_only=False), np.int64)
+    cids = sorted(int(c) for c in np.unique(e_cid) if int(c) in eans)
+    if not cids:
+        return None
+    e_at = _micros(energy.column("start"))
+    quarter = int(QUARTER.total_seconds() * 1_000_000)
+    t0_us = int(e_at.min())
+    t0 = _utc(t0_us)
+    n_q = int((int(e_at.max()) - t0_us) // quarter) + 1
+    col = np.full(int(e_cid.max()) + 1, -1, dtype=np.int64)
+    col[cids] = np.arange(len(cids))
+
+    def values(name: str) -> npt.NDArray[np.float64]:
+        data = energy.column(name).to_numpy(zero_copy_only=False)
+        return np.asarray(data, dtype=np.float64)
+
+    export = np.full((n_q, len(cids)), np.nan)
+    imports = np.full((n_q, len(cids)), np.nan)
+    mine = col[e_cid] >= 0
+    q_of = (e_at[mine] - t0_us) // quarter
+    export[q_of, col[e_cid[mine]]] = values("export_wh")[mine]
+    imports[q_of, col[e_cid[mine]]] = values("import_wh")[mine]
+    # the highest 10-minute voltage of any phase touching each quarter-hour (or the 10
+    # minutes before it)
+    vmax = np.full((n_q, len(cids)), -np.inf)
+    v_cid = np.asarray(voltages.column("connection").to_numpy(zero_copy_only=False), np.int64)
+    v = voltages.column("voltage_v").to_numpy(zero_copy_only=False).astype(np.float64)
+    v_at = _micros(voltages.column("start"))
+    ok = (v_cid < col.size) & np.isfinite(v)
+    ok[ok] = col[v_cid[ok]] >= 0
+    v_col, v, v_at = col[v_cid[ok]], v[ok], v_at[ok] - t0_us
+    reach = int((TEN_MIN + TEN_MIN).total_seconds() * 1_000_000) - 1
+    first_q, last_q = v_at // quarter, (v_at + reach) // quarter
+    for k in range(3):
+        q = first_q + k
+        hit = (q <= last_q) & (q >= 0) & (q < n_q)
+        np.maximum.at(vmax, (q[hit], v_col[hit]), v[hit])
+    return cids, t0, export, imports, vmax
+
+
 def trip_episodes(
     energy: pa.Table,
     voltages: pa.Table,
@@ -176,42 +244,10 @@ def trip_episodes(
     Trip quarter-hours of one connection at most ``episode_gap_quarters`` apart are one
     episode; ``grouping=False`` counts each quarter-hour apart (what a per-step count is).
     """
-    cids = sorted(c for c in set(energy.column("connection").to_pylist()) if c in eans)
-    if not cids:
+    grid = _feeder_grid(energy, voltages, eans)
+    if grid is None:
         return []
-    starts_all = energy.column("start").to_pylist()
-    t0 = min(stored_utc(s) for s in starts_all)
-    n_q = int((max(stored_utc(s) for s in starts_all) - t0) / QUARTER) + 1
-    col = {c: i for i, c in enumerate(cids)}
-    export = np.full((n_q, len(cids)), np.nan)
-    imports = np.full((n_q, len(cids)), np.nan)
-    for cid, start, wh, imp in zip(
-        energy.column("connection").to_pylist(),
-        starts_all,
-        energy.column("export_wh").to_pylist(),
-        energy.column("import_wh").to_pylist(),
-        strict=True,
-    ):
-        if cid in col and wh is not None:
-            q = int((stored_utc(start) - t0) / QUARTER)
-            export[q, col[cid]] = float(wh)
-            imports[q, col[cid]] = np.nan if imp is None else float(imp)
-    # the highest 10-minute voltage of any phase touching each quarter-hour (or the 10
-    # minutes before it)
-    vmax = np.full((n_q, len(cids)), -np.inf)
-    for cid, start, v in zip(
-        voltages.column("connection").to_pylist(),
-        voltages.column("start").to_pylist(),
-        voltages.column("voltage_v").to_pylist(),
-        strict=True,
-    ):
-        if cid not in col or v is None:
-            continue
-        a = stored_utc(start) - t0
-        first = int(a // QUARTER)
-        last = int((a + TEN_MIN + TEN_MIN - timedelta(seconds=1)) // QUARTER)
-        for q in range(max(first, 0), min(last, n_q - 1) + 1):
-            vmax[q, col[cid]] = max(vmax[q, col[cid]], float(v))
+    cids, t0, export, imports, vmax = grid
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a connection without feed-in
         high = np.nanpercentile(np.where(export > 0, export, np.nan), 95, axis=0)
@@ -282,6 +318,8 @@ class Uc03Result:
     audit_seq: int | None
     voltages: pa.Table | None = None
     """The 10-minute voltages read (for the picture; never written to JSON)."""
+    connection_ids: Mapping[str, int] = field(default_factory=dict)
+    """EAN -> the connection id the read tables carry."""
 
     @property
     def minutes(self) -> dict[tuple[str, int], dict[str, int]]:
@@ -375,4 +413,5 @@ def analyse_feeder(
         energy.num_rows,
         grant.decision.audit_seq,
         volts.select(["connection", "start", "phase", "voltage_v"]),
+        dict(grant.connection_ids),
     )
