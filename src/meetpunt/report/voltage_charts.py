@@ -44,20 +44,24 @@ def feeder_events(result: Uc02Result, top: int = 20) -> Any:
         .properties(
             width=520,
             height=max(120, 18 * len(order)),
-            title=f"UC2: voltage events per feeder, {result.period.start:%Y-%m-%d} to "
-            f"{result.period.end:%Y-%m-%d}",
+            title=f"UC2: voltage events per feeder, {result.days_text}",
         )
     )
 
 
 def worst_connection(result: Uc03Result) -> str | None:
-    """The EAN with the most minutes beyond any limit (the picture's subject)."""
+    """The picture's subject: the EAN with the most trip episodes, then the most minutes
+    beyond any limit."""
+    episodes: dict[str, int] = {}
     minutes: dict[str, int] = {}
+    for e in result.episodes:
+        episodes[e.ean] = episodes.get(e.ean, 0) + 1
     for b in result.breaks:
         minutes[b.ean] = minutes.get(b.ean, 0) + b.minutes
-    for e in result.episodes:
-        minutes[e.ean] = minutes.get(e.ean, 0) + 15
-    return max(minutes, key=lambda e: (minutes[e], e)) if minutes else None
+    eans = set(episodes) | set(minutes)
+    if not eans:
+        return None
+    return max(eans, key=lambda e: (episodes.get(e, 0), minutes.get(e, 0), e))
 
 
 def phase_voltages(result: Uc03Result, ean: str, connection_id: int) -> Any:
@@ -92,7 +96,7 @@ def phase_voltages(result: Uc03Result, ean: str, connection_id: int) -> Any:
         alt.Chart(_data(rows))
         .mark_line(strokeWidth=1)
         .encode(
-            x=alt.X("time:T", title="time (UTC)"),
+            x=alt.X("time:T", title="time (UTC)", axis=alt.Axis(format="%d %b", tickCount=10)),
             y=alt.Y("voltage_v:Q", title="10-minute mean voltage (V)", scale=alt.Scale(zero=False)),
             color=alt.Color("phase:N", legend=alt.Legend(orient="bottom")),
         )

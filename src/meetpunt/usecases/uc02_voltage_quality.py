@@ -324,6 +324,15 @@ class Uc02Result:
     days: float = 0.0
     """Days between the first and the last reading: the notable rule's scale."""
 
+    @property
+    def days_text(self) -> str:
+        """The local days counted: the first reading's day to the last's."""
+        if self.first_reading is None or self.last_reading is None:
+            return "no readings"
+        first = to_local(self.first_reading).date()
+        last = to_local(self.last_reading - timedelta(seconds=1)).date()
+        return f"{first:%Y-%m-%d} to {last:%Y-%m-%d} (local days)"
+
     def flag_of(self, feeder: str) -> int | None:
         return dict(self.flags).get(feeder)
 

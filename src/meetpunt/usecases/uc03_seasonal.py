@@ -285,6 +285,8 @@ def trip_episodes(
             else:
                 groups.append([q])
         for g in groups:
+            if not any(export[q, j] <= rules.trip_stop_share * normal[q, j] for q in g):
+                continue  # the feed-in never stopped: a load, not the inverter
             span = range(g[0], g[-1] + 1)
             lost = sum(max(normal[q, j] - np.nan_to_num(export[q, j]), 0.0) for q in span)
             out.append(
