@@ -44,10 +44,20 @@ def truth(demo: DemoRun) -> Truth:
 
 
 def test_every_use_case_is_scored_and_right_on_the_twin(demo: DemoRun) -> None:
-    assert [s.use_case for s in demo.scores] == ["UC1", "UC4", "UC9"]
-    for score in demo.scores:
+    assert [s.use_case for s in demo.scores][:4] == ["UC1", "UC4", "UC9", "UC2"]
+    for score in demo.scores[:3]:
         assert score.total > 0 and score.perfect, (score.use_case, score.accuracy, score.misses)
-    assert [s.name for s in demo.steps] == ["twin", "register", "ingest", "UC1", "UC9", "UC4"]
+    # UC2/UC3 (issue 18) are scored, not required perfect: see docs/usecases.md
+    assert [s.name for s in demo.steps] == [
+        "twin",
+        "register",
+        "ingest",
+        "UC1",
+        "UC9",
+        "UC4",
+        "UC2",
+        "UC3",
+    ]
     assert all(s.seconds > 0 and s.summary for s in demo.steps)
     assert demo.uc1 and len(demo.uc1) == len(demo.reports)
 
@@ -55,7 +65,7 @@ def test_every_use_case_is_scored_and_right_on_the_twin(demo: DemoRun) -> None:
 def test_the_audit_log_holds_each_use_case_and_nothing_else(demo: DemoRun) -> None:
     summary = demo.require_audit()
     assert summary.as_expected and not summary.findings
-    assert {purpose for purpose, _, _ in summary.counts} == {"UC1", "UC4", "UC9"}
+    assert {purpose for purpose, _, _ in summary.counts} - {"UC2", "UC3"} == {"UC1", "UC4", "UC9"}
     assert summary.counts[("UC1", "read", "read")] == sum(r.reads for r in demo.uc1)
     assert demo.refusal is not None
     assert [f.rule for f in demo.refusal.findings] == ["UC1.kinds"]
@@ -190,10 +200,23 @@ def test_meetpunt_demo_json_is_one_object_with_the_scores(tmp_path: Path) -> Non
     run = json.loads(done.stdout)
     assert (run["seed"], run["connections"], run["days"]) == (1, 150, 5)
     assert run["start"] == "2025-06-02"
-    assert [s["name"] for s in run["steps"]] == ["twin", "register", "ingest", "UC1", "UC9", "UC4"]
+    assert [s["name"] for s in run["steps"]][:6] == [
+        "twin",
+        "register",
+        "ingest",
+        "UC1",
+        "UC9",
+        "UC4",
+    ]
     assert all(isinstance(s["seconds"], float) for s in run["steps"])
     uc = run["use_cases"]
-    assert set(uc) == {"UC1", "UC4", "UC9"}
+    assert set(uc) - {"UC3"} == {"UC1", "UC4", "UC9", "UC2"}
+    assert set(uc["UC2"]["metrics"]) >= {
+        "connections",
+        "event_counts_exact",
+        "notable_right",
+        "notable_missed",
+    }
     assert set(uc["UC4"]["metrics"]) >= {
         "owed",
         "paid_exactly",
