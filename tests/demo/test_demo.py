@@ -76,7 +76,8 @@ def test_the_audit_check_catches_a_read_the_demo_did_not_make(
 ) -> None:
     shutil.copy(demo.settings.folder / "register.sqlite", tmp_path / "register.sqlite")
     copy = replace(demo, settings=replace(demo.settings, folder=tmp_path))
-    assert check_audit(copy).as_expected
+    before = check_audit(copy)
+    assert before.as_expected
     register = open_register(copy.db_url)
     try:
         with register.session() as session:
@@ -87,7 +88,8 @@ def test_the_audit_check_catches_a_read_the_demo_did_not_make(
         register.dispose()
     caught = check_audit(copy)
     assert not caught.as_expected
-    assert caught.counts[("UC3", "read", "read")] == 1
+    key = ("UC3", "read", "read")
+    assert caught.counts[key] == before.counts.get(key, 0) + 1
 
 
 def test_the_report_holds_the_summary_the_maps_and_the_audit(demo: DemoRun) -> None:
@@ -101,7 +103,8 @@ def test_the_report_holds_the_summary_the_maps_and_the_audit(demo: DemoRun) -> N
     for use_case in ("UC1", "UC4", "UC9"):
         assert f"<td>{use_case}</td>" in summary
     result = demo.require_uc4()
-    assert html.count("<svg") == len(result.maps) == len(result.outages) >= 1
+    outage_part = html.split('<h2 id="uc2">')[0]  # UC2/UC3's charts follow the maps
+    assert outage_part.count("<svg") == len(result.maps) == len(result.outages) >= 1
     assert "holds exactly the use cases" in html
     shapes: set[str] = set()
     labels: set[str] = set()
