@@ -75,20 +75,26 @@ def test_counted_events_are_the_events_the_meters_counted(
     days: list[tuple[int, int]], base: int, swaps: set[int]
 ) -> None:
     """Whatever the increments and swaps: the count is the sum of what each meter
-    counted between readings, never negative."""
+    counted between readings, never negative. A swapped meter's first reading is the
+    hub's MTR-5.meter_swap row (quality 1): the new meter's own events since it began
+    at 0, even when they are not below the old meter's counters."""
     rows = [(7, 0, 2, base, base)]
+    quality = [0]
     sags, swells = base, base
     expected = [0, 0]
     for i, (ds, dw) in enumerate(days, start=1):
-        if i in swaps:  # a new meter, which counted ds/dw since it was installed
+        if i in swaps:
             sags, swells = ds, dw
         else:
             sags, swells = sags + ds, swells + dw
         expected[0] += ds
         expected[1] += dw
         rows.append((7, i, 2, sags, swells))
-    got = channel_counts(counters(rows))[(7, 2)]
+        quality.append(1 if i in swaps else 0)
+    table = counters(rows).append_column("quality", pa.array(quality, pa.uint8()))
+    got = channel_counts(table)[(7, 2)]
     assert (got.sags, got.swells) == tuple(expected)
+    assert got.sags >= 0 and got.swells >= 0
     assert sum(got.per_day.values()) == sum(expected)
 
 
