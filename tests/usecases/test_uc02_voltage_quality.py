@@ -76,10 +76,10 @@ def test_counted_events_are_the_events_the_meters_counted(
 ) -> None:
     """Whatever the increments and swaps: the count is the sum of what each meter
     counted between readings, never negative. A swapped meter's first reading is the
-    hub's MTR-5.meter_swap row (quality 1): the new meter's own events since it began
+    hub's MTR-5.meter_swap row (its ``rule``): the new meter's own events since it began
     at 0, even when they are not below the old meter's counters."""
     rows = [(7, 0, 2, base, base)]
-    quality = [0]
+    rule: list[str | None] = [None]
     sags, swells = base, base
     expected = [0, 0]
     for i, (ds, dw) in enumerate(days, start=1):
@@ -90,8 +90,8 @@ def test_counted_events_are_the_events_the_meters_counted(
         expected[0] += ds
         expected[1] += dw
         rows.append((7, i, 2, sags, swells))
-        quality.append(1 if i in swaps else 0)
-    table = counters(rows).append_column("quality", pa.array(quality, pa.uint8()))
+        rule.append("MTR-5.meter_swap" if i in swaps else None)
+    table = counters(rows).append_column("rule", pa.array(rule, pa.string()))
     got = channel_counts(table)[(7, 2)]
     assert (got.sags, got.swells) == tuple(expected)
     assert got.sags >= 0 and got.swells >= 0

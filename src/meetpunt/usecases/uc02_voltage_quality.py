@@ -38,9 +38,9 @@ from meetpunt.usecases.uc09_interruption_registration import population
 PURPOSE = "UC2"
 KIND = "voltage_events"
 OPENS = "UC3"
-METER_SWAP_QUALITY = 1
-"""The hub's quality code of a reading accepted as a new meter's first (MTR-5.meter_swap):
-its counters restarted, whatever their value."""
+METER_SWAP = "MTR-5.meter_swap"
+"""The rule the hub's reading carries when it accepted it as a new meter's first
+(``rule`` column of a granted read): its counters restarted, whatever their value."""
 
 
 class Uc02Error(MeetpuntError):
@@ -69,12 +69,12 @@ def channel_counts(
 ) -> dict[tuple[int, int], ChannelCount]:
     """Per (connection, meter phase) the events between the first and the last reading
     of ``table`` (``connection``, ``at``, ``phase``, ``sags``, ``swells``, optional
-    ``quality``): the sum of the rises. A reading below the one before, or one the hub
+    ``rule``): the sum of the rises. A reading below the one before, or one the hub
     accepted as a new meter's, restarted the counters: its value is the new meter's own
     events since it began at 0 (UC2, MTR-5.meter_swap). ``reset_handling=False`` takes
     the plain last-minus-first difference (what a swap makes negative)."""
     cols = table.column_names
-    quality = table.column("quality").to_pylist() if "quality" in cols else [0] * table.num_rows
+    rule = table.column("rule").to_pylist() if "rule" in cols else [None] * table.num_rows
     rows = sorted(
         zip(
             table.column("connection").to_pylist(),
@@ -82,14 +82,14 @@ def channel_counts(
             table.column("at").to_pylist(),
             table.column("sags").to_pylist(),
             table.column("swells").to_pylist(),
-            quality,
+            rule,
             strict=True,
         ),
         key=lambda r: (r[0], r[1], r[2]),
     )
     out: dict[tuple[int, int], ChannelCount] = {}
     before: dict[tuple[int, int], tuple[int, int]] = {}
-    for cid, phase, at, sags, swells, code in rows:
+    for cid, phase, at, sags, swells, why in rows:
         if sags is None or swells is None:
             continue
         key = (int(cid), int(phase))
@@ -104,7 +104,7 @@ def channel_counts(
             continue
         if not reset_handling:
             d_sags, d_swells = int(sags) - prior[0], int(swells) - prior[1]
-        elif code == METER_SWAP_QUALITY or sags < prior[0] or swells < prior[1]:
+        elif why == METER_SWAP or sags < prior[0] or swells < prior[1]:
             count.resets += 1
             d_sags, d_swells = int(sags), int(swells)
         else:
