@@ -48,6 +48,10 @@ class RulesDataError(MeetpuntError):
     """A rules data file is missing or malformed (``meetpunt.rulebook``)."""
 
 
+class MarketError(MeetpuntError):
+    """A market rule refuses a contract, an invoice, a switch or a termination (MKT-1..7)."""
+
+
 class RegisterError(MeetpuntError):
     """The connection register refused an operation (``meetpunt.register``)."""
 

@@ -151,6 +151,11 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("post", "/v1/oauth/authorize"): _approve,
     ("post", "/v1/oauth/token"): _token,
+    ("post", "/v1/oauth/revoke"): lambda c, r, w: c.flow.client.post(
+        "/v1/oauth/revoke",
+        data={"token": "mpa_never_issued"},
+        auth=None if r == "none" else (str(c.ids[r]), c.flow.keys[KEYS[r]]),
+    ),
     ("get", "/v1/app/connections/{ean}/readings"): _app_read,
     ("get", "/v1/feed"): lambda c, r, w: c.flow.client.get(
         "/v1/feed", params={"cursor": "0"}, headers=c.headers(r)
@@ -226,6 +231,14 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
         "customer": (401, "invalid_client"),
         "operator": (401, "invalid_client"),
         "app": (400, "invalid_grant"),
+    },
+    # revocation is the client's too; an unknown token is 200 (RFC 7009 2.2)
+    ("post", "/v1/oauth/revoke"): {
+        "none": (401, "invalid_client"),
+        "supplier": (401, "invalid_client"),
+        "customer": (401, "invalid_client"),
+        "operator": (401, "invalid_client"),
+        "app": (200, None),
     },
     # the app reads with its access token; an API key on this path is no token (PRV-4)
     ("get", "/v1/app/connections/{ean}/readings"): {

@@ -468,6 +468,23 @@ def test_refusal_redirects_with_access_denied_and_makes_no_consent(flow: Flow) -
     assert consents(flow) == []
 
 
+def test_a_signed_refusal_is_kept_as_a_refused_consent_and_opens_nothing(flow: Flow) -> None:
+    _, challenge = pkce()
+    data = {**ask(flow, challenge), "decision": "refuse", "api_key": flow.keys["de_vries"]}
+    answer = flow.client.post("/v1/oauth/authorize", data=data)
+    assert query(answer)["error"] == "access_denied"
+    [kept] = consents(flow)
+    assert kept.state == "refused"
+    last = records(flow)[-1].entry
+    assert (last.event, last.outcome) == ("consent", "refused")
+    mine = flow.client.get(
+        "/v1/me/audit?lang=en", headers={"Authorization": f"Bearer {flow.keys['de_vries']}"}
+    )
+    assert any("you refused" in r["text"] for r in mine.json()["records"])
+    forged = {**data, "api_key": flow.keys["S1"]}
+    assert rules_of(flow.client.post("/v1/oauth/authorize", data=forged)) == ["API-role.customer"]
+
+
 def test_only_the_customer_with_a_valid_key_can_approve(flow: Flow) -> None:
     _, challenge = pkce()
     params = {**ask(flow, challenge), "decision": "approve"}
@@ -583,3 +600,32 @@ def test_revoked_keys_stop_refresh_and_reads(flow: Flow) -> None:
     revoke("app")
     late = read(flow, token["access_token"])
     assert (late.status_code, rules_of(late)) == (401, ["API-auth.revoked"])
+
+
+def revoke(flow: Flow, token: str, app: str = "app", **extra: str) -> Any:
+    return flow.client.post(
+        "/v1/oauth/revoke",
+        data={"token": token, **extra},
+        auth=(str(flow.ids[app]), flow.keys[app]),
+    )
+
+
+@pytest.mark.parametrize("which", ["access_token", "refresh_token"])
+def test_an_app_revokes_its_token_and_both_halves_stop(flow: Flow, which: str) -> None:
+    token = tokens(flow)
+    assert read(flow, token["access_token"]).status_code == 200
+    assert revoke(flow, token["access_token"], app="other").json()["error"] == "invalid_grant"
+    assert read(flow, token["access_token"]).status_code == 200  # another app revoked nothing
+    assert revoke(flow, token[which], token_type_hint=which).status_code == 200
+    assert read(flow, token["access_token"]).status_code == 401
+    assert refresh(flow, token["refresh_token"]).json()["error"] == "invalid_grant"
+    assert [c.state for c in consents(flow)] == ["given"]  # the consent is the customer's
+
+
+def test_revoking_an_unknown_token_is_fine_but_needs_the_app(flow: Flow) -> None:
+    assert revoke(flow, "mpa_never_issued").status_code == 200  # RFC 7009 2.2
+    anonymous = flow.client.post("/v1/oauth/revoke", data={"token": "mpa_never_issued"})
+    assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
+    assert revoke(flow, "x", token_type_hint="id_token").json()["error"] == (
+        "unsupported_token_type"
+    )

@@ -29,6 +29,10 @@ from meetpunt.usecases.uc04_outage_compensation import Review
 
 SMALL: dict[str, Any] = {"connections": 200, "days": 10, "start": date(2025, 6, 2), "seed": 1}
 SVG = "{http://www.w3.org/2000/svg}"
+SCORED = {"UC1", "UC4", "UC9", "UC7", "UC8", "UC2"}
+"""The use cases the demo runs and scores (UC1, UC4, UC9 first); UC3 too when UC2 named a
+feeder (issue 18)."""
+STEPS = ["twin", "register", "ingest", "UC1", "UC9", "UC4", "UC7", "UC8", "UC2", "UC3"]
 
 
 @pytest.fixture(scope="module")
@@ -44,28 +48,32 @@ def truth(demo: DemoRun) -> Truth:
 
 
 def test_every_use_case_is_scored_and_right_on_the_twin(demo: DemoRun) -> None:
-    assert [s.use_case for s in demo.scores][:4] == ["UC1", "UC4", "UC9", "UC2"]
-    for score in demo.scores[:3]:
+    names = [s.use_case for s in demo.scores]
+    assert names[:3] == ["UC1", "UC4", "UC9"] and set(names) - {"UC3"} == SCORED
+    for score in demo.scores[:3]:  # the outage use cases are exact on the showcase twin
         assert score.total > 0 and score.perfect, (score.use_case, score.accuracy, score.misses)
-    # UC2/UC3 (issue 18) are scored, not required perfect: see docs/usecases.md
-    assert [s.name for s in demo.steps] == [
-        "twin",
-        "register",
-        "ingest",
-        "UC1",
-        "UC9",
-        "UC4",
-        "UC2",
-        "UC3",
-    ]
+    assert [s.name for s in demo.steps] == STEPS
     assert all(s.seconds > 0 and s.summary for s in demo.steps)
     assert demo.uc1 and len(demo.uc1) == len(demo.reports)
+
+
+def test_uc07_finds_the_twins_gis_errors_and_deletes_what_it_read(demo: DemoRun) -> None:
+    """Issue 19's goals on the demo's twin: every GIS error found, < 1 % false flags."""
+    uc7 = next(s for s in demo.scores if s.use_case == "UC7")
+    m = uc7.metrics
+    assert m["gis_phase_errors_found"] == m["gis_phase_errors"], uc7.misses
+    assert m["gis_feeder_errors_found"] == m["gis_feeder_errors"], uc7.misses
+    assert m["false_flags"] < 0.01 * m["connections"], uc7.misses
+    assert m["phase_right"] >= 0.95
+    assert demo.uc7 and all(r.deleted for r in demo.uc7)
+    assert not any(Path(p).exists() for r in demo.uc7 for p in r.deleted)
 
 
 def test_the_audit_log_holds_each_use_case_and_nothing_else(demo: DemoRun) -> None:
     summary = demo.require_audit()
     assert summary.as_expected and not summary.findings
-    assert {purpose for purpose, _, _ in summary.counts} - {"UC2", "UC3"} == {"UC1", "UC4", "UC9"}
+    # UC8 asks only when the register has contractless smart meters
+    assert {"UC1", "UC4", "UC9", "UC7"} <= {p for p, _, _ in summary.counts} <= SCORED | {"UC3"}
     assert summary.counts[("UC1", "read", "read")] == sum(r.reads for r in demo.uc1)
     assert demo.refusal is not None
     assert [f.rule for f in demo.refusal.findings] == ["UC1.kinds"]
@@ -100,11 +108,13 @@ def test_the_report_holds_the_summary_the_maps_and_the_audit(demo: DemoRun) -> N
             "</table>", html.index('data-testid="summary"')
         )
     ]
-    for use_case in ("UC1", "UC4", "UC9"):
+    for use_case in ("UC1", "UC4", "UC9", "UC8"):
         assert f"<td>{use_case}</td>" in summary
     result = demo.require_uc4()
-    outage_part = html.split('<h2 id="uc2">')[0]  # UC2/UC3's charts follow the maps
-    assert outage_part.count("<svg") == len(result.maps) == len(result.outages) >= 1
+    uc7_picture = html.count('data-testid="uc7-picture"')  # issue 19: one cable's picture
+    assert uc7_picture == 1 and 'data-testid="uc7"' in html
+    outage_part = html.split('<h2 id="uc2">')[0]  # UC2/UC3's charts follow
+    assert outage_part.count("<svg") - uc7_picture == len(result.maps) == len(result.outages) >= 1
     assert "holds exactly the use cases" in html
     shapes: set[str] = set()
     labels: set[str] = set()
@@ -203,22 +213,25 @@ def test_meetpunt_demo_json_is_one_object_with_the_scores(tmp_path: Path) -> Non
     run = json.loads(done.stdout)
     assert (run["seed"], run["connections"], run["days"]) == (1, 150, 5)
     assert run["start"] == "2025-06-02"
-    assert [s["name"] for s in run["steps"]][:6] == [
-        "twin",
-        "register",
-        "ingest",
-        "UC1",
-        "UC9",
-        "UC4",
-    ]
+    assert [s["name"] for s in run["steps"]] == STEPS
     assert all(isinstance(s["seconds"], float) for s in run["steps"])
     uc = run["use_cases"]
-    assert set(uc) - {"UC3"} == {"UC1", "UC4", "UC9", "UC2"}
-    assert set(uc["UC2"]["metrics"]) >= {
+    assert set(uc) - {"UC3"} == SCORED
+    assert set(uc["UC2"]["metrics"]) >= {  # issue 18's scored keys
         "connections",
         "event_counts_exact",
         "notable_right",
         "notable_missed",
+    }
+    assert set(uc["UC8"]["found"]) >= {"invoices"} and "energy_exact" in uc["UC8"]["metrics"]
+    assert set(uc["UC7"]["metrics"]) >= {  # issue 19's scored keys
+        "single_phase_connections",
+        "phase_right",
+        "gis_phase_errors",
+        "gis_phase_errors_found",
+        "gis_feeder_errors",
+        "gis_feeder_errors_found",
+        "false_flags",
     }
     assert set(uc["UC4"]["metrics"]) >= {
         "owed",

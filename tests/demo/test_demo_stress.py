@@ -42,10 +42,9 @@ def stress(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
 
 def test_the_stress_demo_runs_and_scores_every_use_case_per_class(stress: DemoRun) -> None:
-    outage_scores = [s for s in stress.scores if s.use_case not in ("UC2", "UC3")]
-    assert [s.use_case for s in outage_scores] == ["UC1", "UC4", "UC9"]
+    assert [s.use_case for s in stress.scores][:3] == ["UC1", "UC4", "UC9"]
     known = {*CASE_CLASSES, *METER_CASES, NO_OUTAGE}
-    for score in outage_scores:
+    for score in stress.scores[:3]:  # the others have no outage classes
         assert score.total > 0
         assert score.by_case and set(score.by_case) <= known, score.use_case
         assert len(set(score.by_case) - {"plain"}) >= 3, score.use_case

@@ -28,6 +28,7 @@ from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
 from meetpunt.register import Register, default_database_url, open_register, schema
 from meetpunt.register.store import RegisterSession
 from tests.meterdata.conftest import E1X25, E3X25, quarters
+from tests.privacy.flagging import FLAG, flag_all
 from tests.unit.domain.factories import SUPPLIER_GLN, attributes, contract
 
 GRID = Party("grid", Role.GRID_OPERATOR)
@@ -46,6 +47,7 @@ def _setup(session: RegisterSession) -> None:
     session.record_connection(E1X25, Commodity.ELECTRICITY, opted, date(2020, 1, 1))
     session.add_contract(contract(E3X25, date(2024, 1, 1)))
     session.add_contract(contract(E1X25, date(2024, 1, 1)))
+    flag_all(session.db, GRID.id)
 
 
 @pytest.fixture
@@ -91,6 +93,7 @@ def _uc3(eans: tuple[str, ...], days: float = 10, first: datetime = T0) -> Acces
         _period(days, first),
         first,
         trigger="UC2 ranking",
+        cites=FLAG,
     )
 
 
@@ -299,6 +302,7 @@ def test_aggregates_leave_only_through_disclosure_control(tmp_path: Path) -> Non
             s.record_connection(
                 ean, Commodity.ELECTRICITY, replace(base, address=address), date(2020, 1, 1)
             )
+        flag_all(s.db, GRID.id)
         index = ConnectionIndex(s.meter_index(), 230.0)
     store = open_store(tmp_path / "area.duckdb")
     ingestor = Ingestor(store, index, rulebook.vee_rules(), now=datetime(2026, 1, 1, tzinfo=UTC))
@@ -383,7 +387,14 @@ def _ask(
     party: Party = GRID,
 ) -> AccessRequest:
     return AccessRequest(
-        party, purpose, eans, frozenset({kinds}), _period(days, first), first, trigger="why"
+        party,
+        purpose,
+        eans,
+        frozenset({kinds}),
+        _period(days, first),
+        first,
+        trigger="why",
+        cites=FLAG if purpose == "UC3" else None,
     )
 
 

@@ -40,6 +40,7 @@ from meetpunt.privacy.gate import Gate, GateError, Grant
 from meetpunt.privacy.model import AccessRequest, Decision, Party, Period, Role
 from meetpunt.register import Register, open_register, schema
 from tests.meterdata.conftest import quarters, reading
+from tests.privacy.flagging import FLAG, flag_all
 from tests.unit.domain.factories import SUPPLIER_GLN, attributes, contract
 
 GRID = Party("grid", Role.GRID_OPERATOR)
@@ -92,6 +93,7 @@ def _build(register: Register) -> None:
             "J. de Vries",
             day(1) - timedelta(days=30),
         )
+        flag_all(s.db, GRID.id)
 
 
 def _gate(register: Register, store: MeterStore | None = None, now: datetime = NOW) -> Gate:
@@ -110,6 +112,7 @@ def _ask(
         Period(day(first), day(last + 1)),
         day(first),
         trigger="integrity test",
+        cites=FLAG if purpose == "UC3" else None,
     )
 
 

@@ -44,6 +44,7 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -360,6 +361,30 @@ def new_token(prefix: str) -> Any:
     return generate
 
 
+class Revocation(RevocationEndpoint):  # type: ignore[misc]
+    """Token revocation (RFC 7009): the app revokes its own access or refresh token;
+    both halves of the row go, so the next read is 401 and the next refresh
+    ``invalid_grant``. Another app's token is ``invalid_grant``; an unknown one is 200
+    with nothing done, as the RFC asks (2.2)."""
+
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        server: OAuthServer = self.server
+        with server.gate.register.session() as session:
+            row = None
+            if token_type_hint != "refresh_token":
+                row = store.token_by_access(session.db, token_string)
+            if row is None and token_type_hint != "access_token":
+                row = store.token_by_refresh(session.db, token_string)
+        return None if row is None else Token(row, server.now)
+
+    def revoke_token(self, token: Token, request: OAuth2Request) -> None:
+        server: OAuthServer = self.server
+        with server.gate.register.session() as session:
+            store.revoke_token(session.db, token.row.id, server.now)
+
+
 class OAuthServer(AuthorizationServer):  # type: ignore[misc]
     """Authlib's authorization server on the API's gate: its register and its clock."""
 
@@ -371,6 +396,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(RefreshGrant)
         generator = BearerTokenGenerator(new_token("mpa_"), new_token("mpr_"), ACCESS_SECONDS)
         self.register_token_generator("default", generator)
+        self.register_endpoint(Revocation)
 
     def query_client(self, client_id: str) -> AppClient | None:
         """An app party that is not revoked."""
@@ -564,13 +590,22 @@ async def authorize_decision(request: Request) -> Response:
         customer = party_of_key(server.gate, asked.form.get("api_key"))
         require_role(customer, ApiRole.CUSTOMER)
         approval = give_consents(server, found.grant, customer)
+    elif asked.form.get("api_key"):
+        # a customer who signed the refusal with their key: kept as a refused consent
+        customer = party_of_key(server.gate, asked.form.get("api_key"))
+        require_role(customer, ApiRole.CUSTOMER)
+        give_consents(server, found.grant, customer, refused=True)
     return server.create_authorization_response(asked, approval, found.grant)  # type: ignore[no-any-return]
 
 
-def give_consents(server: OAuthServer, grant: Any, customer: ApiParty) -> Approval:
+def give_consents(
+    server: OAuthServer, grant: Any, customer: ApiParty, refused: bool = False
+) -> Approval:
     """One PRV-4 consent per connection the customer holds today, for the app, the
     scope's kinds and period; audited by the consent code. 403 PRV-1.own_data when the
-    customer holds none today (a consent of a leaving resident would read nothing)."""
+    customer holds none today (a consent of a leaving resident would read nothing).
+    ``refused``: the customer said no; each is kept in state ``refused`` (PRV-4), which
+    their log shows and which opens nothing."""
     scope = parse_scope(grant.request.scope)
     today = to_local(server.now).date()
     first, after = scope.days(today)
@@ -585,8 +620,9 @@ def give_consents(server: OAuthServer, grant: Any, customer: ApiParty) -> Approv
         ]
         if not held:
             raise refuse(403, "PRV-1.own_data", "you hold no connection today")
+        record = consent.refuse if refused else consent.give
         given = [
-            consent.give(
+            record(
                 session.db,
                 app,
                 PURPOSE,
@@ -615,6 +651,23 @@ async def token(request: Request) -> Response:
     the app authenticates with its id and API key (HTTP Basic or form fields)."""
     server = OAuthServer(gate_of(request))
     return server.create_token_response(await oauth_request(request))  # type: ignore[no-any-return]
+
+
+@router.post(
+    "/oauth/revoke",
+    responses={
+        200: {"description": "revoked, or an unknown token (RFC 7009 2.2): nothing to do"},
+        400: {"description": "an OAuth error: invalid_request, invalid_grant (another app's)"},
+        401: {"description": "invalid_client"},
+    },
+)
+async def revoke(request: Request) -> Response:
+    """Token revocation (RFC 7009): ``token`` (access or refresh) and optionally
+    ``token_type_hint``; the app authenticates as at the token endpoint. The consent
+    stays given: revoking it is the customer's (``DELETE /v1/me/consents/{id}``)."""
+    server = OAuthServer(gate_of(request))
+    answer = server.create_endpoint_response(Revocation.ENDPOINT_NAME, await oauth_request(request))
+    return answer  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------------

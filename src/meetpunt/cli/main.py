@@ -17,8 +17,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-import meetpunt.cli.uc_voltage  # noqa: F401 - registers uc02, uc03 (issue 18)
+import meetpunt.cli.uc07  # noqa: F401  (registers `usecase uc07`, issue 19)
 from meetpunt.app.register import import_register_files, register_at
+from meetpunt.cli import uc_voltage  # noqa: F401 - registers uc02, uc03 (issue 18)
 from meetpunt.cli.audit import audit_app
 from meetpunt.cli.common import (
     DbOption,
@@ -33,6 +34,7 @@ from meetpunt.cli.common import (
     require_folder,
 )
 from meetpunt.cli.consent import consent_app
+from meetpunt.cli.market import market_app
 from meetpunt.cli.meterdata import ingest_app, retention_app
 from meetpunt.cli.p1 import p1_app
 from meetpunt.cli.party import party_app
@@ -72,6 +74,7 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(audit_app, name="audit")
 app.add_typer(usecase_app, name="usecase")
 app.add_typer(party_app, name="party")
+app.add_typer(market_app, name="market")
 app.command("serve")(serve)
 
 console = make_console()
@@ -438,7 +441,7 @@ def demo(
             meter_realities,
         )
         out = make_console(stderr=True) if as_json else console
-        out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9")
+        out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9, UC7")
         run = run_demo(out, settings)
         if as_json:
             print_json(run_as_json(run))

@@ -1,12 +1,13 @@
 """``meetpunt demo``: the whole chain on a generated region, on the embedded default.
 
-twin -> register import -> meter-data hub -> privacy gate -> UC1, UC4, UC9 -> scores
+twin -> register import -> meter-data hub -> privacy gate -> UC1, UC4, UC9, UC7 -> scores
 against the twin's truth, the audit log, and an HTML report with the outage maps.
 
 The twin's month is replayed in order: each customer's outage report (the twin's
 ``operator/outage_reports.csv``) is localised (UC1) at the moment it came in, and the
 day after the month UC9 registers the interruptions and UC4 pays the compensation
-(planned works from ``operator/planned_works.csv`` left out). One demonstration
+(planned works from ``operator/planned_works.csv`` left out); UC7 then finds each
+substation's cables and phases from the last 10 days' voltages. One demonstration
 request the gate must refuse (UC1 asking for quarter-hour values) shows the gate at
 work. Every read goes through the gate, and the audit log is checked to hold exactly
 the use cases' decisions and reads.
@@ -32,9 +33,13 @@ from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
+from meetpunt.demo import uc07 as demo_uc07
+from meetpunt.demo import uc08 as demo_uc08
 from meetpunt.demo import voltage
 from meetpunt.demo.report import write_report
 from meetpunt.demo.score import Score, Truth, score_uc1, score_uc4, score_uc9
+from meetpunt.demo.uc07 import run_uc07, score_uc07
+from meetpunt.demo.uc08 import run_uc08, score_uc08
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.errors import MeetpuntError
 from meetpunt.io.files import find_sources
@@ -47,6 +52,8 @@ from meetpunt.twin.generate import TwinSettings, generate
 from meetpunt.usecases.planned_works import read_planned
 from meetpunt.usecases.uc01_outage_localisation import Uc01Result, localise
 from meetpunt.usecases.uc04_outage_compensation import Uc04Result, compensate
+from meetpunt.usecases.uc07_gis_topology import Uc07Result
+from meetpunt.usecases.uc08_vzc import Uc08Result
 from meetpunt.usecases.uc09_interruption_registration import Uc09Result, register_interruptions
 
 _T = TypeVar("_T")
@@ -122,6 +129,8 @@ class DemoRun:
     uc1: list[Uc01Result] = field(default_factory=list)
     uc4: Uc04Result | None = None
     uc9: Uc09Result | None = None
+    uc8: Uc08Result | None = None
+    uc7: list[Uc07Result] = field(default_factory=list)
     refusal: Decision | None = None
     voltage: voltage.VoltageRun | None = None
     scores: list[Score] = field(default_factory=list)
@@ -287,6 +296,12 @@ def analyse(run: DemoRun) -> None:
             trigger = f"outage incidents of {s.start:%B %Y}: compensation"
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
+        with _timed(run, "UC7") as say:
+            run.uc7 = run_uc07(gate, OPERATOR, s.period, after, s.folder / "uc07")
+            say(f"{sum(len(r.corrections) for r in run.uc7)} GIS corrections proposed")
+        with _timed(run, "UC8") as say:
+            run.uc8 = run_uc08(gate, OPERATOR, s.period, after)
+            say(f"{len(run.uc8.invoices)} VZC invoices")
         with _timed(run, "UC2") as say:
             run.voltage = voltage.run_uc2(gate, OPERATOR, s.period, after, say)
         with _timed(run, "UC3") as say:
@@ -331,8 +346,11 @@ def check_audit(run: DemoRun) -> AuditSummary:
         ("UC4", "decision", "granted"): 1,
         ("UC4", "read", "read"): 1,
     }
+    expected.update(demo_uc07.expected_audit(run.uc7))
     if run.refusal is not None:
         expected[("UC1", "decision", "refused")] = 1
+    if run.uc8 is not None:
+        expected.update(demo_uc08.expected_audit(run.uc8))
     if run.voltage is not None:
         expected.update(run.voltage.expected_audit())
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
@@ -354,7 +372,10 @@ def score(run: DemoRun, truth: Truth) -> None:
         score_uc1(run.uc1, truth),
         score_uc4(run.require_uc4(), truth),
         score_uc9(run.require_uc9(), truth, asked),
+        score_uc07(run.uc7, truth.connections),
     ]
+    if run.uc8 is not None:
+        run.scores.append(score_uc08(run.uc8, truth, run.twin))
     if run.voltage is not None:
         run.scores += voltage.scores(run.voltage, run.twin)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meetpunt.demo.score import EXTENT, Truth, truth_outage_of
+from meetpunt.demo.uc07 import report_context
 from meetpunt.demo.voltage import pictures
 from meetpunt.domain.calendar import to_local
 from meetpunt.report.html import picture, render
@@ -200,6 +201,7 @@ def write_report(run: DemoRun, truth: Truth, began: datetime) -> Path:
         uc1=_uc1_rows(run, truth),
         uc4=_uc4_context(run),
         uc9=_uc9_context(run),
+        uc7=report_context(run.uc7),
         audit=_audit_context(run),
         voltage=None if run.voltage is None else pictures(run.voltage, s.folder / "voltage"),
     )

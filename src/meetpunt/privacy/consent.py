@@ -91,6 +91,37 @@ def give(
     at: datetime,
 ) -> Consent:
     """Record a consent the customer gave (requested and given in one step)."""
+    return _record(db, party, purpose, ean, kinds, period, given_by, at, "given")
+
+
+def refuse(
+    db: Connection,
+    party: str,
+    purpose: str,
+    ean: str,
+    kinds: Iterable[str],
+    period: Period,
+    given_by: str,
+    at: datetime,
+) -> Consent:
+    """Record that the customer refused what an app asked (requested and refused in one
+    step; PRV-4): kept and audited like a consent given, so the customer's log shows the
+    refusal, and it opens nothing."""
+    return _record(db, party, purpose, ean, kinds, period, given_by, at, "refused")
+
+
+def _record(
+    db: Connection,
+    party: str,
+    purpose: str,
+    ean: str,
+    kinds: Iterable[str],
+    period: Period,
+    given_by: str,
+    at: datetime,
+    state: str,
+) -> Consent:
+    """A consent asked and answered in one step, ``given`` or ``refused``; audited."""
     found = db.execute(
         select(t.connection.c.id).where(
             t.connection.c.ean == ean, t.connection.c.commodity == "electricity"
@@ -112,7 +143,7 @@ def give(
             kinds=json.dumps(sorted(kinds_set)),
             valid_from=period.start,
             valid_to=period.end,
-            state="given",
+            state=state,
             created_at=at,
             changed_at=at,
         )
@@ -128,9 +159,9 @@ def give(
         kinds_set,
         period.start,
         period.end,
-        "given",
+        state,
     )
-    _audit(db, c, "given", at)
+    _audit(db, c, state, at)
     return c
 
 

@@ -372,7 +372,12 @@ class Gate:
             tuple((ean, periods[ean]) for ean in ids),
             tuple(cuts),
         )
-        return Grant(decision, rule, ids, self)
+        grant = Grant(decision, rule, ids, self)
+        # the gate made this grant from the record it just committed: known to match it,
+        # so its first read compares in memory instead of reading the record back (any
+        # later change to the object is still caught by Grant._check)
+        self.checked_grants[grant] = (decision, rule, dict(grant.connection_ids))
+        return grant
 
     def flag(
         self,

@@ -77,6 +77,22 @@ class Contracts(ConnectionTimelines):
             .values(end_date=end)
         )
 
+    def switch_contract(
+        self, new: SupplyContract, commodity: Commodity | None = None
+    ) -> SupplyContract | None:
+        """A switch or a move on ``new.start`` (MKT-5): the contract in force the day
+        before ends on that day (end exclusive) and ``new`` starts; returns the old one.
+
+        Both happen in the session's one transaction, so a refused new contract leaves
+        the old one in force."""
+        point = self._point(new.allocation_point_ean, commodity)
+        before = date.fromordinal(new.start.toordinal() - 1)
+        old = self.contract_on(new.allocation_point_ean, before, point.commodity)
+        if old is not None and (old.end is None or old.end > new.start):
+            self.end_contract(new.allocation_point_ean, new.start, point.commodity)
+        self.add_contract(new, point.commodity)
+        return old
+
     def contracts(self, ean: str, commodity: Commodity | None = None) -> list[SupplyContract]:
         """The point's contracts, oldest first."""
         point = self._point(ean, commodity)

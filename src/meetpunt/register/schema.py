@@ -354,3 +354,20 @@ privacy_flag_member = Table(
     Column("connection_id", Integer, ForeignKey("connection.id"), primary_key=True),
 )
 """The connections a ``privacy_flag`` names (register ids, resolved when it was stored)."""
+gis_correction = Table(
+    "gis_correction",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, ForeignKey("connection.id"), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("old_feeder", String(40), nullable=False),
+    Column("old_phase", String(2), nullable=True),
+    Column("new_feeder", String(40), nullable=False),
+    Column("new_phase", String(2), nullable=True),
+    Column("confirmed_by", String(120), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+"""Issue 19: a GIS correction a person confirmed and applied as a new connection version
+from ``valid_from``, with its source (``UC7``: found from the voltages) kept in the
+register's history next to the version it made."""

@@ -1,0 +1,195 @@
+"""The market rule files as typed tables (MKT-1..5, MKT-7).
+
+``market_tariffs`` holds the amounts per calendar year (energy tax brackets, the tax
+reduction, VAT, grid charges per capacity class), the end of netting and the feed-in
+floor; ``market_contract_rules`` the notice period, the termination-fee rules by the
+contract's start, and the smart-meter placement fees. Amounts are :class:`Decimal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import RulesDataError
+from meetpunt.rulebook import load_rules
+
+
+def _dec(value: Any, where: str) -> Decimal:
+    """An amount from a rule file, written as a string or number."""
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise RulesDataError(f'{where}: {value!r} is not an amount; write it as "0.12"') from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """One energy-tax bracket: yearly volume up to ``up_to`` (inclusive) at ``rate``."""
+
+    up_to: Decimal
+    rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class YearTariffs:
+    """The amounts of one calendar year (excl. VAT)."""
+
+    year: int
+    vat_rate: Decimal
+    electricity_tax: tuple[Bracket, ...]
+    gas_tax: tuple[Bracket, ...]
+    tax_reduction_per_year: Decimal
+    grid_per_year: Mapping[str, Decimal]
+    unconfirmed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LargeConsumerTariffs:
+    """MKT-4: the operator's monthly grid and metering amounts for large consumers."""
+
+    fixed_per_month: Decimal
+    contracted_kw_per_month: Decimal
+    peak_kw_per_month: Decimal
+    metering_per_month: Decimal
+
+
+@dataclass(frozen=True)
+class MarketTariffs:
+    """Everything ``market_tariffs.toml`` holds."""
+
+    version: str
+    netting_ends: date
+    feed_in_floor_until: date
+    feed_in_floor_share: Decimal
+    years: Mapping[int, YearTariffs]
+    large_consumer: LargeConsumerTariffs
+    vzc_electricity_per_kwh: Decimal
+    vzc_gas_per_m3: Decimal
+
+    def year(self, year: int) -> YearTariffs:
+        """The amounts of ``year``; :class:`RulesDataError` naming the file when absent."""
+        try:
+            return self.years[year]
+        except KeyError:
+            finding = Finding(
+                "MKT-1.tariff_year",
+                f"market_tariffs has no amounts for {year} (has {sorted(self.years)}); "
+                "add a [years.<year>] table to the rule file",
+            )
+            raise RulesDataError(finding.message, [finding]) from None
+
+    @classmethod
+    def from_mapping(cls, body: Mapping[str, Any], version: str = "unversioned") -> MarketTariffs:
+        """Build from a rule file body (pure)."""
+        w = "market_tariffs"
+        years: dict[int, YearTariffs] = {}
+        for key, raw in body["years"].items():
+            grid = {k: _dec(v, f"{w} years.{key}.grid.{k}") for k, v in raw["grid"].items()}
+            years[int(key)] = YearTariffs(
+                year=int(key),
+                vat_rate=_dec(raw["vat_rate"], f"{w} vat_rate"),
+                electricity_tax=tuple(
+                    Bracket(_dec(b["up_to"], w), _dec(b["rate"], w)) for b in raw["electricity_tax"]
+                ),
+                gas_tax=tuple(
+                    Bracket(_dec(b["up_to"], w), _dec(b["rate"], w)) for b in raw["gas_tax"]
+                ),
+                tax_reduction_per_year=_dec(raw["tax_reduction_per_year"], w),
+                grid_per_year=grid,
+                unconfirmed=tuple(raw.get("unconfirmed", ())),
+            )
+        lc = body["large_consumer"]
+        return cls(
+            version=version,
+            netting_ends=body["netting"]["netting_ends"],
+            feed_in_floor_until=body["netting"]["feed_in_floor_until"],
+            feed_in_floor_share=_dec(body["netting"]["feed_in_floor_share"], w),
+            years=years,
+            large_consumer=LargeConsumerTariffs(
+                fixed_per_month=_dec(lc["fixed_per_month"], w),
+                contracted_kw_per_month=_dec(lc["contracted_kw_per_month"], w),
+                peak_kw_per_month=_dec(lc["peak_kw_per_month"], w),
+                metering_per_month=_dec(lc["metering_per_month"], w),
+            ),
+            vzc_electricity_per_kwh=_dec(body["vzc"]["electricity_per_kwh"], w),
+            vzc_gas_per_m3=_dec(body["vzc"]["gas_per_m3"], w),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TerminationFeeRule:
+    """The termination-fee rule for fixed contracts concluded on or after ``start`` (MKT-5)."""
+
+    start: date
+    method: str  # "table" or "price_difference"
+    no_fee_days_before_end: int
+    table: tuple[tuple[int, Decimal], ...] = ()
+    floor: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ContractRules:
+    """Everything ``market_contract_rules.toml`` holds (MKT-5, MKT-7)."""
+
+    version: str
+    max_notice_days: int
+    termination_fee: tuple[TerminationFeeRule, ...]
+    placement_rollout: Decimal
+    placement_electricity_and_gas: Decimal
+    placement_electricity_only: Decimal
+
+    def fee_rule_for(self, concluded: date) -> TerminationFeeRule:
+        """The rule in force on the day the contract was concluded (its start)."""
+        applicable = [r for r in self.termination_fee if r.start <= concluded]
+        if not applicable:
+            raise RulesDataError(
+                f"market_contract_rules has no termination-fee rule for {concluded}"
+            )
+        return max(applicable, key=lambda r: r.start)
+
+    @classmethod
+    def from_mapping(cls, body: Mapping[str, Any], version: str = "unversioned") -> ContractRules:
+        """Build from a rule file body (pure)."""
+        w = "market_contract_rules"
+        rules = []
+        for raw in body["termination_fee"]:
+            table = tuple(
+                (int(row["below_months"]), _dec(row["fee"], w)) for row in raw.get("table", ())
+            )
+            if raw["method"] not in ("table", "price_difference"):
+                raise RulesDataError(f"{w}: termination_fee.method {raw['method']!r} is unknown")
+            rules.append(
+                TerminationFeeRule(
+                    start=raw["from"],
+                    method=raw["method"],
+                    no_fee_days_before_end=int(raw["no_fee_days_before_end"]),
+                    table=table,
+                    floor=_dec(raw.get("floor", "0"), w),
+                )
+            )
+        pf = body["placement_fee"]
+        return cls(
+            version=version,
+            max_notice_days=int(body["notice"]["max_days"]),
+            termination_fee=tuple(rules),
+            placement_rollout=_dec(pf["rollout"], w),
+            placement_electricity_and_gas=_dec(pf["on_request_electricity_and_gas"], w),
+            placement_electricity_only=_dec(pf["on_request_electricity_only"], w),
+        )
+
+
+def market_tariffs() -> MarketTariffs:
+    """The packaged (or operator's) ``market_tariffs`` rule file."""
+    loaded = load_rules("market_tariffs")
+    return MarketTariffs.from_mapping(loaded.body, version=loaded.meta.version)
+
+
+def contract_rules() -> ContractRules:
+    """The packaged (or operator's) ``market_contract_rules`` rule file."""
+    loaded = load_rules("market_contract_rules")
+    return ContractRules.from_mapping(loaded.body, version=loaded.meta.version)

@@ -1,0 +1,630 @@
+"""UC7 GIS topology improvement: each connection's cable (LV feeder) and phase from its
+voltages, against the register's (GIS) registration.
+
+The use-case list's UC7: read the 10-minute voltages of a group of connections for a
+short period (at most 10 days, at most once a year per connection, ``use_case_catalogue``),
+group them by cable and phase from the similarity of their voltages, report where the
+registration differs, then delete the source data (PRV-5).
+
+Method (docs/usecases.md, UC7): the *changes* of the voltage from one 10-minute mean to
+the next (first differences) are correlated between connections. Differencing removes a
+meter's own level and calibration offset; the median change over the substation is
+removed as well (the medium-voltage side and the transformer's tap moves are common to
+every connection). What remains is the voltage drop the load of one phase of one cable
+causes, shared by the connections on that phase and cable and growing gradually along it
+(Short 2013; Pappu et al. 2018; Olivier et al. 2018). Each (feeder, phase) group is one
+centroid: its start is the registration (most of it is right) with three-phase meters,
+whose L1/L2/L3 are the grid's phases, as fixed anchors that carry the phase labels;
+every connection is then moved to the group its changes correlate best with (leave-one-out,
+a few rounds, like k-means). A three-phase connection's three channels move together (one
+feeder, phases fixed). Without three-phase anchors the phase labels are relative: the
+groups are found from the voltages, named after the register's majority, and the result
+says so (``phase_labels = "relative"``).
+
+An honest ``undecided`` (issue 19): too few measured changes (a short period, a meter
+with gaps), changes that correlate with no group (an unloaded cable), or two groups that
+fit nearly as well. Nothing but voltages is used; addresses say nothing.
+
+Everything except :func:`find_topology`'s gate calls is a pure function over Arrow
+tables and numpy arrays for one substation (or one feeder's group).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from meetpunt.domain.capacity import Commodity, ElectricityCapacity
+from meetpunt.domain.connection import ConnectionVersion, MeterType, PhysicalStatus
+from meetpunt.domain.findings import Finding
+from meetpunt.errors import MeetpuntError
+from meetpunt.privacy.gate import Gate
+from meetpunt.privacy.model import AccessRequest, Party, Period
+from meetpunt.usecases.common import ask
+
+PURPOSE = "UC7"
+KIND = "voltages_10min"
+STEP_S = 600
+"""The 10-minute voltage profile (PQ profile 2)."""
+PHASES = ("L1", "L2", "L3")
+AGREES = "agrees"
+PHASE_DIFFERS = "phase_differs"
+FEEDER_DIFFERS = "feeder_differs"
+UNDECIDED = "undecided"
+
+MIN_CHANGES = 72
+"""Fewest measured 10-minute changes (half a day) before a connection is judged (our
+choice): fewer cannot tell a cable's load pattern from the meter's noise."""
+MIN_CORRELATION = 0.15
+"""A connection whose changes correlate less than this with every group is not judged
+(our choice): its cable carries too little load to show (an unloaded feeder) or it is
+not on this substation."""
+MIN_MARGIN = 0.03
+"""The best group must beat the second by this much correlation, or the answer is
+``undecided`` (our choice; measured on the twin, docs/usecases.md)."""
+MARGIN_SIGMAS = 3.5
+"""...and by this many standard errors of a correlation over its changes (1/sqrt(n)):
+with n changes, two groups closer than 3.5/sqrt(n) are noise apart (our choice)."""
+FLAG_SIGMAS = 5.0
+"""A correction is proposed only on a margin of this many standard errors (our choice:
+a false flag costs a GIS clerk a visit; a doubtful one is ``undecided``)."""
+MIN_PEERS = 2
+"""A registration is refuted only against at least this many other meters found in the
+registered cable and phase (our choice): a group of one or two is noise, not a profile."""
+ROUNDS = 6
+"""Rounds of re-assignment (k-means style); the groups settle in two or three."""
+NO_SUPPLY_BELOW_V = 100.0
+"""A 10-minute mean under this is an interruption, not a voltage to compare."""
+PART_INTERRUPTED_V = 25.0
+"""A 10-minute mean this far under the meter's median held part of an interruption."""
+CLIP_MADS = 5.0
+"""Changes are clipped at this many robust (MAD) deviations of their column (our choice)."""
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class Uc07Error(MeetpuntError):
+    """UC7 could not run: the gate refused it (``rules``) or the group is unknown."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One connection of the group as the register has it (REG-2)."""
+
+    ean: str
+    connection: int
+    """The register's connection id (the hub's ``connection`` column)."""
+    feeder: str
+    phase: str | None
+    """``L1``/``L2``/``L3``; ``None`` for a three-phase connection."""
+    three_phase: bool
+    position: int = 0
+    """The house number, for the picture of the row of houses only: the analysis never
+    uses it (addresses may say nothing about the cable)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where UC7 finds one connection, against its registration."""
+
+    ean: str
+    registered_feeder: str
+    registered_phase: str | None
+    found_feeder: str | None
+    found_phase: str | None
+    confidence: float
+    verdict: str
+    reason: str = ""
+    changes: int = 0
+    """Measured 10-minute changes the judgement rests on."""
+    mean_v: float | None = None
+    """The mean of the connection's 10-minute voltages (its place on the cable's profile)."""
+    position: int = 0
+    """The member's house number (the picture's row of houses)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ean": self.ean,
+            "registered_feeder": self.registered_feeder,
+            "registered_phase": self.registered_phase,
+            "found_feeder": self.found_feeder,
+            "found_phase": self.found_phase,
+            "confidence": round(self.confidence, 3),
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Uc07Result:
+    """UC7's answer for one substation (or feeder) and period."""
+
+    substation: str
+    feeder: str | None
+    period: Period
+    connections: tuple[Placement, ...]
+    phase_labels: str
+    """``anchored`` (three-phase meters name the phases) or ``relative`` (named after
+    the register's majority per group; no meter here knows the grid's phase)."""
+    rows_read: int = 0
+    audit_seq: int | None = None
+    deleted: tuple[str, ...] = ()
+    """The read copies deleted after the analysis (PRV-5)."""
+
+    @property
+    def corrections(self) -> tuple[Placement, ...]:
+        """The proposed GIS corrections: placements that differ from the register."""
+        return tuple(p for p in self.connections if p.verdict in (PHASE_DIFFERS, FEEDER_DIFFERS))
+
+    def summary(self) -> dict[str, Any]:
+        verdicts = [p.verdict for p in self.connections]
+        return {
+            "connections": len(verdicts),
+            "agrees": verdicts.count(AGREES),
+            "phase_differs": verdicts.count(PHASE_DIFFERS),
+            "feeder_differs": verdicts.count(FEEDER_DIFFERS),
+            "undecided": verdicts.count(UNDECIDED),
+            "phase_labels": self.phase_labels,
+            "rows_read": self.rows_read,
+            "source_data_deleted": bool(self.deleted),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "use_case": PURPOSE,
+            "substation": self.substation,
+            "feeder": self.feeder,
+            "period": {
+                "start": self.period.start.isoformat(),
+                "end": self.period.end.isoformat(),
+            },
+            "audit_seq": self.audit_seq,
+            "connections": [p.as_dict() for p in self.connections],
+            "summary": self.summary(),
+        }
+
+
+# --------------------------------------------------------------------------- pure part
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The voltage inputs of a group: one column per (connection, meter phase)."""
+
+    member: IntArray
+    """Index into the members of each column."""
+    meter_phase: IntArray
+    """The meter's phase number 1..3 (a single-phase meter reports 1)."""
+    volts: FloatArray
+    """(steps, columns) 10-minute means; NaN where missing or without supply."""
+
+
+def channels(table: pa.Table, members: Sequence[Member], period: Period) -> Channels:
+    """The rows of ``voltages_10min`` (``connection``, ``start``, ``phase``,
+    ``voltage_v``) as a (steps x channels) array over ``period`` (pure)."""
+    n_steps = max(int(period.length.total_seconds()) // STEP_S, 0)
+    index = {m.connection: i for i, m in enumerate(members)}
+    wanted: list[tuple[int, int]] = []
+    for i, m in enumerate(members):
+        wanted.extend((i, p) for p in ((1, 2, 3) if m.three_phase else (1,)))
+    column = {key: j for j, key in enumerate(wanted)}
+    volts = np.full((n_steps, len(wanted)), np.nan)
+    if table.num_rows and n_steps:
+        conn = table.column("connection").to_numpy(zero_copy_only=False).astype(np.int64)
+        phase = table.column("phase").to_numpy(zero_copy_only=False).astype(np.int64)
+        value = table.column("voltage_v").to_numpy(zero_copy_only=False).astype(np.float64)
+        start = table.column("start").cast(pa.timestamp("s", tz="UTC"))
+        secs = start.to_numpy(zero_copy_only=False).astype("datetime64[s]").astype(np.int64)
+        origin = int(period.start.timestamp())
+        step = (secs - origin) // STEP_S
+        cols = np.array(
+            [
+                column.get((index.get(int(c), -1), int(p)), -1)
+                for c, p in zip(conn, phase, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        ok = (cols >= 0) & (step >= 0) & (step < n_steps) & np.isfinite(value)
+        volts[step[ok], cols[ok]] = value[ok]
+    volts[volts < NO_SUPPLY_BELOW_V] = np.nan
+    with warnings.catch_warnings():  # a column without any voltage stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(volts, axis=0) if volts.size else np.zeros(volts.shape[1])
+    # a 10-minute mean with part of an interruption in it is no voltage to compare
+    volts[volts < typical[None, :] - PART_INTERRUPTED_V] = np.nan
+    return Channels(
+        np.array([i for i, _ in wanted], dtype=np.int64),
+        np.array([p for _, p in wanted], dtype=np.int64),
+        volts,
+    )
+
+
+def changes(volts: FloatArray) -> FloatArray:
+    """First differences with the group's common change (median over all columns per
+    step) removed; NaN where a column misses either end of a step."""
+    d = np.diff(volts, axis=0)
+    if d.size == 0:
+        return d
+    common = np.zeros(d.shape[0])
+    seen = np.isfinite(d).any(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        common[seen] = np.nanmedian(d[seen], axis=1)
+    r = d - common[:, None]
+    # a rare large step (a switching action, an event) must not outweigh days of load
+    # changes: each column is clipped at CLIP_MADS robust deviations
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mad = np.nanmedian(np.abs(r), axis=0)
+    bound = np.maximum(CLIP_MADS * 1.4826 * np.nan_to_num(mad), 0.1)
+    return np.clip(r, -bound[None, :], bound[None, :])
+
+
+@dataclass
+class _Groups:
+    names: list[tuple[str, str]]
+    """(feeder, phase) of each group."""
+    of: IntArray
+    """Each channel's group (-1: none)."""
+    fixed: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+def place(
+    members: Sequence[Member],
+    ch: Channels,
+    min_changes: int = MIN_CHANGES,
+    min_correlation: float = MIN_CORRELATION,
+    min_margin: float = MIN_MARGIN,
+) -> tuple[list[Placement], str]:
+    """Each member's found feeder and phase from its voltage changes (UC7; pure).
+
+    Returns the placements in member order and how the phases are labelled
+    (``anchored`` / ``relative``)."""
+    z, counts, usable = _normalised(changes(ch.volts), min_changes)
+    feeders = sorted({m.feeder for m in members if m.feeder})
+    names = [(f, p) for f in feeders for p in PHASES]
+    gid = {n: k for k, n in enumerate(names)}
+    n_ch = len(ch.member)
+    of = np.full(n_ch, -1, dtype=np.int64)
+    anchored = np.zeros(n_ch, dtype=bool)
+    for j in range(n_ch):
+        m = members[int(ch.member[j])]
+        if m.three_phase:
+            of[j] = gid.get((m.feeder, PHASES[int(ch.meter_phase[j]) - 1]), -1)
+            anchored[j] = usable[j]
+        elif m.phase in PHASES:
+            of[j] = gid.get((m.feeder, m.phase), -1)
+    has_anchors = bool(anchored.any())
+    of[~usable] = -1
+    cols_of = {i: np.flatnonzero(ch.member == i) for i in range(len(members))}
+    for _ in range(ROUNDS):
+        new = _round(members, ch, z, of, usable, feeders, gid, cols_of, min_margin)
+        if np.array_equal(new, of):
+            break
+        of = new
+    score = _scores(z, of, len(names))
+    placements = [
+        _judge(
+            m,
+            cols_of[i],
+            ch,
+            score,
+            of,
+            names,
+            feeders,
+            gid,
+            counts,
+            usable,
+            min_correlation,
+            min_margin,
+        )
+        for i, m in enumerate(members)
+    ]
+    return placements, "anchored" if has_anchors else "relative"
+
+
+def _normalised(d: FloatArray, min_changes: int) -> tuple[FloatArray, IntArray, BoolArray]:
+    """Each column's changes centred and scaled to unit length (zero where missing), how
+    many it has, and whether that is enough (:data:`MIN_CHANGES`)."""
+    valid = np.isfinite(d)
+    counts = valid.sum(axis=0).astype(np.int64)
+    z = np.where(valid, d, 0.0)
+    z -= z.sum(axis=0) / np.maximum(counts, 1)
+    z = np.where(valid, z, 0.0)
+    norm = np.sqrt((z**2).sum(axis=0))
+    usable = (counts >= min_changes) & (norm > 0)
+    z[:, usable] /= norm[usable]
+    z[:, ~usable] = 0.0
+    return z, counts, usable
+
+
+def _round(
+    members: Sequence[Member],
+    ch: Channels,
+    z: FloatArray,
+    of: IntArray,
+    usable: BoolArray,
+    feeders: Sequence[str],
+    gid: Mapping[tuple[str, str], int],
+    cols_of: Mapping[int, IntArray],
+    min_margin: float,
+) -> IntArray:
+    """One round of re-assignment: a single-phase channel moves to the group it fits
+    best, a three-phase meter's channels to the feeder they fit best together (phases
+    fixed). Only a clear gain moves (hysteresis): groups the voltages cannot tell apart
+    keep the registration instead of collapsing into one."""
+    n_ch = len(ch.member)
+    new = of.copy()
+    if not feeders:
+        return new
+    score = _scores(z, of, len(gid))
+    three = [i for i, m in enumerate(members) if m.three_phase]
+    single = usable & ~np.isin(ch.member, three)
+    top = np.argmax(score, axis=1)
+    rows = np.arange(n_ch)
+    current = np.where(of >= 0, score[rows, np.maximum(of, 0)], -np.inf)
+    moves = single & (score[rows, top] - current >= min_margin)
+    new[moves] = top[moves]
+    for i in three:
+        cols = cols_of[i]
+        if not usable[cols].all():
+            continue
+        fits = [
+            sum(score[j, gid[(f, PHASES[int(ch.meter_phase[j]) - 1])]] for j in cols)
+            for f in feeders
+        ]
+        now = members[i].feeder if int(of[cols[0]]) < 0 else _feeder_of(gid, int(of[cols[0]]))
+        k = int(np.argmax(fits))
+        if now in feeders and fits[k] - fits[feeders.index(now)] < min_margin * len(cols):
+            continue
+        for j in cols:
+            new[j] = gid[(feeders[k], PHASES[int(ch.meter_phase[j]) - 1])]
+    return new
+
+
+def _feeder_of(gid: Mapping[tuple[str, str], int], group: int) -> str:
+    return next(f for (f, _), k in gid.items() if k == group)
+
+
+def _scores(z: FloatArray, of: IntArray, n_groups: int) -> FloatArray:
+    """(channels, groups) correlation of each channel's changes with each group's mean
+    change, leaving the channel itself out of its own group."""
+    n_ch = z.shape[1]
+    if n_groups == 0 or n_ch == 0:
+        return np.zeros((n_ch, n_groups))
+    member = np.zeros((n_ch, n_groups))
+    inside = of >= 0
+    member[np.flatnonzero(inside), of[inside]] = 1.0
+    sums = z @ member  # (T, G)
+    dots = z.T @ sums  # (C, G): z_j . sum_g
+    sq = (sums**2).sum(axis=0)  # |sum_g|^2
+    own = (z**2).sum(axis=0)  # 1 for usable columns, 0 otherwise
+    dots_loo = dots - member * own[:, None]
+    sq_loo = sq[None, :] - 2 * member * dots + member * own[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(sq_loo > 1e-12, dots_loo / np.sqrt(np.maximum(sq_loo, 1e-12)), 0.0)
+    return np.asarray(out, dtype=np.float64)
+
+
+def _peers(
+    m: Member,
+    cols: IntArray,
+    ch: Channels,
+    of: IntArray,
+    usable: BoolArray,
+    gid: Mapping[tuple[str, str], int],
+) -> int:
+    """How many other usable meter channels the voltages put in the member's registered
+    group(s) (the fewest over a three-phase meter's phases)."""
+    counts = []
+    for j in cols:
+        phase = PHASES[int(ch.meter_phase[j]) - 1] if m.three_phase else m.phase
+        g = gid.get((m.feeder, phase or ""), -1)
+        inside = usable & (of == g)
+        inside[cols] = False
+        counts.append(int(inside.sum()) if g >= 0 else 0)
+    return min(counts) if counts else 0
+
+
+def _judge(
+    m: Member,
+    cols: IntArray,
+    ch: Channels,
+    score: FloatArray,
+    of: IntArray,
+    names: Sequence[tuple[str, str]],
+    feeders: Sequence[str],
+    gid: Mapping[tuple[str, str], int],
+    counts: IntArray,
+    usable: BoolArray,
+    min_correlation: float,
+    min_margin: float,
+) -> Placement:
+    n = int(counts[cols].min()) if len(cols) else 0
+    level = ch.volts[:, cols]
+    mean_v = float(np.nanmean(level)) if np.isfinite(level).any() else None
+
+    def undecided(reason: str) -> Placement:
+        return Placement(
+            m.ean, m.feeder, m.phase, None, None, 0.0, UNDECIDED, reason, n, mean_v, m.position
+        )
+
+    if not len(cols) or not usable[cols].all():
+        return undecided(
+            f"{n} measured 10-minute changes, fewer than {MIN_CHANGES}: too few days or a "
+            "meter with gaps"
+        )
+    if not names:
+        return undecided("the register names no feeder for this group")
+    if m.three_phase:
+        fits = np.array(
+            [
+                np.mean([score[j, gid[(f, PHASES[int(ch.meter_phase[j]) - 1])]] for j in cols])
+                for f in feeders
+            ]
+        )
+        order = np.argsort(fits)[::-1]
+        best = float(fits[order[0]])
+        second = float(fits[order[1]]) if len(order) > 1 else 0.0
+        found_feeder, found_phase = feeders[int(order[0])], None
+    else:
+        row = score[int(cols[0])]
+        order = np.argsort(row)[::-1]
+        best = float(row[order[0]])
+        second = float(row[order[1]]) if len(order) > 1 else 0.0
+        found_feeder, found_phase = names[int(order[0])]
+    peers = _peers(m, cols, ch, of, usable, gid)
+    if peers < MIN_PEERS and (found_feeder, found_phase) != (m.feeder, m.phase):
+        return undecided(
+            f"its registered cable and phase have {peers} other meter(s) to compare with, "
+            f"fewer than {MIN_PEERS}: the registration can be neither confirmed nor refuted"
+        )
+    if best < min_correlation:
+        return undecided(
+            f"its voltage changes follow no group (best correlation {best:.2f} < "
+            f"{min_correlation}): an unloaded cable or too little load to show"
+        )
+    margin = best - second
+    needed = max(min_margin, MARGIN_SIGMAS / np.sqrt(max(n, 1)))
+    confidence = float(min(1.0, margin / (2 * needed)))
+    if margin < needed:
+        return undecided(f"two groups fit nearly as well (correlation {best:.2f} vs {second:.2f})")
+    if found_feeder != m.feeder:
+        verdict = FEEDER_DIFFERS
+    elif not m.three_phase and found_phase != m.phase:
+        verdict = PHASE_DIFFERS
+    else:
+        verdict = AGREES
+    if verdict != AGREES and margin < FLAG_SIGMAS / np.sqrt(max(n, 1)):
+        return undecided(
+            f"the voltages lean to {found_feeder} {found_phase or '3-phase'} but not clearly "
+            f"enough to propose a correction (margin {margin:.2f})"
+        )
+    return Placement(
+        m.ean,
+        m.feeder,
+        m.phase,
+        found_feeder,
+        found_phase,
+        confidence,
+        verdict,
+        "",
+        n,
+        mean_v,
+        m.position,
+    )
+
+
+def analyse(
+    table: pa.Table, members: Sequence[Member], period: Period
+) -> tuple[list[Placement], str]:
+    """UC7's analysis for one group (pure): the read rows in, placements out."""
+    return place(members, channels(table, members, period))
+
+
+# --------------------------------------------------------------------------- gate part
+
+
+def in_population(version: ConnectionVersion) -> bool:
+    """UC7 reads smart meters in service on an electricity connection (only they
+    measure voltage)."""
+    a = version.attributes
+    return (
+        version.commodity is Commodity.ELECTRICITY
+        and a.status is PhysicalStatus.IN_SERVICE
+        and a.meter_type is MeterType.SMART
+    )
+
+
+def members_of(
+    versions: Sequence[ConnectionVersion], substation: str, feeder: str | None = None
+) -> list[Member]:
+    """The group's members as the register has them, in EAN order (the ids are filled
+    in from the grant)."""
+    out = []
+    for v in sorted(versions, key=lambda v: v.ean):
+        g = v.attributes.grid
+        if not in_population(v) or g.substation != substation:
+            continue
+        if feeder is not None and g.feeder != feeder:
+            continue
+        capacity = v.attributes.capacity
+        three = isinstance(capacity, ElectricityCapacity) and capacity.phases == 3
+        phase = None if three or g.phase is None else str(g.phase.value)
+        out.append(Member(v.ean, -1, g.feeder, phase, three, v.attributes.address.house_number))
+    return out
+
+
+def find_topology(
+    gate: Gate,
+    party: Party,
+    substation: str,
+    period: Period,
+    at: datetime,
+    trigger: str,
+    workdir: Path,
+    feeder: str | None = None,
+) -> Uc07Result:
+    """UC7 for one substation (or one feeder): one gate request (purpose UC7, a GIS
+    review as trigger), the read as a copy in ``workdir``, the analysis, and the
+    deletion of the copy (PRV-5), all audited. Raises :class:`Uc07Error` when the gate
+    refuses (with its rule IDs) or the register has no such group."""
+    day = (period.start + timedelta(hours=12)).date()
+    members = members_of(gate.register_view.connection_versions(day), substation, feeder)
+    if not members:
+        where = substation if feeder is None else f"{substation} feeder {feeder}"
+        message = f"the register has no in-service smart meter on {where} on {day}"
+        raise Uc07Error(
+            f"UC7: {message}",
+            [Finding("UC7.group", message)],
+            "check the substation or feeder name (meetpunt register show EAN)",
+        )
+    grant = ask(
+        gate,
+        AccessRequest(
+            party,
+            PURPOSE,
+            tuple(m.ean for m in members),
+            frozenset({KIND}),
+            period,
+            at,
+            justification="UC7 GIS topology improvement: cable and phase from voltages",
+            trigger=trigger,
+        ),
+        Uc07Error,
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    copy = workdir / f"uc07-{substation}-{grant.decision.audit_seq}.parquet"
+    try:
+        grant.export(KIND, copy)
+        table = pq.read_table(copy)
+    finally:
+        deleted = grant.finish()
+    ids = grant.connection_ids
+    members = [
+        Member(m.ean, ids[m.ean], m.feeder, m.phase, m.three_phase, m.position)
+        for m in members
+        if m.ean in ids
+    ]
+    placements, labels = analyse(table, members, period)
+    return Uc07Result(
+        substation,
+        feeder,
+        period,
+        tuple(placements),
+        labels,
+        table.num_rows,
+        grant.decision.audit_seq,
+        tuple(d.path for d in deleted),
+    )
