@@ -23,6 +23,7 @@ from meetpunt.domain.capacity import CapacityClasses
 from meetpunt.domain.compensation import CompensationScheme
 from meetpunt.domain.customer import MicroEnterpriseCriteria
 from meetpunt.domain.vee import VeeRules
+from meetpunt.domain.voltage import VoltageQualityRules
 from meetpunt.errors import RulesDataError
 
 RULES_DIR_ENV = "MEETPUNT_RULES_DIR"
@@ -134,3 +135,10 @@ def vee_rules() -> VeeRules:
     """The VEE thresholds and the retention period of daily readings (MTR-5, MTR-6)."""
     loaded = load_rules("vee_rules")
     return VeeRules.from_mapping(loaded.body, version=loaded.meta.version)
+
+
+def voltage_quality(operator: str | None = None) -> VoltageQualityRules:
+    """The voltage band, inverter limits and UC2/UC3 rules (UC2, UC3); ``operator``
+    chooses whose inverter limit applies (default: the file's ``inverter.operator``)."""
+    loaded = load_rules("voltage_quality")
+    return VoltageQualityRules.from_mapping(loaded.body, loaded.meta.version, operator)

@@ -20,6 +20,7 @@ from rich.table import Table
 import meetpunt.cli.uc07  # noqa: F401  (registers `usecase uc07`, issue 19)
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli import uc_grid_checks as _uc_grid_checks  # noqa: F401 - registers uc05, uc12
+from meetpunt.cli import uc_voltage  # noqa: F401 - registers uc02, uc03 (issue 18)
 from meetpunt.cli.audit import audit_app
 from meetpunt.cli.common import (
     DbOption,

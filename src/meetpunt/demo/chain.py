@@ -33,7 +33,7 @@ from meetpunt.app.gate import open_gate
 from meetpunt.app.hub import hub_store, ingest_paths
 from meetpunt.app.register import import_register_files, register_at
 from meetpunt.cli.common import progress_bar
-from meetpunt.demo import grid_checks, uc10_uc15
+from meetpunt.demo import grid_checks, uc10_uc15, voltage
 from meetpunt.demo import uc07 as demo_uc07
 from meetpunt.demo import uc08 as demo_uc08
 from meetpunt.demo.report import write_report
@@ -132,6 +132,7 @@ class DemoRun:
     uc8: Uc08Result | None = None
     uc7: list[Uc07Result] = field(default_factory=list)
     refusal: Decision | None = None
+    voltage: voltage.VoltageRun | None = None
     scores: list[Score] = field(default_factory=list)
     audit: AuditSummary | None = None
     report_path: Path | None = None
@@ -199,7 +200,7 @@ def _timed(run: DemoRun, name: str) -> Iterator[Callable[[str], None]]:
 
 def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("twin", "letters", "maps"):
+    for name in ("twin", "letters", "maps", "voltage"):
         shutil.rmtree(folder / name, ignore_errors=True)
     for name in ("register.sqlite", "meterdata.duckdb", "meterdata.duckdb.wal", "report.html"):
         (folder / name).unlink(missing_ok=True)
@@ -311,6 +312,10 @@ def analyse(run: DemoRun) -> None:
                 gate, OPERATOR, run.twin, s.period, lambda t: setattr(clock, "now", t)
             )
             say(grid_checks.summary(run.grid_checks))
+        with _timed(run, "UC2") as say:
+            run.voltage = voltage.run_uc2(gate, OPERATOR, s.period, after, say)
+        with _timed(run, "UC3") as say:
+            voltage.run_uc3(run.voltage, gate, OPERATOR, after, say)
 
 
 def _overreach(gate: Gate, report: OutageReport, trigger: str) -> Decision:
@@ -358,6 +363,8 @@ def check_audit(run: DemoRun) -> AuditSummary:
         expected.update(demo_uc08.expected_audit(run.uc8))
     expected.update(uc10_uc15.expected_audit(run, run.uc10_uc15))  # issue 20
     expected.update(grid_checks.expected_audit(run.grid_checks))
+    if run.voltage is not None:
+        expected.update(run.voltage.expected_audit())
     return AuditSummary(dict(counts), findings, head, {k: v for k, v in expected.items() if v})
 
 
@@ -383,6 +390,8 @@ def score(run: DemoRun, truth: Truth) -> None:
         run.scores.append(score_uc08(run.uc8, truth, run.twin))
     run.scores += uc10_uc15.scores(run, truth, run.uc10_uc15)  # issue 20
     run.scores += grid_checks.scores(run.grid_checks, run.twin, truth)
+    if run.voltage is not None:
+        run.scores += voltage.scores(run.voltage, run.twin)
 
 
 def write_letters(run: DemoRun) -> Path:

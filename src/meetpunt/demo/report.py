@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from meetpunt.demo import grid_checks
 from meetpunt.demo.score import EXTENT, Truth, truth_outage_of
 from meetpunt.demo.uc07 import report_context
+from meetpunt.demo.voltage import pictures
 from meetpunt.domain.calendar import to_local
 from meetpunt.report.html import picture, render
 from meetpunt.report.outage_map import render_outage_map
@@ -204,6 +205,7 @@ def write_report(run: DemoRun, truth: Truth, began: datetime) -> Path:
         uc7=report_context(run.uc7),
         audit=_audit_context(run),
         grid_checks=grid_checks.section(run.grid_checks, s.folder),
+        voltage=None if run.voltage is None else pictures(run.voltage, s.folder / "voltage"),
     )
     path = s.folder / "report.html"
     path.write_text(html, encoding="utf-8")

@@ -34,7 +34,7 @@ from meetpunt.twin.faults import Faults, inject_faults
 from meetpunt.twin.manual_readings import write_manual_readings
 from meetpunt.twin.model import STEP_S, STEPS_PER_QUARTER, UTC_TS, TimeAxis
 from meetpunt.twin.operatorfile import write_operator_files
-from meetpunt.twin.powerflow import PhysicsResult, simulate_physics
+from meetpunt.twin.powerflow import PhysicsResult, PhysicsSettings, simulate_physics
 from meetpunt.twin.realities import Realities, RealityParams, draw_realities, realities_truth
 from meetpunt.twin.registerfile import write_register
 from meetpunt.twin.swaps import apply_meter_swaps, replace_during_outages
@@ -202,7 +202,7 @@ def generate(
         "interruptions": truth.with_meter_cases(
             truth.interruption_truth(region, faults, axis), metered.truth["interruptions_seen"]
         ),
-        "inverter_trips": truth.trips_truth(axis, physics.trips),
+        "inverter_trips": truth.trips_truth(axis, physics.trips, PhysicsSettings().reconnect_steps),
         "gis_errors": truth.records_table(faults.gis_errors, truth.GIS_SCHEMA),
         "pv_registration": truth.records_table(faults.pv_registration, truth.PV_SCHEMA),
         "ev_sessions": truth.ev_session_truth(axis, power.ev_sessions),

@@ -472,6 +472,7 @@ def simulate_meters(
     channels = _Channels.build(ctx)
     volt_on = _voltage_while_supplied(voltage_v, supply, channels, params)
     tables["voltages_10min"] = _voltage_table(ctx, channels, volt_on, supply, params, rng)
+    truth["voltages_10min_outside"] = _outside_truth(ctx, channels, volt_on, supply)
     events = _detect_events(channels, volt_on, supply, outages, params, rng)
     tables["voltage_events"], truth["voltage_events"] = _event_tables(ctx, channels, events, starts)
     failures = _failure_tables(ctx, outages, starts, params, rng, realities)
@@ -1031,6 +1032,40 @@ def _voltage_table(
             "voltage_v": pa.array(np.maximum(reported, 0.0).T.ravel()),
         },
         schema=SCHEMAS["voltages_10min"],
+    )
+
+
+OUTSIDE_BELOW_V = 207.0
+OUTSIDE_ABOVE_V = 245.0
+"""The ``voltages_10min_outside`` truth keeps the physical 10-minute means below 207 V or
+above 245 V: every limit UC3 scores (207 and 253 V, the operators' inverter limits of 248
+to 250 V) with room for an operator's lower one."""
+
+
+def _outside_truth(
+    ctx: _Context, ch: _Channels, volt_on: FloatArray, supply: FloatArray
+) -> pa.Table:
+    """UC3's truth: each supplied meter phase's PHYSICAL 10-minute mean voltage (no meter
+    noise, no rounding) where it lies outside 207-245 V, per 10-minute interval."""
+    n_steps, n_ch = volt_on.shape
+    n_10 = n_steps // STEPS_PER_TEN_MINUTES
+    physical = volt_on * supply[:, ch.conn]
+    avg = (
+        physical[: n_10 * STEPS_PER_TEN_MINUTES]
+        .reshape(n_10, STEPS_PER_TEN_MINUTES, n_ch)
+        .mean(axis=1, dtype=np.float64)
+    )
+    t, c = np.nonzero((avg > 0) & ((avg < OUTSIDE_BELOW_V) | (avg > OUTSIDE_ABOVE_V)))
+    conn = ch.conn[c]
+    return pa.table(
+        {
+            "connection": pa.array(conn.astype(np.int32)),
+            "ean": ctx.ean_column(conn),
+            "start": ctx.ts(t.astype(np.int64) * STEP_S * STEPS_PER_TEN_MINUTES),
+            "phase": pa.array(ch.meter_phase[c].astype(np.int8)),
+            "grid_phase": pa.array((ch.grid_phase[c] + 1).astype(np.int8)),
+            "voltage_v": pa.array(avg[t, c]),
+        }
     )
 
 

@@ -57,6 +57,10 @@ def apply_meter_swaps(
         old = {r: float(at_reading.column(r)[0].as_py() or 0.0) for r in REGISTERS}
         new = {r: round(float(rng.uniform(0.0, 3.0)), 3) for r in REGISTERS}
         rows.append(_swap(tables, region, connection, at, old, new, None))
+        if "voltage_events" in tables:
+            tables["voltage_events"] = reset_event_counters(
+                tables["voltage_events"], connection, at
+            )
         swaps[connection] = axis.step_of(at)
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
@@ -126,4 +130,30 @@ def _shift(
         moved = pc.round(pc.add(pc.subtract(column, old[register] - new[register]), 0.0), 3)
         index = table.schema.get_field_index(register)
         table = table.set_column(index, table.schema.field(index), pc.if_else(after, moved, column))
+    return table
+
+
+EVENT_COUNTERS = ("sags", "swells")
+
+
+def reset_event_counters(table: pa.Table, connection: int, at: datetime) -> pa.Table:
+    """The new meter's sag/swell counters (UC2): from the swap at local midnight ``at`` on,
+    each phase's counters restart at 0, so the reading at ``at`` is the new meter's 0
+    and later ones count only its own events. The old meter's events of the day before
+    the swap were never read: they are in the truth, not in the data (as in the field)."""
+    mine = pc.equal(table.column("connection"), connection)
+    after = pc.and_(mine, pc.greater_equal(table.column("at"), pa.scalar(at, UTC_TS)))
+    at_swap = table.filter(pc.and_(mine, pc.equal(table.column("at"), pa.scalar(at, UTC_TS))))
+    phases = table.column("phase")
+    for counter in EVENT_COUNTERS:
+        column = table.column(counter)
+        base = pa.array(np.zeros(table.num_rows, dtype=np.int64))
+        for phase, value in zip(
+            at_swap.column("phase").to_pylist(), at_swap.column(counter).to_pylist(), strict=True
+        ):
+            here = pc.and_(after, pc.equal(phases, phase))
+            base = pc.if_else(here, pa.scalar(int(value), pa.int64()), base)
+        index = table.schema.get_field_index(counter)
+        shifted = pc.if_else(after, pc.subtract(column, base), column)
+        table = table.set_column(index, table.schema.field(index), shifted)
     return table

@@ -205,14 +205,41 @@ def with_meter_cases(interruptions: pa.Table, seen: pa.Table) -> pa.Table:
     return interruptions.append_column("meter_cases", column)
 
 
-def trips_truth(axis: TimeAxis, trips: Sequence[InverterTrip]) -> pa.Table:
-    """UC3: PV inverters that disconnected on overvoltage."""
+def trip_episodes(trips: Sequence[InverterTrip], reconnect_steps: int) -> list[int]:
+    """The episode of each trip (UC3): one connection's trips whose steps lie at most
+    ``reconnect_steps`` apart are one episode -- the inverter tripped again while it was
+    off or the moment it reconnected, so its feed-in never came back in between.
+    Episodes are numbered 0.. in (connection, step) order."""
+    order = sorted(range(len(trips)), key=lambda i: (trips[i].index, trips[i].step))
+    out = [0] * len(trips)
+    episode, last = -1, None
+    for i in order:
+        t = trips[i]
+        if last is None or t.index != last.index or t.step - last.step > reconnect_steps:
+            episode += 1
+        out[i] = episode
+        last = t
+    return out
+
+
+def trips_truth(
+    axis: TimeAxis, trips: Sequence[InverterTrip], reconnect_steps: int = 3
+) -> pa.Table:
+    """UC3: PV inverters that disconnected on overvoltage, one row per trip and step
+    (``phase`` is the grid phase), with its ``episode`` (:func:`trip_episodes`) and the
+    moment the inverter was back (``until``: the last trip's step + the reconnect delay)."""
+    episodes = trip_episodes(trips, reconnect_steps)
+    last: dict[int, int] = {}
+    for t, e in zip(trips, episodes, strict=True):
+        last[e] = max(last.get(e, t.step), t.step)
     return pa.table(
         {
             "connection": pa.array([t.index for t in trips], pa.int32()),
             "phase": pa.array([t.phase + 1 for t in trips], pa.int8()),
             "at": timestamps([axis.step_start(t.step) for t in trips]),
             "voltage_v": pa.array([t.voltage_v for t in trips], pa.float32()),
+            "episode": pa.array(episodes, pa.int32()),
+            "until": timestamps([axis.step_start(last[e] + reconnect_steps) for e in episodes]),
         }
     )
 

@@ -1,0 +1,153 @@
+"""UC3 seasonal analysis on small constructed feeders: limit breaks per phase, and
+inverter-trip episodes (right with grouping, wrong without; a load that eats the feed-in
+and a feed-in drop at normal voltage are no trips)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meetpunt import rulebook
+from meetpunt.twin.powerflow import InverterTrip
+from meetpunt.twin.truth import trip_episodes as truth_episodes
+from meetpunt.usecases.uc03_seasonal import (
+    HIGH,
+    INVERTER,
+    LOW,
+    limit_breaks,
+    minutes_outside,
+    trip_episodes,
+)
+
+T0 = datetime(2025, 6, 10, 0, 0, tzinfo=UTC)
+TS = pa.timestamp("us", "UTC")
+EANS = {i: f"87168740000000{i:04d}" for i in range(6)}
+
+
+def volts(rows: list[tuple[int, int, int, float]]) -> pa.Table:
+    """(connection, 10-minute index, phase, voltage)."""
+    return pa.table(
+        {
+            "connection": pa.array([r[0] for r in rows], pa.int32()),
+            "start": pa.array([T0 + timedelta(minutes=10 * r[1]) for r in rows], TS),
+            "phase": pa.array([r[2] for r in rows], pa.int8()),
+            "voltage_v": pa.array([r[3] for r in rows], pa.float64()),
+        }
+    )
+
+
+def test_breaks_per_phase_when_and_how_far() -> None:
+    r = rulebook.voltage_quality()  # Enexis: 248 V
+    series = [230.0, 249.0, 254.5, 251.0, 230.0, 205.0, 0.0, 206.0, 230.0]
+    rows = [(1, i, 2, v) for i, v in enumerate(series)] + [(1, i, 1, 230.0) for i in range(9)]
+    breaks = limit_breaks(volts(rows), EANS, r)
+    inverter = [b for b in breaks if b.limit == INVERTER]
+    assert [(b.start, b.minutes, b.extreme_v) for b in inverter] == [
+        (T0 + timedelta(minutes=10), 30, 254.5)
+    ]
+    assert [(b.minutes, b.extreme_v) for b in breaks if b.limit == HIGH] == [(10, 254.5)]
+    # 0 V is no supply, not an under-voltage: it splits the run in two
+    assert [(b.minutes, b.extreme_v) for b in breaks if b.limit == LOW] == [
+        (10, 205.0),
+        (10, 206.0),
+    ]
+    assert minutes_outside(breaks)[(EANS[1], 2)] == {LOW: 20, HIGH: 10, INVERTER: 30}
+    assert (EANS[1], 1) not in minutes_outside(breaks)
+    # another operator's limit
+    stedin = rulebook.voltage_quality("Liander")
+    assert (
+        sum(b.minutes for b in limit_breaks(volts(rows), EANS, stedin) if b.limit == INVERTER) == 20
+    )
+
+
+QUARTERS = 4 * 24
+
+
+def sunny(q: int) -> float:
+    """A clear day's PV shape per quarter-hour, 0..1 (06:00 to 18:00 UTC)."""
+    hour = q / 4
+    return max(0.0, 1 - ((hour - 12) / 6) ** 2)
+
+
+def feeder(
+    tripped: dict[int, range] | None = None,
+    loads: dict[int, range] | None = None,
+    high_v: bool = True,
+) -> tuple[pa.Table, pa.Table]:
+    """Four PV connections (1-4) over one day; ``tripped`` quarters feed in nothing, with
+    only the base load as import; ``loads`` quarters have a 2 kW load on."""
+    tripped, loads = tripped or {}, loads or {}
+    energy, volt = [], []
+    for c in range(1, 5):
+        kwp = 2.0 + c
+        for q in range(QUARTERS):
+            pv = kwp * 1000 / 4 * sunny(q)  # Wh in the quarter
+            base = 40.0
+            if q in tripped.get(c, range(0)):
+                pv = 0.0
+            load = base + (500.0 if q in loads.get(c, range(0)) else 0.0)
+            net = pv - load
+            energy.append((c, q, max(-net, 0.0), max(net, 0.0)))
+        for t in range(QUARTERS * 3 // 2):
+            q = t * 2 // 3
+            v = 230.0 + 18.0 * sunny(q) if high_v and c == 4 else 230.0 + 5 * sunny(q)
+            volt.append((c, t, 1, v))
+    table = pa.table(
+        {
+            "connection": pa.array([e[0] for e in energy], pa.int32()),
+            "start": pa.array([T0 + timedelta(minutes=15 * e[1]) for e in energy], TS),
+            "import_wh": pa.array([round(e[2]) for e in energy], pa.int64()),
+            "export_wh": pa.array([round(e[3]) for e in energy], pa.int64()),
+        }
+    )
+    return table, volts(volt)
+
+
+def test_a_trip_run_at_the_limit_is_one_episode_and_per_quarter_counting_is_wrong() -> None:
+    r = rulebook.voltage_quality()
+    noon = range(46, 50)  # 11:30 to 12:30 UTC
+    energy, volt = feeder(tripped={4: noon})
+    episodes = trip_episodes(energy, volt, EANS, r)
+    assert [(e.ean, e.start, e.end) for e in episodes] == [
+        (EANS[4], T0 + timedelta(minutes=15 * 46), T0 + timedelta(minutes=15 * 50))
+    ]
+    assert episodes[0].lost_wh > 0
+    # the key step removed: without grouping, each quarter-hour is a trip of its own
+    assert len(trip_episodes(energy, volt, EANS, r, grouping=False)) == len(noon)
+
+
+def test_no_trip_without_the_voltage_at_the_limit() -> None:
+    energy, volt = feeder(tripped={4: range(46, 50)}, high_v=False)
+    assert trip_episodes(energy, volt, EANS, rulebook.voltage_quality()) == []
+
+
+def test_a_load_that_eats_the_feed_in_is_no_trip() -> None:
+    energy, volt = feeder(loads={4: range(46, 50)})
+    # export fell, but the import shows the load: not the inverter
+    energy2, _ = feeder(loads={4: range(20, 24)})
+    r = rulebook.voltage_quality()
+    assert trip_episodes(energy2, volt, EANS, r) == []
+    assert [e for e in trip_episodes(energy, volt, EANS, r) if e.ean == EANS[4]] == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 200)), max_size=40))
+def test_truth_episodes_join_trips_while_the_inverter_is_off(trips: list[tuple[int, int]]) -> None:
+    """The twin's episodes: trips of one connection at most the reconnect delay apart
+    are one episode; further apart, or another connection, start a new one."""
+    events = [InverterTrip(c, 0, s, 254.0) for c, s in trips]
+    ep = truth_episodes(events, 3)
+    for i, a in enumerate(events):
+        for j, b in enumerate(events):
+            if a.index != b.index:
+                assert ep[i] != ep[j]
+            elif abs(a.step - b.step) <= 3:
+                assert ep[i] == ep[j]
+    # an episode is one connection's trips with no gap above the delay
+    for e in set(ep):
+        steps = sorted({events[i].step for i in range(len(events)) if ep[i] == e})
+        assert all(b - a <= 3 for a, b in itertools.pairwise(steps))
