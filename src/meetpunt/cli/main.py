@@ -444,7 +444,7 @@ def demo(
             meter_realities,
         )
         out = make_console(stderr=True) if as_json else console
-        out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> UC1, UC4, UC9, UC7")
+        out.rule("[bold]meetpunt demo[/bold]: twin -> hub -> privacy gate -> the use cases")
         run = run_demo(out, settings)
         if as_json:
             print_json(run_as_json(run))
