@@ -239,6 +239,7 @@ def test_the_openapi_document_and_the_docs_are_served(world: World) -> None:
         "/v1/usecases/uc09",
         "/v1/oauth/authorize",
         "/v1/oauth/token",
+        "/v1/oauth/revoke",
         "/v1/app/connections/{ean}/readings",
         "/v1/me/consents",
         "/v1/me/consents/{consent_id}",
