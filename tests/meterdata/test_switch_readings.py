@@ -58,3 +58,21 @@ def test_a_layout_2_store_gains_the_switch_readings_table(tmp_path: Path) -> Non
         {"value": SCHEMA_VERSION}
     ]
     store.close()
+
+
+def test_the_feed_question_to_a_layout_2_store_opened_read_only_skips_the_new_kind(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.duckdb"
+    writer = open_store(path)
+    writer.record_switch_reading(7, AT, {"import_t1_wh": 10}, "switch", False, NOW)
+    writer.close()
+    head, found, _ = open_store(path, read_only=True).changed_since(["switch_readings"], [7], 0)
+    assert [(f[1], f[2], f[3]) for f in found] == [("switch_readings", 7, 1)]
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE switch_readings")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    reader = open_store(path, read_only=True)
+    assert reader.changed_since(["daily_readings", "switch_readings"], [7], 0) == (head, [], set())
+    reader.close()

@@ -215,7 +215,16 @@ class MeterStore:
             if not connections or after >= head:
                 return head, found, corrected
             marks = ", ".join("?" for _ in connections)
-            for name in kinds:
+            present = {
+                str(r[0])
+                for r in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_catalog = "
+                    "current_database()"
+                ).fetchall()
+            }
+            # a store of an older layout opened read-only lacks the newer kinds' tables
+            # (switch_readings, layout 3) until a writer opens it: nothing changed there
+            for name in (k for k in kinds if k in present):
                 column = KINDS[name].time
                 rows = con.execute(
                     f'SELECT batch, connection, count(*), min("{column}"), max("{column}") '
