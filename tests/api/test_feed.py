@@ -292,3 +292,80 @@ def test_an_app_gets_only_what_the_consent_behind_its_token_names(flow: Flow) ->
     assert flow.client.get("/v1/app/feed", params={"cursor": "0"}).status_code == 401
     key = {"Authorization": f"Bearer {flow.keys['app']}"}
     assert flow.client.get("/v1/feed", params={"cursor": "0"}, headers=key).status_code == 403
+
+
+# -- switch and move readings (issue 20, MKT-5): the reading of the day reaches the old
+# AND the new supplier once each, marked switch_reading, read under supplier_switch /
+# supplier_move and audited; no other party sees it.
+
+
+def record(feed: Feed, name: str, day: date, event: str, estimated: bool = False) -> int:
+    """A switch reading stored as ``meetpunt market switch|move`` stores it."""
+    register = open_register(feed.db_url)
+    try:
+        with register.session() as s:
+            cid = s.connection_id(EANS[name])
+    finally:
+        register.dispose()
+    store = open_store(feed.store)
+    try:
+        registers: dict[str, int | None] = {"import_t1_wh": 1_234_000, "import_t2_wh": 567_000}
+        at = local_midnight_utc(day)
+        return store.record_switch_reading(cid, at, registers, event, estimated, NOW)
+    finally:
+        store.close()
+
+
+def switch_rows_of(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [r for r in rows if r["kind"] == "switch_readings"]
+
+
+def test_the_old_and_the_new_supplier_each_get_the_switch_reading_once(
+    client: TestClient,
+    feed: Feed,
+) -> None:
+    _, s1 = drain(client, feed, "S1")
+    _, s2 = drain(client, feed, "S2")
+    batch = record(feed, "switched", SWITCH, "switch")
+    for who, cursor in (("S1", s1), ("S2", s2)):
+        rows, _ = drain(client, feed, who, cursor)
+        got = switch_rows_of(rows)
+        assert len(got) == 1, (who, got)
+        assert got[0]["ean"] == EANS["switched"]
+        assert got[0]["change"] == "switch_reading"
+        assert got[0]["event"] == "switch"
+        assert got[0]["seq"] == batch
+        assert got[0]["at"] == local_midnight_utc(SWITCH).isoformat()
+        assert got[0]["import_t1_wh"] == 1_234_000
+        assert got[0]["status"] == "measured"
+    new = records(feed.db_url)
+    assert {(r.entry.purpose, r.entry.event) for r in new} >= {("supplier_switch", "read")}
+
+
+def test_a_move_reading_is_read_as_a_move_and_an_estimate_is_marked(
+    client: TestClient,
+    feed: Feed,
+) -> None:
+    _, s1 = drain(client, feed, "S1")
+    _, s2 = drain(client, feed, "S2")
+    record(feed, "moved", MOVE, "move", estimated=True)
+    for who, cursor in (("S1", s1), ("S2", s2)):
+        got = switch_rows_of(drain(client, feed, who, cursor)[0])
+        assert [(r["ean"], r["event"], r["status"]) for r in got] == [
+            (EANS["moved"], "move", "estimated_final")
+        ], who
+    assert ("supplier_move", "read") in {
+        (r.entry.purpose, r.entry.event) for r in records(feed.db_url)
+    }
+
+
+def test_no_one_else_gets_a_switch_reading(client: TestClient, feed: Feed) -> None:
+    _, s1 = drain(client, feed, "S1")
+    _, s2 = drain(client, feed, "S2")
+    # S1 supplies "normal" throughout: the day opened or closed no contract of S1's
+    record(feed, "normal", SWITCH, "switch")
+    # S2 never supplied "normal"
+    assert switch_rows_of(drain(client, feed, "S1", s1)[0]) == []
+    assert switch_rows_of(drain(client, feed, "S2", s2)[0]) == []
+    # the customer's own feed does not carry the suppliers' switch readings
+    assert switch_rows_of(drain(client, feed, "de_vries")[0]) == []

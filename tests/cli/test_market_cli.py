@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from meetpunt import rulebook
 from meetpunt.cli import app
+from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
+from meetpunt.meterdata.store import open_store
+from meetpunt.register import open_register
+from tests.api.conftest import source
+from tests.api.test_api import records
 from tests.cli.test_cli import import_examples
+from tests.meterdata.conftest import reading
 
 runner = CliRunner()
 DE_VRIES = "871234560000000017"  # variable, double, smart meter, since 2024-01-01
@@ -100,3 +109,88 @@ def test_invoice_with_documents(tmp_path: Path) -> None:
     assert out["unconfirmed"]  # the packaged 2027 amounts are marked unconfirmed
     assert "Jaarafrekening" in html.read_text(encoding="utf-8")
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+# -- the reading of the switch or move day, stored for the feed (issue 20, MKT-5) --
+
+BAKKER = "871234560000000031"  # ferraris meter, fixed until 2026-07-01
+
+
+def ingest_day_reading(db: str, store: Path, ean: str, day: date, t1: int, t2: int) -> None:
+    """One daily reading at local midnight of ``day`` into ``store``."""
+    register = open_register(db)
+    try:
+        with register.session() as s:
+            index = ConnectionIndex(s.meter_index(), 230.0)
+        hub = open_store(store)
+        try:
+            row = reading(ean, local_midnight_utc(day), t1, t2)
+            Ingestor(hub, index, rulebook.vee_rules()).ingest(source("daily_readings", [row]))
+        finally:
+            hub.close()
+    finally:
+        register.dispose()
+
+
+def stored_switch_readings(store: Path) -> list[dict[str, object]]:
+    hub = open_store(store, read_only=True)
+    try:
+        return hub.read("switch_readings").to_pylist()
+    finally:
+        hub.close()
+
+
+def test_switch_takes_the_smart_meters_reading_of_the_day_through_the_gate_and_stores_it(
+    loaded_db: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "hub.duckdb"
+    day = date(2026, 5, 1)
+    ingest_day_reading(loaded_db, store, DE_VRIES, day, 1_200_500, 900_250)
+    code, out = run(
+        "market", "switch", DE_VRIES, "--day", day.isoformat(), "--supplier", NEW_SUPPLIER,
+        "--holder", "J. de Vries", "--db", loaded_db, "--store", str(store),
+    )  # fmt: skip
+    assert code == 0, out
+    got = out["reading"]
+    assert got["source"] == "smart_meter" and got["estimated"] is False  # type: ignore[index]
+    assert got["registers"]["import_t1_wh"] == "1200500"  # type: ignore[index]
+    [row] = stored_switch_readings(store)
+    assert (row["import_t1_wh"], row["import_t2_wh"], row["event"]) == (
+        1_200_500,
+        900_250,
+        "switch",
+    )
+    assert row["batch"] == out["reading_batch"]
+    # the read went through the gate as the new supplier, under supplier_switch, audited
+    events = {(r.entry.purpose, r.entry.event) for r in records(loaded_db)}
+    assert ("supplier_switch", "read") in events
+
+
+def test_a_traditional_meter_gets_an_estimate_marked_so_and_stored(
+    loaded_db: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "hub.duckdb"
+    code, out = run(
+        "market", "move", BAKKER, "--day", "2026-07-01", "--supplier", NEW_SUPPLIER,
+        "--holder", "K. Nieuw", "--last-reading", "1.8.0=12000", "--last-day", "2026-01-01",
+        "--yearly", "1.8.0=3650", "--db", loaded_db, "--store", str(store),
+    )  # fmt: skip
+    assert code == 0, out
+    assert out["reading"]["estimated"] is True  # type: ignore[index]
+    [row] = stored_switch_readings(store)
+    assert row["event"] == "move"
+    assert row["import_t1_wh"] == 1000 * (12000 + 181 * 10)  # 181 days of 10 kWh
+    assert (row["status"], row["rule"]) == ("estimated_final", "MKT-5.switch_reading")
+
+
+def test_a_traditional_meter_without_anything_to_estimate_from_stores_nothing(
+    loaded_db: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "hub.duckdb"
+    code, out = run(
+        "market", "switch", BAKKER, "--day", "2026-07-01", "--supplier", NEW_SUPPLIER,
+        "--holder", "P. Bakker", "--db", loaded_db, "--store", str(store),
+    )  # fmt: skip
+    assert code == 0, out
+    assert out["reading"] is None and out["reading_batch"] is None
+    assert "--last-reading" in str(out["reading_note"])

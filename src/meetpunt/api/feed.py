@@ -65,6 +65,11 @@ customer purposes; a daily reading on a switch or move day is a daily reading)."
 FEED_KINDS = frozenset({"daily_readings", "monthly_readings", "quarter_hours"})
 """The kinds a feed carries."""
 
+SWITCH_KIND = "switch_readings"
+"""The hub's kind of the reading of a switch or move day (MKT-5, issue 20)."""
+SWITCH_CHANGE = "switch_reading"
+"""How the feed marks it: ``change`` is ``switch_reading``, ``event`` switch or move."""
+
 CURSOR = re.compile(r"^\d{1,18}$")
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -223,6 +228,7 @@ def read_changes(
     after: date,
     batches: tuple[int, int],
     why: str,
+    trigger: str | None = None,
 ) -> tuple[dict[str, pa.Table], list[dict[str, Any]]]:
     """The gate's request for ``kinds`` of ``eans`` over the local days ``first`` up to
     ``after`` under ``purpose``, each granted kind read (audited) and kept to the rows
@@ -231,7 +237,14 @@ def read_changes(
     PRV-3) does not hold back the others; each refusal is audited and listed."""
     period = Period(local_midnight_utc(first), local_midnight_utc(after))
     request = AccessRequest(
-        who, purpose, tuple(sorted(eans)), frozenset(kinds), period, gate.clock(), justification=why
+        who,
+        purpose,
+        tuple(sorted(eans)),
+        frozenset(kinds),
+        period,
+        gate.clock(),
+        justification=why,
+        trigger=trigger,
     )
     outcome = gate.request(request)
     if isinstance(outcome, Decision):
@@ -240,7 +253,7 @@ def read_changes(
             refusals: list[dict[str, Any]] = []
             for ean, cid in sorted(eans.items()):
                 got, refused = read_changes(
-                    gate, who, purpose, kinds, {ean: cid}, first, after, batches, why
+                    gate, who, purpose, kinds, {ean: cid}, first, after, batches, why, trigger
                 )
                 for kind, table in got.items():
                     tables.setdefault(kind, []).append(table)
@@ -281,7 +294,9 @@ def feed_rows(
     out = []
     for batch, cid, row in zip(batches, connections, rows_with_eans(table, ids), strict=True):
         key = change_key(int(batch), kind, int(cid), row[time])
-        change = "correction" if key in corrected else "new"
+        change = (
+            SWITCH_CHANGE if kind == SWITCH_KIND else "correction" if key in corrected else "new"
+        )
         out.append({"seq": int(batch), "kind": kind, "change": change, **row})
     return out
 
@@ -333,7 +348,9 @@ def changes_page(
     """One page of the feed for ``who``: the changes after batch ``after`` of the
     ``known`` connections, read through the gate under each purpose for its kinds
     (one-day reads of contract end days too when ``finals``), and the next cursor."""
-    kinds = sorted({k for ks in purposes.values() for k in ks})
+    kinds = sorted(
+        {k for ks in purposes.values() for k in ks} | ({SWITCH_KIND} if finals else set())
+    )
     head, found, corrected = changes(gate, kinds, sorted(known), after)
     upto = page_end(found, head, limit)
     why = f"HTTP API {request.url.path}"
@@ -362,6 +379,10 @@ def changes_page(
             refused += no
             for kind, table in tables.items():
                 rows += feed_rows(kind, table, some, corrected)
+    if finals:
+        got, no = switch_rows(gate, who, known, found, (after, upto), why)
+        rows += got
+        refused += no
     once = {(r["seq"], r["kind"], r["ean"], str(r[time_column(r["kind"])])): r for r in rows}
     rows = [once[k] for k in sorted(once)]
     return {
@@ -371,6 +392,72 @@ def changes_page(
         "changes": rows,
         "refused": refused,
     }
+
+
+def switch_event(gate: Gate, connection: int, day: date) -> str:
+    """``move`` when the contract ending on ``day`` and the one starting on it have
+    different holders (MKT-5.move_holder), else ``switch``: the register's contract
+    history decides which catalogue purpose reads the day's reading."""
+    with gate.register.session() as session:
+        query = (
+            select(t.supply_contract.c.contract_holder)
+            .join(
+                t.allocation_point,
+                t.supply_contract.c.allocation_point_id == t.allocation_point.c.id,
+            )
+            .where(
+                t.allocation_point.c.connection_id == connection,
+                t.allocation_point.c.kind == "primary",
+                (t.supply_contract.c.start_date == day) | (t.supply_contract.c.end_date == day),
+            )
+        )
+        holders = {h for (h,) in session.db.execute(query)}
+    return "move" if len(holders) > 1 else "switch"
+
+
+def switch_rows(
+    gate: Gate,
+    who: Party,
+    known: dict[int, Candidate],
+    found: Sequence[Changed],
+    batches: tuple[int, int],
+    why: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The switch and move readings of this page for a supplier: each a one-day read
+    of the day it opened or closed a contract, under the catalogue's ``supplier_switch``
+    or ``supplier_move`` with the notice as trigger (PRV-1, MKT-5), so the old and the
+    new supplier each get it once; the rest of the page goes as before."""
+    rows: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    asked: set[tuple[int, date]] = set()
+    for c in found:
+        if c.kind != SWITCH_KIND or c.batch > batches[1]:
+            continue
+        held = known[c.connection].stretches
+        edges = {s for s, _ in held} | {e for _, e in held if e is not None}
+        day = _local_day(c.first)
+        while day <= _local_day(c.last):
+            if day in edges and (c.connection, day) not in asked:
+                asked.add((c.connection, day))
+                event = switch_event(gate, c.connection, day)
+                eans = {known[c.connection].ean: c.connection}
+                tables, no = read_changes(
+                    gate,
+                    who,
+                    f"supplier_{event}",
+                    (SWITCH_KIND,),
+                    eans,
+                    day,
+                    day + timedelta(days=1),
+                    batches,
+                    why,
+                    f"{event} notice: {known[c.connection].ean} on {day.isoformat()}",
+                )
+                refused += no
+                for kind, table in tables.items():
+                    rows += feed_rows(kind, table, eans, set())
+            day += timedelta(days=1)
+    return rows, refused
 
 
 @router.get(

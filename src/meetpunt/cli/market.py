@@ -8,15 +8,23 @@ prices an invoice with :mod:`meetpunt.market` and renders the Dutch documents.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from meetpunt.app.market import meter_reading, store_reading
 from meetpunt.app.register import register_session
-from meetpunt.cli.common import DbOption, JsonOption, input_error, make_console, parse_day
+from meetpunt.cli.common import (
+    DbOption,
+    JsonOption,
+    StoreOption,
+    input_error,
+    make_console,
+    parse_day,
+)
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
 from meetpunt.domain.contract import ContractType, SupplyContract, TariffKind
@@ -27,6 +35,7 @@ from meetpunt.market.pricefile import read_prices
 from meetpunt.market.pricing import ContractTerms, PriceSet, invoice, require_terms, settle
 from meetpunt.market.rules import contract_rules, market_tariffs
 from meetpunt.market.switching import (
+    ReadingSource,
     SwitchReading,
     switch_reading,
     termination_end,
@@ -44,7 +53,10 @@ CommodityOption = Annotated[
 ]
 ReadingOption = Annotated[
     str | None,
-    typer.Option(help="The smart meter's reading of the day, registers as 1.8.1=123,1.8.2=456."),
+    typer.Option(
+        help="The smart meter's reading of the day (kWh, 1.8.1=123,1.8.2=456) when the hub "
+        "has none; otherwise it is read from the hub through the gate."
+    ),
 ]
 LastReadingOption = Annotated[
     str | None,
@@ -126,6 +138,33 @@ def _report(what: str, body: dict[str, Any], as_json: bool) -> None:
         console.print(f"  {key}: {value}")
 
 
+OBIS_REGISTERS = {
+    "1.8.1": "import_t1_wh",
+    "1.8.2": "import_t2_wh",
+    "2.8.1": "export_t1_wh",
+    "2.8.2": "export_t2_wh",
+    "1.8.0": "import_t1_wh",
+    "2.8.0": "export_t1_wh",
+}
+"""A register given on the command line (kWh, OBIS name) as the hub stores it (Wh); a
+single-rate register (x.8.0) is kept in the T1 column."""
+
+
+def _hub_registers(reading: SwitchReading) -> dict[str, int | None]:
+    """The CLI's registers (kWh by OBIS name) in the hub's columns (Wh); MKT-5."""
+    out: dict[str, int | None] = {}
+    for name, value in reading.registers.items():
+        column = OBIS_REGISTERS.get(name)
+        if column is None:
+            raise input_error(
+                "CLI.reading",
+                f"register {name!r} is not one of {', '.join(OBIS_REGISTERS)}",
+                "name registers by OBIS code, e.g. 1.8.1=123",
+            )
+        out[column] = int(value * 1000)
+    return out
+
+
 def _switch_or_move(
     event: str,
     ean: str,
@@ -138,6 +177,7 @@ def _switch_or_move(
     commodity: Commodity | None,
     readings: tuple[str | None, str | None, str | None, str | None],
     db: str | None,
+    store: Path | None,
     as_json: bool,
 ) -> None:
     on = parse_day(day, "--day")
@@ -153,7 +193,11 @@ def _switch_or_move(
     with register_session(db, create=False) as session:
         version = session.connection_at(ean, on, commodity)
         meter = version.attributes.meter_type if version is not None else MeterType.NONE
-        reading = _reading(on, meter, *readings)
+        connection = session.connection_id(ean, commodity)
+        reading: SwitchReading | None = None
+        if meter is not MeterType.SMART:
+            # a traditional meter: the estimate (or the refusal) before anything changes
+            reading = _reading(on, meter, *readings)
         before = session.contract_on(ean, on - timedelta(days=1), commodity)
         if event == "move" and before is not None and before.contract_holder == holder:
             finding = Finding(
@@ -162,6 +206,25 @@ def _switch_or_move(
             )
             raise MarketError(finding.message, [finding])
         old = session.switch_contract(new, commodity)
+    now = datetime.now(UTC)
+    stored: dict[str, int | None] | None = None
+    refused: list[str] = []
+    if meter is MeterType.SMART:
+        # the smart meter's daily reading at local midnight, through the gate (PRV-1)
+        stored, refused = meter_reading(db, store, event, supplier, ean, on, now)
+        if stored is not None:
+            reading = SwitchReading(
+                on,
+                {k: Decimal(v) for k, v in stored.items() if v is not None},
+                ReadingSource.SMART_METER,
+            )
+        else:
+            reading = _reading(on, MeterType.SMART, *readings)
+    if reading is not None and stored is None:
+        stored = _hub_registers(reading)
+    batch = None
+    if reading is not None and stored is not None:
+        batch = store_reading(store, connection, on, stored, event, reading.estimated, now)
     _report(
         event,
         {
@@ -170,10 +233,13 @@ def _switch_or_move(
             "old_contract": _contract_json(old),
             "new_contract": _contract_json(new),
             "reading": _reading_json(reading),
+            "reading_batch": batch,
             "reading_note": (
-                "for the old and the new supplier"
-                if reading
-                else "no reading given: read it through the gate (purpose supplier_switch)"
+                "stored for the old and the new supplier's change feed (switch_readings)"
+                if batch is not None
+                else "no reading of the day in the hub"
+                + (f" (refused: {', '.join(refused)})" if refused else "")
+                + " and none to estimate from: give --last-reading, --last-day and --yearly"
             ),
         },
         as_json,
@@ -199,12 +265,13 @@ def market_switch(
     last_day: LastDayOption = None,
     yearly: YearlyOption = None,
     db: DbOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Switch supplier on a day: the old contract ends, the new one starts (MKT-5)."""
     _switch_or_move(
         "switch", ean, day, supplier, holder, contract_type, tariff, end, commodity,
-        (reading, last_reading, last_day, yearly), db, as_json,
+        (reading, last_reading, last_day, yearly), db, store, as_json,
     )  # fmt: skip
 
 
@@ -223,12 +290,13 @@ def market_move(
     last_day: LastDayOption = None,
     yearly: YearlyOption = None,
     db: DbOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """A move: the old occupant's contract ends, the new occupant's starts (MKT-5)."""
     _switch_or_move(
         "move", ean, day, supplier, holder, contract_type, tariff, end, commodity,
-        (reading, last_reading, last_day, yearly), db, as_json,
+        (reading, last_reading, last_day, yearly), db, store, as_json,
     )  # fmt: skip
 
 

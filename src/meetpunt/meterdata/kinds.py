@@ -59,7 +59,10 @@ MEASURED = Quality(0, Status.MEASURED)
 METER_SWAP = Quality(1, Status.MEASURED, "MTR-5.meter_swap")
 FROM_HISTORY = Quality(2, Status.ESTIMATED_TEMPORARY, "MTR-5.gap", "own_history")
 FROM_READINGS = Quality(3, Status.ESTIMATED_FINAL, "MTR-5.gap", "register_readings")
-QUALITIES = (MEASURED, METER_SWAP, FROM_HISTORY, FROM_READINGS)
+SWITCH_ESTIMATE = Quality(4, Status.ESTIMATED_FINAL, "MKT-5.switch_reading", "yearly_volume")
+"""A switch or move reading of a meter that cannot be read remotely: estimated from the
+last known reading and the yearly volume, and marked so (MKT-5, issue 20)."""
+QUALITIES = (MEASURED, METER_SWAP, FROM_HISTORY, FROM_READINGS, SWITCH_ESTIMATE)
 """Every quality code; the store keeps them in its ``quality`` table. One small code
 per row instead of three text columns keeps appends fast (measured: each extra column
 costs about a quarter of a raw append)."""
@@ -230,6 +233,14 @@ KINDS: dict[str, Kind] = {
             extra_key=(Column("channel", "TINYINT", pa.int8()),),
             counters=("reading_dm3",),
             description="gas register from a P1 telegram's M-Bus channel (capture time)",
+        ),
+        Kind(
+            "switch_readings",
+            "at",
+            (*_registers(), Column("event", "VARCHAR", pa.string())),
+            optional=_EXPORT_OPTIONAL,
+            description="the reading of a switch or move day at local midnight, for the old "
+            "and the new supplier (MKT-5; event 'switch' or 'move'; estimated when marked)",
         ),
     )
 }

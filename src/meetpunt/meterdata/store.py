@@ -42,7 +42,15 @@ import pyarrow as pa
 
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeterDataError, StoreUnavailableError
-from meetpunt.meterdata.kinds import KINDS, MEASURED_CODES, QUALITIES, UTC_US
+from meetpunt.meterdata.kinds import (
+    KINDS,
+    MEASURED,
+    MEASURED_CODES,
+    QUALITIES,
+    REGISTERS,
+    SWITCH_ESTIMATE,
+    UTC_US,
+)
 
 STORE_ENV = "MEETPUNT_STORE"
 STORE_WAIT_ENV = "MEETPUNT_STORE_WAIT"
@@ -53,17 +61,26 @@ BACKOFF_CAP_S = 0.25
 """A waiting lease retries after 20 ms, doubling to at most 250 ms between tries."""
 NOTICE_AFTER_S = 0.5
 """A lease that has waited this long says on stderr what it waits for (once)."""
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 """Layout version of the store's tables; a store of an older version listed in
 ``_MIGRATIONS`` is brought up to date when opened for writing, any other is refused."""
 
+_TO_3 = (
+    # 2 -> 3: switch and move readings (MKT-5, issue 20) and their estimate's quality code
+    KINDS["switch_readings"].table_sql(),
+    "INSERT OR IGNORE INTO quality VALUES "
+    f"({SWITCH_ESTIMATE.code}, '{SWITCH_ESTIMATE.status.value}', '{SWITCH_ESTIMATE.rule}', "
+    f"'{SWITCH_ESTIMATE.method}')",
+)
 _MIGRATIONS: dict[str, tuple[str, ...]] = {
     # 1 -> 2: refused records are retried (quarantine resolution, the batch retried)
     "1": (
         "ALTER TABLE batch ADD COLUMN retry_of INTEGER",
         "ALTER TABLE quarantine ADD COLUMN resolved_by INTEGER",
         "ALTER TABLE quarantine ADD COLUMN resolved_at TIMESTAMP",
+        *_TO_3,
     ),
+    "2": _TO_3,
 }
 
 _SUPPORT_TABLES = (
@@ -198,7 +215,16 @@ class MeterStore:
             if not connections or after >= head:
                 return head, found, corrected
             marks = ", ".join("?" for _ in connections)
-            for name in kinds:
+            present = {
+                str(r[0])
+                for r in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_catalog = "
+                    "current_database()"
+                ).fetchall()
+            }
+            # a store of an older layout opened read-only lacks the newer kinds' tables
+            # (switch_readings, layout 3) until a writer opens it: nothing changed there
+            for name in (k for k in kinds if k in present):
                 column = KINDS[name].time
                 rows = con.execute(
                     f'SELECT batch, connection, count(*), min("{column}"), max("{column}") '
@@ -241,6 +267,47 @@ class MeterStore:
                 con.rollback()
                 raise
             con.commit()
+
+    def record_switch_reading(
+        self,
+        connection: int,
+        at: datetime,
+        registers: dict[str, int | None],
+        event: str,
+        estimated: bool,
+        now: datetime,
+    ) -> int:
+        """Store the reading of a switch or move day (MKT-5, issue 20) as a batch of its
+        own, so the change feed carries it to the old and the new supplier after their
+        cursors; one recorded again for the same connection and moment replaces the
+        earlier row (a corrected switch reaches the feed again). Returns the batch id."""
+        if event not in ("switch", "move"):
+            raise MeterDataError(f"a switch reading's event is 'switch' or 'move', not {event!r}")
+        code = SWITCH_ESTIMATE.code if estimated else MEASURED.code
+        values = [registers.get(name) for name in REGISTERS]
+        with self.transaction() as con:
+            batch = int(con.execute("SELECT nextval('batch_id')").fetchall()[0][0])
+            con.execute(
+                'DELETE FROM switch_readings WHERE connection = ? AND "at" = ?',
+                [connection, naive_utc(at)],
+            )
+            con.execute(
+                "INSERT INTO switch_readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [connection, naive_utc(at), *values, event, code, batch],
+            )
+            con.execute(
+                "INSERT INTO batch (id, source, sha256, committed_at, rows, accepted, "
+                "duplicates, estimated, quarantined, retry_of) "
+                "VALUES (?, ?, ?, ?, 1, 1, 0, ?, 0, NULL)",
+                [
+                    batch,
+                    f"market {event}",
+                    f"{event}:{connection}:{naive_utc(at).isoformat()}:{batch}",
+                    naive_utc(now),
+                    int(estimated),
+                ],
+            )
+        return batch
 
     def committed_batch(self, sha256: str) -> int | None:
         """The batch id under which a source with these bytes was committed, if any."""

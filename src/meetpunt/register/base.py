@@ -169,6 +169,10 @@ class SessionBase:
             raise ambiguous(ean)
         return found[0]
 
+    def connection_id(self, ean: str, commodity: Commodity | None = None) -> int:
+        """The connection's internal id (the hub's key, design rule 5); REG-2.unknown."""
+        return self._connection_id(ean, commodity)[0]
+
     def _point(self, ean: str, commodity: Commodity | None = None) -> _Point:
         query = (
             select(
