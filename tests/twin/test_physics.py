@@ -105,7 +105,9 @@ def test_overvoltage_trips_inverters_and_lowers_the_peak(region: Region) -> None
     free = solve(region, cons, pv)
     tripping = solve(region, cons, pv, settings=PhysicsSettings(inverter_trip_v=253.0))
     assert tripping.trips and not free.trips
-    assert tripping.voltage_v.max() < free.voltage_v.max()
+    # the tripped feed-in lowers the voltage on average (a single phase's trip can shift
+    # the neutral and raise another phase, so not every peak)
+    assert tripping.voltage_v[2:].mean() < free.voltage_v[2:].mean()
     tripped = {t.index for t in tripping.trips}
     assert all(tripping.pv_w[:, i].sum() < pv[:, i].sum() for i in tripped)
 
@@ -149,3 +151,32 @@ def test_a_broken_neutral_under_an_ev_charge_solves_and_shows_the_sag(region: Re
     assert np.isfinite(sagged).all() and sagged.max() < 200.0
     healthy = solve(region, cons).voltage_v[:, victim.index, phase]
     assert healthy.min() > 207.0  # the same charge with the neutral intact is fine
+
+
+def test_an_inverter_trips_on_its_10_minute_mean_and_reconnects_after_the_delay(
+    region: Region,
+) -> None:
+    """EN 50549-1: the 10-minute mean (two 5-minute steps) above the setting trips the
+    inverter from the next step for ``reconnect_steps``; one step over does not."""
+    settings = PhysicsSettings(inverter_trip_v=240.0, reconnect_steps=3)
+    pv = flat(region, 7000.0)
+    cons = flat(region, 100.0)
+    result = solve(region, cons, pv, settings=settings)
+    assert result.trips
+    for trip in result.trips:
+        assert trip.voltage_v > settings.inverter_trip_v
+        assert trip.step >= 1  # a mean needs the step before
+        off = result.pv_w[trip.step : trip.step + 3, trip.index]
+        assert (off == 0).all()
+    # no inverter trips twice while it is off
+    by_conn: dict[int, list[int]] = {}
+    for trip in result.trips:
+        by_conn.setdefault(trip.index, []).append(trip.step)
+    for steps in by_conn.values():
+        assert all(b - a >= 3 for a, b in zip(sorted(steps), sorted(steps)[1:], strict=False))
+
+
+def test_the_default_trip_setting_is_the_operators_inverter_limit() -> None:
+    from meetpunt.rulebook import voltage_quality
+
+    assert PhysicsSettings().inverter_trip_v == voltage_quality().inverter.limit_v < 253.0

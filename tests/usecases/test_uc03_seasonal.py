@@ -4,6 +4,7 @@ and a feed-in drop at normal voltage are no trips)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -137,17 +138,37 @@ def test_a_load_that_eats_the_feed_in_is_no_trip() -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 200)), max_size=40))
 def test_truth_episodes_join_trips_while_the_inverter_is_off(trips: list[tuple[int, int]]) -> None:
-    """The twin's episodes: trips of one connection at most the reconnect delay apart
-    are one episode; further apart, or another connection, start a new one."""
+    """The twin's episodes: trips of one connection whose inverter was back for fewer
+    than ``back_steps`` steps in between (reconnect delay 3) are one episode; back for
+    longer, or another connection, start a new one."""
     events = [InverterTrip(c, 0, s, 254.0) for c, s in trips]
-    ep = truth_episodes(events, 3)
+    ep = truth_episodes(events, 3, back_steps=6)
     for i, a in enumerate(events):
         for j, b in enumerate(events):
             if a.index != b.index:
                 assert ep[i] != ep[j]
-            elif abs(a.step - b.step) <= 3:
+            elif abs(a.step - b.step) < 3 + 6:
                 assert ep[i] == ep[j]
-    # an episode is one connection's trips with no gap above the delay
+    # an episode is one connection's trips with no return of 6 steps or more
     for e in set(ep):
         steps = sorted({events[i].step for i in range(len(events)) if ep[i] == e})
-        assert all(b - a <= 3 for a, b in itertools.pairwise(steps))
+        assert all(b - a < 3 + 6 for a, b in itertools.pairwise(steps))
+
+
+def test_a_trip_split_over_two_quarter_hours_is_one_episode() -> None:
+    """The inverter goes off two steps into one quarter-hour and comes back one step into
+    the next: a third and two thirds of the feed-in are lost, neither quarter is at zero.
+    Without the split rule (a stop share of nothing and no neighbours) it is missed."""
+    r = rulebook.voltage_quality()
+    energy, volt = feeder()
+    exports = energy.column("export_wh").to_pylist()
+    conns = energy.column("connection").to_pylist()
+    at = [(c, i) for i, c in enumerate(conns) if c == 4]
+    first = at[46][1]
+    exports[first] = round(exports[first] / 3)  # two of three steps off
+    exports[first + 1] = round(exports[first + 1] * 2 / 3)  # one of three steps off
+    split = energy.set_column(3, "export_wh", pa.array(exports, pa.int64()))
+    found = trip_episodes(split, volt, EANS, r)
+    assert [(e.ean, e.start) for e in found] == [(EANS[4], T0 + timedelta(minutes=15 * 46))]
+    strict = dataclasses.replace(r, episode_min_lost_quarters=2.0)
+    assert trip_episodes(split, volt, EANS, strict) == []

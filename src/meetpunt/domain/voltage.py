@@ -43,7 +43,8 @@ class VoltageQualityRules:
     episode_gap_quarters: int
     min_reference_wh: int
     trip_import_base_factor: float = 2.0
-    trip_stop_share: float = 0.35
+    trip_stop_share: float = 0.1
+    episode_min_lost_quarters: float = 0.75
     version: str = ""
 
     @property
@@ -101,7 +102,8 @@ class VoltageQualityRules:
                 episode_gap_quarters=int(trips["episode_gap_quarters"]),
                 min_reference_wh=int(trips["min_reference_wh"]),
                 trip_import_base_factor=float(trips["trip_import_base_factor"]),
-                trip_stop_share=float(trips.get("trip_stop_share", trips["trip_feed_in_share"])),
+                trip_stop_share=float(trips["trip_stop_share"]),
+                episode_min_lost_quarters=float(trips["episode_min_lost_quarters"]),
                 version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:

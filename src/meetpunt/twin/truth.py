@@ -205,17 +205,30 @@ def with_meter_cases(interruptions: pa.Table, seen: pa.Table) -> pa.Table:
     return interruptions.append_column("meter_cases", column)
 
 
-def trip_episodes(trips: Sequence[InverterTrip], reconnect_steps: int) -> list[int]:
-    """The episode of each trip (UC3): one connection's trips whose steps lie at most
-    ``reconnect_steps`` apart are one episode -- the inverter tripped again while it was
-    off or the moment it reconnected, so its feed-in never came back in between.
-    Episodes are numbered 0.. in (connection, step) order."""
+EPISODE_BACK_STEPS = 6
+"""UC3: an inverter that fed in again for fewer than this many 5-minute steps (30 min)
+between two trips stays in one episode: it cycles (trip, reconnect, trip again on the
+next 10-minute mean), and quarter-hour data cannot resolve a return shorter than two
+quarter-hours."""
+
+
+def trip_episodes(
+    trips: Sequence[InverterTrip], reconnect_steps: int, back_steps: int = EPISODE_BACK_STEPS
+) -> list[int]:
+    """The episode of each trip (UC3): one connection's trips whose inverter was back for
+    fewer than ``back_steps`` steps in between (the next trip's step minus the last
+    trip's step plus ``reconnect_steps``) are one episode -- the inverter cycled on the
+    over-voltage protection. Episodes are numbered 0.. in (connection, step) order."""
     order = sorted(range(len(trips)), key=lambda i: (trips[i].index, trips[i].step))
     out = [0] * len(trips)
     episode, last = -1, None
     for i in order:
         t = trips[i]
-        if last is None or t.index != last.index or t.step - last.step > reconnect_steps:
+        if (
+            last is None
+            or t.index != last.index
+            or t.step - (last.step + reconnect_steps) >= back_steps
+        ):
             episode += 1
         out[i] = episode
         last = t

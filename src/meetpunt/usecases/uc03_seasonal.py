@@ -266,13 +266,15 @@ def trip_episodes(
     base_load = (
         np.nan_to_num(base, nan=0.0) * rules.trip_import_base_factor + rules.min_reference_wh
     )
-    at_limit = vmax >= rules.inverter.limit_v - rules.trip_voltage_margin_v
+    limit = rules.inverter.limit_v
+    at_limit = vmax >= limit - rules.trip_voltage_margin_v
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gone = np.clip(1.0 - np.nan_to_num(export) / normal, 0.0, 1.0)
     tripped = (
         (normal >= rules.min_reference_wh)
         & np.isfinite(export)
         & (export <= rules.trip_feed_in_share * normal)
         & (np.nan_to_num(imports) <= base_load[None, :])
-        & at_limit
     )
     out: list[TripEpisode] = []
     gap = rules.episode_gap_quarters if grouping else 0
@@ -285,8 +287,23 @@ def trip_episodes(
             else:
                 groups.append([q])
         for g in groups:
-            if not any(export[q, j] <= rules.trip_stop_share * normal[q, j] for q in g):
-                continue  # the feed-in never stopped: a load, not the inverter
+            # the protection trips on the 10-minute mean at the limit: the meter's
+            # 10-minute voltage at the limit in or just before its first quarter-hours
+            if not any(at_limit[q, j] for q in g[:2]):
+                continue
+            # a trip stops the feed-in for a whole reconnect delay (at least a
+            # quarter-hour's worth, split over two quarter-hours when it starts inside one)
+            # the feed-in stopped: a whole quarter-hour at (almost) nothing, or one trip
+            # split over two quarter-hours that lost a quarter-hour's worth between them
+            # (a load that eats part of the feed-in takes it down, rarely to nothing)
+            stopped = any(export[q, j] <= rules.trip_stop_share * normal[q, j] for q in g)
+            near = range(max(g[0] - 1, 0), min(g[-1] + 2, len(gone)))
+            split = len(g) <= 2 and (  # with a neighbour that lost a step (a third) or more
+                sum(float(gone[q, j]) for q in near if gone[q, j] >= 0.3)
+                >= rules.episode_min_lost_quarters
+            )
+            if not (stopped or split):
+                continue
             span = range(g[0], g[-1] + 1)
             lost = sum(max(normal[q, j] - np.nan_to_num(export[q, j]), 0.0) for q in span)
             out.append(
