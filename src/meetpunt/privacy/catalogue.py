@@ -187,8 +187,9 @@ class PurposeRule:
     sunset_condition: str
     notes: str
     flagged_by: tuple[str, ...] = ()
-    """Population "flagged": the purposes whose stored finding opens this one (UC3:
-    UC2; UC12: UC12's step before); a request must cite one (``<id>.flagged``)."""
+    """Population "flagged": the findings that open this purpose, as ``PURPOSE`` or
+    ``PURPOSE:STEP`` (UC3: ``UC2``; UC12: ``UC12:cable``, the step before the individual
+    meters); a request must cite one (``<id>.flagged``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, keys as in the TOML file."""
@@ -274,7 +275,7 @@ def catalogue_from_rules(loaded: RulesFile) -> Catalogue:
             raise RulesDataError(f"{where}: purpose {rule.id} is defined twice")
         purposes[rule.id] = rule
     for rule in purposes.values():
-        unknown = sorted(set(rule.flagged_by) - set(purposes))
+        unknown = sorted({f.split(":")[0] for f in rule.flagged_by} - set(purposes))
         if unknown:
             raise RulesDataError(
                 f"{where}: purpose {rule.id}: flagged_by names unknown purpose(s) "

@@ -326,11 +326,11 @@ def _flagged(
     if flag is None or flag.id != request.cites:
         out.add(f"{pid}.flagged", f"there is no stored finding {request.cites}; {which} names")
         return
-    if flag.usecase not in rule.flagged_by or flag.opens != pid:
+    if not _opens(rule.flagged_by, flag) or flag.opens != pid:
         out.add(
             f"{pid}.flagged",
-            f"finding {flag.id} is a {flag.usecase} finding opening {flag.opens}; {which} "
-            "names and that opens it",
+            f"finding {flag.id} is a {flag.usecase} finding of step {flag.step!r} opening "
+            f"{flag.opens}; {which} names and that opens it",
         )
     if flag.party != request.party.id:
         out.add(
@@ -350,6 +350,13 @@ def _flagged(
             f"finding {flag.id} does not name {out.names(outside)}; read only the "
             "connections it names",
         )
+
+
+def _opens(flagged_by: Sequence[str], flag: FlagFact) -> bool:
+    """Whether ``flag`` is one of the findings ``flagged_by`` names: ``PURPOSE`` for
+    any step of that purpose, ``PURPOSE:STEP`` for that step only."""
+    names = {flag.usecase, f"{flag.usecase}:{flag.step}"}
+    return any(f in names for f in flagged_by)
 
 
 def _segment_rules(
