@@ -286,7 +286,12 @@ def _entry(
         period_start=request.period.start,
         period_end=request.period.end,
         rules=tuple(rules),
-        detail={"role": request.party.role.value, "justification": request.justification, **detail},
+        detail={
+            "role": request.party.role.value,
+            **({"party_name": request.party.name} if request.party.name else {}),
+            "justification": request.justification,
+            **detail,
+        },
     )
 
 
