@@ -5,8 +5,11 @@ chain (PRV-7)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from meetpunt.meterdata.store import naive_utc
 from meetpunt.privacy import audit
 from meetpunt.privacy.model import Party, Role
 from meetpunt.register import open_register
+from meetpunt.register.engine import write_transaction
 from meetpunt.register.parties import ApiParties, ApiParty
 from tests.api.conftest import World
 from tests.scenarios.test_scenarios import EANS, S1
@@ -126,3 +130,41 @@ def test_a_granted_read_gives_what_the_joined_ordered_read_gives(world: World) -
             assert fast.schema == joined.schema
             assert fast.equals(joined), kind
     assert store.read_connections("daily_readings", ids, start, end).num_rows > 1
+
+
+WRITER = """
+import sys
+from datetime import UTC, datetime
+from meetpunt.privacy import audit
+from meetpunt.register import open_register
+from meetpunt.register.engine import write_transaction
+register = open_register(sys.argv[1])
+entry = audit.AuditEntry(event="read", party="other-process", purpose="test", outcome="read")
+for _ in range(int(sys.argv[2])):
+    with write_transaction(register.engine) as db:
+        audit.append(db, entry, datetime.now(UTC))
+register.dispose()
+"""
+
+
+def test_writers_of_two_processes_queue_on_the_file_lock_and_keep_one_chain(
+    tmp_path: Path,
+) -> None:
+    """``serve --workers N``: the register's writers of several processes queue on the
+    file lock beside an embedded register (woken when it is free, not SQLite's sleeping
+    busy handler) and every record is kept, in one unbroken chain (PRV-7)."""
+    url = f"sqlite:///{tmp_path / 'register.sqlite'}"
+    register = open_register(url)
+    other = subprocess.Popen([sys.executable, "-c", WRITER, url, "40"])
+    entry = audit.AuditEntry(event="read", party="this-process", purpose="test", outcome="read")
+    try:
+        for _ in range(40):
+            with write_transaction(register.engine) as db:
+                audit.append(db, entry, datetime.now(UTC))
+        assert other.wait(timeout=120) == 0
+        with register.session() as s:
+            assert audit.count(s.db) == 80
+            assert audit.verify(s.db) == []
+        assert (tmp_path / "register.sqlite-writer").exists()
+    finally:
+        register.dispose()
