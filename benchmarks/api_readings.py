@@ -79,7 +79,12 @@ reached: p99 stayed above 50 ms at every offered load with 200 clients, and even
 client's p99 was 49-105 ms. A p99 over 15 s is the 2nd to 8th slowest of 170-760
 requests, and at this load average it is set by waiting for a core, not by the
 request's own ~10 ms of CPU (two workers do not help it: both compete for the same
-cores). Reproduce (MEETPUNT_RATE_LIMIT=off, servers on 8765-8767)::
+cores). Reproduce: ``meetpunt demo --connections 200 --days 7 --home H``, then
+``meetpunt party add --role supplier --code 8710000000017 --home H/demo --json`` for
+KEY; "before" was ``git archive 8e30906 src`` on PYTHONPATH, started with
+``uvicorn.run(create_app(DB, STORE), loop="asyncio", http="h11")`` on a copy of the
+register; "after" ``meetpunt serve [--workers 2] --db DB --store STORE``; all with
+MEETPUNT_RATE_LIMIT=off, on ports 8765-8767::
 
     for pause in 0 16 8 4; do for port in 8765 8766 8767; do
       .venv/bin/python benchmarks/api_readings.py --url http://127.0.0.1:$port --key KEY \\
