@@ -30,7 +30,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from meetpunt.api import customer, operator
-from meetpunt.api.auth import Caller, gate_of, gate_party, require_role
+from meetpunt.api.auth import Caller, app_party_id, gate_of, gate_party, require_role
 from meetpunt.api.errors import (
     ApiError,
     api_error_handler,
@@ -184,11 +184,7 @@ def my_audit(
     with gate.register.session() as session:
         stretches = session.customer_stretches(party)
         found = {ean: audit.records(session.db, ean=ean) for ean in stretches}
-        apps = {
-            gate_party(p).id: p.name
-            for p in session.api_parties()
-            if p.role is ApiRole.APP and p.name
-        }
+        apps = {app_party_id(pid): name for pid, name in session.app_names().items()}
     for ean, records in found.items():
         for stored in records:
             if not _during(stored.entry.period_start, stored.entry.period_end, stretches[ean]):

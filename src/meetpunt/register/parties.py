@@ -279,6 +279,13 @@ class ApiParties(SessionBase):
         rows = self._conn.execute(select(t.api_party).order_by(t.api_party.c.id))
         return [_party(r, bound.get(r.id, []), uris.get(r.id, [])) for r in rows]
 
+    def app_names(self) -> dict[int, str]:
+        """The display names of the apps that have one, by party id (one query): for
+        "who read my meter" (issue 17)."""
+        p = t.api_party
+        query = select(p.c.id, p.c.name).where(p.c.role == ApiRole.APP.value, p.c.name.is_not(None))
+        return {int(pid): str(name) for pid, name in self._conn.execute(query)}
+
     def revoke_api_party(self, party_id: int, now: datetime) -> ApiParty:
         """Revoke a party's key from ``now`` on; refused for an unknown party. Revoking
         twice keeps the first time."""
