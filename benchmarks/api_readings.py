@@ -46,6 +46,50 @@ run: the server closed an idle keep-alive connection as the request went out. Th
 client now sends such a request again on a new connection.
 ``uvicorn --workers 2`` (not the default, see docs/api.md): 220/s, p50 0.71 s, p99
 1.98 s closed; pause 4 s p99 104 ms.
+
+Second round (2026-12-06, 18:46-18:54 UTC): the same region (demo seed 1, 200
+connections, 7 days), key and 3-day read, alternated per row, 15 s each, two rounds
+(round 1 / round 2). The 2 cores were far busier than in the first round: load average
+15-16 from other jobs (full test suites, full demos). "before" is main at 8e30906 on
+asyncio + h11 (its dependencies then); "after" is ``meetpunt serve`` of this branch
+(uvloop + httptools, the granted read's quality lookup and sort in Arrow), with one
+worker and with ``--workers 2`` (shared rate limits, writers queued on a file lock).
+
+| clients, pause | server | requests/s | p50 | p99 |
+|---|---|---|---|---|
+| 1, closed loop | before | 36.8 / 37.2 | 17 / 20 ms | 93 / 68 ms |
+| | after, 1 worker | 40.6 / 60.4 | 13 / 13 ms | 105 / 49 ms |
+| | after, 2 workers | 46.2 / 55.0 | 13 / 15 ms | 84 / 61 ms |
+| 200, closed loop | before | 59.7 / 61.4 | 3.02 / 3.01 s | 4.50 / 4.22 s |
+| | after, 1 worker | 78.6 / 66.5 | 2.41 / 2.92 s | 3.65 / 3.82 s |
+| | after, 2 workers | 80.1 / 77.6 | 2.08 / 2.23 s | 5.10 / 4.93 s |
+| 200, pause 16 s (~12/s) | before | 12.2 / 11.2 | 25 / 22 ms | 108 / 68 ms |
+| | after, 1 worker | 12.4 / 12.4 | 16 / 16 ms | 80 / 108 ms |
+| | after, 2 workers | 12.0 / 13.5 | 15 / 23 ms | 66 / 158 ms |
+| 200, pause 8 s (~25/s) | before | 25.2 / 25.0 | 34 / 32 ms | 375 / 142 ms |
+| | after, 1 worker | 25.8 / 24.6 | 20 / 19 ms | 216 / 56 ms |
+| | after, 2 workers | 23.3 / 24.8 | 38 / 19 ms | 246 / 69 ms |
+| 200, pause 4 s (~50/s) | before | 47.0 / 48.8 | 128 / 127 ms | 620 / 678 ms |
+| | after, 1 worker | 49.2 / 50.7 | 61 / 28 ms | 669 / 130 ms |
+| | after, 2 workers | 50.9 / 48.9 | 34 / 36 ms | 232 / 458 ms |
+
+No errors in any run. p50 fell at every load (pause 4 s: 127 ms to 28-61 ms), the
+closed loop of 200 served 8-34 % more (60 to 67-80 requests/s). The goal was not
+reached: p99 stayed above 50 ms at every offered load with 200 clients, and even one
+client's p99 was 49-105 ms. A p99 over 15 s is the 2nd to 8th slowest of 170-760
+requests, and at this load average it is set by waiting for a core, not by the
+request's own ~10 ms of CPU (two workers do not help it: both compete for the same
+cores). Reproduce: ``meetpunt demo --connections 200 --days 7 --home H``, then
+``meetpunt party add --role supplier --code 8710000000017 --home H/demo --json`` for
+KEY; "before" was ``git archive 8e30906 src`` on PYTHONPATH, started with
+``uvicorn.run(create_app(DB, STORE), loop="asyncio", http="h11")`` on a copy of the
+register; "after" ``meetpunt serve [--workers 2] --db DB --store STORE``; all with
+MEETPUNT_RATE_LIMIT=off, on ports 8765-8767::
+
+    for pause in 0 16 8 4; do for port in 8765 8766 8767; do
+      .venv/bin/python benchmarks/api_readings.py --url http://127.0.0.1:$port --key KEY \\
+        --ean 871687400000000014 --from 2025-06-02 --to 2025-06-05 --clients 200 \\
+        --pause $pause --seconds 15; done; done
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.domain.ean import ean_from_serial
 from meetpunt.privacy import audit
 from meetpunt.privacy.audit import AuditRecord
@@ -92,21 +92,52 @@ def test_a_supplier_is_refused_another_suppliers_connection_and_it_is_audited(
 
 
 def test_a_supplier_gets_only_the_days_of_its_contract(world: World) -> None:
-    """`switched` goes from S1 to S2 on 5 July: a July read gives S1 the days up to
-    the switch and cuts the rest (PRV-1.supplier_scope); the final reading at the
-    switch day's midnight is the one-day read of that day."""
+    """`switched` goes from S1 to S2 on 5 July: a July read gives S1 the days of its
+    contract and the final reading at the switch day's midnight, which belongs to both
+    suppliers (MKT-5), and cuts the rest (PRV-1.supplier_scope); the one-day read of
+    the switch day gives it that reading too, and a read after it nothing."""
     body = july(world, EANS["switched"], "S1").json()
     ats = [datetime.fromisoformat(r["at"]) for r in body["readings"]]
-    assert ats == [local_midnight_utc(JULY + timedelta(days=i)) for i in range(4)]
+    assert ats == [local_midnight_utc(JULY + timedelta(days=i)) for i in range(5)]
+    assert ats[-1] == local_midnight_utc(MOVE)
     assert {c["rule"] for c in body["cuts"]} == {"PRV-1.supplier_scope"}
+    assert [c["start"] for c in body["cuts"]] == [
+        local_midnight_utc(MOVE + timedelta(days=1)).isoformat()
+    ]
     final = world.get(
         READINGS.format(EANS["switched"]), "S1", **{"from": "2025-07-05", "to": "2025-07-06"}
     ).json()
     assert [r["at"] for r in final["readings"]] == [local_midnight_utc(MOVE).isoformat()]
     after = world.get(
-        READINGS.format(EANS["switched"]), "S1", **{"from": "2025-07-10", "to": "2025-07-20"}
+        READINGS.format(EANS["switched"]), "S1", **{"from": "2025-07-06", "to": "2025-07-20"}
     )
     assert (after.status_code, rules_of(after)) == (403, ["PRV-1.supplier_scope"])
+
+
+def test_a_long_read_across_a_switch_day_gives_each_supplier_the_switch_reading(
+    world: World,
+) -> None:
+    """Both edges of a contract in one long read (issue 17, MKT-5): the leaving supplier
+    S1 reads up to and including the switch-day reading, the arriving S2 from it on;
+    neither gets a day outside its contract, and a read that starts on the switch day
+    gives S1 exactly that one reading."""
+
+    def days(who: str, first: str, after: str) -> list[date]:
+        answer = world.get(READINGS.format(EANS["switched"]), who, **{"from": first, "to": after})
+        assert answer.status_code == 200, answer.json()
+        return [to_local(datetime.fromisoformat(r["at"])).date() for r in answer.json()["readings"]]
+
+    s1 = days("S1", "2025-07-02", "2025-07-20")
+    s2 = days("S2", "2025-07-02", "2025-07-20")
+    assert s1 == [date(2025, 7, d) for d in range(2, 6)]
+    assert s2 == [date(2025, 7, d) for d in range(5, 20)]
+    assert set(s1) & set(s2) == {MOVE}
+    assert days("S1", "2025-07-05", "2025-07-20") == [MOVE]
+    assert days("S2", "2025-06-20", "2025-07-06") == [MOVE]
+    granted = july(world, EANS["switched"], "S2").json()["granted"][EANS["switched"]]
+    assert granted == [
+        {"start": local_midnight_utc(MOVE).isoformat(), "end": local_midnight_utc(AUG).isoformat()}
+    ]
 
 
 def test_opt_out_refuses_the_supplier_with_every_broken_rule(world: World) -> None:

@@ -629,3 +629,35 @@ def test_revoking_an_unknown_token_is_fine_but_needs_the_app(flow: Flow) -> None
     assert revoke(flow, "x", token_type_hint="id_token").json()["error"] == (
         "unsupported_token_type"
     )
+
+
+def test_a_named_app_is_shown_by_its_name_on_the_consent_page_and_in_who_read_my_meter(
+    flow: Flow,
+) -> None:
+    """An app added with a display name (``party add --role app --name``) is called by
+    it on the consent page and in the customer's audit sentences, in both languages,
+    for the consent step and the reads alike; its party id is no longer shown there
+    (issue 17, PRV-4, PRV-7)."""
+    register = open_register(flow.db_url)
+    try:
+        with register.session() as s:
+            named, flow.keys["app"] = s.add_api_party(
+                ApiRole.APP, NOW, redirect_uris=[APP_REDIRECT], name="Stroomwijzer <b>"
+            )
+    finally:
+        register.dispose()
+    flow.ids["app"] = named.id
+    _, challenge = pkce()
+    page = flow.client.get("/v1/oauth/authorize", params=ask(flow, challenge))
+    assert "Stroomwijzer &lt;b&gt; vraagt uw toestemming" in page.text
+    assert f"app {named.id}" not in page.text
+    token = tokens(flow)
+    assert read(flow, token["access_token"]).status_code == 200
+    assert records(flow)[-1].entry.detail["party_name"] == "Stroomwijzer <b>"
+    mine = {"Authorization": f"Bearer {flow.keys['de_vries']}"}
+    for lang, words in (("en", "the app Stroomwijzer <b>"), ("nl", "de app Stroomwijzer <b>")):
+        answer = flow.client.get("/v1/me/audit", params={"lang": lang}, headers=mine)
+        its = [r for r in answer.json()["records"] if r["party"] == f"api-app-{named.id}"]
+        assert {r["event"] for r in its} == {"consent", "decision", "read"}
+        assert all(words.lower() in r["text"].lower() for r in its), its
+        assert not any(f"api-app-{named.id}" in r["text"] for r in its)

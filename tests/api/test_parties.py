@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -230,3 +231,57 @@ def test_an_app_is_added_with_its_redirect_uris_and_refused_without(db_url: str)
         ],
     )
     assert supplier.exit_code == 1 and "API-party.redirect_uri" in supplier.output
+
+
+def test_only_an_app_has_a_display_name_of_printable_text(register: Register) -> None:
+    """``--name`` is an app's display name (issue 17): refused for other roles, empty,
+    too long or with control characters; kept and listed for an app."""
+    build(register)
+    with register.session() as s:
+        named, _ = s.add_api_party(
+            ApiRole.APP, NOW, redirect_uris=["https://app.example/cb"], name=" Stroomwijzer "
+        )
+        assert named.name == "Stroomwijzer" and named.display_name == "Stroomwijzer"
+        plain, _ = s.add_api_party(ApiRole.APP, NOW, redirect_uris=["https://app.example/cb"])
+        assert plain.name is None and plain.display_name == f"app {plain.id}"
+        for role, kw, name in (
+            (ApiRole.SUPPLIER, {"code": S1}, "Energie BV"),
+            (ApiRole.OPERATOR, {}, "Netbeheer"),
+            (ApiRole.APP, {"redirect_uris": ["https://app.example/cb"]}, "  "),
+            (ApiRole.APP, {"redirect_uris": ["https://app.example/cb"]}, "x" * 201),
+            (ApiRole.APP, {"redirect_uris": ["https://app.example/cb"]}, "bad\nname"),
+        ):
+            with pytest.raises(RegisterError) as refused:
+                s.add_api_party(role, NOW, name=name, **kw)  # type: ignore[arg-type]
+            assert [f.rule for f in refused.value.findings] == ["API-party.name"], name
+    with register.session() as s:
+        listed = {p.id: p.name for p in s.api_parties()}
+    assert listed[named.id] == "Stroomwijzer" and listed[plain.id] is None
+
+
+def test_party_add_takes_an_apps_name_and_list_shows_it(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'register.sqlite'}"
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "party",
+            "add",
+            "--role",
+            "app",
+            "--name",
+            "Stroomwijzer",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--db",
+            db,
+            "--json",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["party", "list", "--db", db, "--json"])
+    assert [p["name"] for p in json.loads(listed.output)] == ["Stroomwijzer"]
+    refused = runner.invoke(
+        app, ["party", "add", "--role", "operator", "--name", "Netbeheer", "--db", db, "--json"]
+    )
+    assert refused.exit_code != 0 and "API-party.name" in refused.output

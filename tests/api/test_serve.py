@@ -30,11 +30,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db: str, store: Path, home: Path) -> Iterator[str]:
+def serving(
+    db: str, store: Path, home: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> Iterator[str]:
     """``meetpunt serve`` on a free port of the loopback until the block ends; its URL."""
     port = free_port()
-    env = {**os.environ, "MEETPUNT_HOME": str(home)}
-    command = [sys.executable, "-m", "meetpunt", "serve", "--port", str(port)]
+    env = {**os.environ, "MEETPUNT_HOME": str(home), **(env_extra or {})}
+    command = [sys.executable, "-m", "meetpunt", "serve", "--port", str(port), *extra]
     server = subprocess.Popen(
         [*command, "--db", db, "--store", str(store)],
         env=env,
@@ -135,3 +137,21 @@ def test_serve_refuses_to_start_without_a_store(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "MTR-1" in result.output
+
+
+def test_serve_with_two_workers_shares_one_rate_limit(tmp_path: Path) -> None:
+    """``serve --workers 2``: requests on new connections go to either process, and the
+    two together allow the burst once, then 429 (issue 17); reads still answer."""
+    db = f"sqlite:///{tmp_path / 'register.sqlite'}"
+    store, keys = scenario(db, tmp_path)
+    limit = {"MEETPUNT_RATE_LIMIT": "0.01,6"}
+    with serving(db, store, tmp_path / "home", "--workers", "2", env_extra=limit) as base:
+        path = f"{base}/v1/connections/{EANS['normal']}/readings"
+        july = {"from": "2025-07-01", "to": "2025-08-01"}
+        auth = {"Authorization": f"Bearer {keys['S1']}"}
+        answers = []
+        for _ in range(10):
+            with httpx.Client(timeout=30) as fresh:  # a new connection each time
+                answers.append(fresh.get(path, params=july, headers=auth).status_code)
+    assert answers == [200] * 6 + [429] * 4
+    assert (tmp_path / "register.sqlite-ratelimit").exists()

@@ -5,8 +5,11 @@ chain (PRV-7)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +17,18 @@ import pytest
 from meetpunt.api import auth
 from meetpunt.api.errors import ApiError
 from meetpunt.api.readings import read_through_gate
+from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.meterdata.kinds import KINDS
+from meetpunt.meterdata.store import naive_utc
 from meetpunt.privacy import audit
 from meetpunt.privacy.model import Party, Role
 from meetpunt.register import open_register
+from meetpunt.register.engine import write_transaction
 from meetpunt.register.parties import ApiParties, ApiParty
 from tests.api.conftest import World
 from tests.scenarios.test_scenarios import EANS, S1
+
+HOUR = timedelta(hours=1)
 
 
 def party(world: World, name: str) -> ApiParty:
@@ -101,3 +110,61 @@ def test_writers_queued_in_one_process_lose_no_audit_record(world: World) -> Non
     with gate.register.session() as s:
         assert audit.count(s.db) == before + 40
         assert audit.verify(s.db) == []
+
+
+def test_a_granted_read_gives_what_the_joined_ordered_read_gives(world: World) -> None:
+    """``read_connections`` looks the quality codes up and sorts in Arrow instead of a
+    join and an ORDER BY in DuckDB (issue 17): the same columns, types, rows and order
+    as :meth:`MeterStore.read` with the same filter, for one connection, several, a
+    stretch with no rows and every kind the scenario store holds."""
+    store = world.client.app.state.gate.store  # type: ignore[attr-defined]
+    ids = list(range(1, 12))
+    start, end = local_midnight_utc(date(2025, 7, 3)), local_midnight_utc(date(2025, 7, 20))
+    for kind in ("daily_readings", "power_failure_log", "quarter_hours"):
+        time = KINDS[kind].time
+        for some, a, b in ((ids, start, end), (ids[:1], start, end), (ids, end, end + HOUR)):
+            marks = ", ".join("?" for _ in some)
+            where = f'connection IN ({marks}) AND "{time}" >= ? AND "{time}" < ?'
+            joined = store.read(kind, where, [*some, naive_utc(a), naive_utc(b)])
+            fast = store.read_connections(kind, reversed(some), a, b)
+            assert fast.schema == joined.schema
+            assert fast.equals(joined), kind
+    assert store.read_connections("daily_readings", ids, start, end).num_rows > 1
+
+
+WRITER = """
+import sys
+from datetime import UTC, datetime
+from meetpunt.privacy import audit
+from meetpunt.register import open_register
+from meetpunt.register.engine import write_transaction
+register = open_register(sys.argv[1])
+entry = audit.AuditEntry(event="read", party="other-process", purpose="test", outcome="read")
+for _ in range(int(sys.argv[2])):
+    with write_transaction(register.engine) as db:
+        audit.append(db, entry, datetime.now(UTC))
+register.dispose()
+"""
+
+
+def test_writers_of_two_processes_queue_on_the_file_lock_and_keep_one_chain(
+    tmp_path: Path,
+) -> None:
+    """``serve --workers N``: the register's writers of several processes queue on the
+    file lock beside an embedded register (woken when it is free, not SQLite's sleeping
+    busy handler) and every record is kept, in one unbroken chain (PRV-7)."""
+    url = f"sqlite:///{tmp_path / 'register.sqlite'}"
+    register = open_register(url)
+    other = subprocess.Popen([sys.executable, "-c", WRITER, url, "40"])
+    entry = audit.AuditEntry(event="read", party="this-process", purpose="test", outcome="read")
+    try:
+        for _ in range(40):
+            with write_transaction(register.engine) as db:
+                audit.append(db, entry, datetime.now(UTC))
+        assert other.wait(timeout=120) == 0
+        with register.session() as s:
+            assert audit.count(s.db) == 80
+            assert audit.verify(s.db) == []
+        assert (tmp_path / "register.sqlite-writer").exists()
+    finally:
+        register.dispose()

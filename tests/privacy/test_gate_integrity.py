@@ -339,14 +339,17 @@ def test_an_app_consent_does_not_outlive_the_move_of_the_customer_who_gave_it(
 
 
 def test_a_contract_that_ends_mid_period_ends_the_supplier_read(world: World) -> None:
-    """PRV-1.supplier_scope: the supplier reads its own days, not its successor's."""
+    """PRV-1.supplier_scope: the supplier reads its own days and the switch-day reading
+    at the midnight its contract ends (MKT-5: it belongs to both), not its successor's
+    days after it."""
     gate = _gate(world.register, world.store)
     grant = gate.request(_ask("supplier_daily", SUPPLIER, (ENDING,), "daily_readings", 2, 5))
     assert isinstance(grant, Grant)
-    assert grant.periods == {ENDING: (Period(day(2), day(4)),)}
+    assert grant.periods == {ENDING: (Period(day(2), day(5)),)}
     assert _local_days(grant.read("daily_readings").column("at").to_pylist()) == [
         date(2025, 6, 2),
         date(2025, 6, 3),
+        date(2025, 6, 4),
     ]
     successor = Party(OTHER_SUPPLIER, Role.SUPPLIER)
     theirs = gate.request(_ask("supplier_daily", successor, (ENDING,), "daily_readings", 2, 5))
@@ -384,7 +387,7 @@ def test_connections_with_different_cuts_read_their_own_days_in_one_grant(
     june = [date(2025, 6, d) for d in range(2, 6)]
     assert {k: sorted(v) for k, v in seen.items()} == {
         world.ids[OPTING]: june[:1],
-        world.ids[ENDING]: june[:2],
+        world.ids[ENDING]: june[:3],  # up to and including the switch-day reading
         world.ids[STEADY]: june,
     }
 

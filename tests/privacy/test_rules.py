@@ -15,6 +15,7 @@ from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.privacy.catalogue import PurposeRule, load_catalogue
 from meetpunt.privacy.model import AccessRequest, Party, Period, Role
 from meetpunt.privacy.rules import (
+    MIDNIGHT_READINGS,
     ConnectionFacts,
     ConsentFact,
     ContractFact,
@@ -232,10 +233,13 @@ def _holds_on(
         return False
     if not rule.grid_management and state.opted_out:
         return False
+    # the final reading at the end day's midnight: in a one-day read, and in a supplier's
+    # read of midnight readings only (MKT-5, issue 17)
+    final = one or (rule.population == "supplied" and request.kinds <= MIDNIGHT_READINGS)
     on = [
         c
         for c in f.contracts
-        if c.start <= day and (c.end is None or day < c.end or (one and day == c.end))
+        if c.start <= day and (c.end is None or day < c.end or (final and day == c.end))
     ]
     party = request.party.id
     population = rule.population

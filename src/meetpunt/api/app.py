@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from importlib.metadata import version
@@ -29,7 +30,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from meetpunt.api import customer, operator
-from meetpunt.api.auth import Caller, gate_of, gate_party, require_role
+from meetpunt.api.auth import Caller, app_party_id, gate_of, gate_party, require_role
 from meetpunt.api.errors import (
     ApiError,
     api_error_handler,
@@ -39,7 +40,7 @@ from meetpunt.api.errors import (
     validation_error_handler,
 )
 from meetpunt.api.feed import router as feed_router
-from meetpunt.api.limits import RateLimit, limit_rate
+from meetpunt.api.limits import RateLimit, limit_rate, shared_path
 from meetpunt.api.oauth import router as oauth_router
 from meetpunt.api.params import EAN, From, To
 from meetpunt.api.readings import read_through_gate
@@ -183,10 +184,12 @@ def my_audit(
     with gate.register.session() as session:
         stretches = session.customer_stretches(party)
         found = {ean: audit.records(session.db, ean=ean) for ean in stretches}
+        apps = {app_party_id(pid): name for pid, name in session.app_names().items()}
     for ean, records in found.items():
-        for record in records:
-            if not _during(record.entry.period_start, record.entry.period_end, stretches[ean]):
+        for stored in records:
+            if not _during(stored.entry.period_start, stored.entry.period_end, stretches[ean]):
                 continue
+            record = _named(stored, apps)
             out.append(
                 {
                     "seq": record.seq,
@@ -202,6 +205,18 @@ def my_audit(
             )
     out.sort(key=lambda r: (r["seq"], r["ean"]))
     return json_response({"records": out})
+
+
+def _named(record: audit.AuditRecord, apps: dict[str, str]) -> audit.AuditRecord:
+    """``record`` with the app's display name for the sentence when the record itself
+    does not carry one (a consent step, a record from before the app was named); the
+    stored record is not changed (PRV-7)."""
+    entry = record.entry
+    name = apps.get(entry.party)
+    if name is None or entry.detail.get("party_name"):
+        return record
+    named = replace(entry, detail={**entry.detail, "party_name": name})
+    return replace(record, entry=named)
 
 
 def _during(
@@ -274,7 +289,8 @@ def create_app(
     """The API over the register at ``db`` (default: the embedded one) and the store at
     ``store`` (default: the home's), opened when the server starts. ``clock`` replaces
     the wall clock of the gate (tests); ``rate_limit`` is the limit per credential
-    (default: ``MEETPUNT_RATE_LIMIT`` or 50/s with bursts of 100; None: no limit)."""
+    (default: ``MEETPUNT_RATE_LIMIT`` or 50/s with bursts of 100; None: no limit), counted
+    in a file beside the register that every worker process shares (``limits``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -296,5 +312,10 @@ def create_app(
     app.include_router(customer.router)
     app.include_router(operator.router)
     app.include_router(feed_router)
-    limit_rate(app, RateLimit.from_env() if rate_limit == "env" else rate_limit)
+    limit_rate(
+        app,
+        RateLimit.from_env() if rate_limit == "env" else rate_limit,
+        shared_path(db, "ratelimit"),
+    )
+    app.state.activation_path = shared_path(db, "activations")
     return app

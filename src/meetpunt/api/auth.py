@@ -127,13 +127,19 @@ def require_role(party: ApiParty, role: ApiRole) -> None:
         raise refuse(403, f"API-role.{role.value}", f"only a {role.value} may call this")
 
 
+def app_party_id(party_id: int) -> str:
+    """An app's id at the gate and in the audit log (``api-app-N``)."""
+    return f"api-app-{party_id}"
+
+
 def gate_party(party: ApiParty) -> Party:
     """The party as the gate knows it: a supplier by its market code, a customer by the
-    contract holder's name, an app or operator by its API party id."""
+    contract holder's name, an app or operator by its API party id (an app with its
+    display name, which the audit records keep for "who read my meter")."""
     if party.role is ApiRole.SUPPLIER:
         return Party(party.code or "", Role.SUPPLIER)
     if party.role is ApiRole.CUSTOMER:
         return Party(party.holder or "", Role.CUSTOMER)
     if party.role is ApiRole.APP:
-        return Party(f"api-app-{party.id}", Role.APP)
+        return Party(app_party_id(party.id), Role.APP, party.name or "")
     return Party(f"api-operator-{party.id}", Role.GRID_OPERATOR)

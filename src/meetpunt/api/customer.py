@@ -47,10 +47,11 @@ class Activation(BaseModel):
 
 
 def attempts_of(request: Request) -> Attempts:
-    """The server's count of wrong activation codes per client address."""
+    """The server's count of wrong activation codes per client address, shared by its
+    worker processes (the file ``create_app`` names)."""
     state = request.app.state
     if not hasattr(state, "activation_attempts"):
-        state.activation_attempts = Attempts()
+        state.activation_attempts = Attempts(path=getattr(state, "activation_path", None))
     found: Attempts = state.activation_attempts
     return found
 

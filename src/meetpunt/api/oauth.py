@@ -529,7 +529,7 @@ def consent_page(server: OAuthServer, grant: Any, request: StarletteRequest) -> 
         templates()
         .get_template("consent.html.j2")
         .render(
-            app=f"app {client.party.id}",
+            app=client.party.display_name,
             host=urlsplit(grant.redirect_uri).netloc,
             kinds=[dict(zip(names, SCOPE_KINDS[k][1:], strict=True)) for k in scope.kinds],
             first=first.isoformat(),

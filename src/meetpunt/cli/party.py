@@ -34,6 +34,7 @@ def _row(party: ApiParty) -> dict[str, object]:
         "holder": party.holder,
         "eans": list(party.eans),
         "redirect_uris": list(party.redirect_uris),
+        "name": party.name,
         "created_at": party.created_at,
         "revoked_at": party.revoked_at,
     }
@@ -65,6 +66,14 @@ def party_add(
             "loopback); repeat for more.",
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="An app's display name: what customers see on the consent page and in "
+            "'who read my meter' (default: 'app ID').",
+        ),
+    ] = None,
     days: Annotated[
         int,
         typer.Option(
@@ -88,6 +97,7 @@ def party_add(
                 eans=eans or (),
                 holder=holder,
                 redirect_uris=redirect_uris or (),
+                name=name,
             )
             if party.role is ApiRole.CUSTOMER:
                 activation, expires = session.issue_activation(party, now, days)
@@ -99,7 +109,7 @@ def party_add(
     if as_json:
         print_json({"id": party.id, "role": party.role.value, "api_key": key})
         return
-    who = party.code or party.holder or ""
+    who = party.code or party.holder or party.name or ""
     console.print(f"party {party.id} ({party.role.value} {who}) added", highlight=False)
     console.print(f"API key (shown once, keep it safe): {key}", highlight=False, soft_wrap=True)
 
@@ -167,7 +177,7 @@ def party_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     for name in (
         "id",
         "role",
-        "code / holder",
+        "code / holder / name",
         "connections / redirect URIs",
         "created",
         "revoked",
@@ -177,7 +187,7 @@ def party_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         table.add_row(
             str(p.id),
             p.role.value,
-            p.code or p.holder or "",
+            p.code or p.holder or p.name or "",
             ", ".join(p.eans or p.redirect_uris),
             f"{p.created_at:%Y-%m-%d %H:%M}",
             f"{p.revoked_at:%Y-%m-%d %H:%M}" if p.revoked_at else "",

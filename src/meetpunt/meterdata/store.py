@@ -39,6 +39,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeterDataError, StoreUnavailableError
@@ -148,6 +149,8 @@ class MeterStore:
         (``None``: :func:`store_wait_s`, MEETPUNT_STORE_WAIT)."""
         self._held = con
         self._closed = False
+        self._qualities: dict[int, tuple[str, str | None, str | None]] | None = None
+        """The ``quality`` table by code, read by the first granted read."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -353,11 +356,42 @@ class MeterStore:
         if not ids:
             return self.read(kind_name, "false")
         marks = ", ".join("?" for _ in ids)
-        return self.read(
-            kind_name,
-            f'connection IN ({marks}) AND "{kind.time}" >= ? AND "{kind.time}" < ?',
-            [*ids, naive_utc(start), naive_utc(end)],
+        sql = (
+            f'SELECT * FROM "{kind.name}" WHERE connection IN ({marks}) '
+            f'AND "{kind.time}" >= ? AND "{kind.time}" < ?'
         )
+        with self.lease() as con:
+            table = arrow(con, sql, [*ids, naive_utc(start), naive_utc(end)])
+            table = self._with_quality(con, table)
+        order = [(k, "ascending") for k in kind.key]
+        return utc_times(table.sort_by(order) if table.num_rows > 1 else table)
+
+    def _with_quality(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
+        """``table`` with each row's quality code replaced by its status, rule and method,
+        as :meth:`read`'s join gives them (a row whose code the ``quality`` table lacks
+        is dropped, as by the join). The join and the ``ORDER BY`` in DuckDB cost a
+        granted read ~2 ms of CPU more than a lookup and a sort in Arrow (issue 17);
+        the codes are read once per store object, again when one is new."""
+        codes = table.column("quality")
+        found = self._qualities
+        seen = set(pc.unique(codes).to_pylist())
+        if found is None or not seen <= found.keys():
+            rows = con.execute("SELECT code, status, rule, method FROM quality").fetchall()
+            found = {int(r[0]): (r[1], r[2], r[3]) for r in rows}
+            self._qualities = found
+        keep = table
+        if not seen <= found.keys():
+            keep = table.filter(pc.is_in(codes, pa.array(sorted(found), pa.uint8())))
+            codes = keep.column("quality")
+        index = pc.cast(codes, pa.int32())
+        columns = {
+            name: pa.array([found.get(c, (None,) * 3)[i] for c in range(256)], pa.string())
+            for i, name in enumerate(("status", "rule", "method"))
+        }
+        out = keep.drop_columns(["quality"])
+        for name, lookup in columns.items():
+            out = out.append_column(name, pc.take(lookup, index))
+        return out
 
     def interrupted_at(self, connections: Iterable[int], at: datetime) -> set[int]:
         """The connections among ``connections`` that would answer "no voltage" if asked

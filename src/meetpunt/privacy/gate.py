@@ -47,7 +47,15 @@ from meetpunt.meterdata.store import MeterStore
 from meetpunt.privacy import audit, flags, grants
 from meetpunt.privacy.catalogue import Catalogue, PurposeRule
 from meetpunt.privacy.grant import GateError, Grant
-from meetpunt.privacy.model import AccessRequest, Cut, Decision, Party, Period, stored_utc
+from meetpunt.privacy.model import (
+    AccessRequest,
+    Cut,
+    Decision,
+    Party,
+    Period,
+    Role,
+    stored_utc,
+)
 from meetpunt.privacy.rules import (
     ConnectionFacts,
     ConsentFact,
@@ -273,6 +281,12 @@ def _cut_detail(periods: Mapping[str, Sequence[Period]], cuts: Sequence[Cut]) ->
     }
 
 
+def _named_app(party: Party) -> bool:
+    """An app with a display name: its records keep the name, so "who read my meter"
+    names the app as it was called then (PRV-7, issue 17)."""
+    return party.role is Role.APP and bool(party.name)
+
+
 def _entry(
     request: AccessRequest, event: str, outcome: str, rules: Sequence[str], **detail: Any
 ) -> audit.AuditEntry:
@@ -286,7 +300,12 @@ def _entry(
         period_start=request.period.start,
         period_end=request.period.end,
         rules=tuple(rules),
-        detail={"role": request.party.role.value, "justification": request.justification, **detail},
+        detail={
+            "role": request.party.role.value,
+            **({"party_name": request.party.name} if _named_app(request.party) else {}),
+            "justification": request.justification,
+            **detail,
+        },
     )
 
 

@@ -195,6 +195,12 @@ def _names(eans: Sequence[str], limit: int = 5, hidden: bool = False) -> str:
     return shown + (f" and {len(eans) - limit} more" if len(eans) > limit else "")
 
 
+MIDNIGHT_READINGS = frozenset({"daily_readings", "monthly_readings"})
+"""Kinds whose values are register readings taken at a local midnight: a day
+added to a contract's end adds only the reading at that midnight, the final reading
+that belongs to the leaving and the arriving supplier alike (MKT-5). Interval values
+(quarter-hours, gas hours) of that day belong to the arriving one and never count."""
+
 SEGMENT_RULES = ("population", "kinds", "PRV-3.opt_out")
 """Order of the rules that can hold on some days of a period and not on others (the
 population rule of the purpose, then the switched-off kinds rule, then opt-out)."""
@@ -420,15 +426,20 @@ def coverage_of(rule: PurposeRule, request: AccessRequest, facts: ConnectionFact
     The period is split where any fact changes (a version, a contract or a consent
     begins or ends); each stretch is checked once and neighbours with the same outcome
     join up. A one-day read on the day a contract ends counts as under it (the final
-    reading at midnight, MKT-5)."""
+    reading at midnight, MKT-5), and so does the end day in a longer supplier read of
+    readings taken at midnight only (:data:`MIDNIGHT_READINGS`): the reading of the
+    switch day belongs to both suppliers, and that day holds no other value of these
+    kinds (issue 17)."""
     period = request.period
     first = to_local(period.start).date()
     last = to_local(period.end - timedelta(microseconds=1)).date()
     contracts: Sequence[ContractFact] = facts.contracts
-    if first == last:
+    if first == last or (
+        rule.population == "supplied" and request.kinds and request.kinds <= MIDNIGHT_READINGS
+    ):
         contracts = [
             ContractFact(c.supplier, c.holder, c.start, c.end + timedelta(days=1))
-            if c.end == first
+            if c.end is not None and first <= c.end <= last
             else c
             for c in contracts
         ]

@@ -7,6 +7,7 @@ URLs use psycopg 3.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -66,11 +67,12 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     writing); on PostgreSQL the caller takes its own lock (the gate's append lock;
     PRV-1, PRV-7). Committed when the block ends, rolled back on an error.
 
-    On SQLite the threads of one process also queue on a lock of the engine before
-    they take a pooled connection: a writer that finds the file locked otherwise sleeps
-    in SQLite's busy handler (1, 2, 5, ... up to 100 ms a try) and wakes late, so under
-    many concurrent requests (the API server's thread pool) the write lock sat idle
-    between writers and a few requests waited seconds (issue 17). The lock changes no
+    On SQLite the threads of one process, and the processes of one register file, also
+    queue on a lock (:class:`_WriterQueue`) before they take a pooled connection: a
+    writer that finds the file locked otherwise sleeps in SQLite's busy handler (1, 2,
+    5, ... up to 100 ms a try) and wakes late, so under many concurrent requests (the
+    API server's thread pool) the write lock sat idle between writers and a few
+    requests waited seconds (issue 17). The lock changes no
     order of records: each transaction still appends under SQLite's write lock."""
     with _writer_lock(engine), engine.connect() as conn:
         conn.execution_options(**{IMMEDIATE: True})
@@ -78,17 +80,56 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-_WRITER_LOCKS: WeakKeyDictionary[Engine, threading.RLock | nullcontext[None]] = WeakKeyDictionary()
+class _WriterQueue:
+    """The queue of a SQLite register's writers: a lock for the threads of this process
+    and, for a register file, an ``flock`` on ``REGISTER-writer`` for the processes
+    (``meetpunt serve --workers N``, ingestion, the CLI), taken by the outermost holder
+    only. A waiter is woken when the holder lets go, where SQLite's busy handler would
+    sleep up to 100 ms a try (issue 17). Re-entrant in one thread, like the lock before."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.depth = 0
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        if self.depth == 0 and self.path is not None:
+            try:
+                if self.fd < 0:
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            except BaseException:
+                self.lock.release()
+                raise
+        self.depth += 1
+
+    def __exit__(self, *_: object) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.lock.release()
+
+
+_WRITER_LOCKS: WeakKeyDictionary[Engine, _WriterQueue | nullcontext[None]] = WeakKeyDictionary()
 _WRITER_LOCKS_GUARD = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> threading.RLock | nullcontext[None]:
-    """The in-process queue of ``engine``'s writers: a lock on SQLite, nothing on a
-    server database (PostgreSQL's writers wait in the server, on the gate's lock)."""
+def _writer_lock(engine: Engine) -> _WriterQueue | nullcontext[None]:
+    """The queue of ``engine``'s writers: in this process and, for a register file, across
+    processes on SQLite; nothing on a server database (PostgreSQL's writers wait in the
+    server, on the gate's lock)."""
     with _WRITER_LOCKS_GUARD:
         found = _WRITER_LOCKS.get(engine)
         if found is None:
-            found = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+            if engine.dialect.name == "sqlite":
+                file = sqlite_file(engine.url.render_as_string(hide_password=False))
+                found = _WriterQueue(
+                    None if file is None else file.with_name(f"{file.name}-writer")
+                )
+            else:
+                found = nullcontext()
             _WRITER_LOCKS[engine] = found
         return found
 

@@ -71,10 +71,16 @@ class ApiParty:
     created_at: datetime
     revoked_at: datetime | None
     redirect_uris: tuple[str, ...] = ()
+    name: str | None = None
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def display_name(self) -> str:
+        """What a customer sees for this party: an app's name, else ``app N``."""
+        return self.name or f"{self.role.value} {self.id}"
 
 
 def _refuse(rule: str, message: str) -> RegisterError:
@@ -108,14 +114,41 @@ def check_redirect_uri(uri: str) -> Finding | None:
     return None if why is None else Finding("API-party.redirect_uri", f"{uri!r} {why}")
 
 
+NAME_MAX = 200
+"""Longest display name of an app."""
+
+
+def check_name(role: ApiRole, name: str | None) -> Finding | None:
+    """Why ``name`` cannot be the party's display name, or None: only an app has one
+    (the others are named by their market code or contract), of 1 to :data:`NAME_MAX`
+    printable characters."""
+    if name is None:
+        return None
+    if role is not ApiRole.APP:
+        return Finding("API-party.name", f"only an app has a display name, not a {role.value}")
+    if not name.strip() or len(name) > NAME_MAX or not name.isprintable():
+        return Finding(
+            "API-party.name",
+            f"an app's name is 1 to {NAME_MAX} printable characters, not {name!r}",
+        )
+    return None
+
+
 def check_party(
-    role: ApiRole, code: str | None, eans: Sequence[str], redirect_uris: Sequence[str] = ()
+    role: ApiRole,
+    code: str | None,
+    eans: Sequence[str],
+    redirect_uris: Sequence[str] = (),
+    name: str | None = None,
 ) -> list[Finding]:
-    """Every broken rule of a new party's role, code, connections and redirect URIs: a
-    supplier needs its EAN-13 market code (REG-6.supplier) and no connections, a
-    customer at least one connection and no code, an app at least one valid redirect
-    URI (PRV-4), the others none of these."""
+    """Every broken rule of a new party's role, code, connections, redirect URIs and
+    name: a supplier needs its EAN-13 market code (REG-6.supplier) and no connections,
+    a customer at least one connection and no code, an app at least one valid redirect
+    URI (PRV-4) and may have a display name, the others none of these."""
     found: list[Finding] = []
+    bad_name = check_name(role, name)
+    if bad_name is not None:
+        found.append(bad_name)
     if role is ApiRole.SUPPLIER:
         if code is None:
             found.append(Finding("API-party.code", "a supplier needs its EAN-13 market code"))
@@ -153,6 +186,7 @@ class ApiParties(SessionBase):
         eans: Sequence[str] = (),
         holder: str | None = None,
         redirect_uris: Sequence[str] = (),
+        name: str | None = None,
     ) -> tuple[ApiParty, str]:
         """Add a party; returns it with its API key (shown this once, stored as a hash).
 
@@ -161,9 +195,11 @@ class ApiParties(SessionBase):
         hold a contract on each of them at some time, since the gate grants a customer
         only the days they hold it (PRV-1.own_data). An app (an OAuth client: client id =
         party id, client secret = the key) registers its redirect URIs. Every broken rule
-        is refused at once."""
+        is refused at once. An app's ``name`` is what customers see on the consent page
+        and in "who read my meter"."""
         uris = tuple(dict.fromkeys(redirect_uris))
-        findings = check_party(role, code, eans, uris)
+        name = name.strip() if name is not None else None
+        findings = check_party(role, code, eans, uris, name)
         ids = {}
         for ean in dict.fromkeys(eans):
             found = self._connection_ids(ean, Commodity.ELECTRICITY)
@@ -187,7 +223,13 @@ class ApiParties(SessionBase):
             raise RegisterError("; ".join(f.message for f in findings), findings)
         key = new_key()
         holder = holder if role is ApiRole.CUSTOMER else None
-        row = {"role": role.value, "code": code, "holder": holder, "key_hash": key_hash(key)}
+        row = {
+            "role": role.value,
+            "code": code,
+            "holder": holder,
+            "key_hash": key_hash(key),
+            "name": name,
+        }
         inserted = self._conn.execute(insert(t.api_party).values({**row, "created_at": now}))
         pid = inserted.inserted_primary_key[0]  # type: ignore[index]
         if ids:
@@ -199,7 +241,7 @@ class ApiParties(SessionBase):
             self._conn.execute(
                 insert(t.api_redirect_uri), [{"party_id": pid, "uri": u} for u in uris]
             )
-        party = ApiParty(pid, role, code, holder, tuple(ids), now, None, uris)
+        party = ApiParty(pid, role, code, holder, tuple(ids), now, None, uris, name)
         return party, key
 
     def _customer_holder(self, ids: dict[str, int], holder: str | None, today: date) -> str | None:
@@ -236,6 +278,13 @@ class ApiParties(SessionBase):
             uris.setdefault(pid, []).append(uri)
         rows = self._conn.execute(select(t.api_party).order_by(t.api_party.c.id))
         return [_party(r, bound.get(r.id, []), uris.get(r.id, [])) for r in rows]
+
+    def app_names(self) -> dict[int, str]:
+        """The display names of the apps that have one, by party id (one query): for
+        "who read my meter" (issue 17)."""
+        p = t.api_party
+        query = select(p.c.id, p.c.name).where(p.c.role == ApiRole.APP.value, p.c.name.is_not(None))
+        return {int(pid): str(name) for pid, name in self._conn.execute(query)}
 
     def revoke_api_party(self, party_id: int, now: datetime) -> ApiParty:
         """Revoke a party's key from ``now`` on; refused for an unknown party. Revoking
@@ -331,6 +380,7 @@ def _party(row: Row[Any], eans: Sequence[str], uris: Sequence[str] = ()) -> ApiP
         created,
         _utc(row.revoked_at),
         tuple(uris),
+        row.name,
     )
 
 

@@ -247,10 +247,12 @@ api_party = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("name", String(200), nullable=True),
 )
 """Issue 17: a party that calls the HTTP API. ``code`` is a supplier's EAN-13 market
 code, ``holder`` a customer's contract-holder name (the gate's own-data rule compares
-it, PRV-1.own_data); ``key_hash`` the SHA-256 of its API key, never the key."""
+it, PRV-1.own_data); ``key_hash`` the SHA-256 of its API key, never the key; ``name``
+an app's display name (the consent page, "who read my meter")."""
 
 api_party_connection = Table(
     "api_party_connection",
