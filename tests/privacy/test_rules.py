@@ -83,6 +83,27 @@ def test_consecutive_contracts_cover_a_period_and_a_gap_does_not() -> None:
     assert not covered([first], date(2025, 7, 5), date(2025, 7, 6))
 
 
+def test_the_leaving_supplier_gets_the_switch_days_reading_but_not_its_hours() -> None:
+    """MKT-5: the reading at the switch day's midnight is the leaving supplier's too; the
+    gas hours of that day are the arriving supplier's, in a one-day read as in a longer."""
+    facts = ConnectionFacts(
+        EAN,
+        1,
+        (_state(JUNE, None),),
+        (
+            ContractFact("S1", "X", date(2024, 1, 1), date(2025, 7, 5)),
+            ContractFact("S2", "X", date(2025, 7, 5), None),
+        ),
+    )
+    for first, days in ((date(2025, 7, 5), 1), (date(2025, 7, 3), 3)):
+        reading = _request("supplier_daily", SUPPLIER, first, days, "daily_readings")
+        hours = _request("supplier_daily", SUPPLIER, first, days, "gas_hourly")
+        granted = decide(_rule("supplier_daily"), reading, {EAN: facts}).coverage[EAN].granted
+        assert _days(granted)[-1] == date(2025, 7, 5)
+        cover = decide(_rule("supplier_daily"), hours, {EAN: facts}).coverage.get(EAN)
+        assert cover is None or date(2025, 7, 5) not in _days(cover.granted)
+
+
 def test_an_opt_out_from_3_june_leaves_a_2_to_5_june_read_with_2_june() -> None:
     facts = ConnectionFacts(
         EAN,
@@ -233,9 +254,11 @@ def _holds_on(
         return False
     if not rule.grid_management and state.opted_out:
         return False
-    # the final reading at the end day's midnight: in a one-day read, and in a supplier's
-    # read of midnight readings only (MKT-5, issue 17)
-    final = one or (rule.population == "supplied" and request.kinds <= MIDNIGHT_READINGS)
+    # the final reading at the end day's midnight: in a one-day read and in a supplier's
+    # read, of midnight readings only; that day's interval values are the arriving
+    # party's (MKT-5, issue 17)
+    final = bool(request.kinds) and request.kinds <= MIDNIGHT_READINGS
+    final = final and (one or rule.population == "supplied")
     on = [
         c
         for c in f.contracts

@@ -425,17 +425,20 @@ def coverage_of(rule: PurposeRule, request: AccessRequest, facts: ConnectionFact
 
     The period is split where any fact changes (a version, a contract or a consent
     begins or ends); each stretch is checked once and neighbours with the same outcome
-    join up. A one-day read on the day a contract ends counts as under it (the final
-    reading at midnight, MKT-5), and so does the end day in a longer supplier read of
-    readings taken at midnight only (:data:`MIDNIGHT_READINGS`): the reading of the
-    switch day belongs to both suppliers, and that day holds no other value of these
-    kinds (issue 17)."""
+    join up. A one-day read of readings taken at midnight (:data:`MIDNIGHT_READINGS`) on
+    the day a contract ends counts as under it (the final reading, MKT-5), and so does
+    the end day in a longer supplier read of those kinds: the reading of the switch day
+    belongs to both suppliers, and that day holds no other value of these kinds (issue
+    17). The day's interval values (quarter-hours, gas hours) never count: they are the
+    arriving party's."""
     period = request.period
     first = to_local(period.start).date()
     last = to_local(period.end - timedelta(microseconds=1)).date()
     contracts: Sequence[ContractFact] = facts.contracts
-    if first == last or (
-        rule.population == "supplied" and request.kinds and request.kinds <= MIDNIGHT_READINGS
+    if (
+        request.kinds
+        and request.kinds <= MIDNIGHT_READINGS
+        and (first == last or rule.population == "supplied")
     ):
         contracts = [
             ContractFact(c.supplier, c.holder, c.start, c.end + timedelta(days=1))
