@@ -165,6 +165,30 @@ def test_truth_episodes_join_trips_at_the_quarter_hours_resolution(
     )
 
 
+def test_an_episode_begins_at_the_limit_and_a_low_quarter_before_it_does_not_veto_it() -> None:
+    """Two quarter-hours of low feed-in below the limit (09:45, 10:00: a morning under the
+    reference), then the inverter trips at the limit (11:00-12:00). Within the episode
+    gap they group together; the episode begins at the first quarter-hour at the limit
+    (a trip needs the voltage there). Before, the first two quarter-hours of the group
+    decided the voltage test and the low ones threw the whole spell away. The low
+    quarter-hours alone are no episode."""
+    r = rulebook.voltage_quality()
+    assert r.episode_gap_quarters >= 44 - 40
+    energy, volt = feeder(tripped={4: range(44, 48)})
+    low, _ = feeder(tripped={4: range(39, 41)})
+    exports = energy.column("export_wh").to_pylist()
+    conns = energy.column("connection").to_pylist()
+    at = [i for i, c in enumerate(conns) if c == 4]
+    for q in (39, 40):
+        exports[at[q]] = low.column("export_wh")[at[q]].as_py()
+    both = energy.set_column(3, "export_wh", pa.array(exports, pa.int64()))
+    found = trip_episodes(both, volt, EANS, r)
+    assert [(e.ean, e.start, e.end) for e in found] == [
+        (EANS[4], T0 + timedelta(minutes=15 * 44), T0 + timedelta(minutes=15 * 48))
+    ]
+    assert trip_episodes(low, volt, EANS, r) == []
+
+
 def test_a_trip_split_over_two_quarter_hours_is_one_episode() -> None:
     """The inverter goes off two steps into one quarter-hour and comes back one step into
     the next: a third and two thirds of the feed-in are lost, neither quarter is at zero.
