@@ -3,8 +3,12 @@ notable rule (refusing what it must), and the gate end to end on a small twin.""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -63,6 +67,34 @@ def test_a_meter_swap_is_a_new_meters_count_not_a_negative_delta() -> None:
     # the key step removed: last minus first goes negative
     plain = channel_counts(table, reset_handling=False)
     assert plain[(1, 1)].sags == 3 - 40 < 0
+
+
+def test_a_swapped_meters_unread_last_day_is_said_not_readable_not_counted_wrong() -> None:
+    """The old meter counted events after its last reading (day 1) and before the swap
+    (day 2); the hub never got its final counters. UC2 counts what it read (a lower
+    bound) and names the span as not readable, in the ranking and its JSON; a meter
+    without a swap has no such span. Without reset handling there is no span either:
+    the negative delta hides it."""
+    table = counters([(1, d, 1, v, 0) for d, v in enumerate((40, 42, 0, 3))])
+    got = channel_counts(table)[(1, 1)]
+    assert got.not_readable == [(T0 + timedelta(days=1), T0 + timedelta(days=2))]
+    assert (
+        channel_counts(counters([(2, d, 1, 5 + d, 0) for d in range(4)]))[(2, 1)].not_readable == []
+    )
+    assert channel_counts(table, reset_handling=False)[(1, 1)].not_readable == []
+    ranked = rank(
+        channel_counts(table),
+        {1: "871687400000000000"},
+        {"871687400000000000": GridSpot("OS1", "F1")},
+        rules(),
+        3.0,
+    )
+    conn = ranked.connections[0]
+    assert conn.events == 2 + 3 and conn.not_readable == (
+        (1, T0 + timedelta(days=1), T0 + timedelta(days=2)),
+    )
+    shown = conn.as_dict()["not_readable"]
+    assert len(shown) == 1 and "not readable" in shown[0]["why"]
 
 
 @settings(max_examples=60, deadline=None)
@@ -206,3 +238,55 @@ def test_the_twin_restarts_a_swapped_meters_event_counters_at_zero() -> None:
     assert [s for p, _, s in rows if p == 2] == [20, 21, 0, 1, 2]
     counted = channel_counts(swapped)
     assert counted[(3, 1)].sags == 1 + 0 + 1 + 1 and counted[(3, 1)].resets == 1
+
+
+@pytest.mark.parametrize("twin", [1], indirect=True)
+def test_uc03_command_runs_at_the_given_clock_after_uc02_and_refuses_without_a_finding(
+    twin: Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``meetpunt usecase uc02|uc03 --at``: the gate decides at that moment. On the
+    twin's 2025 data UC2's finding (valid to the end of Q3 2025) has expired by the
+    wall clock, so uc03 without --at is refused (UC3.flagged); with --at it reads. A
+    finding that does not exist is refused at any clock. Runs on a copy of the twin's
+    register and store (UC2 reads once a quarter)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from meetpunt.cli import app
+
+    with (
+        sqlite3.connect(twin.folder / "register.sqlite") as source,
+        sqlite3.connect(tmp_path / "register.sqlite") as copy,
+    ):
+        source.backup(copy)  # with what its write-ahead log holds
+    for name in twin.store_path.parent.glob(twin.store_path.name + "*"):  # with its WAL
+        shutil.copy(name, tmp_path / name.name.replace(twin.store_path.name, "meterdata.duckdb"))
+    quick = eager(rules())
+    monkeypatch.setattr(rulebook, "voltage_quality", lambda operator=None: quick)
+    where = ["--db", f"sqlite:///{tmp_path / 'register.sqlite'}"]
+    where += ["--store", str(tmp_path / "meterdata.duckdb"), "--json"]
+    days = ["--from", "2025-06-02", "--to", "2025-06-12"]
+    at = ["--at", "2025-06-20T11:00:00+02:00"]
+
+    def run(*args: str) -> tuple[int, dict[str, Any]]:
+        done = CliRunner().invoke(app, ["usecase", *args, *where], env={"COLUMNS": "200"})
+        return done.exit_code, json.loads(done.stdout)
+
+    code, uc2 = run("uc02", *days, *at)
+    assert code == 0 and uc2["readings"] > 0 and uc2["flags"], {
+        k: v for k, v in uc2.items() if k != "connections"
+    }
+    feeder, flag = uc2["flags"][0]["feeder"], str(uc2["flags"][0]["finding"])
+    uc3 = ["uc03", "--feeder", feeder, "--cites", flag, *days]
+    code, found = run(*uc3, *at)
+    assert code == 0 and found["voltage_rows"] > 0 and found["cites"] == int(flag)
+    # the wall clock (2026 or later): the finding has expired
+    code, refused = run(*uc3)
+    assert code != 0 and refused["error"]["rule"] == "UC3.flagged"
+    # no such finding, at the right clock
+    code, refused = run("uc03", "--feeder", feeder, "--cites", "999999", *days, *at)
+    assert code != 0 and refused["error"]["rule"] == "UC3.flagged"
+    # a time without its UTC offset is refused before anything is read
+    code, refused = run(*uc3, "--at", "2025-06-20T11:00:00")
+    assert code != 0 and refused["error"]["rule"] == "CLI.at"

@@ -137,22 +137,56 @@ def test_a_load_that_eats_the_feed_in_is_no_trip() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 200)), max_size=40))
-def test_truth_episodes_join_trips_while_the_inverter_is_off(trips: list[tuple[int, int]]) -> None:
-    """The twin's episodes: trips of one connection whose inverter was back for fewer
-    than ``back_steps`` steps in between (reconnect delay 3) are one episode; back for
-    longer, or another connection, start a new one."""
+def test_truth_episodes_join_trips_at_the_quarter_hours_resolution(
+    trips: list[tuple[int, int]],
+) -> None:
+    """The twin's episodes, at the resolution of the data UC3 reads: a trip keeps its
+    inverter off 3 steps (the reconnect delay); the quarter-hours in which one
+    connection's inverter was off, at most 2 apart (one whole quarter-hour of normal
+    feed-in between), are one episode; further apart, or another connection, a new one."""
     events = [InverterTrip(c, 0, s, 254.0) for c, s in trips]
-    ep = truth_episodes(events, 3, back_steps=6)
+    ep = truth_episodes(events, 3, gap_quarters=2)
+
+    def quarters(t: InverterTrip) -> set[int]:
+        return set(range(t.step // 3, (t.step + 2) // 3 + 1))
+
     for i, a in enumerate(events):
         for j, b in enumerate(events):
             if a.index != b.index:
                 assert ep[i] != ep[j]
-            elif abs(a.step - b.step) < 3 + 6:
+            elif min(abs(x - y) for x in quarters(a) for y in quarters(b)) <= 2:
                 assert ep[i] == ep[j]
-    # an episode is one connection's trips with no return of 6 steps or more
     for e in set(ep):
-        steps = sorted({events[i].step for i in range(len(events)) if ep[i] == e})
-        assert all(b - a < 3 + 6 for a, b in itertools.pairwise(steps))
+        off = sorted(set().union(*(quarters(events[i]) for i in range(len(events)) if ep[i] == e)))
+        assert all(b - a <= 2 for a, b in itertools.pairwise(off))
+    # the rule file's gap is the one UC3 groups by
+    assert truth_episodes(events, 3) == truth_episodes(
+        events, 3, gap_quarters=rulebook.voltage_quality().episode_gap_quarters
+    )
+
+
+def test_an_episode_begins_at_the_limit_and_a_low_quarter_before_it_does_not_veto_it() -> None:
+    """Two quarter-hours of low feed-in below the limit (09:45, 10:00: a morning under the
+    reference), then the inverter trips at the limit (11:00-12:00). Within the episode
+    gap they group together; the episode begins at the first quarter-hour at the limit
+    (a trip needs the voltage there). Before, the first two quarter-hours of the group
+    decided the voltage test and the low ones threw the whole spell away. The low
+    quarter-hours alone are no episode."""
+    r = rulebook.voltage_quality()
+    assert r.episode_gap_quarters >= 44 - 40
+    energy, volt = feeder(tripped={4: range(44, 48)})
+    low, _ = feeder(tripped={4: range(39, 41)})
+    exports = energy.column("export_wh").to_pylist()
+    conns = energy.column("connection").to_pylist()
+    at = [i for i, c in enumerate(conns) if c == 4]
+    for q in (39, 40):
+        exports[at[q]] = low.column("export_wh")[at[q]].as_py()
+    both = energy.set_column(3, "export_wh", pa.array(exports, pa.int64()))
+    found = trip_episodes(both, volt, EANS, r)
+    assert [(e.ean, e.start, e.end) for e in found] == [
+        (EANS[4], T0 + timedelta(minutes=15 * 44), T0 + timedelta(minutes=15 * 48))
+    ]
+    assert trip_episodes(low, volt, EANS, r) == []
 
 
 def test_a_trip_split_over_two_quarter_hours_is_one_episode() -> None:

@@ -180,3 +180,27 @@ def test_a_bad_intervention_line_is_named(tmp_path: Path) -> None:
         read_interventions(path)
     assert f"{path}:2" in str(refused.value)
     assert refused.value.findings[0].rule == "UC5.intervention_file"
+
+
+def test_an_after_read_asked_before_its_window_ends_is_refused() -> None:
+    """``asked_at`` (the CLI's ``--at``) before the after window has ended would read an
+    incomplete window: refused (UC5.asked_early) before the gate is asked anything."""
+    from meetpunt.privacy.model import Party, Role
+    from meetpunt.usecases.uc05_intervention import assess_intervention
+
+    note = InterventionNote("tap_change", "OS001", None, date(2025, 6, 12), T0)
+    _before, after = note.windows()
+
+    class NoGate:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"the gate was asked ({name})")
+
+    with pytest.raises(Uc05Error) as refused:
+        assess_intervention(
+            NoGate(),  # type: ignore[arg-type]
+            Party("8716874000009", Role.GRID_OPERATOR),
+            note,
+            pa.table({}),
+            asked_at=after.end - timedelta(hours=1),
+        )
+    assert [f.rule for f in refused.value.findings] == ["UC5.asked_early"]

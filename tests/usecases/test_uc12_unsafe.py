@@ -188,3 +188,88 @@ def test_the_individual_read_covers_the_days_the_cable_step_saw_the_fault() -> N
     assert window.end >= T0 + timedelta(days=9)
     last = Period(measured.end - timedelta(days=RULES.read_days), measured.end)
     assert window != last
+
+
+def test_each_pointed_section_is_read_over_its_own_window_citing_its_own_finding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two feeders whose broken neutrals work in different weeks: the cable step records
+    one finding per pointed section, each naming the days ITS residual jumped, and step
+    3 asks once per section, citing that section's finding, for that window and that
+    section's meters only. One window for both (the step before) would read one of the
+    two sections in days its fault did not show."""
+    from meetpunt.privacy.model import Party, Period, Role
+    from meetpunt.usecases import uc12_unsafe
+
+    days = 20
+    n = days * 288
+    rng = np.random.default_rng(11)
+    quiet = lambda: np.abs(0.1 + rng.normal(0, 0.05, n))  # noqa: E731 - a one-line helper
+    early, late = np.zeros(n), np.zeros(n)
+    early[: 5 * 288] = 0.5 * _load(rng, 5 * 288)  # feeder A: days 0-4
+    late[14 * 288 :] = 0.5 * _load(rng, 6 * 288)  # feeder B: days 14-19
+    stations = _residual_table(
+        {("A", None): early + quiet(), ("B", None): late + quiet(), ("C", None): quiet()}
+    )
+    cabinets = _residual_table(
+        {("A", 0): early + quiet(), ("A", 1): quiet(), ("B", 0): late + quiet()}
+    )
+    sections = {("A", 0): ["ean0", "ean1", "ean2"], ("A", 1): ["x"], ("B", 0): ["ean3", "ean4"]}
+    flags: list[tuple[str, tuple[str, ...], str]] = []
+    asked: list[object] = []
+
+    class Gate:
+        def flag(self, party, usecase, step, opens, eans, until, summary):  # type: ignore[no-untyped-def]
+            flags.append((step, tuple(eans), summary))
+            return len(flags)
+
+    class Grant:
+        def __init__(self, eans: tuple[str, ...]) -> None:
+            self.connection_ids = {e: int(e[-1]) for e in eans}
+
+        def read(self, kind: str) -> pa.Table:
+            table = _voltages(np.random.default_rng(3), None)
+            keep = pa.array(
+                np.isin(np.asarray(table["connection"]), list(self.connection_ids.values()))
+            )
+            table = table.filter(keep)
+            if kind == "voltages_10min":
+                return table
+            return table.append_column("export_wh", pa.array([0] * table.num_rows))
+
+        def finish(self) -> None:
+            pass
+
+    def ask(gate: object, request: object, error: object) -> Grant:
+        asked.append(request)
+        return Grant(request.connections)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(uc12_unsafe, "ask", ask)
+    measured = Period(T0, T0 + timedelta(days=days))
+    party = Party("8716874000009", Role.GRID_OPERATOR)
+    result = uc12_unsafe.find_unsafe(
+        Gate(),
+        party,
+        stations,
+        cabinets,
+        sections,
+        measured,
+        measured.end,
+        RULES,  # type: ignore[arg-type]
+    )
+    assert [f[0] for f in flags] == ["substation", "cable", "cable"]
+    assert [r.cites for r in asked] == [2, 3]  # type: ignore[attr-defined]
+    assert [set(r.connections) for r in asked] == [{"ean0", "ean1", "ean2"}, {"ean3", "ean4"}]  # type: ignore[attr-defined]
+    a, b = (r.period for r in asked)  # type: ignore[attr-defined]
+    assert a.start <= T0 + timedelta(days=1) and a.end >= T0 + timedelta(days=4)
+    assert b.start <= T0 + timedelta(days=15) and b.end >= T0 + timedelta(days=19)
+    assert a != b and (a.end - a.start) <= timedelta(days=RULES.read_days)
+    assert f"{b.start:%Y-%m-%d}" in flags[2][2] and f"{a.start:%Y-%m-%d}" in flags[1][2]
+    assert [(r.feeder, r.cabinet, r.flag_id, r.period) for r in result.reads] == [
+        ("A", 0, 2, a),
+        ("B", 0, 3, b),
+    ]
+    assert result.individual_reads == 5
+    # the one window of the step before, over both sections' cabinets, misses one of them
+    one = uc12_unsafe.busiest_window(cabinets, [("A", 0), ("B", 0)], measured, RULES)
+    assert not (one.start <= T0 + timedelta(days=1) and T0 + timedelta(days=19) <= one.end)

@@ -7,7 +7,7 @@ gate. Registered on :data:`meetpunt.cli.usecases.usecase_app` by importing this 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from meetpunt.app.gate import open_gate
 from meetpunt.cli.common import DbOption, JsonOption, StoreOption, announce_head, fail
+from meetpunt.cli.uc_voltage import AtOption, gate_clock, gate_moment
 from meetpunt.cli.usecases import FromOption, PartyOption, ToOption, _days, console, usecase_app
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
@@ -40,21 +41,29 @@ def uc05(
     operator: OperatorOption,
     days: Annotated[int, typer.Option(min=1, max=10, help="Days per read (at most 10).")] = 10,
     party: PartyOption = "grid_operator",
+    at: AtOption = None,
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """UC5 Effectiveness of an intervention: a before and an after read (at most 10 days
     each, a day apart) of the group's voltages, compared per phase at equal load, feed-in
-    and MV voltage (the operator's substation measurements)."""
+    and MV voltage (the operator's substation measurements). With --at the gate decides
+    at that moment and the after read is asked then (not before its window has ended)."""
     try:
+        asked = None if at is None else gate_moment(at)
         notes = read_interventions(operator / "interventions.csv")
         if not notes:
             raise MeetpuntError(f"{operator / 'interventions.csv'} lists no intervention")
         stations = pq.read_table(operator / "substation_measurements.parquet")
-        with open_gate(db, store, create=False, on_head=announce_head) as gate:
+        with open_gate(db, store, gate_clock(at), create=False, on_head=announce_head) as gate:
             result = assess_intervention(
-                gate, Party(party, Role.GRID_OPERATOR), notes[0], stations, days=days
+                gate,
+                Party(party, Role.GRID_OPERATOR),
+                notes[0],
+                stations,
+                days=days,
+                asked_at=asked,
             )
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
@@ -95,6 +104,7 @@ def uc12(
     date_from: FromOption,
     date_to: ToOption,
     party: PartyOption = "grid_operator",
+    at: AtOption = None,
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -104,10 +114,11 @@ def uc12(
     days; says which connections to visit. Each step is recorded for the audit."""
     period = _days(date_from, date_to)
     try:
+        moment = gate_moment(at)
         stations = pq.read_table(operator / "substation_measurements.parquet")
         cabinets = pq.read_table(operator / "cabinet_measurements.parquet")
         sections = read_cabinets(operator / "cable_cabinets.csv")
-        with open_gate(db, store, create=False, on_head=announce_head) as gate:
+        with open_gate(db, store, gate_clock(at), create=False, on_head=announce_head) as gate:
             versions = gate.register_view.connection_versions(
                 (period.end - timedelta(days=1)).date()
             )
@@ -126,7 +137,7 @@ def uc12(
                 cabinets,
                 sections,
                 period,
-                datetime.now(UTC),
+                moment,
                 smart=smart,
             )
     except MeetpuntError as exc:

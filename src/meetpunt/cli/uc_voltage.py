@@ -5,6 +5,7 @@ Registered on :data:`meetpunt.cli.usecases.usecase_app` (imported by ``cli/main.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,7 +14,14 @@ from rich.table import Table
 
 from meetpunt import rulebook
 from meetpunt.app.gate import open_gate
-from meetpunt.cli.common import DbOption, JsonOption, StoreOption, announce_head, fail
+from meetpunt.cli.common import (
+    DbOption,
+    JsonOption,
+    StoreOption,
+    announce_head,
+    fail,
+    input_error,
+)
 from meetpunt.cli.usecases import (
     FromOption,
     PartyOption,
@@ -33,6 +41,43 @@ OperatorOption = Annotated[
     str | None,
     typer.Option(help="Whose inverter limit applies: Enexis, Stedin or Liander (rule file)."),
 ]
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="The clock the gate decides at (ISO 8601 with its UTC offset, e.g. "
+        "2025-07-01T09:00:00+02:00); now when left out. A finding or window is judged "
+        "at this moment, as the demo does on the twin's 2025 data.",
+    ),
+]
+
+
+AT_HINT = "give the moment with its UTC offset, e.g. --at 2025-07-01T09:00:00+02:00"
+
+
+def gate_moment(at: str | None) -> datetime:
+    """``--at`` as an aware UTC moment, or now (UC2, UC3, UC5, UC12: the gate's clock).
+    Not a time, or one without its UTC offset (it would be read in the machine's zone),
+    is refused (``CLI.at``)."""
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise input_error("CLI.at", f"--at {at!r} is not an ISO 8601 time: {exc}", AT_HINT) from exc
+    if moment.tzinfo is None:
+        raise input_error("CLI.at", f"--at {at!r} has no UTC offset", AT_HINT)
+    return moment.astimezone(UTC)
+
+
+def gate_clock(at: str | None) -> Callable[[], datetime] | None:
+    """The gate's clock for ``--at``: the moment itself (the gate judges a finding's
+    expiry and a period's start by its clock, the request's ``at`` by the same moment),
+    or None for the wall clock."""
+    if at is None:
+        return None
+    moment = gate_moment(at)
+    return lambda: moment
 
 
 def _show_uc02(result: Uc02Result, top: int = 15) -> None:
@@ -56,6 +101,13 @@ def _show_uc02(result: Uc02Result, top: int = 15) -> None:
             "yes" if f.notable else "",
         )
     console.print(table)
+    for c in r.connections:
+        for phase, since, until in c.not_readable:
+            console.print(
+                f"{c.ean} L{phase}: events from {_when(since)} to {_when(until)} not readable "
+                "(meter swapped; the old meter's counters after its last reading were never "
+                f"read): {c.events} counted is a lower bound"
+            )
     for name, flag in result.flags:
         console.print(f"finding {flag} stored for {name}: cite it with uc03 --cites {flag}")
 
@@ -69,6 +121,7 @@ def uc02(
     record: Annotated[
         bool, typer.Option(help="Store each notable feeder as a finding UC3 can cite.")
     ] = True,
+    at: AtOption = None,
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -79,10 +132,11 @@ def uc02(
     notable feeders named by the voltage_quality rule file and stored for UC3."""
     period = _days(date_from, date_to)
     try:
+        moment = gate_moment(at)
         rules = rulebook.voltage_quality(operator)
-        with open_gate(db, store, create=False, on_head=announce_head) as gate:
+        with open_gate(db, store, gate_clock(at), create=False, on_head=announce_head) as gate:
             result = monitor_voltage_quality(
-                gate, Party(party, Role.GRID_OPERATOR), period, datetime.now(UTC), rules, record
+                gate, Party(party, Role.GRID_OPERATOR), period, moment, rules, record
             )
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
@@ -125,6 +179,7 @@ def uc03(
     ] = "UC2 ranking: notably many voltage events",
     party: PartyOption = "grid_operator",
     operator: OperatorOption = None,
+    at: AtOption = None,
     db: DbOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -135,15 +190,16 @@ def uc03(
     come from UC2's read: see uc02 --json, since_installation.)"""
     period = _days(date_from, date_to)
     try:
+        moment = gate_moment(at)
         rules = rulebook.voltage_quality(operator)
-        with open_gate(db, store, create=False, on_head=announce_head) as gate:
+        with open_gate(db, store, gate_clock(at), create=False, on_head=announce_head) as gate:
             result = analyse_feeder(
                 gate,
                 Party(party, Role.GRID_OPERATOR),
                 feeder,
                 cites,
                 period,
-                datetime.now(UTC),
+                moment,
                 trigger,
                 rules,
             )

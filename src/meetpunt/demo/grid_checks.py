@@ -97,7 +97,8 @@ def run_stage(
 
 def expected_audit(checks: GridChecks | None) -> dict[tuple[str, str, str], int]:
     """The audit records the stage leaves (PRV-7): UC5 two decisions and two reads;
-    UC12 one finding per step that pointed further, one decision and two reads."""
+    UC12 one finding per step that pointed further (one per pointed section at the cable
+    step), and per section with smart meters one decision and two reads."""
     if checks is None:
         return {}
     out: dict[tuple[str, str, str], int] = {}
@@ -107,9 +108,9 @@ def expected_audit(checks: GridChecks | None) -> dict[tuple[str, str, str], int]
     if checks.uc12 is not None:
         flags = sum(1 for s in checks.uc12.steps if s.flag_id is not None)
         out[("UC12", "flag", "recorded")] = flags
-        if checks.uc12.individual_reads:
-            out[("UC12", "decision", "granted")] = 1
-            out[("UC12", "read", "read")] = 2
+        sections = sum(1 for r in checks.uc12.reads if r.eans)
+        out[("UC12", "decision", "granted")] = sections
+        out[("UC12", "read", "read")] = 2 * sections
     return {k: v for k, v in out.items() if v}
 
 

@@ -154,15 +154,29 @@ def score_uc2(result: Uc02Result, twin: Path, rules: VoltageQualityRules | None 
     """UC2 against the truth: each ranked connection's events equal the truth's events
     that began between the first and the last reading (a meter's events count on the day
     they start), and the feeders named notable are those the same rule names over the
-    true counts on the TRUE feeders."""
+    true counts on the TRUE feeders. A swapped meter's events that UC2 says it could
+    not read (its old meter's after the last reading, before the swap) are left out of
+    the comparison and counted apart (``events_not_readable``): never read, not wrong."""
     rules = rules or rulebook.voltage_quality()
     conns = {str(r["ean"]): r for r in _rows(twin, "connections")}
+    swapped = {str(r["ean"]): stored_utc(r["swapped_at"]) for r in _rows(twin, "meter_swaps")}
+    gaps = {c.ean: c.not_readable for c in result.ranking.connections if c.not_readable}
     first, last = result.first_reading, result.last_reading
     truth_n: dict[str, int] = {}
+    unread: dict[str, int] = {}
     for e in _rows(twin, "voltage_events"):
         start = stored_utc(e["start"])
-        if first is not None and last is not None and first <= start < last:
-            truth_n[str(e["ean"])] = truth_n.get(str(e["ean"]), 0) + 1
+        ean = str(e["ean"])
+        if first is None or last is None or not first <= start < last:
+            continue
+        if any(
+            a <= start < min(b, swapped.get(ean, b))
+            for p, a, b in gaps.get(ean, ())
+            if p == int(e.get("phase", p))
+        ):
+            unread[ean] = unread.get(ean, 0) + 1
+            continue
+        truth_n[ean] = truth_n.get(ean, 0) + 1
     ranked = result.ranking.connections
     exact = [c for c in ranked if c.events == truth_n.get(c.ean, 0)]
     misses = [
@@ -208,6 +222,8 @@ def score_uc2(result: Uc02Result, twin: Path, rules: VoltageQualityRules | None 
             "notable_right": len(right),
             "notable_missed": len(missed),
             "notable_wrong": len(wrong),
+            "connections_not_readable": len(gaps),
+            "events_not_readable": sum(unread.values()),
         },
     )
 

@@ -205,20 +205,23 @@ def with_meter_cases(interruptions: pa.Table, seen: pa.Table) -> pa.Table:
     return interruptions.append_column("meter_cases", column)
 
 
-EPISODE_BACK_STEPS = 6
-"""UC3: an inverter that fed in again for fewer than this many 5-minute steps (30 min)
-between two trips stays in one episode: it cycles (trip, reconnect, trip again on the
-next 10-minute mean), and quarter-hour data cannot resolve a return shorter than two
-quarter-hours."""
+QUARTER_STEPS = 900 // STEP_S
+"""5-minute steps per quarter-hour: the resolution of the feed-in UC3 reads."""
 
 
 def trip_episodes(
-    trips: Sequence[InverterTrip], reconnect_steps: int, back_steps: int = EPISODE_BACK_STEPS
+    trips: Sequence[InverterTrip], reconnect_steps: int, gap_quarters: int | None = None
 ) -> list[int]:
-    """The episode of each trip (UC3): one connection's trips whose inverter was back for
-    fewer than ``back_steps`` steps in between (the next trip's step minus the last
-    trip's step plus ``reconnect_steps``) are one episode -- the inverter cycled on the
-    over-voltage protection. Episodes are numbered 0.. in (connection, step) order."""
+    """The episode of each trip (UC3), at the resolution of the data UC3 reads: a trip
+    keeps its inverter off from its step for ``reconnect_steps``; the quarter-hours in
+    which one connection's inverter was off for at least one step, at most
+    ``gap_quarters`` apart (the rule file's ``episode_gap_quarters``, the same rule UC3
+    groups its quarter-hours by), are one episode -- the inverter cycled on the
+    over-voltage protection with at most one whole quarter-hour of normal feed-in in
+    between (back for less than 30 to 40 minutes, by where the quarter-hours fall).
+    The axis starts on a quarter-hour (a local midnight). Episodes are numbered 0.. in
+    (connection, step) order."""
+    gap = rulebook.voltage_quality().episode_gap_quarters if gap_quarters is None else gap_quarters
     order = sorted(range(len(trips)), key=lambda i: (trips[i].index, trips[i].step))
     out = [0] * len(trips)
     episode, last = -1, None
@@ -227,7 +230,7 @@ def trip_episodes(
         if (
             last is None
             or t.index != last.index
-            or t.step - (last.step + reconnect_steps) >= back_steps
+            or t.step // QUARTER_STEPS - (last.step + reconnect_steps - 1) // QUARTER_STEPS > gap
         ):
             episode += 1
         out[i] = episode

@@ -62,6 +62,10 @@ class ChannelCount:
     last: datetime | None = None
     per_day: dict[date, int] = field(default_factory=dict)
     """Events per local day (the day a daily reading closes)."""
+    not_readable: list[tuple[datetime, datetime]] = field(default_factory=list)
+    """Per counter restart: (the old meter's last reading, the new meter's first). The
+    old meter's events after its last reading were never read -- the hub holds no final
+    reading of a swapped meter's counters -- so the count is a lower bound there."""
 
 
 def channel_counts(
@@ -89,6 +93,7 @@ def channel_counts(
     )
     out: dict[tuple[int, int], ChannelCount] = {}
     before: dict[tuple[int, int], tuple[int, int]] = {}
+    last_at: dict[tuple[int, int], datetime] = {}
     for cid, phase, at, sags, swells, why in rows:
         if sags is None or swells is None:
             continue
@@ -100,12 +105,15 @@ def channel_counts(
         count.sags_now, count.swells_now = int(sags), int(swells)
         prior = before.get(key)
         before[key] = (int(sags), int(swells))
+        prior_at = last_at.get(key)
+        last_at[key] = when
         if prior is None:
             continue
         if not reset_handling:
             d_sags, d_swells = int(sags) - prior[0], int(swells) - prior[1]
         elif why == METER_SWAP or sags < prior[0] or swells < prior[1]:
             count.resets += 1
+            count.not_readable.append((prior_at or when, when))
             d_sags, d_swells = int(sags), int(swells)
         else:
             d_sags, d_swells = int(sags) - prior[0], int(swells) - prior[1]
@@ -133,6 +141,9 @@ class ConnectionEvents:
     since_installation: tuple[tuple[int, int, int], ...]
     """(meter phase, sags, swells) at the last reading: since the meter was installed."""
     notable: bool = False
+    not_readable: tuple[tuple[int, datetime, datetime], ...] = ()
+    """(meter phase, old meter's last reading, new meter's first): a swapped meter's
+    events after its last reading were never read; the count is a lower bound."""
 
     @property
     def events(self) -> int:
@@ -152,7 +163,23 @@ class ConnectionEvents:
                 {"phase": p, "sags": a, "swells": b} for p, a, b in self.since_installation
             ],
             "notable": self.notable,
+            "not_readable": [
+                {
+                    "phase": p,
+                    "from": a.isoformat(),
+                    "to": b.isoformat(),
+                    "why": NOT_READABLE,
+                }
+                for p, a, b in self.not_readable
+            ],
         }
+
+
+NOT_READABLE = (
+    "not readable: the meter was swapped; the old meter's events after its last reading "
+    "were never read (the hub holds no final reading of its counters), so the events "
+    "counted here are a lower bound"
+)
 
 
 @dataclass(frozen=True)
@@ -262,6 +289,7 @@ def rank(
                 tuple((p, c.sags, c.swells) for p, c in channels),
                 tuple((p, c.sags_now, c.swells_now) for p, c in channels),
                 notable=sags + swells >= conn_min,
+                not_readable=tuple((p, a, b) for p, c in channels for a, b in c.not_readable),
             )
         )
     connections.sort(key=lambda c: (-c.events, c.ean))

@@ -286,11 +286,15 @@ def trip_episodes(
                 groups[-1].append(q)
             else:
                 groups.append([q])
-        for g in groups:
-            # the protection trips on the 10-minute mean at the limit: the meter's
-            # 10-minute voltage at the limit in or just before its first quarter-hours
-            if not any(at_limit[q, j] for q in g[:2]):
+        for whole in groups:
+            # the protection trips on the 10-minute mean at the limit: an episode begins
+            # with a quarter-hour whose 10-minute voltage (in it or just before) was at
+            # the limit; low quarter-hours before it (a morning's feed-in under the
+            # reference) are no trip and would otherwise veto the whole spell
+            first = next((k for k, q in enumerate(whole) if at_limit[q, j]), None)
+            if first is None:
                 continue
+            g = whole[first:]
             # a trip stops the feed-in for a whole reconnect delay (at least a
             # quarter-hour's worth, split over two quarter-hours when it starts inside one)
             # the feed-in stopped: a whole quarter-hour at (almost) nothing, or one trip

@@ -480,11 +480,20 @@ def assess_intervention(
     *,
     days: int = WINDOW_DAYS,
     trigger: str | None = None,
+    asked_at: datetime | None = None,
 ) -> Uc05Result:
     """UC5 end to end: two gate requests (before, asked when the work starts; after,
-    asked when its window has ended), then :func:`compare_windows` for the group."""
+    asked when its window has ended, or at ``asked_at``), then :func:`compare_windows`
+    for the group. An ``asked_at`` before the after window ends is refused
+    (``UC5.asked_early``): the window would be read before it is complete."""
     rules = rules or Uc05Rules.load()
     before, after = note.windows(days)
+    if asked_at is not None and asked_at < after.end:
+        raise Uc05Error(
+            f"asked at {asked_at.isoformat()}, before the after window ends "
+            f"({after.end.isoformat()}); ask again from then on",
+            [Finding("UC5.asked_early", note.feeder or note.substation)],
+        )
     versions = gate.register_view.connection_versions(before.end.date() - timedelta(days=1))
     phase_of = group_connections(versions, note)
     if not phase_of:
@@ -496,7 +505,7 @@ def assess_intervention(
     eans = tuple(sorted(phase_of))
     tables: list[pa.Table] = []
     ids: dict[int, str] = {}
-    for window, at in ((before, note.at), (after, after.end)):
+    for window, at in ((before, note.at), (after, asked_at or after.end)):
         request = AccessRequest(
             party, PURPOSE, eans, frozenset({KIND}), window, at, "UC5 before/after", why
         )

@@ -14,9 +14,11 @@ through the earth, and its voltage swings with its own load.
    connections.
 2. **Cable** (the operator's own measurement along the flagged feeder): the last cable
    cabinet whose residual still jumps; the broken neutral hangs in the section it
-   feeds. Recorded with ``Gate.flag(step="cable")`` naming that section's connections.
-3. **Individual connections**: one gate request citing the cable step's finding, for
-   the section's connections only: voltages and feed-in for at most 10 days. A meter
+   feeds. Recorded with ``Gate.flag(step="cable")`` per pointed section, naming that
+   section's connections and its own window: the days its residual jumped most.
+3. **Individual connections**: per pointed section one gate request citing that
+   section's cable finding, for its connections only, over its window: voltages and
+   feed-in for at most 10 days. A meter
    phase whose voltage departs from its neighbours' by more than the threshold swings
    on a floating star point: visit that connection.
 
@@ -130,6 +132,9 @@ class Step:
     flag_id: int | None
     looked_at: tuple[ResidualFinding, ...] = ()
     names: tuple[str, ...] = ()
+    window: Period | None = None
+    """A cable step's finding: the days its section's residual jumped most, which its
+    individual read covers."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +142,30 @@ class Step:
             "flag_id": self.flag_id,
             "looked_at": [f.as_dict() for f in self.looked_at],
             "names": len(self.names),
+            "window": None
+            if self.window is None
+            else {"start": self.window.start.isoformat(), "end": self.window.end.isoformat()},
+        }
+
+
+@dataclass(frozen=True)
+class SectionRead:
+    """Step 3 for one pointed section: the cable finding it cites, its own window and
+    the smart meters read (none: the section has no smart meter to read)."""
+
+    feeder: str
+    cabinet: int
+    flag_id: int
+    period: Period
+    eans: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "feeder": self.feeder,
+            "cabinet": self.cabinet,
+            "cites": self.flag_id,
+            "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
+            "meters_read": len(self.eans),
         }
 
 
@@ -153,8 +182,11 @@ class Uc12Result:
     individual_reads: int
     whole_feeder_reads: int
     read_period: Period | None = None
+    """The earliest section read's window (each section has its own: :attr:`reads`)."""
     series: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
     """For the pictures: per EAN to visit its voltage and its neighbours' median."""
+    reads: tuple[SectionRead, ...] = ()
+    """One individual read per pointed section, each citing its own cable finding."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +202,7 @@ class Uc12Result:
                 "start": self.read_period.start.isoformat(),
                 "end": self.read_period.end.isoformat(),
             },
+            "reads": [r.as_dict() for r in self.reads],
         }
 
 
@@ -391,8 +424,9 @@ def find_unsafe(
     smart: Mapping[str, int | None] | None = None,
 ) -> Uc12Result:
     """UC12 end to end over the operator's measurements of ``measured``: step 1 and 2
-    recorded as findings, step 3 one gate request citing step 2's finding for the last
-    ``read_days`` of ``measured`` (voltages and feed-in). ``smart`` (EAN -> grid phase
+    recorded as findings (one per pointed section, with its own window), step 3 one gate
+    request per section citing ITS finding, over the ``read_days`` in which that
+    section's residual jumped most (voltages and feed-in). ``smart`` (EAN -> grid phase
     of a single-phase smart meter, None for three-phase) names the meters that can be
     read; the others of a pointed section are left for the visit (``unresolved``)."""
     rules = rules or Uc12Rules.load()
@@ -420,46 +454,70 @@ def find_unsafe(
     steps.append(Step("substation", flag1, tuple(first), tuple(named)))
     second = cable_step(cabinet_table, flagged, rules)
     pointed = [(f.feeder, f.cabinet) for f in second if f.points and f.cabinet is not None]
-    section_eans = [e for key in pointed for e in sections.get(key, [])]
-    if not section_eans:
+    pointed = [key for key in pointed if sections.get(key)]
+    if not pointed:
         steps.append(Step("cable", None, tuple(second)))
         return Uc12Result(tuple(steps), (), (), (), 0, whole)
-    flag2 = gate.flag(
-        party,
-        PURPOSE,
-        "cable",
-        PURPOSE,
-        section_eans,
-        valid_until,
-        "residual current jumps up to cabinet(s) " + ", ".join(f"{f}/{c}" for f, c in pointed),
-    )
-    steps.append(Step("cable", flag2, tuple(second), tuple(section_eans)))
-    readable = [e for e in section_eans if smart is None or e in smart]
-    period = busiest_window(cabinet_table, pointed, measured, rules)
-    request = AccessRequest(
-        party,
-        PURPOSE,
-        tuple(readable),
-        frozenset({VOLTAGES, FEED_IN}),
-        period,
-        at,
-        "UC12 step 3: individual connections",
-        f"UC12 cable step, finding {flag2}",
-        flag2,
-    )
-    grant = ask(gate, request, Uc12Error)
-    voltages = grant.read(VOLTAGES)
-    feed_in = grant.read(FEED_IN).select(["connection", "start", "export_wh"])
-    ids = {cid: ean for ean, cid in grant.connection_ids.items()}
-    grant.finish()
-    meters, series = connection_step(voltages, feed_in, ids, rules)
-    steps.append(Step("connections", None, (), tuple(readable)))
+    meters: list[MeterFinding] = []
+    series: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
+    reads: list[SectionRead] = []
+    for feeder, cabinet in pointed:
+        members = list(sections[(feeder, cabinet)])
+        # each section's finding names its own window: the days ITS residual jumped most
+        window = busiest_window(cabinet_table, [(feeder, cabinet)], measured, rules)
+        flag = gate.flag(
+            party,
+            PURPOSE,
+            "cable",
+            PURPOSE,
+            members,
+            valid_until,
+            f"residual current jumps up to cabinet {feeder}/{cabinet}, most in "
+            f"{window.start:%Y-%m-%d %H:%M}..{window.end:%Y-%m-%d %H:%M} UTC",
+        )
+        looked = tuple(f for f in second if f.feeder == feeder)
+        steps.append(Step("cable", flag, looked, tuple(members), window))
+        readable = [e for e in members if smart is None or e in smart]
+        if not readable:
+            reads.append(SectionRead(feeder, cabinet, flag, window, ()))
+            continue
+        request = AccessRequest(
+            party,
+            PURPOSE,
+            tuple(readable),
+            frozenset({VOLTAGES, FEED_IN}),
+            window,
+            at,
+            "UC12 step 3: individual connections",
+            f"UC12 cable step, finding {flag} ({feeder}/{cabinet})",
+            flag,
+        )
+        grant = ask(gate, request, Uc12Error)
+        voltages = grant.read(VOLTAGES)
+        feed_in = grant.read(FEED_IN).select(["connection", "start", "export_wh"])
+        ids = {cid: ean for ean, cid in grant.connection_ids.items()}
+        grant.finish()
+        found, shown = connection_step(voltages, feed_in, ids, rules)
+        meters += found
+        series.update(shown)
+        steps.append(Step("connections", None, (), tuple(readable), window))
+        reads.append(SectionRead(feeder, cabinet, flag, window, tuple(readable)))
     visit = tuple(sorted({m.ean for m in meters if m.unsafe}))
     unresolved: tuple[str, ...] = ()
     for key in pointed:
         members = list(sections.get(key, []))
         if not any(e in visit for e in members):
             unresolved += tuple(e for e in members if smart is not None and e not in smart)
+    individual = sum(len(r.eans) for r in reads)
+    first_read = min((r.period for r in reads), key=lambda p: p.start, default=None)
     return Uc12Result(
-        tuple(steps), tuple(meters), visit, unresolved, len(readable), whole, period, series
+        tuple(steps),
+        tuple(meters),
+        visit,
+        unresolved,
+        individual,
+        whole,
+        first_read,
+        series,
+        tuple(reads),
     )
