@@ -195,7 +195,7 @@ def _names(eans: Sequence[str], limit: int = 5, hidden: bool = False) -> str:
     return shown + (f" and {len(eans) - limit} more" if len(eans) > limit else "")
 
 
-MIDNIGHT_READINGS = frozenset({"daily_readings", "monthly_readings"})
+MIDNIGHT_READINGS = frozenset({"daily_readings", "monthly_readings", "switch_readings"})
 """Kinds whose values are register readings taken at a local midnight: a day
 added to a contract's end adds only the reading at that midnight, the final reading
 that belongs to the leaving and the arriving supplier alike (MKT-5). Interval values
