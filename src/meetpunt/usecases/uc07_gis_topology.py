@@ -607,6 +607,9 @@ def _judge(
     found = options[k]
     margin = best - second
     by_meters = best >= min_correlation and margin >= needed
+    peers = _peers(m, cols, ch, of, usable, gid)
+    if found != registered and peers < MIN_PEERS:
+        by_meters = False  # too few meters in the registered group to refute it
     by_load = False
     load_found: tuple[str, str | None] | None = None
     load_margin = 0.0
@@ -620,6 +623,12 @@ def _judge(
             f"to {_where(load_found)}: the two signals disagree"
         )
     if not by_meters and not by_load:
+        if found != registered and peers < MIN_PEERS:
+            return undecided(
+                f"its registered cable and phase have {peers} other meter(s) to compare "
+                f"with, fewer than {MIN_PEERS}, and no operator measurement of the feeder "
+                "decides: the registration can be neither confirmed nor refuted"
+            )
         if best < min_correlation:
             return undecided(
                 f"its voltage changes follow no group (best correlation {best:.2f} < "
@@ -631,19 +640,11 @@ def _judge(
     elif by_load:
         margin = max(margin, load_margin)
     confidence = float(min(1.0, margin / (2 * needed)))
-    if found != registered:
-        peers = _peers(m, cols, ch, of, usable, gid)
-        if not by_load and peers < MIN_PEERS:
-            return undecided(
-                f"its registered cable and phase have {peers} other meter(s) to compare with, "
-                f"fewer than {MIN_PEERS}, and no operator measurement of the feeder decides: "
-                "the registration can be neither confirmed nor refuted"
-            )
-        if margin < FLAG_SIGMAS * sigma:
-            return undecided(
-                f"the voltages lean to {_where(found)} but not clearly enough to propose a "
-                f"correction (margin {margin:.2f})"
-            )
+    if found != registered and margin < FLAG_SIGMAS * sigma:
+        return undecided(
+            f"the voltages lean to {_where(found)} but not clearly enough to propose a "
+            f"correction (margin {margin:.2f})"
+        )
     if found[0] != m.feeder:
         verdict = FEEDER_DIFFERS
     elif not m.three_phase and found[1] != m.phase:
