@@ -197,3 +197,16 @@ def test_apply_refuses_a_table_that_is_not_uc07s(tmp_path: Path) -> None:
     )
     assert done.exit_code == 1
     assert "REG-2.gis_table" in done.output or "not a UC7 correction table" in done.output
+
+
+def test_a_missing_operator_file_is_a_clear_error(tmp_path: Path) -> None:
+    """`usecase uc07 --operator DIR` without substation measurements in DIR names the
+    file and what to do, before any gate request is made."""
+    from meetpunt.cli.uc07 import read_stations
+    from meetpunt.errors import MeetpuntError
+
+    missing = tmp_path / "substation_measurements.parquet"
+    with pytest.raises(MeetpuntError, match="no substation measurements") as caught:
+        read_stations(missing)
+    assert caught.value.findings[0].rule == "UC7.operator"
+    assert caught.value.hint and "--operator" in caught.value.hint
