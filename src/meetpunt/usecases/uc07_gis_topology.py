@@ -21,9 +21,17 @@ feeder, phases fixed). Without three-phase anchors the phase labels are relative
 groups are found from the voltages, named after the register's majority, and the result
 says so (``phase_labels = "relative"``).
 
+Second signal (issue 19): where the operator measures its feeders at the substation
+(its own file, not meter data, so not through the gate), each meter's change less the
+busbar's change on a phase is correlated with the fall of each feeder's power on that
+phase (:func:`load_scores`, the load-driven voltage drop). It needs no other meter, so it
+refutes a registration on a cable and phase where no other meter hangs, and it names
+the grid's phases. Either signal may decide; when both decide and differ the answer is
+``undecided``.
+
 An honest ``undecided`` (issue 19): too few measured changes (a short period, a meter
-with gaps), changes that correlate with no group (an unloaded cable), or two groups that
-fit nearly as well. Nothing but voltages is used; addresses say nothing.
+with gaps), changes that correlate with no group (an unloaded cable), two groups that
+fit nearly as well, or two signals that disagree. Addresses are never used.
 
 Everything except :func:`find_topology`'s gate calls is a pure function over Arrow
 tables and numpy arrays for one substation (or one feeder's group).
