@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from meetpunt.domain.capacity import Commodity, ElectricityCapacity
@@ -303,11 +304,9 @@ def feeder_loads(stations: pa.Table, substation: str, period: Period) -> FeederL
     }
     if not n_steps or not needed <= set(stations.column_names):
         return None
-    subs = stations.column("substation").to_pylist()
-    rows = np.array([s == substation for s in subs], dtype=bool)
-    if not rows.any():
+    table = stations.filter(pc.equal(stations.column("substation"), substation))
+    if not table.num_rows:
         return None
-    table = stations.filter(pa.array(rows))
     feeder_of = [str(f) for f in table.column("feeder").to_pylist()]
     feeders = tuple(sorted(set(feeder_of)))
     fi = np.array([feeders.index(f) for f in feeder_of], dtype=np.int64)
