@@ -23,7 +23,7 @@ from meetpunt.demo.uc07 import Uc07Score, merge, score_placements
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.jsonout import dumps
 from meetpunt.privacy.model import Period
-from meetpunt.usecases.uc07_gis_topology import Member, analyse
+from meetpunt.usecases.uc07_gis_topology import Member, analyse, feeder_loads
 
 
 def members_from(register: Path, index: dict[str, int]) -> dict[str, list[Member]]:
@@ -47,7 +47,10 @@ def members_from(register: Path, index: dict[str, int]) -> dict[str, list[Member
     return out
 
 
-def measure(twin: Path, first: date, days: int) -> Uc07Score:
+def measure(twin: Path, first: date, days: int, operator: bool = True) -> Uc07Score:
+    """UC7's score on one twin over ``days`` from ``first``; with ``operator`` the
+    analysis also uses the operator's substation measurements (``operator/``)."""
+    stations = pq.read_table(twin / "operator" / "substation_measurements.parquet")
     volts = pq.read_table(twin / "meterdata" / "voltages_10min.parquet")
     truth = pq.read_table(twin / "truth" / "connections.parquet")
     index = dict(
@@ -59,8 +62,9 @@ def measure(twin: Path, first: date, days: int) -> Uc07Score:
     inside = pc.and_(pc.greater_equal(start, period.start), pc.less(start, period.end))
     volts = volts.filter(inside)
     scores = []
-    for members in groups.values():
-        placements, _ = analyse(volts, members, period)
+    for substation, members in groups.items():
+        loads = feeder_loads(stations, substation, period) if operator else None
+        placements, _ = analyse(volts, members, period, loads)
         scores.append(score_placements(placements, truth.to_pylist()))
     return merge(scores)
 
@@ -74,6 +78,11 @@ def main() -> None:
     ap.add_argument("--faults", default="field")
     ap.add_argument("--out", type=Path, default=Path("uc07_accuracy.json"))
     ap.add_argument("--keep", type=Path, default=None, help="Keep the twins in this folder.")
+    ap.add_argument(
+        "--meters-only",
+        action="store_true",
+        help="Leave out the operator's substation measurements (voltages alone).",
+    )
     a = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +115,7 @@ def main() -> None:
                         capture_output=True,
                     )
                 for days in a.days:
-                    s = measure(twin, date.fromisoformat(start), days)
+                    s = measure(twin, date.fromisoformat(start), days, not a.meters_only)
                     row = {"start": start, "seed": seed, "days": days, **s.as_dict()}
                     results.append(row)
                     print(dumps(row), flush=True)

@@ -19,6 +19,7 @@ from meetpunt.usecases.uc07_gis_topology import (
     UNDECIDED,
     Member,
     analyse,
+    feeder_loads,
 )
 
 START = datetime(2025, 1, 13, tzinfo=UTC)
@@ -177,3 +178,96 @@ def test_every_injected_phase_error_is_found_and_nothing_else(
         assert p.found_phase == layout[i][1] and p.found_feeder == layout[i][0]
     assert all(placed[i].verdict == PHASE_DIFFERS for i in registered if i % 24 > 2)
     assert sum(p.verdict == UNDECIDED for p in placed) <= 6
+
+
+def stations_of(
+    layout: list[tuple[str, str | None]],
+    days: float,
+    seed: int,
+    substation: str = "OS1",
+    unmetered: tuple[str, ...] = (),
+) -> pa.Table:
+    """The operator's own substation measurements for :func:`build`'s feeders (same seed,
+    same draws) and for ``unmetered`` feeders (no smart meter on them): per feeder and
+    phase the feeder-head power, proportional to the cable's load (0.5 % noise), and the
+    busbar voltage per phase (0.2 V noise)."""
+    rng = np.random.default_rng(seed)
+    steps = int(days * 144)
+    feeders = sorted({f for f, _ in layout})
+    common = np.cumsum(rng.normal(0, 0.3, steps))
+    trafo = {p: np.abs(np.cumsum(rng.normal(0, 0.5, steps))) for p in PHASES}
+    cable = {
+        (f, p): np.abs(np.cumsum(rng.normal(0, 1.0, steps)) + rng.normal(0, 2, steps))
+        for f in feeders
+        for p in PHASES
+    }
+    noise = np.random.default_rng(seed + 1)
+    for f in unmetered:
+        for p in PHASES:
+            cable[(f, p)] = np.abs(np.cumsum(noise.normal(0, 1.0, steps)))
+    times = [START + timedelta(minutes=10 * k) for k in range(steps)]
+    parts = []
+    for f in [*feeders, *unmetered]:
+        cols: dict[str, object] = {
+            "substation": [substation] * steps,
+            "feeder": [f] * steps,
+            "start": pa.array(times, pa.timestamp("s", tz="UTC")),
+        }
+        for k, p in enumerate(PHASES, start=1):
+            power = 5.0 * cable[(f, p)] * (1 + noise.normal(0, 0.005, steps))
+            bus = 230 + common - 0.3 * trafo[p] + noise.normal(0, 0.2, steps)
+            cols[f"power_kw_l{k}"] = pa.array(power, pa.float32())
+            cols[f"busbar_v_l{k}"] = pa.array(bus, pa.float32())
+        parts.append(pa.table(cols))
+    return pa.concat_tables(parts)
+
+
+def test_a_feeder_error_alone_on_its_cable_and_phase_is_found_by_the_feeder_load() -> None:
+    """Issue 19 item 1: meter-to-meter correlation cannot refute a registration on a
+    cable and phase with no other meter; the operator's feeder load can."""
+    layout = feeder_layout()
+    table, period = build(layout, days=3, seed=6)
+    i = 5  # truly on K1, registered on K3, a cable with no other smart meter
+    true_phase = layout[i][1]
+    assert layout[i][0] == "K1" and true_phase is not None
+    wrong = {i: ("K3", "L1")}
+    alone, _ = analyse(table, members(layout, wrong), period)
+    assert alone[i].verdict == UNDECIDED and "neither confirmed nor refuted" in alone[i].reason
+    loads = feeder_loads(stations_of(layout, 3, 6, unmetered=("K3",)), "OS1", period)
+    assert loads is not None and loads.feeders == ("K1", "K2", "K3")
+    placed, labels = analyse(table, members(layout, wrong), period, loads)
+    assert labels == "anchored"
+    assert placed[i].verdict == FEEDER_DIFFERS
+    assert (placed[i].found_feeder, placed[i].found_phase) == ("K1", true_phase)
+    others = [p for k, p in enumerate(placed) if k != i]
+    assert all(p.verdict in (AGREES, UNDECIDED) for p in others)
+    assert sum(p.verdict == AGREES for p in others) >= len(others) - 2
+
+
+def test_when_the_two_signals_disagree_the_answer_is_undecided() -> None:
+    """The load signal never overrules the meters silently: feeder-head power that
+    names other phases (here the operator's L1 and L2 columns swapped) makes the
+    connections whose two signals disagree undecided, with the reason; no false flag."""
+    layout = feeder_layout()
+    table, period = build(layout, days=3, seed=7)
+    stations = stations_of(layout, 3, 7)
+    swapped = stations.rename_columns(
+        [
+            {"power_kw_l1": "power_kw_l2", "power_kw_l2": "power_kw_l1"}.get(c, c)
+            for c in stations.column_names
+        ]
+    )
+    loads = feeder_loads(swapped, "OS1", period)
+    placed, _ = analyse(table, members(layout), period, loads)
+    assert all(p.verdict in (AGREES, UNDECIDED) for p in placed)
+    moved = [p for p, (_, ph) in zip(placed, layout, strict=True) if ph in ("L1", "L2")]
+    disagree = [p for p in moved if "disagree" in p.reason]
+    assert len(disagree) >= len(moved) // 2
+
+
+def test_feeder_loads_of_another_substation_or_an_incomplete_file_are_none() -> None:
+    layout = feeder_layout()
+    _, period = build(layout, days=1, seed=8)
+    stations = stations_of(layout, 1, 8)
+    assert feeder_loads(stations, "OS9", period) is None
+    assert feeder_loads(stations.drop_columns(["busbar_v_l3"]), "OS1", period) is None

@@ -102,6 +102,7 @@ def test_uc07_reads_once_deletes_its_copy_and_refuses_a_second_run(tmp_path: Pat
 def test_confirmed_corrections_become_a_new_version_with_uc07_as_source(tmp_path: Path) -> None:
     """Issue 19: only rows a person confirmed are applied, as a new connection version
     with UC7 named as the source; a stale row and a missing confirmer are refused."""
+    from dataclasses import replace
     from datetime import UTC, date, datetime
 
     from meetpunt.cli.uc07 import read_confirmed
@@ -109,6 +110,7 @@ def test_confirmed_corrections_become_a_new_version_with_uc07_as_source(tmp_path
     from meetpunt.errors import RegisterError
     from meetpunt.register import open_register
     from meetpunt.register.gis import GisCorrection, apply_corrections
+    from meetpunt.register.read import RegisterView
 
     register = open_register(f"sqlite:///{tmp_path / 'r.sqlite'}")
     csv_text = (
@@ -157,6 +159,20 @@ def test_confirmed_corrections_become_a_new_version_with_uc07_as_source(tmp_path
         assert [(h.source, h.old_phase, h.new_phase, h.confirmed_by) for h in history] == [
             ("UC7", "L1", "L3", "J. Jansen")
         ]
+        # UC1, UC4 and UC9 take the confirmed correction as the grid position from its
+        # day on; a later registration that is not UC7's is no confirmed position
+        view = RegisterView(register)
+        assert view.gis_confirmed(date(2025, 6, 30)) == set()
+        assert view.gis_confirmed(date(2025, 7, 1)) == {"871687400000000014"}
+        with register.session() as session:
+            moved = replace(
+                after.attributes, grid=replace(after.attributes.grid, feeder="OS001-K2")
+            )
+            session.record_connection(
+                "871687400000000014", Commodity.ELECTRICITY, moved, date(2025, 8, 1)
+            )
+        assert view.gis_confirmed(date(2025, 7, 31)) == {"871687400000000014"}
+        assert view.gis_confirmed(date(2025, 8, 1)) == set()
     finally:
         register.dispose()
 
@@ -181,3 +197,16 @@ def test_apply_refuses_a_table_that_is_not_uc07s(tmp_path: Path) -> None:
     )
     assert done.exit_code == 1
     assert "REG-2.gis_table" in done.output or "not a UC7 correction table" in done.output
+
+
+def test_a_missing_operator_file_is_a_clear_error(tmp_path: Path) -> None:
+    """`usecase uc07 --operator DIR` without substation measurements in DIR names the
+    file and what to do, before any gate request is made."""
+    from meetpunt.cli.uc07 import read_stations
+    from meetpunt.errors import MeetpuntError
+
+    missing = tmp_path / "substation_measurements.parquet"
+    with pytest.raises(MeetpuntError, match="no substation measurements") as caught:
+        read_stations(missing)
+    assert caught.value.findings[0].rule == "UC7.operator"
+    assert caught.value.hint and "--operator" in caught.value.hint

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
@@ -100,6 +102,14 @@ def uc07(
         Path | None,
         typer.Option(help="Write the proposed GIS corrections (CSV) here for a GIS clerk."),
     ] = None,
+    operator: Annotated[
+        Path | None,
+        typer.Option(
+            help="The operator's folder with substation_measurements.parquet (feeder-head "
+            "power, busbar voltage; a twin's operator/): the load-driven voltage drop "
+            "as a second signal. Not meter data, read as the operator's own file."
+        ),
+    ] = None,
     party: PartyOption = "grid_operator",
     db: DbOption = None,
     store: StoreOption = None,
@@ -110,6 +120,9 @@ def uc07(
     deleted after the analysis (PRV-5)."""
     period = _days(date_from, date_to)
     try:
+        stations = None
+        if operator is not None:
+            stations = read_stations(operator / "substation_measurements.parquet")
         with (
             tempfile.TemporaryDirectory(prefix="meetpunt-uc07-") as work,
             open_gate(db, store, create=False, on_head=announce_head) as gate,
@@ -123,6 +136,7 @@ def uc07(
                 trigger,
                 Path(work),
                 feeder,
+                stations,
             )
     except MeetpuntError as exc:
         raise fail(exc, as_json) from exc
@@ -132,6 +146,19 @@ def uc07(
         print_json(result.as_dict())
     else:
         _show(result)
+
+
+def read_stations(path: Path) -> pa.Table:
+    """The operator's substation measurements (UC7's second signal); a missing file is
+    a clear error naming it and what to do."""
+    if not path.is_file():
+        raise MeetpuntError(
+            f"{path}: no substation measurements",
+            [Finding("UC7.operator", f"{path} does not exist")],
+            "give --operator the folder holding substation_measurements.parquet, or leave "
+            "it out to judge on the voltages alone",
+        )
+    return pq.read_table(path)
 
 
 CONFIRMED = frozenset({"yes", "ja", "y", "j"})

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
@@ -299,7 +300,8 @@ def analyse(run: DemoRun) -> None:
             run.uc4 = compensate(gate, OPERATOR, s.period, after, trigger, planned)
             say(f"{len(run.uc4.payments)} payments, {len(run.uc4.letters)} letters")
         with _timed(run, "UC7") as say:
-            run.uc7 = run_uc07(gate, OPERATOR, s.period, after, s.folder / "uc07")
+            stations = pq.read_table(run.twin / "operator" / "substation_measurements.parquet")
+            run.uc7 = run_uc07(gate, OPERATOR, s.period, after, s.folder / "uc07", stations)
             say(f"{sum(len(r.corrections) for r in run.uc7)} GIS corrections proposed")
         with _timed(run, "UC8") as say:
             run.uc8 = run_uc08(gate, OPERATOR, s.period, after)

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from meetpunt.demo.score import Score
 from meetpunt.domain.calendar import local_midnight_utc, to_local
 from meetpunt.privacy.gate import Gate
@@ -129,10 +131,17 @@ def uc07_period(period: Period) -> Period:
 
 
 def run_uc07(
-    gate: Gate, party: Party, period: Period, at: datetime, work: Path
+    gate: Gate,
+    party: Party,
+    period: Period,
+    at: datetime,
+    work: Path,
+    stations: pa.Table | None = None,
 ) -> list[Uc07Result]:
     """UC7 for every substation of the register (one gate request each), over
-    :func:`uc07_period`; each read copy is deleted after its analysis (PRV-5)."""
+    :func:`uc07_period`; each read copy is deleted after its analysis (PRV-5).
+    ``stations`` are the operator's substation measurements (the twin's ``operator/``),
+    UC7's second signal."""
     day = to_local(period.start).date()
     substations = sorted(
         {
@@ -143,7 +152,10 @@ def run_uc07(
     )
     span = uc07_period(period)
     trigger = f"GIS review of {day:%B %Y}: cable and phase from voltages"
-    return [find_topology(gate, party, sub, span, at, trigger, work) for sub in substations]
+    return [
+        find_topology(gate, party, sub, span, at, trigger, work, stations=stations)
+        for sub in substations
+    ]
 
 
 def expected_audit(results: Sequence[Uc07Result]) -> dict[tuple[str, str, str], int]:

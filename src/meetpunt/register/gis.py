@@ -34,6 +34,30 @@ class GisCorrection:
     new_phase: str | None
 
 
+def confirmed_on(session: RegisterSession, on: date) -> set[str]:
+    """The EANs whose registered feeder and phase on ``on`` are a person-confirmed GIS
+    correction (the latest ``gis_correction`` up to ``on`` is what the version holding
+    on ``on`` says). UC1, UC4 and UC9 take these as the grid position and let their
+    street rule judge only the others (issue 19, :mod:`meetpunt.usecases.grid`)."""
+    g, c, v = t.gis_correction, t.connection, t.connection_version
+    query = (
+        select(c.c.ean, g.c.new_feeder, g.c.new_phase, v.c.feeder, v.c.phase)
+        .join(c, c.c.id == g.c.connection_id)
+        .join(v, v.c.connection_id == g.c.connection_id)
+        .where(
+            g.c.valid_from <= on,
+            c.c.commodity == Commodity.ELECTRICITY.value,
+            v.c.valid_from <= on,
+            (v.c.valid_to.is_(None)) | (v.c.valid_to > on),
+        )
+        .order_by(g.c.valid_from, g.c.id)
+    )
+    latest: dict[str, bool] = {}
+    for ean, new_feeder, new_phase, feeder, phase in session.db.execute(query):
+        latest[str(ean)] = (new_feeder, new_phase or None) == (feeder, phase or None)
+    return {ean for ean, holds in latest.items() if holds}
+
+
 def apply_corrections(
     session: RegisterSession,
     corrections: Sequence[GisCorrection],

@@ -457,6 +457,14 @@ class RegisterView:
         with self._register.session() as session:
             return list(session.connection_versions(on))
 
+    def gis_confirmed(self, on: date) -> set[str]:
+        """The EANs whose grid position on ``on`` is a person-confirmed GIS correction
+        (UC7 applied, :func:`meetpunt.register.gis.confirmed_on`)."""
+        from meetpunt.register.gis import confirmed_on
+
+        with self._register.session() as session:
+            return confirmed_on(session, on)
+
     def contract_holders(
         self, wanted: Sequence[tuple[str, date]], commodity: Commodity = Commodity.ELECTRICITY
     ) -> dict[tuple[str, date], SupplyContract | None]:

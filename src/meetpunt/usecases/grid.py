@@ -5,12 +5,18 @@ therefore place a meter on the feeder whose home street is the meter's own stree
 (UC1/UC4 of the use-case list: "check the surrounding meters"); a meter placed elsewhere than its
 registration says is a suspected GIS feeder error. The rule assumes one home street per
 feeder, as in the twin and in most Dutch LV streets.
+
+Where UC7 has measured a connection's cable and a person confirmed and applied the
+correction (``uc07-apply``, a ``gis_correction`` row whose values the register still
+holds), that registration IS the grid position: the street rule never overrides it and
+is only the fallback for connections without such a result (issue 19;
+``RegisterView.gis_confirmed``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from meetpunt.domain.capacity import Commodity
@@ -63,15 +69,23 @@ def home_streets(meters: Iterable[Neighbour]) -> dict[str, str]:
     return {f: s for f, s in homes.items() if taken[s] == 1}
 
 
-def probable_feeders(meters: Iterable[Neighbour]) -> dict[str, str]:
-    """The feeder each meter of ONE substation most likely hangs on: the feeder whose
-    home street is the meter's street, else its registered feeder."""
+def probable_feeders(
+    meters: Iterable[Neighbour], confirmed: Collection[str] = frozenset()
+) -> dict[str, str]:
+    """The feeder each meter of ONE substation most likely hangs on: its registered
+    feeder when that is a confirmed UC7 correction (``confirmed`` EANs, issue 19), else
+    the feeder whose home street is the meter's street, else its registered feeder."""
     listed = list(meters)
     by_street = {s: f for f, s in home_streets(listed).items()}
-    return {m.ean: by_street.get(m.street, m.spot.feeder) for m in listed}
+    return {
+        m.ean: m.spot.feeder if m.ean in confirmed else by_street.get(m.street, m.spot.feeder)
+        for m in listed
+    }
 
 
-def street_feeders(meters: Iterable[Neighbour]) -> dict[str, str]:
+def street_feeders(
+    meters: Iterable[Neighbour], confirmed: Collection[str] = frozenset()
+) -> dict[str, str]:
     """:func:`probable_feeders` over meters of any number of substations, each
     substation on its own (a street rule never moves a meter to another substation)."""
     by_substation: dict[str, list[Neighbour]] = {}
@@ -79,5 +93,5 @@ def street_feeders(meters: Iterable[Neighbour]) -> dict[str, str]:
         by_substation.setdefault(m.spot.substation, []).append(m)
     out: dict[str, str] = {}
     for group in by_substation.values():
-        out.update(probable_feeders(group))
+        out.update(probable_feeders(group, confirmed))
     return out

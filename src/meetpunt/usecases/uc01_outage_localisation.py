@@ -471,7 +471,8 @@ def localise(
     classifies on the meters that went dark together with the reporter
     (:func:`find_onset`), so overlapping outages stay apart (issue 16). Raises
     :class:`Uc01Error` when refused."""
-    meters = neighbours(gate.register_view.connection_versions(to_local(at).date()), ean)
+    day = to_local(at).date()
+    meters = neighbours(gate.register_view.connection_versions(day), ean)
     why = reasons(meters, ean)
     period = window(at)
     request = AccessRequest(
@@ -486,7 +487,8 @@ def localise(
     )
     answer = _Counted(ask(gate, request, Uc01Error))
     now = answer.presence(at)
-    feeders = probable_feeders(meters)
+    # a confirmed UC7 correction is the grid position; the street rule only fills in
+    feeders = probable_feeders(meters, gate.register_view.gis_confirmed(day))
     suspected = tuple(
         f"{m.ean} ({m.street}) registered on {m.spot.feeder}, street of {feeders[m.ean]}"
         for m in meters

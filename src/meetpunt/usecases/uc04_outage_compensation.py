@@ -41,7 +41,7 @@ Everything except :func:`compensate`'s register and gate calls is pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -147,12 +147,17 @@ def meters_of(versions: Iterable[ConnectionVersion]) -> dict[str, Meter]:
     return out
 
 
-def street_feeders(meters: Mapping[str, Meter]) -> dict[str, str]:
+def street_feeders(
+    meters: Mapping[str, Meter], confirmed: Collection[str] = frozenset()
+) -> dict[str, str]:
     """UC1's street rule (:mod:`meetpunt.usecases.grid`): the feeder each meter most
-    likely hangs on."""
+    likely hangs on; a ``confirmed`` UC7 correction is kept as registered (issue 19)."""
     return grid.street_feeders(
-        Neighbour(m.ean, GridSpot(m.substation, m.feeder), m.street, m.smart)
-        for m in meters.values()
+        (
+            Neighbour(m.ean, GridSpot(m.substation, m.feeder), m.street, m.smart)
+            for m in meters.values()
+        ),
+        confirmed,
     )
 
 
@@ -556,15 +561,17 @@ def assess(  # noqa: PLR0915 - one pass over the outages, rules in order
     classes: CapacityClasses,
     operator: str | None = None,
     uncorroborated_max_s: float = UNCORROBORATED_MAX_S,
+    confirmed: Collection[str] = frozenset(),
 ) -> _Assessment:
     """UC4's decisions over the grouped outages (pure; see the module docstring).
 
     ``meters`` is every in/out-of-service electricity connection of the register,
     ``smart`` the EANs whose logs were asked; ``uncorroborated_max_s`` is the
-    MTR-5.contradicted_interruption threshold.
+    MTR-5.contradicted_interruption threshold; ``confirmed`` the EANs whose grid
+    position is a confirmed UC7 correction (the street rule leaves them where they are).
     """
     asked = set(smart)
-    street = street_feeders(meters)
+    street = street_feeders(meters, confirmed)
     suspects = {e for e, f in street.items() if f != meters[e].feeder}
     feeders_of: dict[str, set[str]] = {}
     for m in meters.values():
@@ -898,7 +905,10 @@ def compensate(
         spots,
         Uc04Error,
     )
-    found = assess(read.outages, meters, spots, planned, scheme, classes, operator, limit)
+    confirmed = gate.register_view.gis_confirmed(day)
+    found = assess(
+        read.outages, meters, spots, planned, scheme, classes, operator, limit, confirmed
+    )
     payments: list[Payment] = []
     reviews = list(found.reviews)
     holders = gate.register_view.contract_holders(

@@ -21,9 +21,17 @@ feeder, phases fixed). Without three-phase anchors the phase labels are relative
 groups are found from the voltages, named after the register's majority, and the result
 says so (``phase_labels = "relative"``).
 
+Second signal (issue 19): where the operator measures its feeders at the substation
+(its own file, not meter data, so not through the gate), each meter's change less the
+busbar's change on a phase is correlated with the fall of each feeder's power on that
+phase (:func:`load_scores`, the load-driven voltage drop). It needs no other meter, so it
+refutes a registration on a cable and phase where no other meter hangs, and it names
+the grid's phases. Either signal may decide; when both decide and differ the answer is
+``undecided``.
+
 An honest ``undecided`` (issue 19): too few measured changes (a short period, a meter
-with gaps), changes that correlate with no group (an unloaded cable), or two groups that
-fit nearly as well. Nothing but voltages is used; addresses say nothing.
+with gaps), changes that correlate with no group (an unloaded cable), two groups that
+fit nearly as well, or two signals that disagree. Addresses are never used.
 
 Everything except :func:`find_topology`'s gate calls is a pure function over Arrow
 tables and numpy arrays for one substation (or one feeder's group).
@@ -41,6 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from meetpunt.domain.capacity import Commodity, ElectricityCapacity
@@ -271,6 +280,104 @@ def changes(volts: FloatArray) -> FloatArray:
     return np.clip(r, -bound[None, :], bound[None, :])
 
 
+@dataclass(frozen=True)
+class FeederLoads:
+    """The operator's own measurements at one substation on UC7's 10-minute steps: per
+    feeder and phase the feeder-head power, and the LV busbar voltage per phase. Not
+    meter data: UC7 reads them from the operator's files (``substation_measurements``),
+    not through the gate (docs/usecases.md, UC7)."""
+
+    feeders: tuple[str, ...]
+    power_kw: FloatArray
+    """(steps, feeders, 3) mean power per feeder and phase; NaN where not measured."""
+    busbar_v: FloatArray
+    """(steps, 3) mean LV busbar voltage per phase; NaN where not measured."""
+
+
+def feeder_loads(stations: pa.Table, substation: str, period: Period) -> FeederLoads | None:
+    """The operator's substation measurements (``substation``, ``feeder``, ``start``,
+    ``busbar_v_l1..3``, ``power_kw_l1..3``, any step length up to 10 minutes) of one
+    substation as 10-minute means over ``period`` (pure); ``None`` when it has none."""
+    n_steps = max(int(period.length.total_seconds()) // STEP_S, 0)
+    needed = {"substation", "feeder", "start"} | {
+        f"{k}_l{p}" for k in ("busbar_v", "power_kw") for p in (1, 2, 3)
+    }
+    if not n_steps or not needed <= set(stations.column_names):
+        return None
+    table = stations.filter(pc.equal(stations.column("substation"), substation))
+    if not table.num_rows:
+        return None
+    feeder_of = [str(f) for f in table.column("feeder").to_pylist()]
+    feeders = tuple(sorted(set(feeder_of)))
+    fi = np.array([feeders.index(f) for f in feeder_of], dtype=np.int64)
+    start = table.column("start").cast(pa.timestamp("s", tz="UTC"))
+    secs = start.to_numpy(zero_copy_only=False).astype("datetime64[s]").astype(np.int64)
+    step = (secs - int(period.start.timestamp())) // STEP_S
+    ok = (step >= 0) & (step < n_steps)
+    power_sum = np.zeros((n_steps, len(feeders), 3))
+    power_n = np.zeros((n_steps, len(feeders), 3))
+    bus_sum = np.zeros((n_steps, 3))
+    bus_n = np.zeros((n_steps, 3))
+    for p in range(3):
+        pw = table.column(f"power_kw_l{p + 1}").to_numpy(zero_copy_only=False).astype(float)
+        bv = table.column(f"busbar_v_l{p + 1}").to_numpy(zero_copy_only=False).astype(float)
+        good = ok & np.isfinite(pw)
+        np.add.at(power_sum, (step[good], fi[good], p), pw[good])
+        np.add.at(power_n, (step[good], fi[good], p), 1.0)
+        good = ok & np.isfinite(bv) & (bv >= NO_SUPPLY_BELOW_V)
+        np.add.at(bus_sum, (step[good], p), bv[good])
+        np.add.at(bus_n, (step[good], p), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = np.where(power_n > 0, power_sum / np.maximum(power_n, 1), np.nan)
+        bus = np.where(bus_n > 0, bus_sum / np.maximum(bus_n, 1), np.nan)
+    return FeederLoads(feeders, power, bus)
+
+
+def _clipped(r: FloatArray) -> FloatArray:
+    """Each column clipped at :data:`CLIP_MADS` robust deviations (NaN kept)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mad = np.nanmedian(np.abs(r - np.nanmedian(r, axis=0)), axis=0) if r.size else r
+    bound = np.maximum(CLIP_MADS * 1.4826 * np.nan_to_num(mad), 1e-3)
+    return np.clip(r, -bound[None, :], bound[None, :])
+
+
+def load_scores(ch: Channels, loads: FeederLoads, names: Sequence[tuple[str, str]]) -> FloatArray:
+    """(channels, groups) correlation of each channel's voltage change, less the busbar's
+    change on the group's phase, with the fall of the group's feeder-head power on that
+    phase: the load-driven voltage drop along the cable (UC7's second signal; pure).
+    Zero for a group the operator does not measure."""
+    n_ch = ch.volts.shape[1]
+    out = np.zeros((n_ch, len(names)))
+    if ch.volts.shape[0] < 2 or loads.power_kw.shape[0] != ch.volts.shape[0]:
+        return out
+    dv = np.diff(ch.volts, axis=0)
+    for p, phase in enumerate(PHASES):
+        groups = [
+            (k, loads.feeders.index(f))
+            for k, (f, ph) in enumerate(names)
+            if ph == phase and f in loads.feeders
+        ]
+        if not groups:
+            continue
+        x = _clipped(dv - np.diff(loads.busbar_v[:, p])[:, None])
+        s = -_clipped(np.diff(loads.power_kw[:, [i for _, i in groups], p], axis=0))
+        rows: BoolArray = np.asarray(np.isfinite(s).all(axis=1), dtype=np.bool_)
+        mask = np.isfinite(x) & rows[:, None]
+        xm = np.where(mask, x, 0.0)
+        xm = np.where(mask, xm - xm.sum(axis=0) / np.maximum(mask.sum(axis=0), 1), 0.0)
+        sm = np.where(rows[:, None], s, 0.0)
+        sm = np.where(rows[:, None], sm - sm.sum(axis=0) / max(int(rows.sum()), 1), 0.0)
+        m = mask.astype(float)
+        num = xm.T @ sm  # (C, F)
+        den = np.sqrt((xm**2).sum(axis=0)[:, None] * (m.T @ sm**2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
+        for col, (k, _) in enumerate(groups):
+            out[:, k] = corr[:, col]
+    return out
+
+
 @dataclass
 class _Groups:
     names: list[tuple[str, str]]
@@ -286,11 +393,14 @@ def place(
     min_changes: int = MIN_CHANGES,
     min_correlation: float = MIN_CORRELATION,
     min_margin: float = MIN_MARGIN,
+    loads: FeederLoads | None = None,
 ) -> tuple[list[Placement], str]:
-    """Each member's found feeder and phase from its voltage changes (UC7; pure).
+    """Each member's found feeder and phase from its voltage changes (UC7; pure), and,
+    with the operator's feeder measurements (``loads``), from the load-driven drop too.
 
     Returns the placements in member order and how the phases are labelled
-    (``anchored`` / ``relative``)."""
+    (``anchored`` by three-phase meters or the operator's per-phase measurements,
+    else ``relative``)."""
     z, counts, usable = _normalised(changes(ch.volts), min_changes)
     feeders = sorted({m.feeder for m in members if m.feeder})
     names = [(f, p) for f in feeders for p in PHASES]
@@ -314,6 +424,9 @@ def place(
             break
         of = new
     score = _scores(z, of, len(names))
+    load = None if loads is None else load_scores(ch, loads, names)
+    if load is not None and not load.any():
+        load = None
     placements = [
         _judge(
             m,
@@ -328,10 +441,11 @@ def place(
             usable,
             min_correlation,
             min_margin,
+            load,
         )
         for i, m in enumerate(members)
     ]
-    return placements, "anchored" if has_anchors else "relative"
+    return placements, "anchored" if has_anchors or load is not None else "relative"
 
 
 def _normalised(d: FloatArray, min_changes: int) -> tuple[FloatArray, IntArray, BoolArray]:
@@ -437,6 +551,13 @@ def _peers(
     return min(counts) if counts else 0
 
 
+def _top(fits: FloatArray) -> tuple[int, float, float]:
+    """The best option's index, its score and the second-best score."""
+    order = np.argsort(fits)[::-1]
+    second = float(fits[order[1]]) if len(order) > 1 else 0.0
+    return int(order[0]), float(fits[order[0]]), second
+
+
 def _judge(
     m: Member,
     cols: IntArray,
@@ -450,7 +571,12 @@ def _judge(
     usable: BoolArray,
     min_correlation: float,
     min_margin: float,
+    load: FloatArray | None = None,
 ) -> Placement:
+    """One member's verdict from two independent signals: its neighbours' voltage
+    changes (``score``) and, where the operator measures its feeders, the load-driven
+    drop (``load``, :func:`load_scores`). Either may decide alone; when both decide and
+    differ, or neither decides, the answer is ``undecided`` with the reason (UC7)."""
     n = int(counts[cols].min()) if len(cols) else 0
     level = ch.volts[:, cols]
     mean_v = float(np.nanmean(level)) if np.isfinite(level).any() else None
@@ -467,56 +593,77 @@ def _judge(
         )
     if not names:
         return undecided("the register names no feeder for this group")
-    if m.three_phase:
-        fits = np.array(
+
+    def fits_of(matrix: FloatArray) -> FloatArray:
+        if not m.three_phase:
+            return np.asarray(matrix[int(cols[0])], dtype=np.float64)
+        return np.array(
             [
-                np.mean([score[j, gid[(f, PHASES[int(ch.meter_phase[j]) - 1])]] for j in cols])
+                np.mean([matrix[j, gid[(f, PHASES[int(ch.meter_phase[j]) - 1])]] for j in cols])
                 for f in feeders
             ]
         )
-        order = np.argsort(fits)[::-1]
-        best = float(fits[order[0]])
-        second = float(fits[order[1]]) if len(order) > 1 else 0.0
-        found_feeder, found_phase = feeders[int(order[0])], None
-    else:
-        row = score[int(cols[0])]
-        order = np.argsort(row)[::-1]
-        best = float(row[order[0]])
-        second = float(row[order[1]]) if len(order) > 1 else 0.0
-        found_feeder, found_phase = names[int(order[0])]
-    peers = _peers(m, cols, ch, of, usable, gid)
-    if peers < MIN_PEERS and (found_feeder, found_phase) != (m.feeder, m.phase):
-        return undecided(
-            f"its registered cable and phase have {peers} other meter(s) to compare with, "
-            f"fewer than {MIN_PEERS}: the registration can be neither confirmed nor refuted"
-        )
-    if best < min_correlation:
-        return undecided(
-            f"its voltage changes follow no group (best correlation {best:.2f} < "
-            f"{min_correlation}): an unloaded cable or too little load to show"
-        )
+
+    options: list[tuple[str, str | None]] = (
+        [(f, None) for f in feeders] if m.three_phase else list(names)
+    )
+    registered = (m.feeder, m.phase)
+    sigma = 1 / np.sqrt(max(n, 1))
+    needed = max(min_margin, MARGIN_SIGMAS * sigma)
+    k, best, second = _top(fits_of(score))
+    found = options[k]
     margin = best - second
-    needed = max(min_margin, MARGIN_SIGMAS / np.sqrt(max(n, 1)))
-    confidence = float(min(1.0, margin / (2 * needed)))
-    if margin < needed:
+    by_meters = best >= min_correlation and margin >= needed
+    peers = _peers(m, cols, ch, of, usable, gid)
+    if found != registered and peers < MIN_PEERS:
+        by_meters = False  # too few meters in the registered group to refute it
+    by_load = False
+    load_found: tuple[str, str | None] | None = None
+    load_margin = 0.0
+    if load is not None and np.any(fits_of(load)):
+        lk, lbest, lsecond = _top(fits_of(load))
+        load_found, load_margin = options[lk], lbest - lsecond
+        by_load = lbest >= min_correlation and load_margin >= needed
+    if by_meters and by_load and found != load_found:
+        return undecided(
+            f"its neighbours' voltages point to {_where(found)}, the operator's feeder load "
+            f"to {_where(load_found)}: the two signals disagree"
+        )
+    if not by_meters and not by_load:
+        if found != registered and peers < MIN_PEERS:
+            return undecided(
+                f"its registered cable and phase have {peers} other meter(s) to compare "
+                f"with, fewer than {MIN_PEERS}, and no operator measurement of the feeder "
+                "decides: the registration can be neither confirmed nor refuted"
+            )
+        if best < min_correlation:
+            return undecided(
+                f"its voltage changes follow no group (best correlation {best:.2f} < "
+                f"{min_correlation}): an unloaded cable or too little load to show"
+            )
         return undecided(f"two groups fit nearly as well (correlation {best:.2f} vs {second:.2f})")
-    if found_feeder != m.feeder:
+    if not by_meters and load_found is not None:
+        found, margin = load_found, load_margin
+    elif by_load:
+        margin = max(margin, load_margin)
+    confidence = float(min(1.0, margin / (2 * needed)))
+    if found != registered and margin < FLAG_SIGMAS * sigma:
+        return undecided(
+            f"the voltages lean to {_where(found)} but not clearly enough to propose a "
+            f"correction (margin {margin:.2f})"
+        )
+    if found[0] != m.feeder:
         verdict = FEEDER_DIFFERS
-    elif not m.three_phase and found_phase != m.phase:
+    elif not m.three_phase and found[1] != m.phase:
         verdict = PHASE_DIFFERS
     else:
         verdict = AGREES
-    if verdict != AGREES and margin < FLAG_SIGMAS / np.sqrt(max(n, 1)):
-        return undecided(
-            f"the voltages lean to {found_feeder} {found_phase or '3-phase'} but not clearly "
-            f"enough to propose a correction (margin {margin:.2f})"
-        )
     return Placement(
         m.ean,
         m.feeder,
         m.phase,
-        found_feeder,
-        found_phase,
+        found[0],
+        found[1],
         confidence,
         verdict,
         "",
@@ -526,11 +673,21 @@ def _judge(
     )
 
 
+def _where(spot: tuple[str, str | None] | None) -> str:
+    if spot is None:
+        return "nothing"
+    return f"{spot[0]} {spot[1] or '3-phase'}"
+
+
 def analyse(
-    table: pa.Table, members: Sequence[Member], period: Period
+    table: pa.Table,
+    members: Sequence[Member],
+    period: Period,
+    loads: FeederLoads | None = None,
 ) -> tuple[list[Placement], str]:
-    """UC7's analysis for one group (pure): the read rows in, placements out."""
-    return place(members, channels(table, members, period))
+    """UC7's analysis for one group (pure): the read rows (and the operator's feeder
+    measurements, when it has them) in, placements out."""
+    return place(members, channels(table, members, period), loads=loads)
 
 
 # --------------------------------------------------------------------------- gate part
@@ -575,11 +732,15 @@ def find_topology(
     trigger: str,
     workdir: Path,
     feeder: str | None = None,
+    stations: pa.Table | None = None,
 ) -> Uc07Result:
     """UC7 for one substation (or one feeder): one gate request (purpose UC7, a GIS
     review as trigger), the read as a copy in ``workdir``, the analysis, and the
-    deletion of the copy (PRV-5), all audited. Raises :class:`Uc07Error` when the gate
-    refuses (with its rule IDs) or the register has no such group."""
+    deletion of the copy (PRV-5), all audited. ``stations`` are the operator's own
+    substation measurements (not meter data, so not through the gate): with them the
+    load-driven voltage drop is a second signal (:func:`load_scores`). Raises
+    :class:`Uc07Error` when the gate refuses (with its rule IDs) or the register has no
+    such group."""
     day = (period.start + timedelta(hours=12)).date()
     members = members_of(gate.register_view.connection_versions(day), substation, feeder)
     if not members:
@@ -617,7 +778,8 @@ def find_topology(
         for m in members
         if m.ean in ids
     ]
-    placements, labels = analyse(table, members, period)
+    loads = None if stations is None else feeder_loads(stations, substation, period)
+    placements, labels = analyse(table, members, period, loads)
     return Uc07Result(
         substation,
         feeder,

@@ -24,7 +24,7 @@ plain values or Arrow tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -272,14 +272,18 @@ def in_population(version: ConnectionVersion, area: str | None = None) -> bool:
 
 
 def population(
-    versions: Iterable[ConnectionVersion], area: str | None = None
+    versions: Iterable[ConnectionVersion],
+    area: str | None = None,
+    confirmed: Collection[str] = frozenset(),
 ) -> dict[str, GridSpot]:
     """The population's EANs with their grid position, in EAN order: the registered
     substation, and the feeder UC1's street rule places the meter on (a suspected GIS
     feeder error is registered on the feeder its street is on), judged over every
-    in- or out-of-service electricity connection of the substation."""
+    in- or out-of-service electricity connection of the substation. A ``confirmed`` UC7
+    correction (issue 19) is the grid position as registered; the street rule is the
+    fallback for the rest."""
     kept = [v for v in sorted(versions, key=lambda v: v.ean) if on_the_grid(v)]
-    feeders = street_feeders(Neighbour.of(v) for v in kept)
+    feeders = street_feeders((Neighbour.of(v) for v in kept), confirmed)
     return {
         v.ean: GridSpot(v.attributes.grid.substation, feeders[v.ean])
         for v in kept
@@ -721,7 +725,10 @@ def register_interruptions(
     interruption is read in the period its log entry ENDS in (the meter writes it on
     return of the voltage). Raises :class:`Uc09Error` with the rule IDs when refused.
     """
-    spots = population(gate.register_view.connection_versions(_population_day(period)), area)
+    day = _population_day(period)
+    spots = population(
+        gate.register_view.connection_versions(day), area, gate.register_view.gis_confirmed(day)
+    )
     if not spots:
         figures = reliability((), 0, period)
         return Uc09Result(period, area, (), figures, 0, None)
