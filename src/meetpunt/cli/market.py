@@ -437,7 +437,13 @@ def _invoice_readings(
     for day, text, name in ((first, opening, "opening"), (end, closing, "closing")):
         registers = _registers(text, f"--{name}-reading") or {}
         _check_names(registers, terms.commodity)
-        source = ReadingSource.ESTIMATED if name in marked else ReadingSource.SMART_METER
+        source = (
+            ReadingSource.ESTIMATED
+            if name in marked
+            else ReadingSource.SMART_METER
+            if terms.meter_type is MeterType.SMART
+            else ReadingSource.READ
+        )
         out.append(SwitchReading(day, registers, source))
     return tuple(out)
 

@@ -32,6 +32,8 @@ class ReadingSource(StrEnum):
 
     SMART_METER = "smart_meter"
     ESTIMATED = "estimated"
+    READ = "read"
+    """Read from a meter that is not remotely read (the customer's or a mechanic's)."""
 
 
 @dataclass(frozen=True, slots=True)

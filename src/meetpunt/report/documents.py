@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from meetpunt.market.pricing import Invoice, InvoiceLine, Settlement
-from meetpunt.market.switching import GAS_REGISTER, SwitchReading
+from meetpunt.market.switching import GAS_REGISTER, ReadingSource, SwitchReading
 from meetpunt.report.html import render
 
 
@@ -83,8 +83,10 @@ def number(value: Decimal) -> str:
 
 
 def number_6(value: Decimal) -> str:
-    """A factor the Dutch way with up to 6 decimals: 1,0192."""
-    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    """A factor the Dutch way with 4 to 6 decimals: 1,0192, 1,0000, 1,020163."""
+    text = f"{value:.6f}"
+    while text.endswith("0") and len(text.split(".")[1]) > 4:
+        text = text[:-1]
     return text.replace(".", ",")
 
 
@@ -130,7 +132,9 @@ def render_html(doc: MarketDocument) -> str:
     parts = [
         {
             "label": f"{day(p.first)} t/m {day(date.fromordinal(p.end.toordinal() - 1))}",
-            "regime": "salderen"
+            "regime": "gas"
+            if inv.gas_volumes
+            else "salderen"
             if p.regime.value == "netting"
             else "afname en teruglevering apart",
             "lines": [_line_view(line) for line in inv.lines if line.part == p.index],
@@ -166,7 +170,11 @@ def render_html(doc: MarketDocument) -> str:
                 f"{k}: {number(v)} {'m³' if k == GAS_REGISTER else 'kWh'}"
                 for k, v in r.registers.items()
             ),
-            "source": "geschat (traditionele meter)" if r.estimated else "slimme meter",
+            "source": "geschat (traditionele meter)"
+            if r.estimated
+            else "slimme meter"
+            if r.source is ReadingSource.SMART_METER
+            else "opgenomen",
         }
         for r in doc.readings
     ]
