@@ -21,6 +21,7 @@ from meetpunt import rulebook
 from meetpunt.api import create_app
 from meetpunt.api.feed import Changed, page_end
 from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.domain.capacity import Commodity
 from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
 from meetpunt.meterdata.store import open_store
 from meetpunt.register import open_register
@@ -29,7 +30,8 @@ from tests.api.test_api import records
 from tests.api.test_oauth import Flow, flow, tokens  # noqa: F401 - flow is a fixture
 from tests.api.test_oauth import records as oauth_records
 from tests.meterdata.conftest import quarters, reading
-from tests.scenarios.test_scenarios import EANS, MOVE
+from tests.scenarios.test_scenarios import EANS, MOVE, S1, S2, SINCE
+from tests.unit.domain.factories import attributes, contract
 
 AUG_2 = 1_160_000
 """The register on 2 August, one more day of 5 kWh after the July readings (conftest)."""
@@ -304,7 +306,7 @@ def record(feed: Feed, name: str, day: date, event: str, estimated: bool = False
     register = open_register(feed.db_url)
     try:
         with register.session() as s:
-            cid = s.connection_id(EANS[name])
+            cid = s.connection_id(EANS[name], Commodity.ELECTRICITY)
     finally:
         register.dispose()
     store = open_store(feed.store)
@@ -369,3 +371,41 @@ def test_no_one_else_gets_a_switch_reading(client: TestClient, feed: Feed) -> No
     assert switch_rows_of(drain(client, feed, "S2", s2)[0]) == []
     # the customer's own feed does not carry the suppliers' switch readings
     assert switch_rows_of(drain(client, feed, "de_vries")[0]) == []
+
+
+def test_a_gas_switch_reading_reaches_both_suppliers_from_the_gas_connection(
+    client: TestClient,
+    feed: Feed,
+) -> None:
+    """The gas connection under the same EAN as ``switched`` goes from S1 to S2 on the
+    same day: its gas register reaches each once, read from the gas connection (the gate
+    takes the gas connection for the gas kind, PRV-1.commodity), apart from the
+    electricity reading."""
+    ean = EANS["switched"]
+    register = open_register(feed.db_url)
+    try:
+        with register.session() as s:
+            s.record_connection(ean, Commodity.GAS, attributes("G4", Commodity.GAS), SINCE)
+            s.add_contract(contract(ean, SINCE, SWITCH, supplier=S1), Commodity.GAS)
+            s.add_contract(contract(ean, SWITCH, supplier=S2), Commodity.GAS)
+            gas = s.connection_id(ean, Commodity.GAS)
+    finally:
+        register.dispose()
+    _, s1 = drain(client, feed, "S1")
+    _, s2 = drain(client, feed, "S2")
+    store = open_store(feed.store)
+    try:
+        at = local_midnight_utc(SWITCH)
+        batch = store.record_gas_switch_reading(gas, at, 5_400_000, "switch", False, NOW)
+    finally:
+        store.close()
+    record(feed, "switched", SWITCH, "switch")
+    for who, cursor in (("S1", s1), ("S2", s2)):
+        rows, _ = drain(client, feed, who, cursor)
+        got = [r for r in rows if r["kind"] == "gas_switch_readings"]
+        assert [(r["ean"], r["seq"], r["reading_dm3"], r["change"]) for r in got] == [
+            (ean, batch, 5_400_000, "switch_reading")
+        ], who
+        assert len(switch_rows_of(rows)) == 1  # the electricity reading, apart
+    reads = [r.entry for r in records(feed.db_url) if r.entry.event == "read"]
+    assert ("supplier_switch", ("gas_switch_readings",)) in {(e.purpose, e.kinds) for e in reads}

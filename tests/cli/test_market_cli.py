@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from meetpunt import rulebook
 from meetpunt.cli import app
 from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.domain.capacity import Commodity
 from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
 from meetpunt.meterdata.store import open_store
 from meetpunt.register import open_register
@@ -194,3 +195,157 @@ def test_a_traditional_meter_without_anything_to_estimate_from_stores_nothing(
     assert code == 0, out
     assert out["reading"] is None and out["reading_batch"] is None
     assert "--last-reading" in str(out["reading_note"])
+
+
+# -- the gas reading of the switch or move day (MKT-5): the gas meter on the M-Bus --
+
+GAS_DE_VRIES = "871234560000000116"  # gas, smart (M-Bus), variable since 2020-01-01
+
+
+def ingest_gas_hour(db: str, store: Path, ean: str, day: date, volume: int, end: int) -> None:
+    """The hourly gas value of the hour from local midnight of ``day`` (dm3): its volume
+    and the register at the hour's end."""
+    register = open_register(db)
+    try:
+        with register.session() as s:
+            index = ConnectionIndex(s.meter_index(), 230.0)
+        hub = open_store(store)
+        try:
+            row = {
+                "gas_ean": ean,
+                "start": local_midnight_utc(day),
+                "volume_dm3": volume,
+                "reading_dm3": end,
+            }
+            Ingestor(hub, index, rulebook.vee_rules()).ingest(source("gas_hourly", [row]))
+        finally:
+            hub.close()
+    finally:
+        register.dispose()
+
+
+def stored_gas_switch_readings(store: Path) -> list[dict[str, object]]:
+    hub = open_store(store, read_only=True)
+    try:
+        return hub.read("gas_switch_readings").to_pylist()
+    finally:
+        hub.close()
+
+
+def test_a_gas_switch_reads_the_gas_register_at_midnight_through_the_gate_and_stores_it(
+    loaded_db: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "hub.duckdb"
+    day = date(2026, 5, 1)
+    # the hour from midnight: 420 dm3 used, 5,400,420 dm3 at its end -> 5,400,000 at midnight
+    ingest_gas_hour(loaded_db, store, GAS_DE_VRIES, day, 420, 5_400_420)
+    code, out = run(
+        "market", "switch", GAS_DE_VRIES, "--commodity", "gas", "--day", day.isoformat(),
+        "--supplier", NEW_SUPPLIER, "--holder", "J. de Vries", "--db", loaded_db,
+        "--store", str(store),
+    )  # fmt: skip
+    assert code == 0, out
+    assert out["commodity"] == "gas"
+    assert out["reading"]["registers"] == {"24.2.1": "5400"}  # type: ignore[index]
+    assert out["reading"]["source"] == "smart_meter"  # type: ignore[index]
+    [row] = stored_gas_switch_readings(store)
+    assert (row["reading_dm3"], row["event"], row["status"]) == (5_400_000, "switch", "measured")
+    assert row["batch"] == out["reading_batch"]
+    assert stored_switch_readings(store) == []  # nothing on the electricity connection
+    reads = [r.entry for r in records(loaded_db) if r.entry.event == "read"]
+    assert [(e.purpose, e.kinds) for e in reads][-1] == ("supplier_switch", ("gas_hourly",))
+
+
+def test_a_gas_move_without_the_hour_estimates_from_the_last_reading_in_m3(
+    loaded_db: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "hub.duckdb"
+    code, out = run(
+        "market", "move", GAS_DE_VRIES, "--commodity", "gas", "--day", "2026-07-01",
+        "--supplier", NEW_SUPPLIER, "--holder", "K. Nieuw", "--last-reading",
+        "24.2.1=5000", "--last-day", "2026-01-01", "--yearly", "24.2.1=730",
+        "--db", loaded_db, "--store", str(store),
+    )  # fmt: skip
+    assert code == 0, out
+    [row] = stored_gas_switch_readings(store)
+    # the smart meter has no hour at that midnight: 5,000 m³ + 181 days x 2 m³ = 5,362 m³
+    assert row["reading_dm3"] == 5_362_000
+    assert (row["event"], row["status"], row["rule"]) == (
+        "move",
+        "estimated_final",
+        "MKT-5.switch_reading",
+    )
+
+
+def test_a_gas_reading_named_as_an_electricity_register_is_refused(
+    loaded_db: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "hub.duckdb"
+    code, out = run(
+        "market", "switch", GAS_DE_VRIES, "--commodity", "gas", "--day", "2026-07-01",
+        "--supplier", NEW_SUPPLIER, "--holder", "J. de Vries", "--reading", "1.8.1=5000",
+        "--db", loaded_db, "--store", str(store),
+    )  # fmt: skip
+    assert code != 0
+    assert "24.2.1" in json.dumps(out)
+    register = open_register(loaded_db)
+    try:
+        with register.session() as s:  # refused before anything changed
+            held = s.contract_on(GAS_DE_VRIES, date(2026, 7, 1), Commodity.GAS)
+    finally:
+        register.dispose()
+    assert held is not None and held.supplier != NEW_SUPPLIER
+
+
+def test_a_gas_final_invoice_from_the_switch_reading_converts_and_shows_the_readings(
+    tmp_path: Path,
+) -> None:
+    """The old supplier's final invoice closes on the switch reading (MKT-5), marked
+    estimated here; gas is converted to 35.17 MJ/m³ (MKT-1). Packaged tariffs: the area
+    has no published factor for June 2026, so 1.0 is used and the invoice says so.
+    30 m³: supply 30 x 1.20 = 36.00; energy tax 30 x 0.60066 = 18.02; grid gas_G4
+    150.37 x 30/365 = 12.36; subtotal 66.38, VAT 21 % 13.94, total 80.32."""
+    contract = tmp_path / "g.toml"
+    contract.write_text(
+        'reference = "G-1"\ncommodity = "gas"\ncontract_type = "variable"\n'
+        'start = 2026-01-01\ngrid_class = "gas_G4"\nholder = "J. de Vries"\n'
+        'gas_area = "871718518003006694"\n'
+        '[[prices]]\nvalid_from = 2026-01-01\nsingle = "1.20"\n',
+        encoding="utf-8",
+    )
+    html = tmp_path / "final.html"
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-06-01", "--to",
+        "2026-07-01", "--opening-reading", "24.2.1=5000", "--closing-reading",
+        "24.2.1=5030", "--estimated", "closing", "--kind", "final", "--html", str(html),
+    )  # fmt: skip
+    assert code == 0, out
+    lines = {x["description"]: (x["quantity"], x["amount"]) for x in out["lines"]}  # type: ignore[union-attr]
+    assert lines["Levering enkeltarief"] == ("30.000", "36.00")
+    assert lines["Energiebelasting schijf 1"] == ("30.000", "18.02")
+    assert (out["subtotal"], out["vat"], out["total"]) == ("66.38", "13.94", "80.32")
+    [volume] = out["gas_volumes"]  # type: ignore[misc]
+    assert (volume["measured_m3"], volume["factor"]) == ("30.000", "1.000000")
+    assert any("2026-06" in u for u in out["unconfirmed"])  # type: ignore[union-attr]
+    page = html.read_text(encoding="utf-8")
+    assert "Eindafrekening" in page and "Omrekening gas" in page
+    assert "24.2.1: 5.030 m³" in page and "geschat" in page
+
+
+def test_an_invoice_with_both_usage_and_readings_is_refused(tmp_path: Path) -> None:
+    contract = tmp_path / "g.toml"
+    contract.write_text(
+        'reference = "G-1"\ncommodity = "gas"\ncontract_type = "variable"\n'
+        'start = 2026-01-01\ngrid_class = "gas_G4"\n'
+        '[[prices]]\nvalid_from = 2026-01-01\nsingle = "1.20"\n',
+        encoding="utf-8",
+    )
+    usage = tmp_path / "u.csv"
+    usage.write_text("start_utc,import,export\n2026-06-10T10:00:00Z,30,0\n", encoding="utf-8")
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-06-01", "--to",
+        "2026-07-01", "--usage", str(usage), "--opening-reading", "24.2.1=5000",
+        "--closing-reading", "24.2.1=5030",
+    )  # fmt: skip
+    assert code != 0
+    assert out["error"]["rule"] == "CLI.usage"  # type: ignore[index]

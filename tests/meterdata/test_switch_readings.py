@@ -1,6 +1,7 @@
-"""Switch and move readings in the hub (issue 20, MKT-5): one batch each, a reading
-recorded again replaces the earlier one in a new batch, anything but a switch or a move
-is refused, and a store of layout 2 gains the table when opened for writing."""
+"""Switch and move readings in the hub (issue 20, MKT-5), electricity and gas: one batch
+each, a reading recorded again replaces the earlier one in a new batch, anything but a
+switch or a move is refused, and a store of layout 2 or 3 gains the tables when opened
+for writing."""
 
 from __future__ import annotations
 
@@ -76,3 +77,33 @@ def test_the_feed_question_to_a_layout_2_store_opened_read_only_skips_the_new_ki
     reader = open_store(path, read_only=True)
     assert reader.changed_since(["daily_readings", "switch_readings"], [7], 0) == (head, [], set())
     reader.close()
+
+
+def test_a_layout_3_store_gains_the_gas_switch_readings_table(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    open_store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE gas_switch_readings")
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    store = open_store(path)
+    batch = store.record_gas_switch_reading(9, AT, 5_400_000, "switch", False, NOW)
+    [row] = store.read("gas_switch_readings").to_pylist()
+    assert (row["connection"], row["reading_dm3"], row["event"], row["batch"]) == (
+        9,
+        5_400_000,
+        "switch",
+        batch,
+    )
+    assert store.query("SELECT value FROM meta WHERE key = 'schema_version'").to_pylist() == [
+        {"value": SCHEMA_VERSION}
+    ]
+    store.close()
+
+
+def test_a_gas_reading_of_anything_but_a_switch_or_a_move_is_refused() -> None:
+    store = open_store(":memory:")
+    with pytest.raises(MeterDataError, match="'switch' or 'move'"):
+        store.record_gas_switch_reading(9, AT, 5_400_000, "terminate", False, NOW)
+    assert store.read("gas_switch_readings").num_rows == 0
+    store.close()

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meetpunt.domain.calendar import local_midnight_utc, to_local
+from meetpunt.domain.capacity import Commodity
 from meetpunt.privacy.catalogue import PurposeRule, load_catalogue
 from meetpunt.privacy.model import AccessRequest, Party, Period, Role
 from meetpunt.privacy.rules import (
@@ -23,6 +24,7 @@ from meetpunt.privacy.rules import (
     coverage_of,
     covered,
     decide,
+    request_commodity,
 )
 
 EAN = "871687400000000014"
@@ -178,6 +180,23 @@ def test_a_period_that_has_not_begun_is_refused() -> None:
     assert rules == ["PRV-1.future_period"]
     later = now + timedelta(days=2)
     assert decide(_rule("supplier_daily"), request, {EAN: facts}, later).findings == []
+
+
+def test_a_request_mixing_electricity_and_gas_kinds_is_refused() -> None:
+    """PRV-1.commodity: the hub keys gas kinds by the gas connection, so one request
+    reads one commodity's connections; the switch purpose allows both kinds apart."""
+    facts = ConnectionFacts(EAN, 1, (_state(JUNE, None),), (ContractFact("S1", "X", JUNE, None),))
+    mixed = replace(
+        _request("supplier_switch", SUPPLIER, date(2025, 6, 2), 1, "daily_readings"),
+        kinds=frozenset({"daily_readings", "gas_hourly"}),
+    )
+    refused = decide(_rule("supplier_switch"), mixed, {EAN: facts})
+    assert [f.rule for f in refused.findings] == ["PRV-1.commodity"]
+    for kind in ("daily_readings", "gas_hourly", "gas_switch_readings"):
+        alone = _request("supplier_switch", SUPPLIER, date(2025, 6, 2), 1, kind)
+        assert decide(_rule("supplier_switch"), alone, {EAN: facts}).findings == []
+    assert request_commodity(frozenset({"gas_hourly"})) is Commodity.GAS
+    assert request_commodity(frozenset({"voltage_presence"})) is Commodity.ELECTRICITY
 
 
 # --- random interval layouts ------------------------------------------------------------

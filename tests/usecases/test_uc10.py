@@ -264,3 +264,76 @@ def test_a_reading_of_an_unknown_connection_is_refused_alone(world) -> None:  # 
     assert not first.approved and first.basis == "refused"
     assert first.rules == ("PRV-1.unknown_connection",) and first.reads == 0
     assert second.approved
+
+
+# -- the off-peak calendar holds an idle register to its midnight reading (MKT-2) --
+# On Monday 2026-03-23 T2 (normal) counts 07:00-23:00 only (the packaged calendar).
+
+
+def _calendar():  # type: ignore[no-untyped-def]
+    from meetpunt.rulebook import offpeak_calendar
+
+    return offpeak_calendar()
+
+
+def test_before_seven_on_a_working_day_t2_still_shows_the_midnight_reading() -> None:
+    monday = local_midnight_utc(w.FIRST + timedelta(days=3))
+    dailies = [
+        DailyReading(monday, (4021.4, 6031.2, 0.0, 0.0)),
+        DailyReading(monday + timedelta(days=1), (4030.4, 6047.2, 0.0, 0.0)),  # T2 +16
+    ]
+    early = monday + timedelta(hours=5)  # 05:00 local: only T1 has counted since midnight
+    # 6037 lies in the day's T2 bracket (6030.2 .. 6048.2) but T2 has not counted yet:
+    # 6031 written as 6037 (1 read as 7) is caught now, with the fitting value proposed
+    verdict = check_reading(_reading((4024.0, 6037.0, 0.0, 0.0), early), dailies, 17.25,
+                            calendar=_calendar())  # fmt: skip
+    assert not verdict.approved and verdict.suspected == "digit_slip"
+    assert verdict.proposal == (4024.0, 6031.0, 0.0, 0.0)
+    # without the calendar the day's bracket lets it through
+    assert check_reading(_reading((4024.0, 6037.0, 0.0, 0.0), early), dailies, 17.25).approved
+    # the right reading, and one near the switch to T2 (within the clock margin), pass
+    cal = _calendar()
+    assert check_reading(_reading((4024.0, 6031.0, 0.0, 0.0), early), dailies, 17.25,
+                         calendar=cal).approved  # fmt: skip
+    near = monday + timedelta(hours=7, minutes=10)
+    assert check_reading(_reading((4025.0, 6032.0, 0.0, 0.0), near), dailies, 17.25,
+                         calendar=cal).approved  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    day=st.integers(min_value=0, max_value=13),
+    minutes=st.integers(min_value=0, max_value=24 * 60 - 1),
+    start=st.tuples(*[st.floats(min_value=0, max_value=90_000) for _ in range(4)]),
+    rates=st.tuples(*[st.floats(min_value=0, max_value=3) for _ in range(4)]),
+)
+def test_property_every_honest_reading_of_a_calendar_true_meter_is_approved(
+    day: int,
+    minutes: int,
+    start: tuple[float, float, float, float],
+    rates: tuple[float, float, float, float],
+) -> None:
+    """A meter whose registers count by the calendar (kWh per quarter-hour while their
+    tariff runs): every honest reading at any minute is approved with the calendar."""
+    from meetpunt.domain.calendar import Tariff
+
+    cal = _calendar()
+    midnight = local_midnight_utc(w.FIRST + timedelta(days=day))
+    end = local_midnight_utc(w.FIRST + timedelta(days=day + 1))
+    at = midnight + timedelta(minutes=minutes)
+
+    def registers(until: datetime) -> tuple[float, float, float, float]:
+        regs = list(start)
+        q = midnight
+        while q < until:
+            tariff = cal.tariff_at(q)
+            for i, counts in enumerate((Tariff.T1, Tariff.T2, Tariff.T1, Tariff.T2)):
+                if tariff is counts:
+                    regs[i] += rates[i] * min(1.0, (until - q) / timedelta(minutes=15))
+            q += timedelta(minutes=15)
+        return (regs[0], regs[1], regs[2], regs[3])
+
+    dailies = [DailyReading(midnight, registers(midnight)), DailyReading(end, registers(end))]
+    true = tuple(float(math.floor(v)) for v in registers(at))
+    verdict = check_reading(_reading(true, at), dailies, 17.25, calendar=cal)  # type: ignore[arg-type]
+    assert verdict.approved, (at, true, verdict.low, verdict.high)

@@ -67,6 +67,8 @@ FEED_KINDS = frozenset({"daily_readings", "monthly_readings", "quarter_hours"})
 
 SWITCH_KIND = "switch_readings"
 """The hub's kind of the reading of a switch or move day (MKT-5, issue 20)."""
+SWITCH_KINDS = (SWITCH_KIND, "gas_switch_readings")
+"""The switch or move day's readings: electricity, and gas on the gas connection."""
 SWITCH_CHANGE = "switch_reading"
 """How the feed marks it: ``change`` is ``switch_reading``, ``event`` switch or move."""
 
@@ -295,7 +297,7 @@ def feed_rows(
     for batch, cid, row in zip(batches, connections, rows_with_eans(table, ids), strict=True):
         key = change_key(int(batch), kind, int(cid), row[time])
         change = (
-            SWITCH_CHANGE if kind == SWITCH_KIND else "correction" if key in corrected else "new"
+            SWITCH_CHANGE if kind in SWITCH_KINDS else "correction" if key in corrected else "new"
         )
         out.append({"seq": int(batch), "kind": kind, "change": change, **row})
     return out
@@ -349,7 +351,7 @@ def changes_page(
     ``known`` connections, read through the gate under each purpose for its kinds
     (one-day reads of contract end days too when ``finals``), and the next cursor."""
     kinds = sorted(
-        {k for ks in purposes.values() for k in ks} | ({SWITCH_KIND} if finals else set())
+        {k for ks in purposes.values() for k in ks} | (set(SWITCH_KINDS) if finals else set())
     )
     head, found, corrected = changes(gate, kinds, sorted(known), after)
     upto = page_end(found, head, limit)
@@ -426,26 +428,28 @@ def switch_rows(
     """The switch and move readings of this page for a supplier: each a one-day read
     of the day it opened or closed a contract, under the catalogue's ``supplier_switch``
     or ``supplier_move`` with the notice as trigger (PRV-1, MKT-5), so the old and the
-    new supplier each get it once; the rest of the page goes as before."""
+    new supplier each get it once; the rest of the page goes as before. A gas
+    connection's reading (``gas_switch_readings``) is read the same way, the gate
+    taking the gas connection under the EAN for the gas kind."""
     rows: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
-    asked: set[tuple[int, date]] = set()
+    asked: set[tuple[int, str, date]] = set()
     for c in found:
-        if c.kind != SWITCH_KIND or c.batch > batches[1]:
+        if c.kind not in SWITCH_KINDS or c.batch > batches[1]:
             continue
         held = known[c.connection].stretches
         edges = {s for s, _ in held} | {e for _, e in held if e is not None}
         day = _local_day(c.first)
         while day <= _local_day(c.last):
-            if day in edges and (c.connection, day) not in asked:
-                asked.add((c.connection, day))
+            if day in edges and (c.connection, c.kind, day) not in asked:
+                asked.add((c.connection, c.kind, day))
                 event = switch_event(gate, c.connection, day)
                 eans = {known[c.connection].ean: c.connection}
                 tables, no = read_changes(
                     gate,
                     who,
                     f"supplier_{event}",
-                    (SWITCH_KIND,),
+                    (c.kind,),
                     eans,
                     day,
                     day + timedelta(days=1),

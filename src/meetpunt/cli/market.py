@@ -40,6 +40,7 @@ from meetpunt.market.switching import (
     switch_reading,
     termination_end,
     termination_fee,
+    usage_between,
 )
 from meetpunt.market.terms import read_terms, read_usage
 from meetpunt.report.documents import DocumentKind, MarketDocument, Party, render_html, render_pdf
@@ -54,17 +55,22 @@ CommodityOption = Annotated[
 ReadingOption = Annotated[
     str | None,
     typer.Option(
-        help="The smart meter's reading of the day (kWh, 1.8.1=123,1.8.2=456) when the hub "
-        "has none; otherwise it is read from the hub through the gate."
+        help="The smart meter's reading of the day (kWh, 1.8.1=123,1.8.2=456; gas m³, "
+        "24.2.1=1234.567) when the hub has none; otherwise it is read from the hub through "
+        "the gate."
     ),
 ]
 LastReadingOption = Annotated[
     str | None,
-    typer.Option(help="Traditional meter: the last known reading (1.8.0=12000) to estimate from."),
+    typer.Option(
+        help="Traditional meter: the last known reading (1.8.0=12000; gas 24.2.1=5400) to "
+        "estimate from."
+    ),
 ]
 LastDayOption = Annotated[str | None, typer.Option(help="Day of --last-reading (YYYY-MM-DD).")]
 YearlyOption = Annotated[
-    str | None, typer.Option(help="Yearly volume per register (1.8.0=3500) for the estimate.")
+    str | None,
+    typer.Option(help="Yearly volume per register (1.8.0=3500; gas 24.2.1=1200) for the estimate."),
 ]
 
 
@@ -149,20 +155,43 @@ OBIS_REGISTERS = {
 """A register given on the command line (kWh, OBIS name) as the hub stores it (Wh); a
 single-rate register (x.8.0) is kept in the T1 column."""
 
+GAS_REGISTER = "24.2.1"
+"""The gas meter's register (m³, OBIS 0-n:24.2.1 of the M-Bus channel), stored in dm3."""
 
-def _hub_registers(reading: SwitchReading) -> dict[str, int | None]:
-    """The CLI's registers (kWh by OBIS name) in the hub's columns (Wh); MKT-5."""
-    out: dict[str, int | None] = {}
-    for name, value in reading.registers.items():
-        column = OBIS_REGISTERS.get(name)
-        if column is None:
+
+def _columns(commodity: Commodity) -> dict[str, str]:
+    """The registers a command line may name for ``commodity``, with the hub's column."""
+    return {GAS_REGISTER: "reading_dm3"} if commodity is Commodity.GAS else OBIS_REGISTERS
+
+
+def _check_names(registers: dict[str, Decimal] | None, commodity: Commodity) -> None:
+    """Refuse a register that ``commodity``'s meter does not have (before anything
+    changes in the register)."""
+    known = _columns(commodity)
+    for name in registers or {}:
+        if name not in known:
             raise input_error(
                 "CLI.reading",
-                f"register {name!r} is not one of {', '.join(OBIS_REGISTERS)}",
-                "name registers by OBIS code, e.g. 1.8.1=123",
+                f"register {name!r} of a {commodity.value} meter is not one of {', '.join(known)}",
+                f"name registers by OBIS code, e.g. {next(iter(known))}=123",
             )
-        out[column] = int(value * 1000)
-    return out
+
+
+def _hub_registers(reading: SwitchReading, commodity: Commodity) -> dict[str, int | None]:
+    """The CLI's registers (kWh, or m³ for gas, by OBIS name) in the hub's columns (Wh,
+    dm3); MKT-5."""
+    _check_names(reading.registers, commodity)
+    known = _columns(commodity)
+    return {known[name]: int(value * 1000) for name, value in reading.registers.items()}
+
+
+def _from_hub(stored: dict[str, int | None], commodity: Commodity) -> dict[str, Decimal]:
+    """A reading the hub holds as the registers both suppliers see: electricity in the
+    hub's columns (Wh), gas as the OBIS register in m³."""
+    if commodity is Commodity.GAS:
+        dm3 = stored.get("reading_dm3")
+        return {} if dm3 is None else {GAS_REGISTER: Decimal(dm3) / 1000}
+    return {k: Decimal(v) for k, v in stored.items() if v is not None}
 
 
 def _switch_or_move(
@@ -194,6 +223,11 @@ def _switch_or_move(
         version = session.connection_at(ean, on, commodity)
         meter = version.attributes.meter_type if version is not None else MeterType.NONE
         connection = session.connection_id(ean, commodity)
+        kind = version.commodity if version is not None else commodity or Commodity.ELECTRICITY
+        names = ("--reading", "--last-reading", "", "--yearly")
+        for text, option in zip(readings, names, strict=True):
+            if option:
+                _check_names(_registers(text, option), kind)
         reading: SwitchReading | None = None
         if meter is not MeterType.SMART:
             # a traditional meter: the estimate (or the refusal) before anything changes
@@ -211,17 +245,14 @@ def _switch_or_move(
     refused: list[str] = []
     if meter is MeterType.SMART:
         # the smart meter's daily reading at local midnight, through the gate (PRV-1)
-        stored, refused = meter_reading(db, store, event, supplier, ean, on, now)
+        # (gas: the gas meter on its M-Bus, from the hourly gas values)
+        stored, refused = meter_reading(db, store, event, supplier, ean, on, now, kind)
         if stored is not None:
-            reading = SwitchReading(
-                on,
-                {k: Decimal(v) for k, v in stored.items() if v is not None},
-                ReadingSource.SMART_METER,
-            )
+            reading = SwitchReading(on, _from_hub(stored, kind), ReadingSource.SMART_METER)
         else:
             reading = _reading(on, MeterType.SMART, *readings)
     if reading is not None and stored is None:
-        stored = _hub_registers(reading)
+        stored = _hub_registers(reading, kind)
     batch = None
     if reading is not None and stored is not None:
         batch = store_reading(store, connection, on, stored, event, reading.estimated, now)
@@ -229,13 +260,16 @@ def _switch_or_move(
         event,
         {
             "ean": ean,
+            "commodity": kind.value,
             "day": on.isoformat(),
             "old_contract": _contract_json(old),
             "new_contract": _contract_json(new),
             "reading": _reading_json(reading),
             "reading_batch": batch,
             "reading_note": (
-                "stored for the old and the new supplier's change feed (switch_readings)"
+                "stored for the old and the new supplier's change feed ("
+                + ("gas_switch_readings" if kind is Commodity.GAS else "switch_readings")
+                + ")"
                 if batch is not None
                 else "no reading of the day in the hub"
                 + (f" (refused: {', '.join(refused)})" if refused else "")
@@ -367,12 +401,79 @@ def market_terminate(
     )
 
 
+def _invoice_readings(
+    terms: ContractTerms,
+    first: date,
+    end: date,
+    opening: str | None,
+    closing: str | None,
+    estimated: str,
+) -> tuple[SwitchReading, ...]:
+    """The opening and closing readings of an invoice priced from readings (a final
+    invoice closing on the switch reading, a settlement opening on it; MKT-4/5), marked
+    estimated as said; empty when neither is given."""
+    if opening is None and closing is None:
+        return ()
+    if opening is None or closing is None:
+        raise input_error(
+            "CLI.usage",
+            "an invoice from readings needs both --opening-reading and --closing-reading",
+            "give both, or --usage",
+        )
+    if terms.tariff is TariffKind.DOUBLE and terms.commodity is Commodity.ELECTRICITY:
+        raise input_error(
+            "CLI.usage",
+            "a double-tariff invoice needs the usage per interval (T1/T2 by the off-peak calendar)",
+            "give --usage",
+        )
+    marked = {x.strip() for x in estimated.split(",") if x.strip()}
+    if "both" in marked:
+        marked = {"opening", "closing"}
+    if not marked <= {"opening", "closing"}:
+        raise input_error(
+            "CLI.reading", f"--estimated {estimated!r}", "write opening, closing or both"
+        )
+    out = []
+    for day, text, name in ((first, opening, "opening"), (end, closing, "closing")):
+        registers = _registers(text, f"--{name}-reading") or {}
+        _check_names(registers, terms.commodity)
+        source = (
+            ReadingSource.ESTIMATED
+            if name in marked
+            else ReadingSource.SMART_METER
+            if terms.meter_type is MeterType.SMART
+            else ReadingSource.READ
+        )
+        out.append(SwitchReading(day, registers, source))
+    return tuple(out)
+
+
 @market_app.command("invoice")
 def market_invoice(
     contract: Annotated[Path, typer.Option(help="Contract terms (TOML; meetpunt.market.terms).")],
-    usage: Annotated[Path, typer.Option(help="Usage CSV: start_utc,import,export.")],
     first: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD).")],
     until: Annotated[str, typer.Option("--to", help="Day after the last (exclusive).")],
+    usage: Annotated[
+        Path | None, typer.Option(help="Usage CSV: start_utc,import,export (or the readings).")
+    ] = None,
+    opening_reading: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of --usage: the reading at local midnight of --from (gas "
+            "24.2.1=5000.123 m³; electricity 1.8.0=12000 kWh), e.g. the switch reading."
+        ),
+    ] = None,
+    closing_reading: Annotated[
+        str | None,
+        typer.Option(help="The reading at local midnight of --to (e.g. the switch reading)."),
+    ] = None,
+    estimated: Annotated[
+        str,
+        typer.Option(
+            help="Which readings are estimates (traditional meter), marked on the document: "
+            "opening, closing or both."
+        ),
+    ] = "",
     ean: Annotated[str, typer.Option(help="The connection's EAN, on the document.")] = "",
     prices: Annotated[Path | None, typer.Option(help="Day-ahead price CSV (dynamic).")] = None,
     kind: Annotated[DocumentKind, typer.Option(help="annual, vzc or final.")] = DocumentKind.ANNUAL,
@@ -390,15 +491,21 @@ def market_invoice(
     terms = read_terms(contract)
     require_terms(terms, tariffs, rules.max_notice_days)
     dynamic = read_prices(prices) if prices else None
-    inv = invoice(
-        terms,
-        read_usage(usage),
-        parse_day(first, "--from"),
-        parse_day(until, "--to"),
-        tariffs,
-        offpeak_calendar(),
-        dynamic,
+    start_day, end_day = parse_day(first, "--from"), parse_day(until, "--to")
+    readings = _invoice_readings(
+        terms, start_day, end_day, opening_reading, closing_reading, estimated
     )
+    if usage is not None and not readings:
+        used = read_usage(usage)
+    elif usage is None and readings:
+        used = usage_between(readings[0], readings[1], terms.commodity)
+    else:
+        raise input_error(
+            "CLI.usage",
+            "give the usage either as --usage or as --opening-reading and --closing-reading",
+            "one of the two, not both and not neither",
+        )
+    inv = invoice(terms, used, start_day, end_day, tariffs, offpeak_calendar(), dynamic)
     paid = [Decimal(a) for a in advances.split(",")] if advances else []
     settlement = settle(inv, paid) if kind is DocumentKind.ANNUAL else None
     if html or pdf:
@@ -411,6 +518,7 @@ def market_invoice(
             ean=ean,
             invoice=inv,
             settlement=settlement,
+            readings=readings,
         )
         page = render_html(doc)
         if html:
@@ -439,6 +547,17 @@ def market_invoice(
         "vat": str(inv.vat),
         "total": str(inv.total),
         "unconfirmed": list(inv.unconfirmed),
+        "gas_volumes": [
+            {
+                "part": g.part,
+                "measured_m3": str(g.measured),
+                "factor": str(g.factor),
+                "converted_m3": str(g.converted),
+                "reference_mj_per_m3": str(g.reference_mj_per_m3),
+            }
+            for g in inv.gas_volumes
+        ],
+        "readings": [_reading_json(r) for r in readings],
     }
     if settlement:
         body["advances_paid"] = str(settlement.advances_paid)

@@ -37,7 +37,7 @@ from meetpunt.domain.connection import MeterType
 from meetpunt.domain.contract import ContractType, TariffKind
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MarketError
-from meetpunt.market.rules import Bracket, MarketTariffs, YearTariffs
+from meetpunt.market.rules import Bracket, GasConversion, MarketTariffs, YearTariffs
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
@@ -103,6 +103,18 @@ class ContractTerms:
     region: str | None = None
     holder: str = ""
     supplier: str = ""
+    gas_area: str | None = None
+    """Gas: the grid area (its EAN code) whose calorific factors apply (MKT-1)."""
+    temperature_corrected: bool | None = None
+    """Gas: whether the meter converts to the reference temperature itself; ``None``:
+    a smart meter does, another does not."""
+
+    @property
+    def meter_converts_temperature(self) -> bool:
+        """Whether the gas meter's volume needs no standard temperature factor."""
+        if self.temperature_corrected is not None:
+            return self.temperature_corrected
+        return self.meter_type is MeterType.SMART
 
     def prices_on(self, day: date) -> PriceSet:
         """The price set in force on ``day``."""
@@ -268,6 +280,19 @@ class Part:
         return (self.end - self.first).days
 
 
+@dataclass(frozen=True, slots=True)
+class GasVolume:
+    """How a part's measured gas became the m³ on the invoice (MKT-1): measured m³ x
+    correction factor = m³ at the reference calorific value (35.17 MJ/m³)."""
+
+    part: int
+    measured: Decimal
+    factor: Decimal
+    """The effective factor of the part (its months' factors weighted by use), 6 decimals."""
+    converted: Decimal
+    reference_mj_per_m3: Decimal
+
+
 @dataclass(frozen=True)
 class Invoice:
     """Invoice lines of one period and their totals (EUR)."""
@@ -279,6 +304,8 @@ class Invoice:
     lines: tuple[InvoiceLine, ...]
     vat_rate: Decimal
     unconfirmed: tuple[str, ...] = ()
+    gas_volumes: tuple[GasVolume, ...] = ()
+    """Gas: the calorific conversion of each part, shown on the documents."""
 
     @property
     def subtotal(self) -> Decimal:
@@ -338,6 +365,12 @@ class _Sums:
     dyn_imp_money: Decimal = ZERO
     dyn_exp_money: Decimal = ZERO
     dyn_exp_bare: Decimal = ZERO
+    measured: Decimal = ZERO
+    """Gas: the metered m³ before the calorific conversion."""
+
+
+M3_STEP = Decimal("0.001")
+"""Converted gas volumes are kept to the litre (dm3), as the meter registers them."""
 
 
 def _sum_usage(
@@ -346,16 +379,23 @@ def _sum_usage(
     spans: Sequence[tuple[date, date]],
     calendar: OffPeakCalendar,
     dynamic: DynamicPrices | None,
+    conversion: GasConversion | None = None,
 ) -> list[_Sums]:
-    """Import/export per part and register; dynamic intervals at their slot's price."""
+    """Import/export per part and register; dynamic intervals at their slot's price.
+    Gas is converted per interval by the factor of its local month (MKT-1)."""
     sums = [_Sums() for _ in spans]
     first, end = spans[0][0], spans[-1][1]
     gas = terms.commodity is Commodity.GAS
-    for start, imp, exp in zip(usage.starts, usage.imported, usage.exported, strict=True):
+    converts = terms.meter_converts_temperature
+    for start, metered, exp in zip(usage.starts, usage.imported, usage.exported, strict=True):
         day = local_date_of(start)
         if not first <= day < end:
             continue
         s = sums[next(i for i, (a, b) in enumerate(spans) if a <= day < b)]
+        imp = metered
+        if gas and conversion is not None:
+            s.measured += metered
+            imp = metered * conversion.factor(terms.gas_area, day, converts)
         if terms.contract_type is ContractType.DYNAMIC:
             assert dynamic is not None
             price = dynamic.price_at(start)
@@ -370,7 +410,32 @@ def _sum_usage(
             key = "S"
         s.imp[key] += imp
         s.exp[key] += exp
+    if gas and conversion is not None:
+        for s in sums:
+            s.imp["S"] = s.imp["S"].quantize(M3_STEP, rounding=ROUND_HALF_UP)
     return sums
+
+
+def _gas_notes(
+    terms: ContractTerms, conversion: GasConversion, first: date, end: date
+) -> list[str]:
+    """What of the gas conversion over ``first`` .. ``end`` is unconfirmed: the months
+    without a published calorific factor of the area, the standard temperature factor."""
+    notes: list[str] = []
+    month = first.replace(day=1)
+    missing: list[str] = []
+    while month < end:
+        if not conversion.calorific_factor(terms.gas_area, month)[1]:
+            missing.append(f"{month:%Y-%m}")
+        month = (month + timedelta(days=32)).replace(day=1)
+    if missing:
+        notes.append(
+            f"gas: no published calorific factor for area {terms.gas_area or '(none given)'} "
+            f"in {', '.join(missing)}; factor {conversion.default_calorific_factor} used"
+        )
+    if not terms.meter_converts_temperature:
+        notes.extend(f"gas: {u}" for u in conversion.unconfirmed)
+    return notes
 
 
 def invoice(
@@ -398,11 +463,13 @@ def invoice(
         require_terms(terms, tariffs, 10**6)
     cuts = [first, *_boundaries(terms, tariffs, first, end), end]
     spans = list(itertools.pairwise(cuts))
-    sums = _sum_usage(terms, usage, spans, calendar, dynamic)
     gas = terms.commodity is Commodity.GAS
+    conversion = tariffs.gas_conversion if gas else None
+    sums = _sum_usage(terms, usage, spans, calendar, dynamic, conversion)
     lines: list[InvoiceLine] = []
     parts: list[Part] = []
     unconfirmed: list[str] = []
+    volumes: list[GasVolume] = []
     vat_rate: Decimal | None = None
     for index, ((a, b), s) in enumerate(zip(spans, sums, strict=True)):
         year = tariffs.year(a.year)
@@ -415,6 +482,21 @@ def invoice(
         imp_total = sum(s.imp.values(), ZERO)
         exp_total = sum(s.exp.values(), ZERO)
         parts.append(Part(index, a, b, regime, a.year, imp_total, exp_total))
+        if conversion is not None:
+            factor = (
+                imp_total / s.measured
+                if s.measured
+                else conversion.factor(terms.gas_area, a, terms.meter_converts_temperature)
+            )
+            volumes.append(
+                GasVolume(
+                    index,
+                    s.measured,
+                    factor.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP),
+                    imp_total,
+                    conversion.reference_mj_per_m3,
+                )
+            )
         prices = terms.prices_on(a)
         share = Decimal(b.toordinal() - a.toordinal()) / Decimal(days_in_year(a.year))
         lines.extend(_supply_lines(index, terms, prices, s, regime, gas))
@@ -434,6 +516,8 @@ def invoice(
             )
         lines.extend(_fixed_lines(index, terms, prices, year, a, b, gas))
     assert vat_rate is not None
+    if conversion is not None:
+        unconfirmed.extend(_gas_notes(terms, conversion, first, end))
     return Invoice(
         reference=terms.reference,
         first=first,
@@ -442,6 +526,7 @@ def invoice(
         lines=tuple(lines),
         vat_rate=vat_rate,
         unconfirmed=tuple(dict.fromkeys(unconfirmed)),
+        gas_volumes=tuple(volumes),
     )
 
 

@@ -59,6 +59,64 @@ class LargeConsumerTariffs:
 
 
 @dataclass(frozen=True)
+class GasConversion:
+    """Gas volume to the reference calorific value (MKT-1): measured m³ x the grid
+    area's calorific factor of the month x, for a meter that does not convert to the
+    reference temperature itself, the standard temperature factor."""
+
+    reference_mj_per_m3: Decimal
+    temperature_factor_uncorrected: Decimal
+    default_calorific_factor: Decimal
+    calorific: Mapping[str, Mapping[date, Decimal]]
+    """Grid area (its EAN code) -> first day of the month -> factor."""
+    unconfirmed: tuple[str, ...] = ()
+
+    def calorific_factor(self, area: str | None, day: date) -> tuple[Decimal, bool]:
+        """The area's factor for ``day``'s month and whether it was published (False:
+        the default factor, unconfirmed)."""
+        found = self.calorific.get(area or "", {}).get(day.replace(day=1))
+        if found is None:
+            return self.default_calorific_factor, False
+        return found, True
+
+    def factor(self, area: str | None, day: date, temperature_corrected: bool) -> Decimal:
+        """The whole correction factor for gas measured on ``day``."""
+        calorific, _ = self.calorific_factor(area, day)
+        if temperature_corrected:
+            return calorific
+        return calorific * self.temperature_factor_uncorrected
+
+    @classmethod
+    def from_mapping(cls, body: Mapping[str, Any]) -> GasConversion:
+        """Build from the ``[gas_conversion]`` table (pure)."""
+        w = "market_tariffs gas_conversion"
+        areas: dict[str, dict[date, Decimal]] = {}
+        for raw in body.get("calorific", ()):
+            months = areas.setdefault(str(raw["area"]), {})
+            for row in raw["factors"]:
+                month = row["month"]
+                if not isinstance(month, date) or month.day != 1:
+                    raise RulesDataError(
+                        f"{w}: area {raw['area']} month {month!r} is not the first day of a "
+                        "month; write 2021-01-01"
+                    )
+                factor = _dec(row["factor"], f"{w} {raw['area']} {month}")
+                if not Decimal("0.5") < factor < Decimal("1.5"):
+                    raise RulesDataError(
+                        f"{w}: area {raw['area']} {month}: factor {factor} is not a "
+                        "calorific correction (expected near 1); check the file"
+                    )
+                months[month] = factor
+        return cls(
+            reference_mj_per_m3=_dec(body["reference_mj_per_m3"], w),
+            temperature_factor_uncorrected=_dec(body["temperature_factor_uncorrected"], w),
+            default_calorific_factor=_dec(body["default_calorific_factor"], w),
+            calorific=areas,
+            unconfirmed=tuple(body.get("unconfirmed", ())),
+        )
+
+
+@dataclass(frozen=True)
 class MarketTariffs:
     """Everything ``market_tariffs.toml`` holds."""
 
@@ -70,6 +128,7 @@ class MarketTariffs:
     large_consumer: LargeConsumerTariffs
     vzc_electricity_per_kwh: Decimal
     vzc_gas_per_m3: Decimal
+    gas_conversion: GasConversion
 
     def year(self, year: int) -> YearTariffs:
         """The amounts of ``year``; :class:`RulesDataError` naming the file when absent."""
@@ -118,6 +177,7 @@ class MarketTariffs:
             ),
             vzc_electricity_per_kwh=_dec(body["vzc"]["electricity_per_kwh"], w),
             vzc_gas_per_m3=_dec(body["vzc"]["gas_per_m3"], w),
+            gas_conversion=GasConversion.from_mapping(body["gas_conversion"]),
         )
 
 

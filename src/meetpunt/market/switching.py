@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
+from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
 from meetpunt.domain.contract import ContractType, TariffKind
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MarketError
-from meetpunt.market.pricing import ContractTerms, money
+from meetpunt.market.pricing import ZERO, ContractTerms, Usage, money
 from meetpunt.market.rules import ContractRules
 
 
@@ -30,6 +32,8 @@ class ReadingSource(StrEnum):
 
     SMART_METER = "smart_meter"
     ESTIMATED = "estimated"
+    READ = "read"
+    """Read from a meter that is not remotely read (the customer's or a mechanic's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,61 @@ def switch_reading(
         for register, value in last_reading.items()
     }
     return SwitchReading(day, estimate, ReadingSource.ESTIMATED)
+
+
+GAS_REGISTER = "24.2.1"
+"""The gas meter's register (m³) as switch readings name it (OBIS 0-n:24.2.1)."""
+IMPORT_REGISTERS = ("1.8.0", "1.8.1", "1.8.2")
+EXPORT_REGISTERS = ("2.8.0", "2.8.1", "2.8.2")
+
+
+def usage_between(opening: SwitchReading, closing: SwitchReading, commodity: Commodity) -> Usage:
+    """The usage between two readings (a switch or move reading and the one before or
+    after it), for a final invoice or an annual settlement priced from readings (MKT-4,
+    MKT-5): gas the ``24.2.1`` register in m³, electricity the import and export
+    registers summed (single tariff). Spread evenly over the local days from the
+    opening day up to the closing day, so each day's month gets its own calorific
+    factor (MKT-1); the last day takes the rounding. Refuses readings that go back."""
+    days = (closing.day - opening.day).days
+    if days <= 0:
+        raise MarketError(
+            f"the closing reading ({closing.day}) must come after the opening ({opening.day})"
+        )
+    if commodity is Commodity.GAS:
+        names_in: tuple[str, ...] = (GAS_REGISTER,)
+        names_out: tuple[str, ...] = ()
+    else:
+        names_in, names_out = IMPORT_REGISTERS, EXPORT_REGISTERS
+
+    def used(names: tuple[str, ...]) -> Decimal:
+        return sum(
+            (closing.registers.get(n, ZERO) - opening.registers.get(n, ZERO) for n in names),
+            ZERO,
+        )
+
+    imported, exported = used(names_in), used(names_out)
+    if imported < 0 or exported < 0:
+        finding = Finding(
+            "MKT-5.readings_back",
+            f"the readings go back from {opening.day} to {closing.day} (import {imported}, "
+            f"export {exported}); a replaced meter? price each meter's readings apart",
+        )
+        raise MarketError(finding.message, [finding])
+    step = Decimal("0.001")
+    per_in = (imported / days).quantize(step, rounding=ROUND_DOWN)
+    per_out = (exported / days).quantize(step, rounding=ROUND_DOWN)
+    rows = []
+    for n in range(days):
+        last = n == days - 1
+        day = opening.day + timedelta(days=n)
+        rows.append(
+            (
+                local_midnight_utc(day),
+                imported - per_in * (days - 1) if last else per_in,
+                exported - per_out * (days - 1) if last else per_out,
+            )
+        )
+    return Usage.of(rows)
 
 
 def earliest_end(notice_on: date, terms: ContractTerms, rules: ContractRules) -> date:

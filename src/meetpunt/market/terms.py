@@ -15,6 +15,8 @@ Contract terms (all prices EUR excl. VAT)::
     region = "standard"              # off-peak calendar region (optional)
     holder = "J. de Vries"
     supplier = "8712423010208"
+    gas_area = "871718518003006694" # gas: the grid area's EAN code (calorific factors)
+    temperature_corrected = true     # gas: the meter converts to 15 °C (default: smart)
 
     [[prices]]                       # one set per price change (variable: 1 Jan, 1 Jul)
     valid_from = 2026-07-01
@@ -24,7 +26,8 @@ Contract terms (all prices EUR excl. VAT)::
     standing_per_year = "73.00"
 
 Usage CSV: header ``start_utc,import,export`` (kWh or m³ per interval; ISO 8601 UTC
-start), one row per interval.
+start), one row per interval. Gas is the metered m³; the invoice converts it to the
+reference calorific value (``market_tariffs`` ``[gas_conversion]``).
 """
 
 from __future__ import annotations
@@ -102,6 +105,12 @@ def terms_from_mapping(data: Mapping[str, Any], where: str = "contract") -> Cont
             region=data.get("region"),
             holder=str(data.get("holder", "")),
             supplier=str(data.get("supplier", "")),
+            gas_area=None if data.get("gas_area") is None else str(data["gas_area"]),
+            temperature_corrected=(
+                None
+                if data.get("temperature_corrected") is None
+                else bool(data["temperature_corrected"])
+            ),
         )
     except KeyError as exc:
         raise _refuse(where, f"lacks {exc.args[0]!r}; see meetpunt.market.terms") from None

@@ -242,6 +242,16 @@ KINDS: dict[str, Kind] = {
             description="the reading of a switch or move day at local midnight, for the old "
             "and the new supplier (MKT-5; event 'switch' or 'move'; estimated when marked)",
         ),
+        Kind(
+            "gas_switch_readings",
+            "at",
+            (_int("reading_dm3"), Column("event", "VARCHAR", pa.string())),
+            commodity=Commodity.GAS,
+            ean_column="gas_ean",
+            description="the gas register (dm3) of a switch or move day at local midnight, "
+            "on the gas connection, for the old and the new supplier (MKT-5; as "
+            "switch_readings)",
+        ),
     )
 }
 """Every kind the hub stores, by table name."""

@@ -62,7 +62,7 @@ BACKOFF_CAP_S = 0.25
 """A waiting lease retries after 20 ms, doubling to at most 250 ms between tries."""
 NOTICE_AFTER_S = 0.5
 """A lease that has waited this long says on stderr what it waits for (once)."""
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 """Layout version of the store's tables; a store of an older version listed in
 ``_MIGRATIONS`` is brought up to date when opened for writing, any other is refused."""
 
@@ -73,6 +73,10 @@ _TO_3 = (
     f"({SWITCH_ESTIMATE.code}, '{SWITCH_ESTIMATE.status.value}', '{SWITCH_ESTIMATE.rule}', "
     f"'{SWITCH_ESTIMATE.method}')",
 )
+_TO_4 = (
+    # 3 -> 4: the gas register of a switch or move day, on the gas connection (MKT-5)
+    KINDS["gas_switch_readings"].table_sql(),
+)
 _MIGRATIONS: dict[str, tuple[str, ...]] = {
     # 1 -> 2: refused records are retried (quarantine resolution, the batch retried)
     "1": (
@@ -80,8 +84,10 @@ _MIGRATIONS: dict[str, tuple[str, ...]] = {
         "ALTER TABLE quarantine ADD COLUMN resolved_by INTEGER",
         "ALTER TABLE quarantine ADD COLUMN resolved_at TIMESTAMP",
         *_TO_3,
+        *_TO_4,
     ),
-    "2": _TO_3,
+    "2": (*_TO_3, *_TO_4),
+    "3": _TO_4,
 }
 
 _SUPPORT_TABLES = (
@@ -226,7 +232,8 @@ class MeterStore:
                 ).fetchall()
             }
             # a store of an older layout opened read-only lacks the newer kinds' tables
-            # (switch_readings, layout 3) until a writer opens it: nothing changed there
+            # (switch_readings, layout 3; gas_switch_readings, layout 4) until a writer
+            # opens it: nothing changed there
             for name in (k for k in kinds if k in present):
                 column = KINDS[name].time
                 rows = con.execute(
@@ -284,18 +291,48 @@ class MeterStore:
         own, so the change feed carries it to the old and the new supplier after their
         cursors; one recorded again for the same connection and moment replaces the
         earlier row (a corrected switch reaches the feed again). Returns the batch id."""
+        values = [registers.get(name) for name in REGISTERS]
+        return self._record_switch("switch_readings", connection, at, values, event, estimated, now)
+
+    def record_gas_switch_reading(
+        self,
+        connection: int,
+        at: datetime,
+        reading_dm3: int,
+        event: str,
+        estimated: bool,
+        now: datetime,
+    ) -> int:
+        """Store the gas register (dm3) of a switch or move day on the gas connection
+        ``connection``, as :meth:`record_switch_reading` does for electricity (MKT-5)."""
+        return self._record_switch(
+            "gas_switch_readings", connection, at, [reading_dm3], event, estimated, now
+        )
+
+    def _record_switch(
+        self,
+        table: str,
+        connection: int,
+        at: datetime,
+        values: list[int | None],
+        event: str,
+        estimated: bool,
+        now: datetime,
+    ) -> int:
         if event not in ("switch", "move"):
             raise MeterDataError(f"a switch reading's event is 'switch' or 'move', not {event!r}")
         code = SWITCH_ESTIMATE.code if estimated else MEASURED.code
-        values = [registers.get(name) for name in REGISTERS]
+        names = ", ".join(f'"{c.name}"' for c in KINDS[table].values)
+        marks = ", ".join("?" for _ in KINDS[table].values)
         with self.transaction() as con:
             batch = int(con.execute("SELECT nextval('batch_id')").fetchall()[0][0])
             con.execute(
-                'DELETE FROM switch_readings WHERE connection = ? AND "at" = ?',
+                f'DELETE FROM "{table}" WHERE connection = ? AND "at" = ?',
                 [connection, naive_utc(at)],
             )
             con.execute(
-                "INSERT INTO switch_readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f'INSERT INTO "{table}" (connection, "at", {names}, quality, batch) '
+                f"VALUES (?, ?, {marks}, ?, ?)",
                 [connection, naive_utc(at), *values, event, code, batch],
             )
             con.execute(
@@ -304,8 +341,8 @@ class MeterStore:
                 "VALUES (?, ?, ?, ?, 1, 1, 0, ?, 0, NULL)",
                 [
                     batch,
-                    f"market {event}",
-                    f"{event}:{connection}:{naive_utc(at).isoformat()}:{batch}",
+                    f"market {event}" + (" gas" if table == "gas_switch_readings" else ""),
+                    f"{event}:{table}:{connection}:{naive_utc(at).isoformat()}:{batch}",
                     naive_utc(now),
                     int(estimated),
                 ],

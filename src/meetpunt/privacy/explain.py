@@ -151,6 +151,14 @@ KINDS: Final[dict[str, Translation]] = {
     },
     "p1_readings": {"nl": "P1-meterstanden", "en": "P1 meter readings"},
     "p1_gas": {"nl": "P1-gasmeterstanden", "en": "P1 gas meter readings"},
+    "switch_readings": {
+        "nl": "de meterstand op de dag van overstappen of verhuizen",
+        "en": "the meter reading on the day of a switch or move",
+    },
+    "gas_switch_readings": {
+        "nl": "de gasmeterstand op de dag van overstappen of verhuizen",
+        "en": "the gas meter reading on the day of a switch or move",
+    },
     "voltage_presence": {
         "nl": "of er spanning op uw meter staat",
         "en": "whether your meter has voltage",

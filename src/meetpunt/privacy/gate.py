@@ -41,6 +41,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.sql.elements import ClauseElement
 
 from meetpunt.domain.calendar import to_local
+from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import AdminSwitch, PhysicalStatus, RemoteReading
 from meetpunt.domain.findings import Finding
 from meetpunt.meterdata.store import MeterStore
@@ -62,6 +63,7 @@ from meetpunt.privacy.rules import (
     ContractFact,
     StateFact,
     decide,
+    request_commodity,
 )
 from meetpunt.register import read
 from meetpunt.register.engine import write_transaction
@@ -107,7 +109,9 @@ def gather_facts(
     version of its state overlapping it (register), its contracts (only when the
     population looks at them), the earlier grants its rules look at
     (:func:`grant_scope`) and, for consented purposes, the party's consents; ``None``
-    for an EAN the register does not know on any day of the period."""
+    for an EAN the register does not know on any day of the period. The connections
+    are those of the kinds' commodity: a request for gas kinds reads the gas connection
+    under the EAN (:func:`rules.request_commodity`)."""
     eans = list(dict.fromkeys(request.connections))
     scope = grant_scope(rule)
     first, last = request_days(request)
@@ -118,6 +122,7 @@ def gather_facts(
         last,
         scope,
         rule.id if rule is not None and scope == "purpose" else None,
+        request_commodity(request.kinds) or Commodity.ELECTRICITY,
     )
     return _facts(db, request, rule, eans, found)
 
@@ -233,7 +238,11 @@ def _gather_pipelined(
     sql, constants = _pg_sql(db, read.facts_select(scope, array=True))
     first, final = request_days(request)
     params = read.facts_params(
-        eans, first, final, rule.id if rule is not None and scope == "purpose" else None
+        eans,
+        first,
+        final,
+        rule.id if rule is not None and scope == "purpose" else None,
+        request_commodity(request.kinds) or Commodity.ELECTRICITY,
     )
     with pg.pipeline():  # sent and answered when the block ends
         pg.execute(audit.PG_LOCK)

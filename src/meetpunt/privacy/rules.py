@@ -24,7 +24,9 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 from meetpunt.domain.calendar import local_midnight_utc, to_local
+from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.findings import Finding
+from meetpunt.meterdata.kinds import KINDS
 from meetpunt.privacy.catalogue import FrequencyLimit, PurposeRule
 from meetpunt.privacy.disclosure import grid_periods
 from meetpunt.privacy.model import REACHABILITY, AccessRequest, Cut, Period, Role
@@ -195,7 +197,9 @@ def _names(eans: Sequence[str], limit: int = 5, hidden: bool = False) -> str:
     return shown + (f" and {len(eans) - limit} more" if len(eans) > limit else "")
 
 
-MIDNIGHT_READINGS = frozenset({"daily_readings", "monthly_readings", "switch_readings"})
+MIDNIGHT_READINGS = frozenset(
+    {"daily_readings", "monthly_readings", "switch_readings", "gas_switch_readings"}
+)
 """Kinds whose values are register readings taken at a local midnight: a day
 added to a contract's end adds only the reading at that midnight, the final reading
 that belongs to the leaving and the arriving supplier alike (MKT-5). Interval values
@@ -215,6 +219,33 @@ def evaluate(
 ) -> list[Finding]:
     """Every rule the request breaks; an empty list means it may be granted."""
     return decide(rule, request, facts, now, flag).findings
+
+
+def request_commodity(kinds: frozenset[str]) -> Commodity | None:
+    """The commodity whose connections a request's kinds are stored under (the hub keys
+    gas kinds by the gas connection, every other kind by the electricity connection;
+    an EAN may hold both, REG-1), or ``None`` when the kinds mix the two."""
+    found = {KINDS[k].commodity if k in KINDS else Commodity.ELECTRICITY for k in kinds}
+    if len(found) > 1:
+        return None
+    return found.pop() if found else Commodity.ELECTRICITY
+
+
+def _kinds(rule: PurposeRule, request: AccessRequest, out: _Collector) -> None:
+    """The kinds asked: only the purpose's (PRV-2), and of one commodity (PRV-1)."""
+    pid = rule.id
+    extra = sorted(request.kinds - rule.kinds)
+    if extra:
+        out.add(
+            f"{pid}.kinds",
+            f"{pid} may read {', '.join(sorted(rule.kinds))}, not {', '.join(extra)}",
+        )
+    if request_commodity(request.kinds) is None:
+        out.add(
+            "PRV-1.commodity",
+            f"{', '.join(sorted(request.kinds))} mix electricity and gas kinds; each is read "
+            "from its own connection: ask the gas kinds in a request of their own",
+        )
 
 
 def decide(
@@ -253,12 +284,7 @@ def decide(
     if request.party.role not in rule.parties:
         allowed = ", ".join(sorted(r.value for r in rule.parties))
         out.add(f"{pid}.party", f"a {request.party.role.value} may not ask for {pid}: {allowed}")
-    extra = sorted(request.kinds - rule.kinds)
-    if extra:
-        out.add(
-            f"{pid}.kinds",
-            f"{pid} may read {', '.join(sorted(rule.kinds))}, not {', '.join(extra)}",
-        )
+    _kinds(rule, request, out)
     wall_days = local_days(period)
     if rule.window_days and wall_days > rule.window_days:
         out.add(

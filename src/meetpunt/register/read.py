@@ -105,8 +105,8 @@ class Facts:
 @cache
 def facts_select(grants: GrantScope = "none", array: bool = False) -> Select[Any]:
     """The one statement behind :func:`facts_on` and :func:`facts_with_grants_during`,
-    built once so SQLAlchemy compiles it once: bound parameters ``eans``, ``first`` and
-    ``last`` (every version holding on a day from ``first`` to ``last``) and, for
+    built once so SQLAlchemy compiles it once: bound parameters ``eans``, ``commodity``,
+    ``first`` and ``last`` (every version holding on a day from ``first`` to ``last``) and, for
     ``grants="purpose"``, ``purpose``. The grants come by an outer join, one row per grant
     and version (columns ``id``, ``purpose``, ``period_start``, ``period_end``, ``kinds``,
     ``audit_seq`` after the state and its ``valid_from``, ``valid_to``). ``array`` matches
@@ -146,17 +146,27 @@ def facts_select(grants: GrantScope = "none", array: bool = False) -> Select[Any
         .select_from(joined)
         .where(
             eans,
-            c.c.commodity == Commodity.ELECTRICITY.value,
+            c.c.commodity == bindparam("commodity", type_=String),
             overlaps(cv, bindparam("first", type_=Date), bindparam("last", type_=Date)),
         )
     )
 
 
 def facts_params(
-    eans: Sequence[str], first: date, last: date | None = None, purpose: str | None = None
+    eans: Sequence[str],
+    first: date,
+    last: date | None = None,
+    purpose: str | None = None,
+    commodity: Commodity = Commodity.ELECTRICITY,
 ) -> dict[str, Any]:
-    """The parameters of :func:`facts_select` (``last`` defaults to ``first``)."""
-    params: dict[str, Any] = {"eans": list(eans), "first": first, "last": last or first}
+    """The parameters of :func:`facts_select` (``last`` defaults to ``first``; the
+    connections of ``commodity``, electricity unless a request reads gas kinds)."""
+    params: dict[str, Any] = {
+        "eans": list(eans),
+        "first": first,
+        "last": last or first,
+        "commodity": commodity.value,
+    }
     if purpose is not None:
         params["purpose"] = purpose
     return params
@@ -202,15 +212,16 @@ def facts_with_grants_during(
     last: date,
     grants: GrantScope = "none",
     purpose: str | None = None,
+    commodity: Commodity = Commodity.ELECTRICITY,
 ) -> Facts:
-    """The electricity connections among ``eans`` that exist on some day from ``first``
-    to ``last`` with every version overlapping those days and, as ``grants`` says,
-    their earlier grants (of ``purpose``, or of every purpose). One query, whatever the
-    number of connections and days."""
+    """The connections of ``commodity`` (electricity unless said) among ``eans`` that
+    exist on some day from ``first`` to ``last`` with every version overlapping those
+    days and, as ``grants`` says, their earlier grants (of ``purpose``, or of every
+    purpose). One query, whatever the number of connections and days."""
     if grants == "purpose" and purpose is None:
         raise ValueError("grants='purpose' needs the purpose")
     params: Mapping[str, Any] = facts_params(
-        eans, first, last, purpose if grants == "purpose" else None
+        eans, first, last, purpose if grants == "purpose" else None, commodity
     )
     return facts_from_rows(db.execute(facts_select(grants), params))
 

@@ -2,7 +2,8 @@
 
 Rendered as HTML from the packaged Jinja2 template ``market_document.html.j2`` (autoescape
 on) and as a print-ready A4 PDF with WeasyPrint. Every document carries its date, its
-reference, the sender and how to object (bezwaar), as the issue requires.
+reference, the sender and how to object (bezwaar), as the issue requires. A gas
+invoice shows how the measured m³ became m³ at the reference calorific value (MKT-1).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from meetpunt.market.pricing import Invoice, InvoiceLine, Settlement
-from meetpunt.market.switching import SwitchReading
+from meetpunt.market.switching import GAS_REGISTER, ReadingSource, SwitchReading
 from meetpunt.report.html import render
 
 
@@ -81,6 +82,14 @@ def number(value: Decimal) -> str:
     return text.replace(",", " ").replace(".", ",").replace(" ", ".")
 
 
+def number_6(value: Decimal) -> str:
+    """A factor the Dutch way with 4 to 6 decimals: 1,0192, 1,0000, 1,020163."""
+    text = f"{value:.6f}"
+    while text.endswith("0") and len(text.split(".")[1]) > 4:
+        text = text[:-1]
+    return text.replace(".", ",")
+
+
 def day(value: date) -> str:
     """A date the Dutch way: 1 juli 2026."""
     months = [
@@ -123,7 +132,9 @@ def render_html(doc: MarketDocument) -> str:
     parts = [
         {
             "label": f"{day(p.first)} t/m {day(date.fromordinal(p.end.toordinal() - 1))}",
-            "regime": "salderen"
+            "regime": "gas"
+            if inv.gas_volumes
+            else "salderen"
             if p.regime.value == "netting"
             else "afname en teruglevering apart",
             "lines": [_line_view(line) for line in inv.lines if line.part == p.index],
@@ -139,11 +150,31 @@ def render_html(doc: MarketDocument) -> str:
             "to_pay": s.balance >= 0,
             "new_advance": euro(s.new_advance),
         }
+    labels = {p.index: part["label"] for p, part in zip(inv.parts, parts, strict=True)}
+    gas_volumes = [
+        {
+            "label": labels[g.part],
+            "measured": f"{number(g.measured)} m³",
+            "factor": number_6(g.factor),
+            "converted": f"{number(g.converted)} m³",
+        }
+        for g in inv.gas_volumes
+    ]
+    gas_reference = (
+        f"{number(inv.gas_volumes[0].reference_mj_per_m3)} MJ/m³" if inv.gas_volumes else ""
+    )
     readings = [
         {
             "day": day(r.day),
-            "registers": ", ".join(f"{k}: {number(v)}" for k, v in r.registers.items()),
-            "source": "geschat (traditionele meter)" if r.estimated else "slimme meter",
+            "registers": ", ".join(
+                f"{k}: {number(v)} {'m³' if k == GAS_REGISTER else 'kWh'}"
+                for k, v in r.registers.items()
+            ),
+            "source": "geschat (traditionele meter)"
+            if r.estimated
+            else "slimme meter"
+            if r.source is ReadingSource.SMART_METER
+            else "opgenomen",
         }
         for r in doc.readings
     ]
@@ -164,6 +195,8 @@ def render_html(doc: MarketDocument) -> str:
         total=euro(inv.total),
         settlement=settlement,
         readings=readings,
+        gas_volumes=gas_volumes,
+        gas_reference=gas_reference,
         objection=doc.objection,
         notes=list(doc.notes) + [f"Nog niet bevestigd tarief: {u}" for u in inv.unconfirmed],
     )

@@ -9,7 +9,11 @@ reading fits the smart meter:
   reading before the visit (less :attr:`Uc10Rules.tolerance_kwh` for the mechanic's whole
   kWh);
 * with a daily reading after the visit (the next midnight) each register also lies at or
-  below it: the true value is bracketed exactly;
+  below it: the true value is bracketed exactly; a register that the off-peak calendar
+  (MKT-2) keeps idle from the midnight before to the visit still shows that midnight's
+  reading, and one idle from the visit to the next midnight already shows that one (a
+  margin of :attr:`Uc10Rules.clock_margin_minutes` either side for the meter's clock and
+  the mechanic's note of the time);
 * without one (the meter was offline, or the visit is today), the consumption since the
   newest daily reading lies in the band the connection's OWN history allows: at most
   :attr:`Uc10Rules.history_spread` x its largest day read, per started day, and never
@@ -40,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from meetpunt import rulebook
-from meetpunt.domain.calendar import local_midnight_utc, to_local
+from meetpunt.domain.calendar import OffPeakCalendar, Tariff, local_midnight_utc, to_local
 from meetpunt.domain.capacity import ElectricityCapacity
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
@@ -69,6 +73,7 @@ class Uc10Rules:
     history_spread: float = 2.0
     lookback_days: int = 8
     naive_share: float = 0.5
+    clock_margin_minutes: float = 30.0
 
     @classmethod
     def load(cls) -> Uc10Rules:
@@ -79,15 +84,21 @@ class Uc10Rules:
                 float(body["history_spread"]),
                 int(body["lookback_days"]),
                 float(body["naive_share"]),
+                float(body["clock_margin_minutes"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise Uc10Error(
                 f"uc10_uc15.toml [uc10]: missing or bad value ({exc}); fix the rule file"
             ) from exc
-        if rules.tolerance_kwh < 0 or rules.history_spread < 1 or rules.lookback_days < 0:
+        if (
+            rules.tolerance_kwh < 0
+            or rules.history_spread < 1
+            or rules.lookback_days < 0
+            or rules.clock_margin_minutes < 0
+        ):
             raise Uc10Error(
                 "uc10_uc15.toml [uc10]: need tolerance_kwh >= 0, history_spread >= 1, "
-                "lookback_days >= 0; fix the rule file"
+                "lookback_days >= 0, clock_margin_minutes >= 0; fix the rule file"
             )
         return rules
 
@@ -197,21 +208,69 @@ def _largest_days(history: Sequence[DailyReading]) -> tuple[float, float] | None
     return max(imp), max(exp)
 
 
+SAMPLE = timedelta(minutes=15)
+
+
+def _runs(calendar: OffPeakCalendar, tariff: Tariff, first: datetime, last: datetime) -> bool:
+    """Whether ``tariff``'s register may count at some moment from ``first`` to ``last``
+    (the calendar's tariff checked every quarter-hour and at both ends; the windows
+    change on whole quarter-hours)."""
+    at = first
+    while at < last:
+        if calendar.tariff_at(at) is tariff:
+            return True
+        at += SAMPLE
+    return calendar.tariff_at(last) is tariff
+
+
+def _idle_sides(
+    taken_at: datetime,
+    before: DailyReading,
+    after: DailyReading,
+    calendar: OffPeakCalendar,
+    margin: timedelta,
+) -> list[tuple[bool, bool]]:
+    """Per register: (idle from the midnight before to the visit, idle from the visit to
+    the next midnight) by the off-peak calendar (MKT-2), with ``margin`` around the
+    visit. T1 is off-peak (dal), T2 normal; import and export alike."""
+    out: list[tuple[bool, bool]] = []
+    for tariff in (Tariff.T1, Tariff.T2, Tariff.T1, Tariff.T2):
+        first = not _runs(calendar, tariff, before.at, min(taken_at + margin, after.at))
+        last = not _runs(calendar, tariff, max(taken_at - margin, before.at), after.at)
+        out.append((first, last))
+    return out
+
+
 def bounds(
     taken_at: datetime,
     dailies: Sequence[DailyReading],
     max_kw: float | None,
     rules: Uc10Rules,
+    calendar: OffPeakCalendar | None = None,
 ) -> tuple[str, tuple[float, ...], tuple[float, ...], DailyReading | None]:
     """``(basis, low, high, before)``: the range each register's honest reading may take
-    (UC10). ``none`` when no daily reading lies at or before the visit."""
+    (UC10). ``none`` when no daily reading lies at or before the visit. With the
+    ``calendar``, a register idle on one side of the visit is held to that side's
+    midnight reading."""
     before, after, history = _around(taken_at, dailies)
     tol = rules.tolerance_kwh
     if before is None:
         return "none", (), (), None
     low = tuple(v - tol for v in before.kwh)
     if after is not None:
-        return "bracket", low, tuple(v + tol for v in after.kwh), before
+        high = tuple(v + tol for v in after.kwh)
+        if calendar is not None and (after.at - before.at) <= timedelta(hours=25):
+            margin = timedelta(minutes=rules.clock_margin_minutes)
+            sides = _idle_sides(taken_at, before, after, calendar, margin)
+            high = tuple(
+                min(h, b + tol) if idle_before else h
+                for h, b, (idle_before, _) in zip(high, before.kwh, sides, strict=True)
+            )
+            low = tuple(
+                max(lo, a - tol) if idle_after else lo
+                for lo, a, (_, idle_after) in zip(low, after.kwh, sides, strict=True)
+            )
+        return "bracket", low, high, before
     hours = max((taken_at - before.at).total_seconds() / 3600, 0.0)
     physical = math.inf if max_kw is None else max_kw * hours
     largest = _largest_days(history)
@@ -300,10 +359,12 @@ def check_reading(
     dailies: Sequence[DailyReading],
     max_kw: float | None = None,
     rules: Uc10Rules | None = None,
+    calendar: OffPeakCalendar | None = None,
 ) -> Verdict:
-    """UC10 for one reading over the daily readings read for it (pure)."""
+    """UC10 for one reading over the daily readings read for it (pure); with the
+    off-peak ``calendar`` the bracket also holds idle registers (MKT-2)."""
     rules = rules or Uc10Rules()
-    basis, low, high, before = bounds(reading.taken_at, dailies, max_kw, rules)
+    basis, low, high, before = bounds(reading.taken_at, dailies, max_kw, rules, calendar)
     naive = naive_flag(reading, dailies, rules)
     if before is None:
         return Verdict(reading.reading_id, reading.ean, False, basis, None, naive_flagged=naive)
@@ -401,6 +462,7 @@ def approve_readings(
     in the register then, say) is that reading's verdict (``refused``, not approved) and
     the others go on."""
     rules = rules or Uc10Rules.load()
+    calendar = rulebook.offpeak_calendar()
     newest = max((to_local(r.taken_at).date() for r in readings), default=None)
     caps = {} if newest is None else max_kw_of(gate, [r.ean for r in readings], newest)
     verdicts: list[Verdict] = []
@@ -444,7 +506,7 @@ def approve_readings(
                 )
             )
             continue
-        verdict = check_reading(reading, dailies, caps.get(reading.ean), rules)
+        verdict = check_reading(reading, dailies, caps.get(reading.ean), rules, calendar)
         verdicts.append(
             Verdict(
                 verdict.reading_id,

@@ -39,6 +39,24 @@ HAND_TARIFFS = {
         "metering_per_month": "25.00",
     },
     "vzc": {"electricity_per_kwh": "0.30", "gas_per_m3": "1.40"},
+    # Gas: area "A" has calorific factors 1.02 in December 2026 and 1.05 in January
+    # 2027 (none in February: the default 1.00, unconfirmed); a meter that does not
+    # convert to the reference temperature gets a standard factor of 0.98 (hand values).
+    "gas_conversion": {
+        "reference_mj_per_m3": "35.17",
+        "temperature_factor_uncorrected": "0.98",
+        "default_calorific_factor": "1.00",
+        "unconfirmed": ["temperature_factor_uncorrected"],
+        "calorific": [
+            {
+                "area": "A",
+                "factors": [
+                    {"month": __import__("datetime").date(2026, 12, 1), "factor": "1.02"},
+                    {"month": __import__("datetime").date(2027, 1, 1), "factor": "1.05"},
+                ],
+            }
+        ],
+    },
 }
 
 
