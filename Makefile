@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	scripts/ensure-services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/twin_generate.py

@@ -4,6 +4,10 @@ Every test that takes ``register`` (or ``db_url``) runs twice: once on a fresh S
 file and once on a throw-away PostgreSQL database created for this run on
 127.0.0.1:5432 and dropped at the end. Without the server the PostgreSQL runs fail,
 unless MEETPUNT_SKIP_POSTGRES=1 says to skip them.
+
+`make test` runs the suite on every core with pytest-xdist (``--dist loadgroup``); the
+hook below keeps each module on one worker, so a module's fixtures are built once, and
+keeps the use cases' session twins (tests/usecases/conftest.py) on one worker too.
 """
 
 from __future__ import annotations
@@ -21,6 +25,20 @@ from meetpunt.register import Register, open_register
 from meetpunt.register.schema import metadata
 
 PG_ADMIN = os.environ.get("MEETPUNT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+USECASE_TWINS = Path(__file__).parent / "usecases"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each test its xdist group: its module, or one group for every test that takes
+    the use cases' session-scoped ``twin`` (built once per worker that needs it, ~2 min)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        shares_twin = item.path.is_relative_to(USECASE_TWINS) and "twin" in getattr(
+            item, "fixturenames", ()
+        )
+        group = "usecase-twins" if shares_twin else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
