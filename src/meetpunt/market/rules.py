@@ -3,7 +3,8 @@
 ``market_tariffs`` holds the amounts per calendar year (energy tax brackets, the tax
 reduction, VAT, grid charges per capacity class), the end of netting and the feed-in
 floor; ``market_contract_rules`` the notice period, the termination-fee rules by the
-contract's start, and the smart-meter placement fees. Amounts are :class:`Decimal`.
+contract's start, the smart-meter placement fees and the model contracts (MKT-2).
+Amounts are :class:`Decimal`.
 """
 
 from __future__ import annotations
@@ -192,6 +193,66 @@ class TerminationFeeRule:
     floor: Decimal = Decimal(0)
 
 
+@dataclass(frozen=True, slots=True)
+class ModelContractRules:
+    """The model contracts every supplier must offer (MKT-2, ``[model_contracts]``).
+
+    Variable: indefinite, prices change only on ``price_change_dates`` (month, day),
+    notice at most ``variable_max_notice_days``, no termination fee. Fixed: available for
+    contracts starting on or after ``fixed_available_from``, a term of at least
+    ``fixed_min_term_months``, the ordinary fixed-contract termination fee (MKT-5).
+    """
+
+    price_change_dates: tuple[tuple[int, int], ...]
+    variable_max_notice_days: int
+    fixed_available_from: date
+    fixed_min_term_months: int
+    source: str
+    unconfirmed: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, body: Mapping[str, Any]) -> ModelContractRules:
+        """Build from the ``[model_contracts]`` table (pure); a clear error for a bad
+        date, an allowed fee on the variable model or a fee rule other than the ordinary."""
+        w = "market_contract_rules model_contracts"
+        variable, fixed = body["variable"], body["fixed"]
+        dates = []
+        for raw in variable["price_change_dates"]:
+            try:
+                month, day = (int(part) for part in str(raw).split("-"))
+                date(2000, month, day)  # a leap year, so 02-29 is a real month-day
+            except ValueError:
+                raise RulesDataError(
+                    f"{w}.variable: price_change_dates entry {raw!r} is not a month-day; "
+                    'write it as "07-01"'
+                ) from None
+            dates.append((month, day))
+        if variable.get("termination_fee", False) is not False:
+            raise RulesDataError(
+                f"{w}.variable: termination_fee must be false (the model contract has none)"
+            )
+        if fixed.get("termination_fee", "ordinary") != "ordinary":
+            raise RulesDataError(
+                f"{w}.fixed: termination_fee {fixed['termination_fee']!r} is unknown; only "
+                '"ordinary" (the [[termination_fee]] rule at the contract\'s start) is known'
+            )
+        available = fixed["available_from"]
+        if not isinstance(available, date):
+            raise RulesDataError(f"{w}.fixed: available_from must be a TOML date (2026-01-01)")
+        return cls(
+            price_change_dates=tuple(sorted(dates)),
+            variable_max_notice_days=int(variable["max_notice_days"]),
+            fixed_available_from=available,
+            fixed_min_term_months=int(fixed["min_term_months"]),
+            source=str(body.get("source", "")),
+            unconfirmed=tuple(body.get("unconfirmed", ())),
+        )
+
+    def is_price_change_date(self, day: date) -> bool:
+        """Whether a variable model contract may change its prices on ``day``."""
+        return (day.month, day.day) in self.price_change_dates
+
+
 @dataclass(frozen=True)
 class ContractRules:
     """Everything ``market_contract_rules.toml`` holds (MKT-5, MKT-7)."""
@@ -202,6 +263,8 @@ class ContractRules:
     placement_rollout: Decimal
     placement_electricity_and_gas: Decimal
     placement_electricity_only: Decimal
+    model_contracts: ModelContractRules | None = None
+    """``None`` when the (operator's) file has no ``[model_contracts]`` section."""
 
     def fee_rule_for(self, concluded: date) -> TerminationFeeRule:
         """The rule in force on the day the contract was concluded (its start)."""
@@ -240,6 +303,11 @@ class ContractRules:
             placement_rollout=_dec(pf["rollout"], w),
             placement_electricity_and_gas=_dec(pf["on_request_electricity_and_gas"], w),
             placement_electricity_only=_dec(pf["on_request_electricity_only"], w),
+            model_contracts=(
+                ModelContractRules.from_mapping(body["model_contracts"])
+                if "model_contracts" in body
+                else None
+            ),
         )
 
 
