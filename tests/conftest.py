@@ -28,9 +28,12 @@ PG_ADMIN = os.environ.get("MEETPUNT_TEST_PG", "postgresql://postgres@127.0.0.1:5
 USECASE_TWINS = Path(__file__).parent / "usecases"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give each test its xdist group: its module, or one group for every test that takes
-    the use cases' session-scoped ``twin`` (built once per worker that needs it, ~2 min)."""
+    the use cases' session-scoped ``twin`` (built once per worker that needs it, ~2 min).
+    Without pytest-xdist (a venv from before it) the tests run as they are."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
