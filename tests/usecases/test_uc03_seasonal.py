@@ -8,11 +8,14 @@ import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meetpunt import rulebook
+from meetpunt.domain.sun import sun_elevation_deg
 from meetpunt.twin.powerflow import InverterTrip
 from meetpunt.twin.truth import trip_episodes as truth_episodes
 from meetpunt.usecases.uc03_seasonal import (
@@ -206,3 +209,80 @@ def test_a_trip_split_over_two_quarter_hours_is_one_episode() -> None:
     assert [(e.ean, e.start) for e in found] == [(EANS[4], T0 + timedelta(minutes=15 * 46))]
     strict = dataclasses.replace(r, episode_min_lost_quarters=2.0)
     assert trip_episodes(split, volt, EANS, strict) == []
+
+
+def _with_voltage(volt: pa.Table, connection: int, ten_min: int, value: float) -> pa.Table:
+    """``volt`` with one 10-minute value of ``connection`` replaced."""
+    conns = volt.column("connection").to_pylist()
+    starts = volt.column("start").to_pylist()
+    values = volt.column("voltage_v").to_pylist()
+    at = T0 + timedelta(minutes=10 * ten_min)
+    for i, (c, s) in enumerate(zip(conns, starts, strict=True)):
+        if c == connection and s == at:
+            values[i] = value
+    return volt.set_column(3, "voltage_v", pa.array(values, pa.float64()))
+
+
+def test_the_protections_own_evidence_finds_a_trip_the_feed_in_cannot_show() -> None:
+    """At 04:30 UTC in June the sun is ~8 degrees up: the inverter is awake but feeds in
+    too little to show in a quarter-hour. A 10-minute value of 248.5 V (04:30-04:40) is
+    above Enexis's 248 V: the protection averages that very window, so it tripped at
+    04:40. Refused as evidence: the same value at night, a value within the meter's
+    noise of the limit, a value followed by an interruption, a connection without PV."""
+    r = rulebook.voltage_quality()
+    energy, volt = feeder()
+    dawn = _with_voltage(volt, 4, 27, r.inverter.limit_v + 0.5)
+    found = trip_episodes(energy, dawn, EANS, r)
+    assert [(e.ean, e.start) for e in found] == [(EANS[4], T0 + timedelta(minutes=15 * 18))]
+    # the key steps removed: without the protection's evidence the feed-in rules miss it
+    off = dataclasses.replace(r, trip_over_limit_v=100.0)
+    assert trip_episodes(energy, dawn, EANS, off) == []
+    # at 00:30 UTC the sun is down: no inverter is feeding in
+    assert trip_episodes(energy, _with_voltage(volt, 4, 3, r.inverter.limit_v + 0.5), EANS, r) == []
+    # 0.1 V over the limit is within the meter's noise and resolution
+    assert (
+        trip_episodes(energy, _with_voltage(volt, 4, 27, r.inverter.limit_v + 0.1), EANS, r) == []
+    )
+    # the supply failed right after: an interruption, not the protection
+    cut = _with_voltage(_with_voltage(dawn, 4, 28, 0.0), 4, 29, 0.0)
+    assert trip_episodes(energy, cut, EANS, r) == []
+    # a connection without PV has no inverter to trip
+    no_pv = energy.filter(pc.not_equal(energy.column("connection"), 4))
+    no_pv = pa.concat_tables(
+        [
+            no_pv,
+            pa.table(
+                {
+                    "connection": pa.array([4] * QUARTERS, pa.int32()),
+                    "start": pa.array(
+                        [T0 + timedelta(minutes=15 * q) for q in range(QUARTERS)], TS
+                    ),
+                    "import_wh": pa.array([40] * QUARTERS, pa.int64()),
+                    "export_wh": pa.array([0] * QUARTERS, pa.int64()),
+                }
+            ),
+        ]
+    )
+    assert trip_episodes(no_pv, dawn, EANS, r) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.datetimes(datetime(2020, 1, 1), datetime(2035, 12, 31)),
+    st.floats(50.7, 53.6),
+    st.floats(3.3, 7.3),
+)
+def test_the_suns_elevation_agrees_with_pvlib_within_a_degree(
+    when: datetime, latitude: float, longitude: float
+) -> None:
+    """Anywhere in the Netherlands at any moment, NOAA's approximation (UC3: was the
+    inverter awake?) is within a degree of pvlib's solar position."""
+    import pandas as pd
+    import pvlib
+
+    at = when.replace(tzinfo=UTC)
+    mine = sun_elevation_deg(np.array([int(at.timestamp() * 1_000_000)]), latitude, longitude)
+    ref = pvlib.solarposition.get_solarposition(pd.DatetimeIndex([at]), latitude, longitude)[
+        "elevation"
+    ].to_numpy()
+    assert abs(float(mine[0]) - float(ref[0])) < 1.0

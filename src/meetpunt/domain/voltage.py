@@ -45,6 +45,10 @@ class VoltageQualityRules:
     trip_import_base_factor: float = 2.0
     trip_stop_share: float = 0.1
     episode_min_lost_quarters: float = 0.75
+    trip_over_limit_v: float = 0.2
+    min_sun_elevation_deg: float = 3.0
+    area_latitude: float = 52.1
+    area_longitude: float = 5.2
     version: str = ""
 
     @property
@@ -104,6 +108,10 @@ class VoltageQualityRules:
                 trip_import_base_factor=float(trips["trip_import_base_factor"]),
                 trip_stop_share=float(trips["trip_stop_share"]),
                 episode_min_lost_quarters=float(trips["episode_min_lost_quarters"]),
+                trip_over_limit_v=float(trips["trip_over_limit_v"]),
+                min_sun_elevation_deg=float(trips["min_sun_elevation_deg"]),
+                area_latitude=float(trips["area_latitude"]),
+                area_longitude=float(trips["area_longitude"]),
                 version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:

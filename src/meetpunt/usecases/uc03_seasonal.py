@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from meetpunt import rulebook
 from meetpunt.domain.calendar import to_local
+from meetpunt.domain.sun import sun_elevation_deg
 from meetpunt.domain.voltage import VoltageQualityRules
 from meetpunt.errors import MeetpuntError
 from meetpunt.privacy.gate import Gate
@@ -178,12 +179,16 @@ _Grid = tuple[
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
 ]
 
 
 def _feeder_grid(energy: pa.Table, voltages: pa.Table, eans: Mapping[int, str]) -> _Grid | None:
-    """Quarter-hour x connection arrays of export, import and the highest 10-minute
-    voltage touching the quarter-hour or the 10 minutes before it (UC3)."""
+    """Quarter-hour x connection arrays of export, import, the highest 10-minute
+    voltage touching the quarter-hour or the 10 minutes before it, the highest
+    10-minute voltage whose window ends in the quarter-hour, and the lowest overlapping
+    it (UC3)."""
     e_cid = np.asarray(energy.column("connection").to_numpy(zero_copy_only=False), np.int64)
     cids = sorted(int(c) for c in np.unique(e_cid) if int(c) in eans)
     if not cids:
@@ -221,7 +226,49 @@ def _feeder_grid(energy: pa.Table, voltages: pa.Table, eans: Mapping[int, str]) 
         q = first_q + k
         hit = (q <= last_q) & (q >= 0) & (q < n_q)
         np.maximum.at(vmax, (q[hit], v_col[hit]), v[hit])
-    return cids, t0, export, imports, vmax
+    # the highest 10-minute value ENDING in each quarter-hour: a protection that trips on
+    # that window goes off at its end
+    vend = np.full((n_q, len(cids)), -np.inf)
+    q_end = (v_at + int(TEN_MIN.total_seconds() * 1_000_000)) // quarter
+    hit = (q_end >= 0) & (q_end < n_q)
+    np.maximum.at(vend, (q_end[hit], v_col[hit]), v[hit])
+    # the lowest 10-minute value overlapping each quarter-hour: 0 V is an interruption
+    vmin = np.full((n_q, len(cids)), np.inf)
+    last_in = (v_at + int(TEN_MIN.total_seconds() * 1_000_000) - 1) // quarter
+    for k in range(2):
+        q = first_q + k
+        hit = (q <= last_in) & (q >= 0) & (q < n_q)
+        np.minimum.at(vmin, (q[hit], v_col[hit]), v[hit])
+    return cids, t0, export, imports, vmax, vend, vmin
+
+
+def protection_trips(
+    t0: datetime,
+    vmin: npt.NDArray[np.float64],
+    vend: npt.NDArray[np.float64],
+    pv: npt.NDArray[np.bool_],
+    rules: VoltageQualityRules,
+) -> npt.NDArray[np.bool_]:
+    """Quarter-hours (x connections) in which a PV inverter's over-voltage protection
+    must have tripped (UC3, EN 50549-1): a 10-minute value ending in the quarter-hour at
+    least ``trip_over_limit_v`` above the inverter limit (beyond the meter's noise and
+    resolution), with the supply on in that quarter-hour and the next (an interruption
+    stops the inverter anyway), while the sun stood at least ``min_sun_elevation_deg``
+    high (the inverter was awake, even when its feed-in is too small to show). The
+    meter's 10-minute window is one of the windows the protection averages over, so a
+    value above the limit leaves the inverter no choice. A trip it misses -- the
+    protection's sliding window above the limit while the meter's fixed windows were
+    not -- is left to the feed-in rules."""
+    n_q = vmin.shape[0]
+    quarter_us = int(QUARTER.total_seconds() * 1_000_000)
+    mid = int((t0 - EPOCH).total_seconds()) * 1_000_000 + quarter_us // 2
+    at = mid + quarter_us * np.arange(n_q, dtype=np.int64)
+    sun = sun_elevation_deg(at, rules.area_latitude, rules.area_longitude)
+    awake = sun >= rules.min_sun_elevation_deg
+    supplied = vmin > 0  # no 10-minute value at 0 V in the quarter-hour (inf: none read)
+    supplied_next = np.vstack([supplied[1:], supplied[-1:]])
+    over = vend >= rules.inverter.limit_v + rules.trip_over_limit_v
+    return np.asarray(over & supplied & supplied_next & awake[:, None] & pv[None, :])
 
 
 def trip_episodes(
@@ -241,13 +288,15 @@ def trip_episodes(
     export is at most ``trip_feed_in_share`` of that, the normal feed-in is at least
     ``min_reference_wh`` and a 10-minute voltage of the connection in that quarter-hour
     or the 10 minutes before is within ``trip_voltage_margin_v`` of the inverter limit.
-    Trip quarter-hours of one connection at most ``episode_gap_quarters`` apart are one
-    episode; ``grouping=False`` counts each quarter-hour apart (what a per-step count is).
+    A quarter-hour the protection's own evidence names (:func:`protection_trips`) is a
+    trip whatever its feed-in shows. Trip quarter-hours of one connection at most
+    ``episode_gap_quarters`` apart are one episode; ``grouping=False`` counts each
+    quarter-hour apart (what a per-step count is).
     """
     grid = _feeder_grid(energy, voltages, eans)
     if grid is None:
         return []
-    cids, t0, export, imports, vmax = grid
+    cids, t0, export, imports, vmax, vend, vmin = grid
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a connection without feed-in
         high = np.nanpercentile(np.where(export > 0, export, np.nan), 95, axis=0)
@@ -276,6 +325,8 @@ def trip_episodes(
         & (export <= rules.trip_feed_in_share * normal)
         & (np.nan_to_num(imports) <= base_load[None, :])
     )
+    protection = protection_trips(t0, vmin, vend, pv, rules)
+    tripped |= protection
     out: list[TripEpisode] = []
     gap = rules.episode_gap_quarters if grouping else 0
     for j, cid in enumerate(cids):
@@ -291,7 +342,9 @@ def trip_episodes(
             # with a quarter-hour whose 10-minute voltage (in it or just before) was at
             # the limit; low quarter-hours before it (a morning's feed-in under the
             # reference) are no trip and would otherwise veto the whole spell
-            first = next((k for k, q in enumerate(whole) if at_limit[q, j]), None)
+            first = next(
+                (k for k, q in enumerate(whole) if at_limit[q, j] or protection[q, j]), None
+            )
             if first is None:
                 continue
             g = whole[first:]
@@ -306,7 +359,7 @@ def trip_episodes(
                 sum(float(gone[q, j]) for q in near if gone[q, j] >= 0.3)
                 >= rules.episode_min_lost_quarters
             )
-            if not (stopped or split):
+            if not (stopped or split or any(protection[q, j] for q in g)):
                 continue
             span = range(g[0], g[-1] + 1)
             lost = sum(max(normal[q, j] - np.nan_to_num(export[q, j]), 0.0) for q in span)
