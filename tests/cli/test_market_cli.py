@@ -112,6 +112,27 @@ def test_invoice_with_documents(tmp_path: Path) -> None:
     assert pdf.read_bytes().startswith(b"%PDF")
 
 
+def test_the_model_contract_is_named_on_the_invoice_and_in_its_json(tmp_path: Path) -> None:
+    """MKT-2: ``model = "fixed"`` in the terms shows on the Dutch document and in --json."""
+    contract = tmp_path / "c.toml"
+    contract.write_text(
+        'reference = "C-M"\ncontract_type = "fixed"\nmodel = "fixed"\ntariff = "single"\n'
+        'start = 2026-07-01\nend = 2027-07-01\ngrid_class = "electricity_3x25A"\n'
+        '[[prices]]\nvalid_from = 2026-07-01\nsingle = "0.25"\nfeed_in = "0.15"\n',
+        encoding="utf-8",
+    )
+    html = tmp_path / "f.html"
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-07-01", "--to",
+        "2026-08-01", "--opening-reading", "1.8.0=1000", "--closing-reading", "1.8.0=1200",
+        "--kind", "final", "--html", str(html),
+    )  # fmt: skip
+    assert code == 0, out
+    assert out["model"] == "fixed"
+    page = html.read_text(encoding="utf-8")
+    assert "C-M: Modelcontract vast (vaste looptijd, vaste prijzen), tot 1 juli 2027" in page
+
+
 # -- the reading of the switch or move day, stored for the feed (issue 20, MKT-5) --
 
 BAKKER = "871234560000000031"  # ferraris meter, fixed until 2026-07-01

@@ -519,6 +519,7 @@ def market_invoice(
             invoice=inv,
             settlement=settlement,
             readings=readings,
+            contract=terms,
         )
         page = render_html(doc)
         if html:
@@ -527,6 +528,7 @@ def market_invoice(
             pdf.write_bytes(render_pdf(page).data)
     body: dict[str, Any] = {
         "reference": terms.reference,
+        "model": terms.model.value if terms.model is not None else None,
         "from": inv.first.isoformat(),
         "to": (inv.end - timedelta(days=1)).isoformat(),
         "parts": [

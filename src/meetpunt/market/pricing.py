@@ -34,7 +34,7 @@ from enum import StrEnum
 from meetpunt.domain.calendar import OffPeakCalendar, Tariff, local_date_of, local_midnight_utc
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
-from meetpunt.domain.contract import ContractType, TariffKind
+from meetpunt.domain.contract import ContractType, ModelContract, TariffKind
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MarketError
 from meetpunt.market.rules import Bracket, GasConversion, MarketTariffs, YearTariffs
@@ -108,6 +108,8 @@ class ContractTerms:
     temperature_corrected: bool | None = None
     """Gas: whether the meter converts to the reference temperature itself; ``None``:
     a smart meter does, another does not."""
+    model: ModelContract | None = None
+    """The model contract the terms are (MKT-2), named on the customer's documents."""
 
     @property
     def meter_converts_temperature(self) -> bool:
