@@ -220,7 +220,7 @@ def render_html(doc: MarketDocument) -> str:
         gas_volumes=gas_volumes,
         gas_reference=gas_reference,
         objection=doc.objection,
-        notes=list(doc.notes) + [f"Nog niet bevestigd tarief: {u}" for u in inv.unconfirmed],
+        notes=list(doc.notes) + [f"Nog niet bevestigd: {u}" for u in inv.unconfirmed_nl],
     )
 
 
