@@ -15,7 +15,6 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from meetpunt.domain.contract import ContractType
 from meetpunt.market.pricing import ContractTerms, Invoice, InvoiceLine, Settlement
 from meetpunt.market.switching import GAS_REGISTER, ReadingSource, SwitchReading
 from meetpunt.report.html import render
@@ -129,10 +128,10 @@ def contract_label(terms: ContractTerms) -> str:
         kind = terms.model.dutch_name
     else:
         kind = {
-            ContractType.FIXED: "Vast contract",
-            ContractType.VARIABLE: "Variabel contract",
-            ContractType.DYNAMIC: "Dynamisch contract",
-        }[terms.contract_type]
+            "fixed": "Vast contract",
+            "variable": "Variabel contract",
+            "dynamic": "Dynamisch contract",
+        }[terms.contract_type.value]
     if terms.end is not None:
         kind += f", tot {day(terms.end)}"
     return f"{terms.reference}: {kind}"
