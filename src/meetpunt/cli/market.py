@@ -33,6 +33,7 @@ from meetpunt.errors import MarketError
 from meetpunt.jsonout import print_json
 from meetpunt.market.pricefile import read_prices
 from meetpunt.market.pricing import ContractTerms, PriceSet, invoice, require_terms, settle
+from meetpunt.market.profiles import standard_profiles
 from meetpunt.market.rules import contract_rules, market_tariffs
 from meetpunt.market.switching import (
     ReadingSource,
@@ -420,12 +421,6 @@ def _invoice_readings(
             "an invoice from readings needs both --opening-reading and --closing-reading",
             "give both, or --usage",
         )
-    if terms.tariff is TariffKind.DOUBLE and terms.commodity is Commodity.ELECTRICITY:
-        raise input_error(
-            "CLI.usage",
-            "a double-tariff invoice needs the usage per interval (T1/T2 by the off-peak calendar)",
-            "give --usage",
-        )
     marked = {x.strip() for x in estimated.split(",") if x.strip()}
     if "both" in marked:
         marked = {"opening", "closing"}
@@ -437,6 +432,17 @@ def _invoice_readings(
     for day, text, name in ((first, opening, "opening"), (end, closing, "closing")):
         registers = _registers(text, f"--{name}-reading") or {}
         _check_names(registers, terms.commodity)
+        if (
+            terms.tariff is TariffKind.DOUBLE
+            and terms.commodity is Commodity.ELECTRICITY
+            and not {"1.8.1", "1.8.2"} <= set(registers)
+        ):
+            raise input_error(
+                "MKT-2.double_tariff_readings",
+                f"--{name}-reading: a double-tariff invoice from readings needs both import "
+                f"registers, 1.8.1 (off-peak, T1) and 1.8.2 (normal, T2); got {text!r}",
+                "give 1.8.1=..,1.8.2=.. (and 2.8.1, 2.8.2 with solar), or --usage",
+            )
         source = (
             ReadingSource.ESTIMATED
             if name in marked
@@ -498,7 +504,14 @@ def market_invoice(
     if usage is not None and not readings:
         used = read_usage(usage)
     elif usage is None and readings:
-        used = usage_between(readings[0], readings[1], terms.commodity)
+        used = usage_between(
+            readings[0],
+            readings[1],
+            terms.commodity,
+            standard_profiles(),
+            offpeak_calendar(),
+            terms.region,
+        )
     else:
         raise input_error(
             "CLI.usage",
