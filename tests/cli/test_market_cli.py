@@ -393,6 +393,23 @@ def test_a_double_tariff_invoice_from_a_single_register_is_refused(tmp_path: Pat
     assert out["error"]["rule"] == "MKT-2.double_tariff_readings"  # type: ignore[index]
 
 
+def test_a_dynamic_invoice_from_two_readings_is_refused(tmp_path: Path) -> None:
+    """MKT-1: a dynamic price per slot needs the use per slot, not two readings."""
+    contract = tmp_path / "d.toml"
+    contract.write_text(
+        'reference = "D-1"\ncontract_type = "dynamic"\nstart = 2026-01-01\n'
+        'grid_class = "electricity_3x25A"\n[[prices]]\nvalid_from = 2026-01-01\n'
+        'markup = "0.02"\nfeed_in = "0.00"\n',
+        encoding="utf-8",
+    )
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-06-15", "--to",
+        "2026-07-15", "--opening-reading", "1.8.0=1000", "--closing-reading", "1.8.0=1270",
+    )  # fmt: skip
+    assert code != 0
+    assert out["error"]["rule"] == "MKT-1.dynamic_readings"  # type: ignore[index]
+
+
 def test_an_invoice_with_both_usage_and_readings_is_refused(tmp_path: Path) -> None:
     contract = tmp_path / "g.toml"
     contract.write_text(

@@ -421,6 +421,13 @@ def _invoice_readings(
             "an invoice from readings needs both --opening-reading and --closing-reading",
             "give both, or --usage",
         )
+    if terms.contract_type is ContractType.DYNAMIC:
+        raise input_error(
+            "MKT-1.dynamic_readings",
+            "a dynamic contract is priced per quarter-hour or hour at that slot's price; two "
+            "readings do not say when the use fell",
+            "give the metered intervals as --usage",
+        )
     marked = {x.strip() for x in estimated.split(",") if x.strip()}
     if "both" in marked:
         marked = {"opening", "closing"}
