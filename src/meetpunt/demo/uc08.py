@@ -114,10 +114,15 @@ def score_uc08(result: Uc08Result, truth: Truth, twin: Path) -> Score:
         for i in power
         if i not in exact
     ]
+    # the twin takes only the electricity connection of an out-of-service house out of
+    # service: its gas connection stays in service without a contract, contractless gas
     gas_truth = {
         str(c["gas_ean"])
         for c in truth.connections
-        if month_ends and c["contractless"] and c["meter"] != "ferraris" and c["gas_ean"]
+        if month_ends
+        and (c["contractless"] or c["out_of_service_consuming"])
+        and c["meter"] != "ferraris"
+        and c["gas_ean"]
     }
     gas_invoiced = {i.ean for i in gas}
     true_dm3 = _true_import_wh(twin, gas, gas=True)
