@@ -374,6 +374,13 @@ class _Sums:
     """Gas: the metered m³ before the calorific conversion."""
 
 
+OTHER_COMMODITY_NOTES = {
+    False: ("gas_tax",),
+    True: ("electricity_tax", "tax_reduction_per_year"),
+}
+"""A year's unconfirmed notes (by their rule-file key) that concern only the other
+commodity, left off an invoice (an electricity customer need not read of gas tax)."""
+
 M3_STEP = Decimal("0.001")
 """Converted gas volumes are kept to the litre (dm3), as the meter registers them."""
 
@@ -488,7 +495,9 @@ def invoice(
     for index, ((a, b), s) in enumerate(zip(spans, sums, strict=True)):
         year = tariffs.year(a.year)
         unconfirmed.extend(
-            (f"{a.year}: {u}", f"{a.year}: {tariffs.dutch_note(u)}") for u in year.unconfirmed
+            (f"{a.year}: {u}", f"{a.year}: {tariffs.dutch_note(u)}")
+            for u in year.unconfirmed
+            if not u.startswith(OTHER_COMMODITY_NOTES[gas])
         )
         if vat_rate is None:
             vat_rate = year.vat_rate

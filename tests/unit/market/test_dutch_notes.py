@@ -108,3 +108,29 @@ def test_a_note_without_its_dutch_text_is_refused_on_load(where: str) -> None:
         MarketTariffs.from_mapping(body)
     body["unconfirmed_nl"] = {"grid": "netbeheerkosten", "temperature_factor_uncorrected": "t"}
     assert MarketTariffs.from_mapping(body).dutch_note("grid") == "netbeheerkosten"
+
+
+def test_an_invoice_carries_only_its_own_commoditys_notes(calendar: OffPeakCalendar) -> None:
+    """The packaged 2026 notes name gas tax above 170,000 m³ and electricity tax above
+    10,000 kWh: the electricity invoice keeps the second, the gas invoice the first."""
+    tariffs = market_tariffs()
+    usage = Usage.of([(datetime(2026, 2, 1, 10, tzinfo=UTC), 100, 0)])
+    power = invoice(electricity(date(2026, 1, 1)), usage, date(2026, 1, 1), date(2026, 3, 1),
+                    tariffs, calendar)  # fmt: skip
+    assert "2026: electricity_tax above 10000 kWh" in power.unconfirmed
+    assert not any("gas" in u for u in power.unconfirmed)
+    gas = ContractTerms(
+        reference="G-2",
+        commodity=Commodity.GAS,
+        contract_type=ContractType.VARIABLE,
+        tariff=TariffKind.SINGLE,
+        meter_type=MeterType.SMART,
+        start=date(2026, 1, 1),
+        prices=(PriceSet(date(2026, 1, 1), single=D("1.20")),),
+        grid_class="gas_G4",
+        residence=False,
+    )
+    fuel = invoice(gas, usage, date(2026, 1, 1), date(2026, 3, 1), tariffs, calendar)
+    assert "2026: gas_tax above 170000 m3" in fuel.unconfirmed
+    assert not any("electricity" in u for u in fuel.unconfirmed)
+    assert "2026: grid" in power.unconfirmed and "2026: grid" in fuel.unconfirmed
