@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,27 @@ def test_invoice_with_documents(tmp_path: Path) -> None:
     assert out["unconfirmed"]  # the packaged 2027 amounts are marked unconfirmed
     assert "Jaarafrekening" in html.read_text(encoding="utf-8")
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_the_model_contract_is_named_on_the_invoice_and_in_its_json(tmp_path: Path) -> None:
+    """MKT-2: ``model = "fixed"`` in the terms shows on the Dutch document and in --json."""
+    contract = tmp_path / "c.toml"
+    contract.write_text(
+        'reference = "C-M"\ncontract_type = "fixed"\nmodel = "fixed"\ntariff = "single"\n'
+        'start = 2026-07-01\nend = 2027-07-01\ngrid_class = "electricity_3x25A"\n'
+        '[[prices]]\nvalid_from = 2026-07-01\nsingle = "0.25"\nfeed_in = "0.15"\n',
+        encoding="utf-8",
+    )
+    html = tmp_path / "f.html"
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-07-01", "--to",
+        "2026-08-01", "--opening-reading", "1.8.0=1000", "--closing-reading", "1.8.0=1200",
+        "--kind", "final", "--html", str(html),
+    )  # fmt: skip
+    assert code == 0, out
+    assert out["model"] == "fixed"
+    page = html.read_text(encoding="utf-8")
+    assert "C-M: Modelcontract vast (vaste looptijd, vaste prijzen), tot 1 juli 2027" in page
 
 
 # -- the reading of the switch or move day, stored for the feed (issue 20, MKT-5) --
@@ -330,6 +352,62 @@ def test_a_gas_final_invoice_from_the_switch_reading_converts_and_shows_the_read
     page = html.read_text(encoding="utf-8")
     assert "Eindafrekening" in page and "Omrekening gas" in page
     assert "24.2.1: 5.030 m³" in page and "geschat" in page
+
+
+DOUBLE_TERMS = (
+    'reference = "E-2"\ncontract_type = "variable"\ntariff = "double"\n'
+    'start = 2026-01-01\ngrid_class = "electricity_3x25A"\n'
+    '[[prices]]\nvalid_from = 2026-01-01\nnormal = "0.30"\noffpeak = "0.20"\nfeed_in = "0.15"\n'
+    '[[prices]]\nvalid_from = 2026-07-01\nnormal = "0.40"\noffpeak = "0.25"\nfeed_in = "0.15"\n'
+)
+
+
+def test_a_double_tariff_final_invoice_from_two_readings_prices_each_register(
+    tmp_path: Path,
+) -> None:
+    """MKT-2/MKT-5: both registers' readings, spread by the packaged profile: each
+    register's kWh are all invoiced, on its own tariff, split at the 1 July price change."""
+    contract = tmp_path / "e.toml"
+    contract.write_text(DOUBLE_TERMS, encoding="utf-8")
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-06-15", "--to",
+        "2026-07-15", "--opening-reading", "1.8.1=1000,1.8.2=2000",
+        "--closing-reading", "1.8.1=1120,1.8.2=2150", "--kind", "final",
+    )  # fmt: skip
+    assert code == 0, out
+    rows = [(x["part"], x["description"], Decimal(x["quantity"])) for x in out["lines"]]  # type: ignore[union-attr]
+    normal = [q for _, d, q in rows if d.startswith("Levering normaaltarief")]
+    offpeak = [q for _, d, q in rows if d.startswith("Levering daltarief")]
+    assert sum(normal) == Decimal(150) and sum(offpeak) == Decimal(120)
+    assert len(normal) == len(offpeak) == 2 and all(q > 0 for q in normal + offpeak)
+
+
+def test_a_double_tariff_invoice_from_a_single_register_is_refused(tmp_path: Path) -> None:
+    contract = tmp_path / "e.toml"
+    contract.write_text(DOUBLE_TERMS, encoding="utf-8")
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-06-15", "--to",
+        "2026-07-15", "--opening-reading", "1.8.0=1000", "--closing-reading", "1.8.0=1270",
+    )  # fmt: skip
+    assert code != 0
+    assert out["error"]["rule"] == "MKT-2.double_tariff_readings"  # type: ignore[index]
+
+
+def test_a_dynamic_invoice_from_two_readings_is_refused(tmp_path: Path) -> None:
+    """MKT-1: a dynamic price per slot needs the use per slot, not two readings."""
+    contract = tmp_path / "d.toml"
+    contract.write_text(
+        'reference = "D-1"\ncontract_type = "dynamic"\nstart = 2026-01-01\n'
+        'grid_class = "electricity_3x25A"\n[[prices]]\nvalid_from = 2026-01-01\n'
+        'markup = "0.02"\nfeed_in = "0.00"\n',
+        encoding="utf-8",
+    )
+    code, out = run(
+        "market", "invoice", "--contract", str(contract), "--from", "2026-06-15", "--to",
+        "2026-07-15", "--opening-reading", "1.8.0=1000", "--closing-reading", "1.8.0=1270",
+    )  # fmt: skip
+    assert code != 0
+    assert out["error"]["rule"] == "MKT-1.dynamic_readings"  # type: ignore[index]
 
 
 def test_an_invoice_with_both_usage_and_readings_is_refused(tmp_path: Path) -> None:

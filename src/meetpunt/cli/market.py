@@ -33,6 +33,7 @@ from meetpunt.errors import MarketError
 from meetpunt.jsonout import print_json
 from meetpunt.market.pricefile import read_prices
 from meetpunt.market.pricing import ContractTerms, PriceSet, invoice, require_terms, settle
+from meetpunt.market.profiles import standard_profiles
 from meetpunt.market.rules import contract_rules, market_tariffs
 from meetpunt.market.switching import (
     ReadingSource,
@@ -420,11 +421,12 @@ def _invoice_readings(
             "an invoice from readings needs both --opening-reading and --closing-reading",
             "give both, or --usage",
         )
-    if terms.tariff is TariffKind.DOUBLE and terms.commodity is Commodity.ELECTRICITY:
+    if terms.contract_type is ContractType.DYNAMIC:
         raise input_error(
-            "CLI.usage",
-            "a double-tariff invoice needs the usage per interval (T1/T2 by the off-peak calendar)",
-            "give --usage",
+            "MKT-1.dynamic_readings",
+            "a dynamic contract is priced per quarter-hour or hour at that slot's price; two "
+            "readings do not say when the use fell",
+            "give the metered intervals as --usage",
         )
     marked = {x.strip() for x in estimated.split(",") if x.strip()}
     if "both" in marked:
@@ -437,6 +439,17 @@ def _invoice_readings(
     for day, text, name in ((first, opening, "opening"), (end, closing, "closing")):
         registers = _registers(text, f"--{name}-reading") or {}
         _check_names(registers, terms.commodity)
+        if (
+            terms.tariff is TariffKind.DOUBLE
+            and terms.commodity is Commodity.ELECTRICITY
+            and not {"1.8.1", "1.8.2"} <= set(registers)
+        ):
+            raise input_error(
+                "MKT-2.double_tariff_readings",
+                f"--{name}-reading: a double-tariff invoice from readings needs both import "
+                f"registers, 1.8.1 (off-peak, T1) and 1.8.2 (normal, T2); got {text!r}",
+                "give 1.8.1=..,1.8.2=.. (and 2.8.1, 2.8.2 with solar), or --usage",
+            )
         source = (
             ReadingSource.ESTIMATED
             if name in marked
@@ -498,7 +511,14 @@ def market_invoice(
     if usage is not None and not readings:
         used = read_usage(usage)
     elif usage is None and readings:
-        used = usage_between(readings[0], readings[1], terms.commodity)
+        used = usage_between(
+            readings[0],
+            readings[1],
+            terms.commodity,
+            standard_profiles(),
+            offpeak_calendar(),
+            terms.region,
+        )
     else:
         raise input_error(
             "CLI.usage",
@@ -519,6 +539,7 @@ def market_invoice(
             invoice=inv,
             settlement=settlement,
             readings=readings,
+            contract=terms,
         )
         page = render_html(doc)
         if html:
@@ -527,6 +548,7 @@ def market_invoice(
             pdf.write_bytes(render_pdf(page).data)
     body: dict[str, Any] = {
         "reference": terms.reference,
+        "model": terms.model.value if terms.model is not None else None,
         "from": inv.first.isoformat(),
         "to": (inv.end - timedelta(days=1)).isoformat(),
         "parts": [

@@ -31,6 +31,21 @@ class TariffKind(StrEnum):
     DOUBLE = "double"
 
 
+class ModelContract(StrEnum):
+    """The model contracts every supplier must offer (MKT-2)."""
+
+    VARIABLE = "variable"
+    FIXED = "fixed"
+
+    @property
+    def dutch_name(self) -> str:
+        """How a customer's document names it (MKT-2): the model contract and its kind."""
+        return {
+            ModelContract.VARIABLE: "Modelcontract variabel (onbepaalde tijd, variabele prijzen)",
+            ModelContract.FIXED: "Modelcontract vast (vaste looptijd, vaste prijzen)",
+        }[self]
+
+
 @dataclass(frozen=True, slots=True)
 class SupplyContract:
     """A supply contract on one allocation point.

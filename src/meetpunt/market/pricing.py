@@ -34,7 +34,7 @@ from enum import StrEnum
 from meetpunt.domain.calendar import OffPeakCalendar, Tariff, local_date_of, local_midnight_utc
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
-from meetpunt.domain.contract import ContractType, TariffKind
+from meetpunt.domain.contract import ContractType, ModelContract, TariffKind
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MarketError
 from meetpunt.market.rules import Bracket, GasConversion, MarketTariffs, YearTariffs
@@ -108,6 +108,8 @@ class ContractTerms:
     temperature_corrected: bool | None = None
     """Gas: whether the meter converts to the reference temperature itself; ``None``:
     a smart meter does, another does not."""
+    model: ModelContract | None = None
+    """The model contract the terms are (MKT-2), named on the customer's documents."""
 
     @property
     def meter_converts_temperature(self) -> bool:
@@ -304,8 +306,11 @@ class Invoice:
     lines: tuple[InvoiceLine, ...]
     vat_rate: Decimal
     unconfirmed: tuple[str, ...] = ()
+    """What of the amounts has no source yet, in English (the operator's --json)."""
     gas_volumes: tuple[GasVolume, ...] = ()
     """Gas: the calorific conversion of each part, shown on the documents."""
+    unconfirmed_nl: tuple[str, ...] = ()
+    """The same notes in Dutch, in the same order: what the customer's document prints."""
 
     @property
     def subtotal(self) -> Decimal:
@@ -369,6 +374,13 @@ class _Sums:
     """Gas: the metered m³ before the calorific conversion."""
 
 
+OTHER_COMMODITY_NOTES = {
+    False: ("gas_tax",),
+    True: ("electricity_tax", "tax_reduction_per_year"),
+}
+"""A year's unconfirmed notes (by their rule-file key) that concern only the other
+commodity, left off an invoice (an electricity customer need not read of gas tax)."""
+
 M3_STEP = Decimal("0.001")
 """Converted gas volumes are kept to the litre (dm3), as the meter registers them."""
 
@@ -417,11 +429,13 @@ def _sum_usage(
 
 
 def _gas_notes(
-    terms: ContractTerms, conversion: GasConversion, first: date, end: date
-) -> list[str]:
-    """What of the gas conversion over ``first`` .. ``end`` is unconfirmed: the months
-    without a published calorific factor of the area, the standard temperature factor."""
-    notes: list[str] = []
+    terms: ContractTerms, tariffs: MarketTariffs, first: date, end: date
+) -> list[tuple[str, str]]:
+    """What of the gas conversion over ``first`` .. ``end`` is unconfirmed, in English
+    and Dutch: the months without a published calorific factor of the area, the standard
+    temperature factor."""
+    conversion = tariffs.gas_conversion
+    notes: list[tuple[str, str]] = []
     month = first.replace(day=1)
     missing: list[str] = []
     while month < end:
@@ -429,12 +443,19 @@ def _gas_notes(
             missing.append(f"{month:%Y-%m}")
         month = (month + timedelta(days=32)).replace(day=1)
     if missing:
+        area = terms.gas_area or "(none given)"
+        factor = conversion.default_calorific_factor
         notes.append(
-            f"gas: no published calorific factor for area {terms.gas_area or '(none given)'} "
-            f"in {', '.join(missing)}; factor {conversion.default_calorific_factor} used"
+            (
+                f"gas: no published calorific factor for area {area} in "
+                f"{', '.join(missing)}; factor {factor} used",
+                f"gas: geen gepubliceerde correctiefactor voor netgebied "
+                f"{terms.gas_area or '(niet opgegeven)'} in {', '.join(missing)}; "
+                f"factor {str(factor).replace('.', ',')} gebruikt",
+            )
         )
     if not terms.meter_converts_temperature:
-        notes.extend(f"gas: {u}" for u in conversion.unconfirmed)
+        notes.extend((f"gas: {u}", f"gas: {tariffs.dutch_note(u)}") for u in conversion.unconfirmed)
     return notes
 
 
@@ -468,12 +489,16 @@ def invoice(
     sums = _sum_usage(terms, usage, spans, calendar, dynamic, conversion)
     lines: list[InvoiceLine] = []
     parts: list[Part] = []
-    unconfirmed: list[str] = []
+    unconfirmed: list[tuple[str, str]] = []
     volumes: list[GasVolume] = []
     vat_rate: Decimal | None = None
     for index, ((a, b), s) in enumerate(zip(spans, sums, strict=True)):
         year = tariffs.year(a.year)
-        unconfirmed.extend(f"{a.year}: {u}" for u in year.unconfirmed)
+        unconfirmed.extend(
+            (f"{a.year}: {u}", f"{a.year}: {tariffs.dutch_note(u)}")
+            for u in year.unconfirmed
+            if not u.startswith(OTHER_COMMODITY_NOTES[gas])
+        )
         if vat_rate is None:
             vat_rate = year.vat_rate
         elif vat_rate != year.vat_rate:
@@ -517,7 +542,8 @@ def invoice(
         lines.extend(_fixed_lines(index, terms, prices, year, a, b, gas))
     assert vat_rate is not None
     if conversion is not None:
-        unconfirmed.extend(_gas_notes(terms, conversion, first, end))
+        unconfirmed.extend(_gas_notes(terms, tariffs, first, end))
+    notes = list(dict.fromkeys(unconfirmed))
     return Invoice(
         reference=terms.reference,
         first=first,
@@ -525,8 +551,9 @@ def invoice(
         parts=tuple(parts),
         lines=tuple(lines),
         vat_rate=vat_rate,
-        unconfirmed=tuple(dict.fromkeys(unconfirmed)),
+        unconfirmed=tuple(en for en, _ in notes),
         gas_volumes=tuple(volumes),
+        unconfirmed_nl=tuple(nl for _, nl in notes),
     )
 
 
@@ -753,4 +780,13 @@ def vzc_invoice(
     year = tariffs.year(first.year)
     line = _line(0, "Verbruik zonder contract", imported_kwh, unit, price)
     part = Part(0, first, end, Regime.SEPARATE, first.year, imported_kwh, ZERO)
-    return Invoice(reference, first, end, (part,), (line,), year.vat_rate, ("VZC-tarief",))
+    return Invoice(
+        reference,
+        first,
+        end,
+        (part,),
+        (line,),
+        year.vat_rate,
+        ("VZC-tarief",),
+        unconfirmed_nl=("het tarief voor verbruik zonder contract (VZC-tarief)",),
+    )

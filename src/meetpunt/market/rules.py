@@ -130,6 +130,12 @@ class MarketTariffs:
     vzc_electricity_per_kwh: Decimal
     vzc_gas_per_m3: Decimal
     gas_conversion: GasConversion
+    unconfirmed_nl: Mapping[str, str]
+    """Each ``unconfirmed`` note in Dutch, as the customer's document prints it."""
+
+    def dutch_note(self, note: str) -> str:
+        """The Dutch text of an ``unconfirmed`` note (every one has one: checked on load)."""
+        return self.unconfirmed_nl[note]
 
     def year(self, year: int) -> YearTariffs:
         """The amounts of ``year``; :class:`RulesDataError` naming the file when absent."""
@@ -164,6 +170,16 @@ class MarketTariffs:
                 unconfirmed=tuple(raw.get("unconfirmed", ())),
             )
         lc = body["large_consumer"]
+        conversion = GasConversion.from_mapping(body["gas_conversion"])
+        dutch = {str(k): str(v) for k, v in body.get("unconfirmed_nl", {}).items()}
+        notes = [(f"years.{y.year}", u) for y in years.values() for u in y.unconfirmed]
+        notes += [("gas_conversion", u) for u in conversion.unconfirmed]
+        for where, note in notes:
+            if not dutch.get(note, "").strip():
+                raise RulesDataError(
+                    f"{w}: unconfirmed note {note!r} ({where}) has no Dutch text; add "
+                    f'"{note}" = "..." to [unconfirmed_nl] (customers read the notes in Dutch)'
+                )
         return cls(
             version=version,
             netting_ends=body["netting"]["netting_ends"],
@@ -178,7 +194,8 @@ class MarketTariffs:
             ),
             vzc_electricity_per_kwh=_dec(body["vzc"]["electricity_per_kwh"], w),
             vzc_gas_per_m3=_dec(body["vzc"]["gas_per_m3"], w),
-            gas_conversion=GasConversion.from_mapping(body["gas_conversion"]),
+            gas_conversion=conversion,
+            unconfirmed_nl=dutch,
         )
 
 

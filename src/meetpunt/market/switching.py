@@ -13,17 +13,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import ROUND_DOWN, Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
-from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.domain.calendar import OffPeakCalendar, Tariff, local_midnight_utc
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
 from meetpunt.domain.contract import ContractType, TariffKind
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MarketError
 from meetpunt.market.pricing import ZERO, ContractTerms, Usage, money
+from meetpunt.market.profiles import Flow, Register, StandardProfiles, slots, spread
 from meetpunt.market.rules import ContractRules
 
 
@@ -88,55 +89,69 @@ GAS_REGISTER = "24.2.1"
 """The gas meter's register (m³) as switch readings name it (OBIS 0-n:24.2.1)."""
 IMPORT_REGISTERS = ("1.8.0", "1.8.1", "1.8.2")
 EXPORT_REGISTERS = ("2.8.0", "2.8.1", "2.8.2")
+REGISTERS = {
+    GAS_REGISTER: Register(GAS_REGISTER, Flow.GAS, None),
+    "1.8.0": Register("1.8.0", Flow.IMPORT, None),
+    "1.8.1": Register("1.8.1", Flow.IMPORT, Tariff.T1),
+    "1.8.2": Register("1.8.2", Flow.IMPORT, Tariff.T2),
+    "2.8.0": Register("2.8.0", Flow.EXPORT, None),
+    "2.8.1": Register("2.8.1", Flow.EXPORT, Tariff.T1),
+    "2.8.2": Register("2.8.2", Flow.EXPORT, Tariff.T2),
+}
+"""Each register a reading may name: what it counts and on which tariff's quarter-hours
+(OBIS x.8.1 off-peak T1, x.8.2 normal T2, x.8.0 single rate; MKT-2)."""
 
 
-def usage_between(opening: SwitchReading, closing: SwitchReading, commodity: Commodity) -> Usage:
+def usage_between(
+    opening: SwitchReading,
+    closing: SwitchReading,
+    commodity: Commodity,
+    profiles: StandardProfiles,
+    calendar: OffPeakCalendar,
+    region: str | None = None,
+) -> Usage:
     """The usage between two readings (a switch or move reading and the one before or
     after it), for a final invoice or an annual settlement priced from readings (MKT-4,
-    MKT-5): gas the ``24.2.1`` register in m³, electricity the import and export
-    registers summed (single tariff). Spread evenly over the local days from the
-    opening day up to the closing day, so each day's month gets its own calorific
-    factor (MKT-1); the last day takes the rounding. Refuses readings that go back."""
-    days = (closing.day - opening.day).days
-    if days <= 0:
+    MKT-5): gas the ``24.2.1`` register in m³, electricity every import and export
+    register the readings name. Each register's use is spread by the standard profile
+    over the quarter-hours it counts on (T1 and T2 by the off-peak calendar of
+    ``region``), one row per register and local day, so a price change, a new year or
+    the end of netting inside the period gets its share by use (MKT-1..3) and each day's
+    month its calorific factor. Refuses readings that go back or that name a register
+    in only one of the two."""
+    if closing.day <= opening.day:
         raise MarketError(
             f"the closing reading ({closing.day}) must come after the opening ({opening.day})"
         )
-    if commodity is Commodity.GAS:
-        names_in: tuple[str, ...] = (GAS_REGISTER,)
-        names_out: tuple[str, ...] = ()
-    else:
-        names_in, names_out = IMPORT_REGISTERS, EXPORT_REGISTERS
-
-    def used(names: tuple[str, ...]) -> Decimal:
-        return sum(
-            (closing.registers.get(n, ZERO) - opening.registers.get(n, ZERO) for n in names),
-            ZERO,
-        )
-
-    imported, exported = used(names_in), used(names_out)
-    if imported < 0 or exported < 0:
+    names = (GAS_REGISTER,) if commodity is Commodity.GAS else IMPORT_REGISTERS + EXPORT_REGISTERS
+    named = [n for n in names if n in opening.registers or n in closing.registers]
+    lone = [n for n in named if (n in opening.registers) != (n in closing.registers)]
+    if lone:
         finding = Finding(
-            "MKT-5.readings_back",
-            f"the readings go back from {opening.day} to {closing.day} (import {imported}, "
-            f"export {exported}); a replaced meter? price each meter's readings apart",
+            "MKT-5.reading_registers",
+            f"register {', '.join(lone)} is in only one of the readings of {opening.day} and "
+            f"{closing.day}; give each register in both",
         )
         raise MarketError(finding.message, [finding])
-    step = Decimal("0.001")
-    per_in = (imported / days).quantize(step, rounding=ROUND_DOWN)
-    per_out = (exported / days).quantize(step, rounding=ROUND_DOWN)
-    rows = []
-    for n in range(days):
-        last = n == days - 1
-        day = opening.day + timedelta(days=n)
-        rows.append(
-            (
-                local_midnight_utc(day),
-                imported - per_in * (days - 1) if last else per_in,
-                exported - per_out * (days - 1) if last else per_out,
-            )
+    used = {n: closing.registers[n] - opening.registers[n] for n in named}
+    if any(v < 0 for v in used.values()):
+        finding = Finding(
+            "MKT-5.readings_back",
+            f"the readings go back from {opening.day} to {closing.day} ("
+            + ", ".join(f"{n} {v}" for n, v in used.items())
+            + "); a replaced meter? price each meter's readings apart",
         )
-    return Usage.of(rows)
+        raise MarketError(finding.message, [finding])
+    rows: dict[datetime, list[Decimal]] = {}
+    for name, amount in used.items():
+        register = REGISTERS[name]
+        weights = slots(register, opening.day, closing.day, profiles, calendar, region)
+        for at, part in spread(amount, weights, f"register {name}"):
+            row = rows.setdefault(at, [ZERO, ZERO])
+            row[1 if register.flow is Flow.EXPORT else 0] += part
+    if not rows:  # nothing used: one empty row keeps the period
+        rows[local_midnight_utc(opening.day)] = [ZERO, ZERO]
+    return Usage.of((at, imp, exp) for at, (imp, exp) in sorted(rows.items()))
 
 
 def earliest_end(notice_on: date, terms: ContractTerms, rules: ContractRules) -> date:

@@ -42,20 +42,31 @@ import csv
 import io
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
-from meetpunt.domain.contract import ContractType, TariffKind
+from meetpunt.domain.contract import ContractType, ModelContract, TariffKind
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MarketError
 from meetpunt.market.pricefile import utc_instant
 from meetpunt.market.pricing import ContractTerms, PriceSet, Usage
 from meetpunt.market.rules import ContractRules, contract_rules
+
+__all__ = [
+    "ModelContract",
+    "check_model_contract",
+    "model_of",
+    "parse_usage",
+    "read_terms",
+    "read_usage",
+    "require_model_contract",
+    "terms_from_mapping",
+]
 
 
 def _refuse(where: str, message: str) -> MarketError:
@@ -68,13 +79,6 @@ def _amount(raw: Any, where: str, key: str) -> Decimal:
         return Decimal(str(raw))
     except InvalidOperation:
         raise _refuse(where, f'{key} = {raw!r} is not an amount; write it as "0.25"') from None
-
-
-class ModelContract(StrEnum):
-    """The model contracts every supplier must offer (MKT-2)."""
-
-    VARIABLE = "variable"
-    FIXED = "fixed"
 
 
 def _months_later(day: date, months: int) -> date:
@@ -207,7 +211,7 @@ def terms_from_mapping(
     (``rules``, default the packaged or operator's ``market_contract_rules``; MKT-2).
     """
     model = model_of(data, where)
-    terms = _terms(data, where)
+    terms = replace(_terms(data, where), model=model)
     if model is not None:
         require_model_contract(model, terms, rules if rules is not None else contract_rules())
     return terms

@@ -4,6 +4,8 @@ Rendered as HTML from the packaged Jinja2 template ``market_document.html.j2`` (
 on) and as a print-ready A4 PDF with WeasyPrint. Every document carries its date, its
 reference, the sender and how to object (bezwaar), as the issue requires. A gas
 invoice shows how the measured m³ became m³ at the reference calorific value (MKT-1).
+A supplier's invoice names the contract: its reference, its kind and, for a model
+contract, that it is one (MKT-2).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from meetpunt.market.pricing import Invoice, InvoiceLine, Settlement
+from meetpunt.market.pricing import ContractTerms, Invoice, InvoiceLine, Settlement
 from meetpunt.market.switching import GAS_REGISTER, ReadingSource, SwitchReading
 from meetpunt.report.html import render
 
@@ -58,6 +60,8 @@ class MarketDocument:
     invoice: Invoice
     settlement: Settlement | None = None
     readings: tuple[SwitchReading, ...] = ()
+    contract: ContractTerms | None = None
+    """The supplier's contract, named on the document (none for a VZC invoice)."""
     objection: str = (
         "Bent u het niet eens met deze factuur? Laat het ons binnen 2 maanden na de "
         "factuurdatum schriftelijk weten, met het referentienummer, waarom u het er niet "
@@ -115,6 +119,22 @@ def price(value: Decimal) -> str:
     text = f"{abs(value):.5f}".rstrip("0")
     whole, decimals = text.split(".")
     return f"{sign}€ {whole},{decimals.ljust(2, '0')}"
+
+
+def contract_label(terms: ContractTerms) -> str:
+    """The contract as the customer knows it (MKT-1, MKT-2): its reference and kind; a
+    model contract by its name, as the customer chose it."""
+    if terms.model is not None:
+        kind = terms.model.dutch_name
+    else:
+        kind = {
+            "fixed": "Vast contract",
+            "variable": "Variabel contract",
+            "dynamic": "Dynamisch contract",
+        }[terms.contract_type.value]
+    if terms.end is not None:
+        kind += f", tot {day(terms.end)}"
+    return f"{terms.reference}: {kind}"
 
 
 def _line_view(line: InvoiceLine) -> dict[str, str]:
@@ -187,6 +207,7 @@ def render_html(doc: MarketDocument) -> str:
         sender=doc.sender,
         recipient=doc.recipient,
         ean=doc.ean,
+        contract=contract_label(doc.contract) if doc.contract is not None else "",
         period=f"{day(inv.first)} t/m {day(date.fromordinal(inv.end.toordinal() - 1))}",
         parts=parts,
         subtotal=euro(inv.subtotal),
@@ -198,7 +219,7 @@ def render_html(doc: MarketDocument) -> str:
         gas_volumes=gas_volumes,
         gas_reference=gas_reference,
         objection=doc.objection,
-        notes=list(doc.notes) + [f"Nog niet bevestigd tarief: {u}" for u in inv.unconfirmed],
+        notes=list(doc.notes) + [f"Nog niet bevestigd: {u}" for u in inv.unconfirmed_nl],
     )
 
 

@@ -39,6 +39,7 @@ HAND_TARIFFS = {
         "metering_per_month": "25.00",
     },
     "vzc": {"electricity_per_kwh": "0.30", "gas_per_m3": "1.40"},
+    "unconfirmed_nl": {"temperature_factor_uncorrected": "standaard temperatuurfactor"},
     # Gas: area "A" has calorific factors 1.02 in December 2026 and 1.05 in January
     # 2027 (none in February: the default 1.00, unconfirmed); a meter that does not
     # convert to the reference temperature gets a standard factor of 0.98 (hand values).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from meetpunt.domain.contract import ContractType, TariffKind
 from meetpunt.market.pricing import ContractTerms, PriceSet, Usage, invoice, settle
 from meetpunt.market.rules import MarketTariffs
 from meetpunt.market.switching import switch_reading
+from meetpunt.market.terms import ModelContract, terms_from_mapping
 from meetpunt.report.documents import (
     DocumentKind,
     MarketDocument,
@@ -111,3 +113,54 @@ def test_pdf_starts_with_pdf_and_has_pages(
     assert pdf.data.startswith(b"%PDF")
     assert pdf.pages >= 1
     assert len(re.findall(rb"/Type\s*/Pages?\b", pdf.data)) >= 1 or b"/ObjStm" in pdf.data
+
+
+# -- MKT-2: the model contract is named where the customer looks for the contract --
+
+
+@pytest.mark.parametrize(
+    ("model", "named"),
+    [
+        ("variable", "C-M: Modelcontract variabel (onbepaalde tijd, variabele prijzen)"),
+        ("fixed", "C-M: Modelcontract vast (vaste looptijd, vaste prijzen), tot 1 juli 2027"),
+    ],
+)
+def test_a_model_contract_is_named_on_the_document(
+    model: str, named: str, tariffs: MarketTariffs, calendar: OffPeakCalendar
+) -> None:
+    """The terms' ``model`` reaches the document's Contract row (MKT-2)."""
+    data: dict[str, object] = {
+        "reference": "C-M",
+        "contract_type": model,
+        "model": model,
+        "start": date(2026, 7, 1),
+        "grid_class": "electricity_3x25A",
+        "prices": [{"valid_from": date(2026, 7, 1), "single": "0.25", "feed_in": "0.15"}],
+    }
+    if model == "fixed":
+        data["end"] = date(2027, 7, 1)
+    terms = terms_from_mapping(data)
+    assert terms.model is ModelContract(model)
+    doc = replace(document(DocumentKind.FINAL, tariffs, calendar), contract=terms)
+    html = render_html(doc)
+    assert f"<td>Contract</td><td>{named}</td>" in html
+
+
+def test_an_ordinary_contract_is_named_by_its_kind_and_not_as_a_model(
+    tariffs: MarketTariffs, calendar: OffPeakCalendar
+) -> None:
+    doc = document(DocumentKind.ANNUAL, tariffs, calendar)
+    html = render_html(replace(doc, contract=terms_from_mapping(ORDINARY)))
+    assert "<td>Contract</td><td>C-42: Vast contract, tot 1 juli 2027</td>" in html
+    assert "Modelcontract" not in html
+    assert "<td>Contract</td>" not in render_html(doc)  # no contract given (VZC): no row
+
+
+ORDINARY: dict[str, object] = {
+    "reference": "C-42",
+    "contract_type": "fixed",
+    "start": date(2026, 7, 1),
+    "end": date(2027, 7, 1),
+    "grid_class": "electricity_3x25A",
+    "prices": [{"valid_from": date(2026, 7, 1), "single": "0.25", "feed_in": "0.15"}],
+}
