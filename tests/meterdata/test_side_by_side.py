@@ -404,12 +404,13 @@ def test_a_read_does_not_begin_while_a_writer_waits(store_path: Path) -> None:
     """A read lease waits while a writer announces that it waits (MTR-1), so a stream
     of reads cannot keep a writer out; the read goes on once the writer has got in."""
     intent = store_module._Intent(os.path.realpath(store_path))
-    intent.take()
+    intent.take("PID 4711 (a long read)")
     try:
         with pytest.raises(StoreUnavailableError) as caught:
             open_store(store_path, read_only=True, wait_s=0.2).count("batch")
         assert caught.value.rules == ("MTR-1.store_busy",)
-        assert "a writer waiting for it" in str(caught.value)
+        said = str(caught.value)
+        assert "PID 4711 (a long read), and a writer" in said and "waits for it first" in said
     finally:
         intent.release()
     assert open_store(store_path, read_only=True, wait_s=0.2).count("batch") == 0
@@ -439,3 +440,25 @@ def test_a_kept_read_lease_is_let_go_when_idle(store_path: Path) -> None:
         assert time.monotonic() < deadline, "the kept lease was never let go"
         time.sleep(0.01)
     assert store_module._host().attached.get(os.path.realpath(store_path)) is None
+
+
+def test_a_reader_behind_a_waiting_writer_says_whom_both_wait_for(store_path: Path) -> None:
+    """A reader that waits because a writer waits (MTR-1, writers first) still names
+    the process that holds the store, from the writer's announcement; then both get in."""
+    holder = Holder(store_path, "write")
+    try:
+        writer = python(WRITER, str(store_path), "first")
+        said_waiting(writer)
+        while not store_module.writer_waiting(os.path.realpath(store_path)):
+            assert writer.poll() is None, writer.communicate()
+            time.sleep(0.01)
+        reader = python(READER, str(store_path))
+        line = said_waiting(reader)
+        assert f"PID {holder.process.pid}" in line and "waits for it first" in line
+        holder.release()
+        for waiter, said in ((writer, "wrote first"), (reader, "batches 0")):
+            out, err = waiter.communicate(timeout=60)
+            assert waiter.returncode == 0, err
+            assert out.strip() == said
+    finally:
+        holder.kill()

@@ -752,7 +752,8 @@ def _host() -> _Host:
 
 
 class _WriterWaitsError(Exception):
-    """A read lease finds a writer waiting for the store (:func:`writer_waiting`)."""
+    """A read lease finds a writer waiting for the store (:func:`writer_waiting`); the
+    message says what the writer waits for, as the writer wrote it."""
 
 
 class _Intent:
@@ -761,27 +762,35 @@ class _Intent:
     held and released once it holds the store or gives up. The kernel drops it when
     the process dies, so a crashed writer announces nothing. Readers that see it start
     no lease and let a kept one go (:func:`writer_waiting`), so the writer waits only
-    for the reads under way, never for a stream of reads without end."""
+    for the reads under way, never for a stream of reads without end. The file holds a
+    line saying who holds the store and which writer waits, for the readers' notice."""
 
     def __init__(self, path: str) -> None:
         self.path = path + WRITER_SUFFIX
         self.fd: int | None = None
+        self.said = ""
 
-    def take(self) -> None:
-        """Announce, if not yet done; a writer that cannot (another writer announced,
-        a reader looking at this moment, a read-only folder) tries again next time."""
-        if self.fd is not None:
-            return
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return
-        self.fd = fd
+    def take(self, holder: str) -> None:
+        """Announce, if not yet done, that this writer waits for ``holder``; a writer
+        that cannot (another writer announced, a reader looking at this moment, a
+        read-only folder) tries again next time."""
+        if self.fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return
+            self.fd = fd
+        line = f"{holder}, and a writer (PID {os.getpid()}) waits for it first"
+        if line != self.said:
+            with suppress(OSError):
+                os.ftruncate(self.fd, 0)
+                os.pwrite(self.fd, line.encode(), 0)
+                self.said = line
 
     def release(self) -> None:
         if self.fd is not None:
@@ -806,8 +815,13 @@ def writer_waiting(path: str) -> bool:
 
 
 def _no_writer_waits(path: str) -> None:
+    """Raise :class:`_WriterWaitsError` when a writer waits for the store at ``path``."""
     if writer_waiting(path):
-        raise _WriterWaitsError
+        try:
+            line = Path(path + WRITER_SUFFIX).read_text("utf-8", errors="replace")[:500].strip()
+        except OSError:
+            line = ""
+        raise _WriterWaitsError(line or "a writer waiting for it")
 
 
 def _attach(path: str, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
@@ -843,6 +857,8 @@ def _attach(path: str, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPy
             mode = " (READ_ONLY)" if read_only else ""
 
             def attach() -> None:
+                if read_only:  # a writer that announced itself while this one waited
+                    _no_writer_waits(path)
                 host.con.execute(f"ATTACH '{quoted}' AS {alias}{mode}")
 
             _waiting(attach, path, wait_s, None if read_only else _Intent(path))
@@ -962,7 +978,7 @@ def _waiting(
                 open_file()
                 return
             except _WriterWaitsError as exc:
-                who = "a writer waiting for it"
+                who = str(exc)
                 error: Exception = exc
             except duckdb.Error as exc:
                 text = str(exc)
@@ -972,7 +988,7 @@ def _waiting(
                 who = f"PID {holder['pid']} ({holder['program']})" if holder else "another process"
                 error = exc
                 if intent is not None:
-                    intent.take()
+                    intent.take(who)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StoreUnavailableError(
