@@ -125,7 +125,9 @@ small write lease every 0.3 s from another process during 25 s of 200 clients, t
 rounds): closed loop, median 76-144 ms and longest 4.6-5.4 s before, 37-80 ms and
 101-156 ms after; pause 4 s, 6-7 ms (longest 35-68 ms) before, 26-27 ms (43-68 ms)
 after: the writer now always finds the file attached and waits for its announcement
-to be seen (docs/api.md, "Third round").
+to be seen (docs/api.md, "Third round"). ``serve --workers 2`` (each process keeping
+its lease), closed loop of 200, one run at load 3-5: 225 requests/s, p50 0.88 s, p99
+1.57 s, no errors; the writer's wait 37 ms median, 84 ms at most.
 """
 
 from __future__ import annotations
