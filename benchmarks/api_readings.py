@@ -90,6 +90,44 @@ MEETPUNT_RATE_LIMIT=off, on ports 8765-8767::
       .venv/bin/python benchmarks/api_readings.py --url http://127.0.0.1:$port --key KEY \\
         --ean 871687400000000014 --from 2025-06-02 --to 2025-06-05 --clients 200 \\
         --pause $pause --seconds 15; done; done
+
+Third round (2026-12-06, 20:58-21:03 UTC, load average 2.6-9.9 from other jobs): the
+store's read lease kept between reads (``SERVE_KEEP_S`` 0.5 s; let go at once when a
+writer waits, docs/meterdata.md). "before" is main at e2a6bb9 (``git archive`` on
+PYTHONPATH), "after" this branch, both ``meetpunt serve`` with one worker on their own
+copy of the same demo region (seed 1, 200 connections, 7 days), alternated per row,
+15 s each, two rounds (round 1 / round 2):
+
+| clients, pause | server | requests/s | p50 | p99 |
+|---|---|---|---|---|
+| 1, closed loop | before | 131.6 / 128.1 | 6.1 / 5.7 ms | 20.5 / 32.2 ms |
+| | after | 195.2 / 182.2 | 3.9 / 4.4 ms | 18.4 / 17.3 ms |
+| 200, closed loop | before | 187.4 / 156.5 | 1.02 / 1.25 s | 1.65 / 1.94 s |
+| | after | 179.0 / 167.2 | 1.07 / 1.19 s | 1.69 / 1.58 s |
+| 200, pause 8 s (~25/s) | before | 24.2 / 24.7 | 9.2 / 8.6 ms | 41.8 / 83.5 ms |
+| | after | 25.4 / 23.4 | 6.7 / 7.1 ms | 31.3 / 31.7 ms |
+| 200, pause 4 s (~50/s) | before | 51.4 / 49.4 | 9.3 / 10.9 ms | 108.1 / 48.2 ms |
+| | after | 50.1 / 48.7 | 6.7 / 7.9 ms | 67.9 / 41.8 ms |
+
+No errors. One client is 40-48 % faster (p50 6 to 4 ms) and p50 fell by a quarter at
+25-50 requests/s offered; p99 with 200 pollers was under 50 ms in 3 of the 4 "after"
+runs (31-42 ms; 68 ms in the fourth), against 2 of 4 before (42-48 ms; 84 and 108
+ms). A closed loop of 200 did not change: there the reads overlap all the time, so the
+file was already attached once for all of them and the lease cost little; it is still
+bound by the cores (Little's law, above). Reproduce: as above, "before" started as
+``PYTHONPATH=<git archive e2a6bb9>/src python -m meetpunt serve --port 8765 --db D1
+--store S1`` and "after" as ``meetpunt serve --port 8766 --db D2 --store S2`` on two
+copies of the demo's register and store, the loop over ``1 0``, ``200 0``, ``200 8``
+and ``200 4`` (clients, pause) alternating the two ports.
+
+The writer's wait in the same conditions (``benchmarks/store_writer_wait.py STORE``, a
+small write lease every 0.3 s from another process during 25 s of 200 clients, two
+rounds): closed loop, median 76-144 ms and longest 4.6-5.4 s before, 37-80 ms and
+101-156 ms after; pause 4 s, 6-7 ms (longest 35-68 ms) before, 26-27 ms (43-68 ms)
+after: the writer now always finds the file attached and waits for its announcement
+to be seen (docs/api.md, "Third round"). ``serve --workers 2`` (each process keeping
+its lease), closed loop of 200, one run at load 3-5: 225 requests/s, p50 0.88 s, p99
+1.57 s, no errors; the writer's wait 37 ms median, 84 ms at most.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What the API's speed-ups may not break (issue 17): a remembered key is still refused
-at its next request once revoked, unknown keys are never remembered, and the register's
+at its next request once revoked, unknown keys are never remembered, the register's
 writers queued in one process still write every audit record, in one unbroken hash
-chain (PRV-7)."""
+chain (PRV-7), and a read after another process's ingest sees its rows although the
+server keeps the store attached between reads (MTR-1)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-from meetpunt.api import auth
+from meetpunt.api import app as api_app
+from meetpunt.api import auth, create_app
 from meetpunt.api.errors import ApiError
 from meetpunt.api.readings import read_through_gate
 from meetpunt.domain.calendar import local_midnight_utc
@@ -25,10 +28,11 @@ from meetpunt.privacy.model import Party, Role
 from meetpunt.register import open_register
 from meetpunt.register.engine import write_transaction
 from meetpunt.register.parties import ApiParties, ApiParty
-from tests.api.conftest import World
+from tests.api.conftest import NOW, World, scenario
 from tests.scenarios.test_scenarios import EANS, S1
 
 HOUR = timedelta(hours=1)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def party(world: World, name: str) -> ApiParty:
@@ -168,3 +172,61 @@ def test_writers_of_two_processes_queue_on_the_file_lock_and_keep_one_chain(
         assert (tmp_path / "register.sqlite-writer").exists()
     finally:
         register.dispose()
+
+
+INGEST_ONE = """
+import sys
+from datetime import date
+from meetpunt import rulebook
+from meetpunt.domain.calendar import local_midnight_utc
+from meetpunt.meterdata.ingest import ConnectionIndex, Ingestor
+from meetpunt.meterdata.store import open_store
+from meetpunt.register import open_register
+from tests.api.conftest import NOW, source
+from tests.meterdata.conftest import reading
+db, path, ean = sys.argv[1:4]
+register = open_register(db)
+with register.session() as s:
+    index = ConnectionIndex(s.meter_index(), 230.0)
+register.dispose()
+store = open_store(path, wait_s=60)
+row = reading(ean, local_midnight_utc(date(2025, 8, 2)), 1_160_000)
+Ingestor(store, index, rulebook.vee_rules(), now=NOW).ingest(source("daily_readings", [row]))
+store.close()
+"""
+"""Ingests one daily reading of argv[3] on 2 August 2025 into the store at argv[2]."""
+
+
+def test_a_read_after_an_ingest_in_another_process_sees_its_rows(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server keeps the store attached between reads (MTR-1; here for an hour, so
+    only the ingester's announcement can let it in); an ingest in another process gets
+    in, and the server's next read sees the reading it committed."""
+    monkeypatch.setattr(api_app, "SERVE_KEEP_S", 3600.0)
+    store, keys = scenario(db_url, tmp_path)
+    ean = EANS["normal"]
+    august = [local_midnight_utc(date(2025, 8, d)).isoformat() for d in (1, 2)]
+    app = create_app(db_url, store, clock=lambda: NOW, rate_limit=None)
+    with TestClient(app) as client:
+
+        def read() -> list[str]:
+            answer = client.get(
+                f"/v1/connections/{ean}/readings",
+                params={"from": "2025-08-01", "to": "2025-08-03"},
+                headers={"Authorization": f"Bearer {keys['S1']}"},
+            )
+            assert answer.status_code == 200, answer.json()
+            return [r["at"] for r in answer.json()["readings"]]
+
+        assert read() == august[:1]
+        ingest = subprocess.run(
+            [sys.executable, "-c", INGEST_ONE, db_url, str(store), ean],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert ingest.returncode == 0, ingest.stderr
+        assert read() == august

@@ -336,3 +336,129 @@ def test_a_wait_that_is_not_seconds_is_refused(monkeypatch: pytest.MonkeyPatch) 
         store_wait_s()
     monkeypatch.setenv(STORE_WAIT_ENV, "2.5")
     assert store_wait_s() == 2.5
+
+
+# --- a read lease kept between reads (a serving process, issue 17 follow-up) ------------
+
+
+def kept(path: Path) -> bool:
+    """Whether this process keeps ``path`` attached with no lease using it."""
+    found = store_module._host().attached.get(os.path.realpath(path))
+    return found is not None and found.idle_since is not None
+
+
+def ingest_capture(
+    tmp_path: Path, store_path: Path, register_url: str, wait: str
+) -> tuple[int | None, str, str]:
+    """``meetpunt ingest`` of three telegrams in its own process, waiting at most
+    ``wait`` seconds for the store; the finished process."""
+    capture = tmp_path / "capture.p1"
+    capture.write_bytes(b"".join(telegram(1000 + i) for i in range(3)))
+    run = meetpunt(
+        "ingest", str(capture), "--ean", E1X25, "--json", "--store", str(store_path),
+        "--db", register_url, "--store-wait", wait,
+    )  # fmt: skip
+    out, err = run.communicate(timeout=300)
+    return run.returncode, out, err
+
+
+def test_a_kept_read_lets_ingest_in_and_the_next_read_sees_its_rows(
+    tmp_path: Path, store_path: Path, register_url: str
+) -> None:
+    """MTR-1 with a kept read lease: this process would keep the store for an hour,
+    far longer than the ingester waits; the ingester gets in because it announces that
+    it waits and the kept lease lets go, and the next read attaches again and sees the
+    rows it committed."""
+    reader = open_store(store_path, read_only=True, keep_s=3600)
+    try:
+        assert reader.count("p1_readings") == 0
+        assert kept(store_path)
+        code, out, err = ingest_capture(tmp_path, store_path, register_url, "60")
+        assert code == 0, (out, err)
+        assert not kept(store_path)
+        assert reader.count("p1_readings") == 3
+        assert kept(store_path)
+    finally:
+        reader.close()
+    assert not kept(store_path)
+
+
+def test_without_the_writers_announcement_a_kept_read_keeps_ingest_out(
+    tmp_path: Path, store_path: Path, register_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key step of the test above removed: a reader that does not see the waiting
+    writer keeps the store, and the ingester gives up (MTR-1.store_busy, exit 2)."""
+    monkeypatch.setattr(store_module, "writer_waiting", lambda _path: False)
+    reader = open_store(store_path, read_only=True, keep_s=3600)
+    try:
+        assert reader.count("p1_readings") == 0
+        code, out, err = ingest_capture(tmp_path, store_path, register_url, "1")
+        assert code == 2, (out, err)
+        assert "MTR-1.store_busy" in out + err
+        assert kept(store_path)
+    finally:
+        reader.close()
+
+
+def test_a_read_does_not_begin_while_a_writer_waits(store_path: Path) -> None:
+    """A read lease waits while a writer announces that it waits (MTR-1), so a stream
+    of reads cannot keep a writer out; the read goes on once the writer has got in."""
+    intent = store_module._Intent(os.path.realpath(store_path))
+    intent.take("PID 4711 (a long read)")
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            open_store(store_path, read_only=True, wait_s=0.2).count("batch")
+        assert caught.value.rules == ("MTR-1.store_busy",)
+        said = str(caught.value)
+        assert "PID 4711 (a long read), and a writer" in said and "waits for it first" in said
+    finally:
+        intent.release()
+    assert open_store(store_path, read_only=True, wait_s=0.2).count("batch") == 0
+
+
+def test_a_write_in_the_serving_process_lets_its_kept_read_go(store_path: Path) -> None:
+    """A write lease in the process that keeps a read lease detaches the kept one first
+    (DuckDB: one mode per file and process), and the next read sees the write."""
+    reader = open_store(store_path, read_only=True, keep_s=3600)
+    try:
+        assert reader.count("batch") == 0 and kept(store_path)
+        with open_store(store_path, wait_s=5).transaction() as con:
+            con.execute("INSERT INTO meta VALUES ('kept', 'written')")
+        found = reader.query("SELECT value FROM meta WHERE key = 'kept'").to_pylist()
+        assert found == [{"value": "written"}]
+    finally:
+        reader.close()
+
+
+def test_a_kept_read_lease_is_let_go_when_idle(store_path: Path) -> None:
+    """An idle kept lease is detached after ``keep_s`` (here 50 ms), so a process that
+    stops reading does not keep the file (waited for by polling, not timed)."""
+    reader = open_store(store_path, read_only=True, keep_s=0.05)
+    assert reader.count("batch") == 0
+    deadline = time.monotonic() + 60
+    while kept(store_path):
+        assert time.monotonic() < deadline, "the kept lease was never let go"
+        time.sleep(0.01)
+    assert store_module._host().attached.get(os.path.realpath(store_path)) is None
+
+
+def test_a_reader_behind_a_waiting_writer_says_whom_both_wait_for(store_path: Path) -> None:
+    """A reader that waits because a writer waits (MTR-1, writers first) still names
+    the process that holds the store, from the writer's announcement; then both get in."""
+    holder = Holder(store_path, "write")
+    try:
+        writer = python(WRITER, str(store_path), "first")
+        said_waiting(writer)
+        while not store_module.writer_waiting(os.path.realpath(store_path)):
+            assert writer.poll() is None, writer.communicate()
+            time.sleep(0.01)
+        reader = python(READER, str(store_path))
+        line = said_waiting(reader)
+        assert f"PID {holder.process.pid}" in line and "waits for it first" in line
+        holder.release()
+        for waiter, said in ((writer, "wrote first"), (reader, "batches 0")):
+            out, err = waiter.communicate(timeout=60)
+            assert waiter.returncode == 0, err
+            assert out.strip() == said
+    finally:
+        holder.kill()

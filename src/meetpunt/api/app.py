@@ -1,8 +1,9 @@
 """The routes of the HTTP API, version 1 (issue 17).
 
 ``create_app`` opens one gate over the register and the store when the server starts
-(``app.gate.open_gate``: each store read is its own short lease, so ingestion runs beside
-the server) and closes it when the server stops. Every read of meter data names the
+(``app.gate.open_gate``) and closes it when the server stops. The store stays attached
+between reads until it is idle for ``SERVE_KEEP_S`` or a writer waits for it (MTR-1),
+so ingestion runs beside the server. Every read of meter data names the
 caller's purpose and goes through the gate (PRV-1); the gate audits grants, reads and
 refusals alike (PRV-7).
 
@@ -44,7 +45,7 @@ from meetpunt.api.limits import RateLimit, limit_rate, shared_path
 from meetpunt.api.oauth import router as oauth_router
 from meetpunt.api.params import EAN, From, To
 from meetpunt.api.readings import read_through_gate
-from meetpunt.app.gate import audit_head, open_gate
+from meetpunt.app.gate import SERVE_KEEP_S, audit_head, open_gate
 from meetpunt.domain.calendar import local_midnight_utc
 from meetpunt.domain.findings import Finding
 from meetpunt.errors import MeetpuntError
@@ -294,7 +295,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with open_gate(db, store, clock=clock) as gate:
+        with open_gate(db, store, clock=clock, keep_s=SERVE_KEEP_S) as gate:
             app.state.gate = gate
             yield
 

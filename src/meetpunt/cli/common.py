@@ -324,7 +324,8 @@ StoreWaitOption = Annotated[
         envvar=STORE_WAIT_ENV,
         min=0,
         help="Seconds to wait while another process holds the meter-data store (each "
-        "process holds it only for one batch, part or read) before giving up with "
+        "process holds it only for one batch, part or read; `serve` lets go as soon as a "
+        "writer waits) before giving up with "
         f"MTR-1.store_busy, exit 2; default {DEFAULT_STORE_WAIT_S:g}.",
         show_envvar=True,
     ),

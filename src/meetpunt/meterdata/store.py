@@ -21,17 +21,24 @@ for one unit of work (a micro-batch, a part of a file, a retention run, one gate
 and closes the file after it. An opener that finds the file held waits with a short
 backoff, says once on stderr what it waits for, and gives up after MEETPUNT_STORE_WAIT
 seconds with MTR-1.store_busy (see :func:`_attach`).
+
+A serving process may *keep* a read-only lease between reads (``keep_s``, issue 17
+follow-up): the file stays attached until it has been idle that long or a writer
+announces that it waits (a lock on ``<store>.writer``, see :class:`_Intent`); a read
+lease does not begin while a writer waits, so a writer gets in after the reads under
+way, and a read after its commit attaches the file again and sees it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,6 +69,13 @@ BACKOFF_CAP_S = 0.25
 """A waiting lease retries after 20 ms, doubling to at most 250 ms between tries."""
 NOTICE_AFTER_S = 0.5
 """A lease that has waited this long says on stderr what it waits for (once)."""
+SERVE_KEEP_S = 0.5
+"""How long a serving process keeps the store attached after its last read (MTR-1,
+issue 17 follow-up): a read then costs no ATTACH + DETACH (2.8 ms of CPU)."""
+KEEP_POLL_S = 0.02
+"""How often a kept, idle store looks whether a writer waits for it."""
+WRITER_SUFFIX = ".writer"
+"""The file beside the store on which a waiting writer holds a lock (:class:`_Intent`)."""
 SCHEMA_VERSION = "4"
 """Layout version of the store's tables; a store of an older version listed in
 ``_MIGRATIONS`` is brought up to date when opened for writing, any other is refused."""
@@ -147,12 +161,16 @@ class MeterStore:
         read_only: bool = False,
         wait_s: float | None = None,
         con: duckdb.DuckDBPyConnection | None = None,
+        keep_s: float = 0.0,
     ) -> None:
         self.path = path
         self.read_only = read_only
         self.wait_s = wait_s
         """How long a lease waits for another process's lease before it gives up
         (``None``: :func:`store_wait_s`, MEETPUNT_STORE_WAIT)."""
+        self.keep_s = keep_s if read_only else 0.0
+        """How long a read-only lease keeps the file attached after it ends, for the
+        next read, unless a writer waits (0: detached at once; :data:`SERVE_KEEP_S`)."""
         self._held = con
         self._closed = False
         self._qualities: dict[int, tuple[str, str | None, str | None]] | None = None
@@ -207,7 +225,7 @@ class MeterStore:
             yield con
         finally:
             del leases[key]
-            _detach(key, con)
+            _detach(key, con, self.keep_s)
 
     def changed_since(
         self, kinds: Sequence[str], connections: Sequence[int], after: int
@@ -254,10 +272,12 @@ class MeterStore:
 
     def close(self) -> None:
         """Close the store: the held ``:memory:`` connection; a file store holds
-        nothing between leases."""
+        nothing between leases but a kept one, detached now."""
         self._closed = True
         if self._held is not None:
             self._held.close()
+        elif self.keep_s > 0:
+            _release_kept(self._key())
 
     def __enter__(self) -> MeterStore:
         return self
@@ -690,9 +710,30 @@ class _Host:
         self.pid = os.getpid()
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET GLOBAL TimeZone = 'UTC'")
-        self.attached: dict[str, tuple[str, bool, int]] = {}  # file -> alias, read-only, users
+        self.attached: dict[str, _Attached] = {}
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        """Wakes the keeper when a lease is kept (see :func:`_keep`)."""
+        self.keeper: threading.Thread | None = None
         self.serial = 0
+
+    def detach(self, path: str) -> None:
+        """Detach ``path`` (hold :attr:`lock`): DuckDB writes what it holds to the file
+        and releases its lock."""
+        found = self.attached.pop(path)
+        self.con.execute(f"DETACH {found.alias}")
+
+
+@dataclass
+class _Attached:
+    """A store file attached to the host: its alias, mode and the leases using it; a
+    read-only one without users may be *kept* (``idle_since`` set) for ``keep_s``."""
+
+    alias: str
+    read_only: bool
+    users: int
+    keep_s: float = 0.0
+    idle_since: float | None = None
 
 
 _HOSTS: dict[int, _Host] = {}
@@ -710,20 +751,105 @@ def _host() -> _Host:
         return _HOSTS[pid]
 
 
+class _WriterWaitsError(Exception):
+    """A read lease finds a writer waiting for the store (:func:`writer_waiting`); the
+    message says what the writer waits for, as the writer wrote it."""
+
+
+class _Intent:
+    """A writer's announcement that it waits for the store (MTR-1 side by side): an
+    exclusive ``flock`` on ``<store>.writer``, taken when its first try finds the file
+    held and released once it holds the store or gives up. The kernel drops it when
+    the process dies, so a crashed writer announces nothing. Readers that see it start
+    no lease and let a kept one go (:func:`writer_waiting`), so the writer waits only
+    for the reads under way, never for a stream of reads without end. The file holds a
+    line saying who holds the store and which writer waits, for the readers' notice."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path + WRITER_SUFFIX
+        self.fd: int | None = None
+        self.said = ""
+
+    def take(self, holder: str) -> None:
+        """Announce, if not yet done, that this writer waits for ``holder``; a writer
+        that cannot (another writer announced, a reader looking at this moment, a
+        read-only folder) tries again next time."""
+        if self.fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return
+            self.fd = fd
+        line = f"{holder}, and a writer (PID {os.getpid()}) waits for it first"
+        if line != self.said:
+            with suppress(OSError):
+                os.ftruncate(self.fd, 0)
+                os.pwrite(self.fd, line.encode(), 0)
+                self.said = line
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the lock
+            self.fd = None
+
+
+def writer_waiting(path: str) -> bool:
+    """Whether a writer has announced that it waits for the store at ``path``
+    (:class:`_Intent`): its lock on ``<store>.writer`` refuses a shared one."""
+    try:
+        fd = os.open(path + WRITER_SUFFIX, os.O_RDONLY)
+    except OSError:
+        return False  # no writer ever waited here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the shared lock taken to look
+    return False
+
+
+def _no_writer_waits(path: str) -> None:
+    """Raise :class:`_WriterWaitsError` when a writer waits for the store at ``path``."""
+    if writer_waiting(path):
+        try:
+            line = Path(path + WRITER_SUFFIX).read_text("utf-8", errors="replace")[:500].strip()
+        except OSError:
+            line = ""
+        raise _WriterWaitsError(line or "a writer waiting for it")
+
+
 def _attach(path: str, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
     """A connection of this process's host database whose default database is the store
     file at ``path``, attached now (waiting while another process holds it, see
-    :func:`_waiting`) or already attached by another thread of this process."""
+    :func:`_waiting`) or already attached by another thread of this process or kept
+    from an earlier read.
+
+    A read lease first waits while a writer announces that it waits (:class:`_Intent`),
+    outside the host's lock, so this process's other leases end meanwhile and the
+    writer gets in; a kept attachment is then used again. A write lease lets a kept
+    read-only attachment of this process go first."""
     host = _host()
+    if read_only:
+        _waiting(lambda: _no_writer_waits(path), path, wait_s)
     with host.lock:
         found = host.attached.get(path)
+        if found is not None and found.users == 0 and found.read_only and not read_only:
+            host.detach(path)  # kept for reads; the writer needs the file to itself
+            found = None
         if found is not None:
-            alias, attached_read_only, users = found
-            if attached_read_only and not read_only:
+            if found.read_only and not read_only:
                 raise RuntimeError(
                     f"a write lease on {path} while this process holds a read-only one"
                 )
-            host.attached[path] = (alias, attached_read_only, users + 1)
+            found.users += 1
+            found.idle_since = None
+            alias = found.alias
         else:
             host.serial += 1
             alias = f"meetpunt_store_{host.serial}"
@@ -731,10 +857,12 @@ def _attach(path: str, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPy
             mode = " (READ_ONLY)" if read_only else ""
 
             def attach() -> None:
+                if read_only:  # a writer that announced itself while this one waited
+                    _no_writer_waits(path)
                 host.con.execute(f"ATTACH '{quoted}' AS {alias}{mode}")
 
-            _waiting(attach, path, wait_s)
-            host.attached[path] = (alias, read_only, 1)
+            _waiting(attach, path, wait_s, None if read_only else _Intent(path))
+            host.attached[path] = _Attached(alias, read_only, 1)
             if not read_only:
                 try:
                     con = host.con.cursor()
@@ -742,26 +870,67 @@ def _attach(path: str, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPy
                     _prepare(con, path)
                     con.close()
                 except BaseException:
-                    del host.attached[path]
-                    host.con.execute(f"DETACH {alias}")
+                    host.detach(path)
                     raise
     con = host.con.cursor()
     con.execute(f"USE {alias}")
     return con
 
 
-def _detach(path: str, con: duckdb.DuckDBPyConnection) -> None:
+def _detach(path: str, con: duckdb.DuckDBPyConnection, keep_s: float = 0.0) -> None:
     """End a lease of :func:`_attach`: detach the file when no thread uses it any more
-    (DuckDB writes what it holds to the file then and releases the lock)."""
+    (DuckDB writes what it holds to the file then and releases the lock), unless it is
+    read-only, ``keep_s`` is positive and no writer waits: then it is kept for the next
+    read and the keeper thread lets it go after ``keep_s`` idle or when a writer
+    announces itself (:func:`_keep`)."""
     con.close()
     host = _host()
     with host.lock:
-        alias, read_only, users = host.attached[path]
-        if users > 1:
-            host.attached[path] = (alias, read_only, users - 1)
+        found = host.attached[path]
+        found.users -= 1
+        if found.users > 0:
             return
-        del host.attached[path]
-        host.con.execute(f"DETACH {alias}")
+        if found.read_only and keep_s > 0 and not writer_waiting(path):
+            found.keep_s = keep_s
+            found.idle_since = time.monotonic()
+            if host.keeper is None:
+                host.keeper = threading.Thread(
+                    target=_keep, args=(host,), name="meetpunt-store-keeper", daemon=True
+                )
+                host.keeper.start()
+            host.changed.notify()
+            return
+        host.detach(path)
+
+
+def _keep(host: _Host) -> None:
+    """The keeper of a process's kept read leases: every :data:`KEEP_POLL_S` while one
+    is kept and idle, detach each that has been idle for its ``keep_s`` or that a
+    writer waits for (MTR-1: the writer waits at most about this long for an idle
+    reader)."""
+    with host.changed:
+        while True:
+            kept = [p for p, a in host.attached.items() if a.idle_since is not None]
+            if not kept:
+                host.changed.wait()
+                continue
+            now = time.monotonic()
+            for path in kept:
+                found = host.attached[path]
+                assert found.idle_since is not None
+                if now - found.idle_since >= found.keep_s or writer_waiting(path):
+                    with suppress(duckdb.Error):  # forgotten; the next lease attaches anew
+                        host.detach(path)
+            host.changed.wait(KEEP_POLL_S)
+
+
+def _release_kept(path: str) -> None:
+    """Detach ``path`` now if it is kept and no lease uses it (a closing store)."""
+    host = _host()
+    with host.lock:
+        found = host.attached.get(path)
+        if found is not None and found.users == 0 and found.idle_since is not None:
+            host.detach(path)
 
 
 def connect_waiting(
@@ -781,9 +950,14 @@ def connect_waiting(
     return con
 
 
-def _waiting(open_file: Callable[[], None], path: str, wait_s: float | None = None) -> None:
+def _waiting(
+    open_file: Callable[[], None],
+    path: str,
+    wait_s: float | None = None,
+    intent: _Intent | None = None,
+) -> None:
     """Run ``open_file``, waiting while another process holds the store (MTR-1 side by
-    side).
+    side) or, for a read lease, while a writer waits for it (:class:`_WriterWaitsError`).
 
     DuckDB refuses a file another process holds ("Could not set lock", naming its PID):
     the opener retries with a backoff of :data:`BACKOFF_START_S` doubling to
@@ -791,22 +965,30 @@ def _waiting(open_file: Callable[[], None], path: str, wait_s: float | None = No
     wait passes :data:`NOTICE_AFTER_S` (the brief waits between other processes'
     leases are not news), and gives up after ``wait_s`` (default :func:`store_wait_s`)
     with MTR-1.store_busy, an environment error (exit 2), never a refusal. Any other
-    failure is MTR-1.store_unavailable."""
+    failure is MTR-1.store_unavailable. A writer (``intent``) announces after its
+    first refused try that it waits, until it holds the store or gives up."""
     limit = store_wait_s() if wait_s is None else wait_s
     deadline = time.monotonic() + limit
     delay = BACKOFF_START_S
     waited = False
     first = time.monotonic()
-    while True:
-        try:
-            open_file()
-            return
-        except duckdb.Error as exc:
-            text = str(exc)
-            if "could not set lock" not in text.lower():
-                raise _unavailable(path, exc) from exc
-            holder = _LOCK_HOLDER.search(text)
-            who = f"PID {holder['pid']} ({holder['program']})" if holder else "another process"
+    try:
+        while True:
+            try:
+                open_file()
+                return
+            except _WriterWaitsError as exc:
+                who = str(exc)
+                error: Exception = exc
+            except duckdb.Error as exc:
+                text = str(exc)
+                if "could not set lock" not in text.lower():
+                    raise _unavailable(path, exc) from exc
+                holder = _LOCK_HOLDER.search(text)
+                who = f"PID {holder['pid']} ({holder['program']})" if holder else "another process"
+                error = exc
+                if intent is not None:
+                    intent.take(who)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise StoreUnavailableError(
@@ -814,7 +996,7 @@ def _waiting(open_file: Callable[[], None], path: str, wait_s: float | None = No
                     [Finding("MTR-1.store_busy", f"meter-data store {path} busy: held by {who}")],
                     hint=f"try again when that process has finished its work, stop it, or "
                     f"wait longer with --store-wait / {STORE_WAIT_ENV} (seconds)",
-                ) from exc
+                ) from error
             if not waited and time.monotonic() - first >= NOTICE_AFTER_S:
                 waited = True
                 on_wait(
@@ -823,6 +1005,9 @@ def _waiting(open_file: Callable[[], None], path: str, wait_s: float | None = No
                 )
             time.sleep(min(delay, left))
             delay = min(delay * 2, BACKOFF_CAP_S)
+    finally:
+        if intent is not None:
+            intent.release()
 
 
 def _unavailable(path: str, exc: duckdb.Error) -> StoreUnavailableError:
@@ -880,10 +1065,14 @@ def _prepare(con: duckdb.DuckDBPyConnection, where: str) -> None:
 
 
 def open_store(
-    path: Path | str | None = None, read_only: bool = False, wait_s: float | None = None
+    path: Path | str | None = None,
+    read_only: bool = False,
+    wait_s: float | None = None,
+    keep_s: float = 0.0,
 ) -> MeterStore:
     """The meter-data store at ``path`` (default: :func:`default_store_path`), created
-    on first use unless ``read_only``.
+    on first use unless ``read_only``; ``keep_s`` (read-only only) keeps the file
+    attached between reads (see :attr:`MeterStore.keep_s`).
 
     A file store is opened once here (created or migrated, or checked to exist when
     ``read_only``: a missing store is refused, MTR-1.store_unavailable) and then only in
@@ -895,7 +1084,7 @@ def open_store(
     if where == ":memory:":
         con = connect_waiting(where, read_only, wait_s)
         return MeterStore(where, read_only, wait_s, con=con)
-    store = MeterStore(where, read_only, wait_s)
+    store = MeterStore(where, read_only, wait_s, keep_s=keep_s)
     if read_only:
         if not Path(where).is_file():
             raise _unavailable(where, duckdb.IOException("no such file"))
