@@ -121,11 +121,15 @@ def test_an_mv_voltage_beyond_the_before_window_needs_the_per_unit_fit() -> None
 @given(
     effect=st.floats(-8.0, 8.0),
     shift=st.floats(-20.0, 30.0),
+    mv_shift=st.floats(-0.05, 0.05),
     seed=st.integers(0, 1000),
 )
-def test_any_effect_under_any_load_difference(effect: float, shift: float, seed: int) -> None:
+def test_any_effect_under_any_load_and_mv_difference(
+    effect: float, shift: float, mv_shift: float, seed: int
+) -> None:
+    """UC5: per unit of the supply voltage the effect holds for any MV level after."""
     rng = np.random.default_rng(seed)
-    cond = _conditions(rng, load_shift=shift)
+    cond = _conditions(rng, load_shift=shift, mv_shift=mv_shift)
     before, after, ids = _voltages(cond, effect, rng, meters=3)
     phases, effects, _, _ = compare_windows(before, after, cond, ids, _phases(3), RULES)
     assert len(effects) == 3
