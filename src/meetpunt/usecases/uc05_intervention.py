@@ -24,9 +24,10 @@ voltage times the no-load ratio less the drop of the currents downstream, so
 ``V / V_supply = b0 + b . P / V_supply**2`` (P the group's power per phase and the
 rest of the substation's). The supply voltage thus enters with the coefficient physics
 gives it, not a fitted one: the MV voltage moves little within a window and can move
-3 % between two (seed 5: 10.50 kV before, 10.15 after, beyond every before value), and
-a fitted coefficient extrapolated that far was off by 0.5 V and pushed each phase
-differently through its correlation with the loads (UC5). Per phase it also reports
+3 % between two (seed 5: a mean of 10.50 kV before, 10.15 after, below the before
+window's lowest 10.21), and a fitted coefficient extrapolated that far, in a fit
+that adds what physics multiplies (the same power draws more current at a lower
+voltage), was off by 0.5 V, each phase differently (UC5). Per phase it also reports
 the distributions, the time outside 207-253 V and the excursions (runs of 10-minute
 values outside the band) of both windows.
 
