@@ -28,9 +28,12 @@ STEPS = 144 * 5  # five days of 10-minute values per window
 RULES = Uc05Rules(min_values=100, values_per_regressor=10)
 
 
-def _conditions(rng: np.random.Generator, load_shift: float) -> pa.Table:
+def _conditions(
+    rng: np.random.Generator, load_shift: float, mv_shift: float = -0.006, mv_swing: float = 0.01
+) -> pa.Table:
     """10-minute conditions of two windows: the after window has ``load_shift`` kW more
-    load on the group (a colder week) and its own MV level."""
+    load on the group (a colder week) and its own MV level (``mv_shift``, relative).
+    A substation's group: the supply voltage is the MV voltage."""
     n = 2 * STEPS
     t = (np.arange(n) * 600 + int(T0.timestamp())).astype(np.int64)
     hours = (np.arange(n) % 144) / 6.0
@@ -38,27 +41,28 @@ def _conditions(rng: np.random.Generator, load_shift: float) -> pa.Table:
     shift = np.r_[np.zeros(STEPS), np.full(STEPS, load_shift)]
     p = [daily + shift + rng.normal(0, 3, n) for _ in range(3)]
     mv = 10.5 * (
-        1 + 0.01 * np.sin(np.arange(n) / 700) + np.r_[np.zeros(STEPS), np.full(STEPS, -0.006)]
+        1 + mv_swing * np.sin(np.arange(n) / 700) + np.r_[np.zeros(STEPS), np.full(STEPS, mv_shift)]
     )
-    return pa.table(
-        {"t": t, "mv": mv, "p1": p[0], "p2": p[1], "p3": p[2], "p_rest": rng.normal(40, 5, n)}
-    )
+    cols = {"t": t, "mv": mv, "p1": p[0], "p2": p[1], "p3": p[2], "p_rest": rng.normal(40, 5, n)}
+    return pa.table(cols | {f"supply_l{ph}": mv for ph in (1, 2, 3)})
 
 
 def _voltages(
-    cond: pa.Table, effect: float, rng: np.random.Generator, meters: int = 6
+    cond: pa.Table, effect: float, rng: np.random.Generator, meters: int = 6, drop: float = 0.05
 ) -> tuple[pa.Table, pa.Table, dict[int, str]]:
-    """Voltages that follow the conditions (MV and the phase's load), plus ``effect``
-    in the after window; 0.1 V meter noise."""
+    """Voltages as a feeder makes them: the MV voltage times the no-load ratio less the
+    drop of the currents (power over voltage, so a lower MV voltage draws more current
+    for the same power), plus ``effect`` in the after window; 0.1 V meter noise."""
     t = np.asarray(cond["t"])
     rows: dict[str, list[object]] = {"connection": [], "start": [], "phase": [], "voltage_v": []}
     for m in range(meters):
         ph = m % 3 + 1
-        drop = 0.05 + 0.02 * m
+        z = drop + 0.02 * m
+        mv = np.asarray(cond["mv"]) / 10.5
         v = (
-            230 * np.asarray(cond["mv"]) / 10.5
-            - drop * np.asarray(cond[f"p{ph}"])
-            - 0.01 * np.asarray(cond["p_rest"])
+            230 * mv
+            - z * np.asarray(cond[f"p{ph}"]) / mv
+            - 0.01 * np.asarray(cond["p_rest"]) / mv
             + rng.normal(0, 0.1, len(t))
         )
         v[STEPS:] += effect
@@ -98,15 +102,34 @@ def test_without_the_load_and_weather_control_the_effect_is_wrong() -> None:
     assert all(abs(e.effect_v + 3.0) > 0.5 for e in naive)
 
 
+def test_an_mv_voltage_beyond_the_before_window_needs_the_per_unit_fit() -> None:
+    """The key step (UC5): the voltage in per unit of the supply voltage. Seed 5's case:
+    the MV voltage moves 0.3 % within the before window and is 4 % lower after it,
+    with more load on a long feeder. Fitting the MV voltage as a free regressor
+    extrapolates its coefficient and misses that the same power draws more current at
+    a lower voltage: wrong by more than 0.5 V; per unit it is right."""
+    rng = np.random.default_rng(5)
+    cond = _conditions(rng, load_shift=25.0, mv_shift=-0.04, mv_swing=0.003)
+    before, after, ids = _voltages(cond, 0.8, rng, meters=3, drop=0.5)
+    right, _ = estimate_effect(before, after, cond, ids, _phases(3), RULES)
+    fitted, _ = estimate_effect(before, after, cond, ids, _phases(3), RULES, per_unit=False)
+    assert all(abs(e.effect_v - 0.8) < 0.15 for e in right)
+    assert max(abs(e.effect_v - 0.8) for e in fitted) > 0.5
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     effect=st.floats(-8.0, 8.0),
     shift=st.floats(-20.0, 30.0),
+    mv_shift=st.floats(-0.05, 0.05),
     seed=st.integers(0, 1000),
 )
-def test_any_effect_under_any_load_difference(effect: float, shift: float, seed: int) -> None:
+def test_any_effect_under_any_load_and_mv_difference(
+    effect: float, shift: float, mv_shift: float, seed: int
+) -> None:
+    """UC5: per unit of the supply voltage the effect holds for any MV level after."""
     rng = np.random.default_rng(seed)
-    cond = _conditions(rng, load_shift=shift)
+    cond = _conditions(rng, load_shift=shift, mv_shift=mv_shift)
     before, after, ids = _voltages(cond, effect, rng, meters=3)
     phases, effects, _, _ = compare_windows(before, after, cond, ids, _phases(3), RULES)
     assert len(effects) == 3
@@ -146,6 +169,8 @@ def test_windows_leave_the_day_of_the_work_as_the_pause() -> None:
 
 
 def test_conditions_sum_the_group_and_refuse_an_unknown_substation() -> None:
+    """The group's power, and its supply voltage (UC5): a feeder's is the busbar, a
+    substation's the MV voltage (a tap change moves the busbar)."""
     times = [T0 + timedelta(minutes=5 * k) for k in range(4)]
     rows = []
     for feeder, kw in (("F1", 1.0), ("F2", 3.0)):
@@ -156,6 +181,9 @@ def test_conditions_sum_the_group_and_refuse_an_unknown_substation() -> None:
                     "feeder": feeder,
                     "start": t,
                     "mv_kv": 10.5,
+                    "busbar_v_l1": 231.0,
+                    "busbar_v_l2": 232.0,
+                    "busbar_v_l3": 233.0,
                     "power_kw_l1": kw,
                     "power_kw_l2": 0.0,
                     "power_kw_l3": 0.0,
@@ -166,8 +194,10 @@ def test_conditions_sum_the_group_and_refuse_an_unknown_substation() -> None:
     assert feeder.num_rows == 2
     assert feeder["p1"].to_pylist() == pytest.approx([1.0, 1.0])
     assert feeder["p_rest"].to_pylist() == pytest.approx([3.0, 3.0])
+    assert feeder["supply_l2"].to_pylist() == pytest.approx([232.0, 232.0])
     whole = conditions(table, "S", None)
     assert whole["p1"].to_pylist() == pytest.approx([4.0, 4.0])
+    assert whole["supply_l2"].to_pylist() == pytest.approx([10.5, 10.5])
     with pytest.raises(Uc05Error) as refused:
         conditions(table, "OTHER", None)
     assert refused.value.findings[0].rule == "UC5.conditions"

@@ -9,13 +9,27 @@ feeder split -- and compares them. The gate holds the limits (``UC5.window``,
 The two windows differ in more than the intervention: the weather (PV feed-in, heat
 pumps), the load and the MV voltage move the meters' voltages by volts. UC5 therefore
 does not compare the windows' means. Per meter phase it fits the voltage on the
-conditions the operator measures itself at the substation (MV voltage, the group's
-power per phase, the rest of the substation's power; ``operator/substation_measurements``)
-in the BEFORE window, predicts what the voltage would have been in the AFTER window
-without the intervention, and takes the effect as the mean of after minus that
-prediction: the effect at the after window's conditions, as the twin's truth defines
-it. Per phase it also reports the distributions, the time outside 207-253 V and the
-excursions (runs of 10-minute values outside the band) of both windows.
+conditions the operator measures itself at the substation
+(``operator/substation_measurements``) in the BEFORE window, predicts what the voltage
+would have been in the AFTER window without the intervention, and takes the effect as
+the mean of after minus that prediction: the effect at the after window's conditions,
+as the twin's truth defines it.
+
+The fit is in per unit of the group's SUPPLY VOLTAGE: the voltage the operator
+measures just upstream of the intervention, which the intervention does not move --
+the busbar phase voltage for a feeder's group (a reinforcement or a split changes the
+cable, not the busbar), the MV voltage for a substation's (a tap change moves the
+busbar itself, so the busbar would absorb the effect). A meter's voltage is that
+voltage times the no-load ratio less the drop of the currents downstream, so
+``V / V_supply = b0 + b . P / V_supply**2`` (P the group's power per phase and the
+rest of the substation's). The supply voltage thus enters with the coefficient physics
+gives it, not a fitted one: the MV voltage moves little within a window and can move
+3 % between two (seed 5: a mean of 10.50 kV before, 10.15 after, below the before
+window's lowest 10.21), and a fitted coefficient extrapolated that far, in a fit
+that adds what physics multiplies (the same power draws more current at a lower
+voltage), was off by 0.5 V, each phase differently (UC5). Per phase it also reports
+the distributions, the time outside 207-253 V and the excursions (runs of 10-minute
+values outside the band) of both windows.
 
 :func:`estimate_effect` and :func:`compare_windows` are pure functions over Arrow
 tables for one group (a substation or a feeder); :func:`assess_intervention` asks the
@@ -252,8 +266,10 @@ def _seconds(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:
 def conditions(stations: pa.Table, substation: str, feeder: str | None) -> pa.Table:
     """The group's conditions per 10 minutes from the operator's substation
     measurements: ``mv`` (the MV voltage, kV), ``p1..p3`` (the group's power per phase,
-    kW: the feeder's, or the substation's for a substation group) and ``p_rest`` (the
-    rest of the substation's power). 5-minute values are averaged to the meters' 10."""
+    kW: the feeder's, or the substation's for a substation group), ``p_rest`` (the
+    rest of the substation's power) and ``supply_l1..l3``, the group's supply voltage
+    per phase (UC5): the busbar's for a feeder, the MV voltage for a substation (a tap
+    change moves the busbar). 5-minute values are averaged to the meters' 10."""
     sub = stations.filter(pc.equal(stations["substation"], substation))
     if sub.num_rows == 0:
         raise Uc05Error(
@@ -281,6 +297,10 @@ def conditions(stations: pa.Table, substation: str, feeder: str | None) -> pa.Ta
         out[f"p{ph}"] = mean(np.where(in_group, p, 0.0)) * feeders
         total += mean(p) * feeders
     out["p_rest"] = total - out["p1"] - out["p2"] - out["p3"]
+    for ph in (1, 2, 3):
+        # the busbar is measured on every feeder's row: their mean has the least noise
+        busbar = mean(np.asarray(sub[f"busbar_v_l{ph}"], np.float64))
+        out[f"supply_l{ph}"] = out["mv"] if feeder is None else busbar
     return pa.table(out)
 
 
@@ -328,27 +348,39 @@ def _series(
     return out
 
 
+LOADS = ("p1", "p2", "p3", "p_rest")
+
+
 def _design(
-    cond: pa.Table, times: npt.NDArray[np.int64], control: bool
-) -> npt.NDArray[np.float64] | None:
-    """The regressors at ``times`` (None where a time has no conditions)."""
+    cond: pa.Table, times: npt.NDArray[np.int64], series: Series, control: bool, per_unit: bool
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """The regressors at ``times`` and the scale of the voltage there (None where a time
+    has no conditions). Per unit (UC5): ``1, P / V_supply**2`` and the series' supply
+    voltage as the scale; otherwise ``1, mv, P`` and scale 1 (the earlier fit, kept to
+    show why it is not used); without ``control`` the constant only."""
     keys = np.asarray(cond["t"], np.int64)
     pos = np.searchsorted(keys, times)
     pos = np.clip(pos, 0, max(len(keys) - 1, 0))
     if len(keys) == 0 or not np.array_equal(keys[pos], times):
         return None
-    cols = [np.ones(len(times))]
-    if control:
-        for name in ("mv", "p1", "p2", "p3", "p_rest"):
-            cols.append(np.asarray(cond[name], np.float64)[pos])
-    return np.column_stack(cols)
+    ones = np.ones(len(times))
+    if not control:
+        return ones[:, None], ones
+    loads = [np.asarray(cond[name], np.float64)[pos] for name in LOADS]
+    if not per_unit:
+        mv = np.asarray(cond["mv"], np.float64)[pos]
+        return np.column_stack([ones, mv, *loads]), ones
+    supply = np.asarray(cond[f"supply_l{series.grid_phase[1]}"], np.float64)[pos]
+    return np.column_stack([ones, *(p / supply**2 for p in loads)]), supply
 
 
 def _with_conditions(
-    cond: pa.Table, t: npt.NDArray[np.int64], v: npt.NDArray[np.float64]
+    cond: pa.Table, series: Series, t: npt.NDArray[np.int64], v: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The values at times with conditions and a measured supply voltage."""
     keys = np.asarray(cond["t"], np.int64)
-    found = np.isin(t, keys)
+    supplied = np.asarray(cond[f"supply_l{series.grid_phase[1]}"], np.float64) > 0
+    found = np.isin(t, keys[supplied])
     return t[found], v[found]
 
 
@@ -361,13 +393,15 @@ def estimate_effect(
     rules: Uc05Rules | None = None,
     *,
     control: bool = True,
+    per_unit: bool = True,
 ) -> tuple[list[SeriesEffect], list[str]]:
-    """Per meter phase the intervention's effect at the after window's conditions:
-    fit ``V = b0 + b . conditions`` on the before window, predict the after window
-    without the intervention, effect = mean(after - prediction) (UC5). With
-    ``control=False`` the regressors are left out: the difference of the means,
-    which the weather and the load move. Returns the effects and the EANs left out
-    (too few values in a window)."""
+    """Per meter phase the intervention's effect at the after window's conditions
+    (UC5): fit ``V / V_supply = b0 + b . P / V_supply**2`` on the before window,
+    predict the after window without the intervention, effect = mean(after -
+    prediction). ``per_unit=False`` fits ``V = b0 + b . (mv, P)`` instead (the MV
+    coefficient then extrapolates; kept to show the error); ``control=False`` leaves
+    the regressors out: the difference of the means, which the weather and the load
+    move. Returns the effects and the EANs left out (too few values in a window)."""
     rules = rules or Uc05Rules()
     b_series = _series(before, ids, phase_of)
     a_series = _series(after, ids, phase_of)
@@ -377,20 +411,22 @@ def estimate_effect(
         if s not in b_series or s not in a_series:
             left_out.append(s.ean)
             continue
-        tb, vb = _with_conditions(cond, *b_series[s])
-        ta, va = _with_conditions(cond, *a_series[s])
-        xb, xa = _design(cond, tb, control), _design(cond, ta, control)
+        tb, vb = _with_conditions(cond, s, *b_series[s])
+        ta, va = _with_conditions(cond, s, *a_series[s])
+        db = _design(cond, tb, s, control, per_unit)
+        da = _design(cond, ta, s, control, per_unit)
         if (
-            xb is None
-            or xa is None
-            or len(vb) < max(rules.min_values, rules.values_per_regressor * xb.shape[1])
+            db is None
+            or da is None
+            or len(vb) < max(rules.min_values, rules.values_per_regressor * db[0].shape[1])
             or len(va) < rules.min_values
         ):
             left_out.append(s.ean)
             continue
+        (xb, unit_b), (xa, unit_a) = db, da
         scale = np.maximum(np.abs(xb).max(axis=0), 1e-9)
-        beta, *_ = np.linalg.lstsq(xb / scale, vb, rcond=None)
-        predicted = (xa / scale) @ beta
+        beta, *_ = np.linalg.lstsq(xb / scale, vb / unit_b, rcond=None)
+        predicted = (xa / scale) @ beta * unit_a
         effects.append(
             SeriesEffect(
                 s, float(np.mean(va - predicted)), float(va.mean() - vb.mean()), len(vb), len(va)
@@ -408,6 +444,7 @@ def compare_windows(
     rules: Uc05Rules | None = None,
     *,
     control: bool = True,
+    per_unit: bool = True,
 ) -> tuple[
     list[PhaseComparison],
     list[SeriesEffect],
@@ -417,7 +454,9 @@ def compare_windows(
     """Per grid phase: the before and after statistics and the mean effect over the
     phase's meter phases with its standard error (UC5), for one group."""
     rules = rules or Uc05Rules()
-    effects, left_out = estimate_effect(before, after, cond, ids, phase_of, rules, control=control)
+    effects, left_out = estimate_effect(
+        before, after, cond, ids, phase_of, rules, control=control, per_unit=per_unit
+    )
     b_series = {s: v for s, (_t, v) in _series(before, ids, phase_of).items()}
     a_series = {s: v for s, (_t, v) in _series(after, ids, phase_of).items()}
     out: list[PhaseComparison] = []
