@@ -95,6 +95,12 @@ class PhysicsResult:
     intervention substation's connections (steps after, connections, 3); NaN unsupplied."""
     effect_from: int = 0
     """The first step of :attr:`effect_v`."""
+    trip_power_flows: int = 0
+    """Of :attr:`power_flows`, the steps solved again after inverter trips."""
+    trip_seconds_in_solver: float = 0.0
+    """Of :attr:`seconds_in_solver`, the seconds of those trip re-solves."""
+    trip_solves: int = 0
+    """Solver calls (batches) of those trip re-solves."""
 
 
 def _mv_profile(axis: TimeAxis, n_subs: int, rng: np.random.Generator) -> FloatArray:
@@ -458,7 +464,7 @@ def simulate_physics(  # noqa: PLR0915 - the walk over substations and days read
     for conn in region.connections:
         phase_mask[conn.index, list(conn.phases())] = True
     trips: list[InverterTrip] = []
-    redo_stats = [0.0, 0]  # seconds in the solver and power flows of the trip re-solves
+    redo_stats = [0.0, 0, 0]  # seconds in the solver, power flows and calls of trip re-solves
     flows = 0
     solver_s = 0.0
     for s_no, sub in enumerate(region.substations):
@@ -497,6 +503,7 @@ def simulate_physics(  # noqa: PLR0915 - the walk over substations and days read
                 )
                 redo_stats[0] += time.perf_counter() - started
                 redo_stats[1] += len(rows)
+                redo_stats[2] += 1
                 u[rows], p_tr[rows], bus[rows] = u_redo, p_redo, bus_redo
 
             _trip(u, gen, voltage, day_start, idx, phase_mask[idx], settings, trips, resolve)
@@ -536,4 +543,7 @@ def simulate_physics(  # noqa: PLR0915 - the walk over substations and days read
         mv_pu=u_ref,
         effect_v=effect,
         effect_from=from_step,
+        trip_power_flows=int(redo_stats[1]),
+        trip_seconds_in_solver=redo_stats[0],
+        trip_solves=int(redo_stats[2]),
     )
