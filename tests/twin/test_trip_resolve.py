@@ -162,3 +162,27 @@ def test_deciding_on_voltages_not_yet_solved_again_changes_the_trips() -> None:
     stale = physics(region, 240.0, 3, None, late)
     assert powerflow._trip is lazy_trip
     assert [vars(t) for t in stale.trips] != [vars(t) for t in reference.trips]
+
+
+def test_a_step_on_the_kept_model_is_the_batch_step_and_a_diverging_one_goes_back() -> None:
+    """``solve_step`` (the trip re-solve's path) gives a step bit for bit as the batch
+    solves it, says ``None`` where the iterative current method gives up, so the batch
+    with its Newton-Raphson fallback takes the step, and is not thrown off by that."""
+    region = small_region()
+    sub = region.substations[0]
+    model = powerflow._SubstationModel(
+        region, sub, set(), PhysicsSettings(), np.random.default_rng(3)
+    )
+    power = profiles.simulate_profiles(region.connections, AXIS, np.random.default_rng(2))
+    load = (power.consumption_w - power.pv_w)[140:143][:, model.indices]
+    q = power.consumption_w[140:143][:, model.indices] * 0.1
+    ref = np.array([1.0, 1.01, 0.99], dtype=np.float32)
+    u, p, bus = model.solve(load, q, ref)
+    heavy = np.zeros_like(load[0])
+    heavy[:, 0] = 3000.0  # on one phase of every connection: beyond the transformer
+    assert model.solve_step(heavy, heavy * 0.1, 1.0) is None
+    for r in range(3):
+        step = model.solve_step(load[r], q[r], float(ref[r]))
+        assert step is not None
+        assert np.array_equal(step[0], u[r]) and np.array_equal(step[2], bus[r])
+        assert np.float32(step[1]) == p[r]
