@@ -35,7 +35,8 @@ def run(connections: int, days: int) -> float:
     print(f"{connections} connections x {days} days: {seconds:.1f} s ({stages})")
     print(
         f"  power flow: {result.power_flows} flows, {result.solver_seconds:.1f} s in the solver "
-        f"= {result.solver_seconds / seconds:.0%} of the run"
+        f"= {result.solver_seconds / seconds:.0%} of the run; after inverter trips "
+        f"{result.trip_power_flows} flows, {result.trip_solver_seconds:.1f} s"
     )
     print(f"  {rate:,.0f} connection-days/s; ratio to target rate {rate / target_rate:.2f}x")
     return seconds

@@ -386,7 +386,8 @@ def twin_generate(
     rows = {k: v.get("rows") for k, v in run.files.items() if "rows" in v}
     console.print(
         f"twin of {connections} connections x {days} days (seed {seed}) written to {out}: "
-        f"{len(run.files)} files, {run.power_flows} power flows"
+        f"{len(run.files)} files, {run.power_flows} power flows ({run.trip_power_flows} of "
+        f"them after inverter trips, {run.trip_solver_seconds:.1f} s)"
     )
     table = Table(title="seconds per stage")
     for stage in run.seconds:

@@ -92,6 +92,10 @@ class TwinRun:
     seconds: dict[str, float] = field(default_factory=dict)
     power_flows: int = 0
     solver_seconds: float = 0.0
+    trip_power_flows: int = 0
+    """Of :attr:`power_flows`, the steps solved again after inverter trips."""
+    trip_solver_seconds: float = 0.0
+    """Of :attr:`solver_seconds`, the seconds of those trip re-solves."""
 
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
@@ -150,6 +154,10 @@ def generate(
         intervention=intervention,
     )
     run.power_flows, run.solver_seconds = physics.power_flows, physics.seconds_in_solver
+    run.trip_power_flows, run.trip_solver_seconds = (
+        physics.trip_power_flows,
+        physics.trip_seconds_in_solver,
+    )
     lap("power flow")
     report("meters", 0.8)
     realities = None
