@@ -9,8 +9,9 @@ far the limits were broken (the band 207-253 V and the operator's inverter limit
 the ``voltage_quality`` rule file), the counters since installation (from UC2's read;
 UC3 reads no counters itself), and the likely inverter trips as EPISODES: quarter-hours
 whose feed-in fell far below what the connection's share of the feeder's PV feed-in
-says, while its voltage was at the inverter limit; adjacent quarter-hours are one
-episode.
+says while its voltage was at the inverter limit, or in which a 10-minute value above
+the limit leaves the protection no choice; one connection's trip quarter-hours at most
+``episode_gap_quarters`` (3 hours) apart are one episode.
 
 Everything except :func:`analyse_feeder`'s gate call is a pure function over Arrow tables
 for one feeder.
