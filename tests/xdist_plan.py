@@ -1,0 +1,107 @@
+"""How `make test` spreads the suite over pytest-xdist's workers (``--dist loadgroup``).
+
+A group is a unit of work that runs whole on one worker, so the fixtures its tests share
+are built once in a run: a module's own fixtures, and each seed's session twin of
+tests/usecases (tests/usecases/conftest.py), one group per seed so the four twins can go
+to different workers. The group follows from the test's node id alone (``group_of``):
+the scheduler on xdist's controller (``PlannedGroups``) sees nothing else. xdist's own
+loadgroup reads ``xdist_group`` marks through a node id suffix that pytest 9.2 no longer
+keeps (pytest-xdist issue 1386), so every test was its own unit and each seed's twin,
+the demos and the other module fixtures were built on both workers.
+
+Groups are handed out most expensive first (``by_cost``, longest processing time first):
+the last units handed out are the small ones, so the two workers finish close together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+USECASES = "tests/usecases/"
+"""Tests here whose id names a seed (``seed4``) take that seed's session ``twin``."""
+
+SEED_ID = re.compile(r"\[(?:[^\]]*-)?seed(\d+)(?:-[^\]]*)?\]$")
+
+SECONDS: dict[str, float] = {
+    "usecase-twin-seed1": 95.0,
+    "usecase-twin-seed2": 60.0,
+    "usecase-twin-seed4": 55.0,
+    "usecase-twin-seed5": 55.0,
+    "tests/privacy/test_disclosure_twin.py": 41.0,
+    "tests/demo/test_demo_stress.py": 40.0,
+    "tests/meterdata/test_crash.py": 40.0,
+    "tests/demo/test_demo.py": 35.0,
+}
+"""Seconds a group takes on one worker of a quiet 2-core machine, for the groups that
+take long for their number of tests (measured with --durations=0; see README.md)."""
+
+PER_TEST = 0.25
+"""Estimated seconds per test for a group not in SECONDS."""
+
+
+def group_of(nodeid: str) -> str:
+    """The group of a test: ``usecase-twin-seed<N>`` for a use-case test whose id names
+    seed N, else its module. A suffix ``@name`` (an ``xdist_group`` mark, where xdist
+    still passes it on) names the group itself."""
+    _, at, name = nodeid.rpartition("@")
+    if at and "]" not in name:
+        return name
+    module = nodeid.split("::", 1)[0]
+    seed = SEED_ID.search(nodeid)
+    if module.startswith(USECASES) and seed:
+        return f"usecase-twin-seed{seed.group(1)}"
+    return module
+
+
+def misgrouped(tests: Iterable[tuple[str, Collection[str], Mapping[str, object]]]) -> list[str]:
+    """The node ids, of ``(node id, fixture names, params)``, whose group says the wrong
+    thing about the session ``twin``: a use-case test taking seed N's twin must name
+    ``seedN`` in its id (``ids=["seed1"]`` with ``indirect=True``), and one not taking it
+    must not, or its twin's tests would be split over two workers."""
+    wrong = []
+    for nodeid, fixturenames, params in tests:
+        if not nodeid.startswith(USECASES):
+            continue
+        takes = "twin" in fixturenames and "twin" in params
+        expected = f"usecase-twin-seed{params['twin']}" if takes else nodeid.split("::")[0]
+        if group_of(nodeid) != expected:
+            wrong.append(nodeid)
+    return wrong
+
+
+def by_cost(
+    items: Sequence[T],
+    group: Callable[[T], str],
+    seconds: Mapping[str, float] = SECONDS,
+    per_test: float = PER_TEST,
+) -> list[T]:
+    """``items`` with each group's tests together, the most expensive group first (a
+    group's cost is its entry in ``seconds`` or ``per_test`` per test). Groups of equal
+    cost keep the order they are collected in, and so do the tests within a group, so
+    pytest's own order of parametrised fixtures still holds inside each group."""
+    names = [group(item) for item in items]
+    count = Counter(names)
+    cost = {name: seconds.get(name, per_test * n) for name, n in count.items()}
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        first.setdefault(name, index)
+    order = sorted(range(len(items)), key=lambda i: (-cost[names[i]], first[names[i]], i))
+    return [items[i] for i in order]
+
+
+def scheduler(config: Any, log: Any) -> Any:
+    """xdist's scope scheduler with ``group_of`` as the scope, handing the groups out in
+    the order the workers collected them (``by_cost``), not xdist's most-tests-first."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PlannedGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    config.option.loadscopereorder = False
+    return PlannedGroups(config, log)
