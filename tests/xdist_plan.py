@@ -38,7 +38,8 @@ SECONDS: dict[str, float] = {
     "tests/demo/test_demo.py": 35.0,
 }
 """Seconds a group takes on one worker of a quiet 2-core machine, for the groups that
-take long for their number of tests (measured with --durations=0; see README.md)."""
+take long for their number of tests: `python -m tests.xdist_plan` on a full run's junit xml
+(README.md)."""
 
 PER_TEST = 0.25
 """Estimated seconds per test for a group not in SECONDS."""
@@ -105,3 +106,28 @@ def scheduler(config: Any, log: Any) -> Any:
 
     config.option.loadscopereorder = False
     return PlannedGroups(config, log)
+
+
+def group_seconds(junit_xml: str) -> list[tuple[str, float, int]]:
+    """(group, seconds, tests) from a run's ``--junitxml`` file, the most expensive first:
+    the numbers for SECONDS. A test's time there is its setup, call and teardown."""
+    from xml.etree import ElementTree
+
+    seconds: Counter[str] = Counter()
+    tests: Counter[str] = Counter()
+    for case in ElementTree.parse(junit_xml).iter("testcase"):
+        module = case.get("classname", "").split(".")
+        while module and not module[-1].startswith("test_"):
+            module.pop()  # a class inside the module
+        nodeid = "/".join(module) + ".py::" + case.get("name", "")
+        group = group_of(nodeid)
+        seconds[group] += float(case.get("time", 0))
+        tests[group] += 1
+    return [(g, s, tests[g]) for g, s in seconds.most_common()]
+
+
+if __name__ == "__main__":  # python -m tests.xdist_plan junit.xml
+    import sys
+
+    for group, total, n in group_seconds(sys.argv[1])[:25]:
+        print(f"{total:8.1f} s {n:5d} tests  {group}")

@@ -94,3 +94,21 @@ def test_under_xdist_a_modules_tests_run_on_one_worker(tmp_path: Path) -> None:
     assert len(runs) == 12
     workers = {(nodeid.split("::")[0], worker) for nodeid, worker in runs}
     assert len(workers) == 2, f"a module on two workers: {sorted(workers)}"
+
+
+def test_group_seconds_adds_up_a_junit_file_per_group(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        "<testsuites><testsuite>"
+        '<testcase classname="tests.usecases.test_uc09" name="test_a[seed2]" time="20.5"/>'
+        '<testcase classname="tests.usecases.test_uc01" name="test_b[seed2]" time="1.5"/>'
+        '<testcase classname="tests.usecases.test_uc01" name="test_cli" time="3"/>'
+        '<testcase classname="tests.api.test_api.TestX" name="test_c" time="0.5"/>'
+        "</testsuite></testsuites>",
+        encoding="utf-8",
+    )
+    assert xdist_plan.group_seconds(str(junit)) == [
+        ("usecase-twin-seed2", 22.0, 2),
+        ("tests/usecases/test_uc01.py", 3.0, 1),
+        ("tests/api/test_api.py", 0.5, 1),
+    ]
