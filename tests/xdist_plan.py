@@ -28,14 +28,15 @@ USECASES = "tests/usecases/"
 SEED_ID = re.compile(r"\[(?:[^\]]*-)?seed(\d+)(?:-[^\]]*)?\]$")
 
 SECONDS: dict[str, float] = {
-    "usecase-twin-seed1": 95.0,
-    "usecase-twin-seed2": 60.0,
-    "usecase-twin-seed4": 55.0,
-    "usecase-twin-seed5": 55.0,
     "tests/privacy/test_disclosure_twin.py": 41.0,
     "tests/demo/test_demo_stress.py": 40.0,
     "tests/meterdata/test_crash.py": 40.0,
     "tests/demo/test_demo.py": 35.0,
+    "usecase-twin-seed1": 30.0,
+    "tests/usecases/test_uc01.py": 30.0,
+    "usecase-twin-seed2": 25.0,
+    "usecase-twin-seed4": 25.0,
+    "usecase-twin-seed5": 25.0,
 }
 """Seconds a group takes on one worker of a quiet 2-core machine, for the groups that
 take long for their number of tests: `python -m tests.xdist_plan` on a full run's junit xml
