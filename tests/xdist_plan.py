@@ -28,22 +28,43 @@ USECASES = "tests/usecases/"
 SEED_ID = re.compile(r"\[(?:[^\]]*-)?seed(\d+)(?:-[^\]]*)?\]$")
 
 SECONDS: dict[str, float] = {
-    "tests/privacy/test_disclosure_twin.py": 41.0,
-    "tests/demo/test_demo_stress.py": 40.0,
-    "tests/meterdata/test_crash.py": 40.0,
-    "tests/demo/test_demo.py": 35.0,
-    "usecase-twin-seed1": 30.0,
-    "tests/usecases/test_uc01.py": 30.0,
-    "usecase-twin-seed2": 25.0,
-    "usecase-twin-seed4": 25.0,
-    "usecase-twin-seed5": 25.0,
+    "tests/scenarios/test_scenarios.py": 175.0,
+    "tests/api/test_oauth.py": 60.0,
+    "tests/demo/test_demo.py": 60.0,
+    "tests/privacy/test_disclosure_twin.py": 46.0,
+    "tests/api/test_feed.py": 41.0,
+    "tests/meterdata/test_side_by_side.py": 39.0,
+    "tests/meterdata/test_crash.py": 38.0,
+    "tests/demo/test_demo_stress.py": 38.0,
+    "tests/api/test_api.py": 33.0,
+    "tests/usecases/test_uc01.py": 31.0,
+    "tests/api/test_serve.py": 28.0,
+    "tests/register/test_bad_input.py": 25.0,
+    "usecase-twin-seed1": 23.0,
+    "tests/meterdata/test_mqtt_broker.py": 21.0,
+    "tests/cli/test_cli.py": 20.0,
+    "tests/privacy/test_disclosure_attacks.py": 20.0,
+    "usecase-twin-seed2": 20.0,
+    "tests/cli/test_market_cli.py": 20.0,
+    "tests/privacy/test_gate_integrity.py": 20.0,
+    "usecase-twin-seed4": 19.0,
+    "tests/register/test_bulk_import.py": 17.0,
+    "tests/twin/test_meter_realities.py": 17.0,
+    "tests/unit/test_xdist_plan.py": 17.0,
+    "usecase-twin-seed5": 17.0,
+    "tests/meterdata/test_mqtt_ack.py": 16.0,
+    "tests/api/test_schemathesis.py": 15.0,
+    "tests/usecases/test_uc08.py": 13.0,
+    "tests/twin/test_operatorfile.py": 13.0,
+    "tests/api/test_customer.py": 13.0,
 }
-"""Seconds a group takes on one worker of a quiet 2-core machine, for the groups that
-take long for their number of tests: `python -m tests.xdist_plan` on a full run's junit xml
-(README.md)."""
+"""Seconds each group took in a full run on the 2-core machine (2026-12-06, load 4-6),
+for the groups over 12 s that take long for their number of tests: `python -m
+tests.xdist_plan` on a run's junit xml (README.md). Left out: the two groups a worker ran
+last, whose last teardown waited ~35 s for PostgreSQL's checkpoint (DROP DATABASE)."""
 
-PER_TEST = 0.25
-"""Estimated seconds per test for a group not in SECONDS."""
+PER_TEST = 0.15
+"""Seconds per test for a group not in SECONDS (their mean in that run)."""
 
 
 def group_of(nodeid: str) -> str:
