@@ -6,8 +6,9 @@ file and once on a throw-away PostgreSQL database created for this run on
 unless MEETPUNT_SKIP_POSTGRES=1 says to skip them.
 
 `make test` runs the suite on every core with pytest-xdist (``--dist loadgroup``); the
-hook below keeps each module on one worker, so a module's fixtures are built once, and
-keeps the use cases' session twins (tests/usecases/conftest.py) on one worker too.
+hooks below (with tests/xdist_plan.py) keep each module on one worker, so a module's
+fixtures are built once, and each seed's session twin (tests/usecases/conftest.py) too,
+and hand the expensive groups out first so the workers finish together.
 """
 
 from __future__ import annotations
@@ -23,25 +24,41 @@ from sqlalchemy import text
 
 from meetpunt.register import Register, open_register
 from meetpunt.register.schema import metadata
+from tests import xdist_plan
 
 PG_ADMIN = os.environ.get("MEETPUNT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-USECASE_TWINS = Path(__file__).parent / "usecases"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadgroup`` with the groups of tests/xdist_plan.py: a module, or a seed's
+    session ``twin``, runs whole on one worker, the expensive groups first."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return xdist_plan.scheduler(config, log)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give each test its xdist group: its module, or one group for every test that takes
-    the use cases' session-scoped ``twin`` (built once per worker that needs it, ~2 min).
-    Without pytest-xdist (a venv from before it) the tests run as they are."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        shares_twin = item.path.is_relative_to(USECASE_TWINS) and "twin" in getattr(
-            item, "fixturenames", ()
+    """Refuse a use-case test whose id does not say which seed's twin it takes (its group
+    would be wrong, xdist_plan.misgrouped); on an xdist worker with loadgroup, once pytest
+    has ordered the tests, put the groups in order of cost (xdist_plan.by_cost): the
+    controller hands them out in the order the workers collected them."""
+    wrong = xdist_plan.misgrouped(
+        (
+            item.nodeid,
+            getattr(item, "fixturenames", ()),
+            item.callspec.params if hasattr(item, "callspec") else {},
         )
-        group = "usecase-twins" if shares_twin else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        for item in items
+    )
+    if wrong:
+        raise pytest.UsageError(
+            "a use-case test taking the session twin must name its seed in its id "
+            f"(ids=['seed1']), one not taking it must not: {wrong}"
+        )
+    if getattr(config.option, "loadgroup", False):
+        items[:] = xdist_plan.by_cost(items, lambda item: xdist_plan.group_of(item.nodeid))
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,15 @@
 """Twins shared by the use-case tests: generated once per seed for the whole session,
-with the register imported, the meter data ingested and UC9 run through the gate."""
+with the register imported, the meter data ingested and UC9 run through the gate.
+
+Under xdist each seed's tests are one group (tests/xdist_plan.py), so a seed's twin is
+built once in a run, on the worker that runs them. A test that writes (the CLI tests:
+every run appends to the audit log) takes ``fresh_copy`` of the twin as it was built."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -64,10 +69,35 @@ def build_twin(folder: Path, seed: int, connections: int = CONNECTIONS, days: in
     return Twin(seed, folder, db_url, store_path, result, records, register)
 
 
+BUILT = "as_built"
+"""The folder, inside a session twin's, holding its register and store as built."""
+
+
+def _copy_databases(source: Path, target: Path) -> None:
+    """The register and the meter-data store in ``source``, each with its write-ahead
+    log, copied to ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("register.sqlite", "meterdata.duckdb"):
+        for part in source.glob(name + "*"):
+            shutil.copy(part, target / part.name)
+
+
+def fresh_copy(twin: Twin, folder: Path) -> Twin:
+    """The session ``twin`` as it was built (other tests' reads not in its audit log),
+    with its own register and store in ``folder``: the test may write to them. The
+    generated files (truth, meter data) stay the session twin's; read them only."""
+    _copy_databases(twin.folder / BUILT, folder)
+    db_url = f"sqlite:///{folder / 'register.sqlite'}"
+    return replace(
+        twin, db_url=db_url, store_path=folder / "meterdata.duckdb", register=open_register(db_url)
+    )
+
+
 @pytest.fixture(scope="session", params=SEEDS, ids=lambda s: f"seed{s}")
 def twin(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Twin]:
     built = build_twin(tmp_path_factory.mktemp(f"uc9_{request.param}"), request.param)
+    _copy_databases(built.folder, built.folder / BUILT)
     yield built
     built.register.dispose()

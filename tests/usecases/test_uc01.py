@@ -40,7 +40,7 @@ from meetpunt.usecases.uc01_outage_localisation import (
     localise,
     localise_last_gasp,
 )
-from tests.usecases.conftest import AT, OPERATOR, SEEDS, Twin, build_twin
+from tests.usecases.conftest import AT, OPERATOR, SEEDS, Twin, build_twin, fresh_copy
 
 EXTENT = {  # the twin's extent names (twin/faults.py) -> UC1's classifications
     "single_connection": SINGLE,
@@ -270,8 +270,9 @@ def test_a_last_gasp_is_a_report_by_itself(twin: Twin, runs: Runs) -> None:
     assert result.classification == EXTENT[str(case.truth["extent"])]
 
 
-def test_the_cli_prints_the_verdict(tmp_path: Path) -> None:
-    built = build_twin(tmp_path, SEEDS[0])
+@pytest.mark.parametrize("twin", [SEEDS[0]], indirect=True, ids=[f"seed{SEEDS[0]}"])
+def test_the_cli_prints_the_verdict(twin: Twin, tmp_path: Path) -> None:
+    built = fresh_copy(twin, tmp_path)
     outage = next(
         o
         for o in pq.read_table(built.folder / "twin" / "truth" / "outages.parquet").to_pylist()

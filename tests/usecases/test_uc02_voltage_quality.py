@@ -185,7 +185,7 @@ def eager(r: VoltageQualityRules) -> VoltageQualityRules:
     return replace(r, feeder_min_events=1, feeder_min_events_per_meter=0.0)
 
 
-@pytest.mark.parametrize("twin", [1], indirect=True)
+@pytest.mark.parametrize("twin", [1], indirect=True, ids=["seed1"])
 def test_uc2_then_uc3_through_the_gate(twin: Twin) -> None:
     with hub_store(twin.store_path) as store:
         gate = Gate(twin.register, store, load_catalogue(), clock=lambda: AT)
@@ -240,7 +240,7 @@ def test_the_twin_restarts_a_swapped_meters_event_counters_at_zero() -> None:
     assert counted[(3, 1)].sags == 1 + 0 + 1 + 1 and counted[(3, 1)].resets == 1
 
 
-@pytest.mark.parametrize("twin", [1], indirect=True)
+@pytest.mark.parametrize("twin", [1], indirect=True, ids=["seed1"])
 def test_uc03_command_runs_at_the_given_clock_after_uc02_and_refuses_without_a_finding(
     twin: Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

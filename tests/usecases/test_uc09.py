@@ -35,8 +35,7 @@ from meetpunt.usecases.uc09_interruption_registration import (
     register_interruptions,
     reliability,
 )
-from tests.usecases.conftest import AT, DAYS, OPERATOR, SEEDS, START, TRIGGER, Twin
-from tests.usecases.conftest import build_twin as _build
+from tests.usecases.conftest import AT, DAYS, OPERATOR, SEEDS, START, TRIGGER, Twin, fresh_copy
 from tests.usecases.conftest import period as _period
 
 
@@ -164,8 +163,9 @@ def test_area_limits_the_population(twin: Twin) -> None:
     assert nowhere.outages == () and nowhere.figures.customers_served == 0
 
 
-def test_the_cli_prints_outages_and_figures(tmp_path: Path) -> None:
-    built = _build(tmp_path, SEEDS[0])
+@pytest.mark.parametrize("twin", [SEEDS[0]], indirect=True, ids=[f"seed{SEEDS[0]}"])
+def test_the_cli_prints_outages_and_figures(twin: Twin, tmp_path: Path) -> None:
+    built = fresh_copy(twin, tmp_path)
     built.register.dispose()
     to = (START + timedelta(days=DAYS)).isoformat()
     common = ["--from", START.isoformat(), "--to", to, "--db", built.db_url]
