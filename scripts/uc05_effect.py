@@ -25,14 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from meetpunt.demo.grid_checks import true_effects_of
 from meetpunt.usecases.uc05_intervention import (
     WINDOW_DAYS,
-    SeriesEffect,
     Uc05Rules,
     compare_windows,
     conditions,
@@ -45,28 +44,6 @@ def _window(table: pa.Table, start: Any, end: Any) -> pa.Table:
     a = pa.scalar(start, pa.timestamp("us", "UTC"))
     b = pa.scalar(end, pa.timestamp("us", "UTC"))
     return table.filter(pc.and_(pc.greater_equal(s, a), pc.less(s, b)))
-
-
-def true_per_phase(
-    twin: Path, effects: list[SeriesEffect], conns: dict[str, dict[str, Any]], after: Any
-) -> dict[str, float]:
-    """Per grid phase the true mean effect over the meter phases UC5 used (as the demo)."""
-    table = pq.read_table(twin / "truth" / "intervention_effect.parquet").to_pylist()
-    first, last = after.start.date(), after.end.date()
-    sums: dict[tuple[int, int], list[float]] = {}
-    for row in table:
-        if first <= row["day"] < last:
-            acc = sums.setdefault((row["connection"], row["phase"]), [0.0, 0.0])
-            acc[0] += row["effect_v"] * row["steps"]
-            acc[1] += row["steps"]
-    per_phase: dict[str, list[float]] = {}
-    for e in effects:
-        c = conns[e.series.ean]
-        grid = e.series.meter_phase if c["phase"] is None else int(str(c["phase"])[1])
-        total, steps = sums.get((int(c["connection"]), grid), [0.0, 0.0])
-        if steps > 0:
-            per_phase.setdefault(e.series.grid_phase, []).append(total / steps)
-    return {ph: float(np.mean(v)) for ph, v in per_phase.items()}
 
 
 def measure(twin: Path, *, control: bool = True, per_unit: bool = True) -> str:
@@ -102,7 +79,7 @@ def measure(twin: Path, *, control: bool = True, per_unit: bool = True) -> str:
         control=control,
         per_unit=per_unit,
     )
-    true = true_per_phase(twin, effects, conns, after)
+    true = true_effects_of(twin, effects, conns.values(), after)
     parts = []
     worst = 0.0
     for p in phases:

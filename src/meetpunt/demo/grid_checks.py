@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -30,6 +30,7 @@ from meetpunt.report.grid_check_charts import uc05_distributions, uc12_chain
 from meetpunt.report.html import picture
 from meetpunt.usecases.uc05_intervention import (
     InterventionNote,
+    SeriesEffect,
     Uc05Result,
     assess_intervention,
     read_interventions,
@@ -37,7 +38,7 @@ from meetpunt.usecases.uc05_intervention import (
 from meetpunt.usecases.uc12_unsafe import Uc12Result, find_unsafe, read_cabinets
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
 
 GOAL_V = 0.5
 """Issue 18: UC5's estimate within 0.5 V of the true effect."""
@@ -117,9 +118,21 @@ def expected_audit(checks: GridChecks | None) -> dict[tuple[str, str, str], int]
 def true_effects(twin: Path, result: Uc05Result, truth: Truth) -> dict[str, float]:
     """Per grid phase the true mean effect over the same meter phases UC5 used, over its
     after window (``truth/intervention_effect``: steps-weighted daily means)."""
+    return true_effects_of(twin, result.effects, truth.connections, result.after)
+
+
+def true_effects_of(
+    twin: Path,
+    effects: Iterable[SeriesEffect],
+    connections: Iterable[Mapping[str, Any]],
+    after: Period,
+) -> dict[str, float]:
+    """:func:`true_effects` for UC5's per-series ``effects`` over ``after``, with the
+    twin's truth ``connections`` (rows of ``truth/connections``); also used by
+    scripts/uc05_effect.py."""
     table = pq.read_table(twin / "truth" / "intervention_effect.parquet").to_pylist()
-    conn = {c["ean"]: c for c in truth.connections}
-    first, last = result.after.start.date(), result.after.end.date()
+    conn = {c["ean"]: c for c in connections}
+    first, last = after.start.date(), after.end.date()
     sums: dict[tuple[int, int], list[float]] = {}
     for row in table:
         if first <= row["day"] < last:
@@ -127,7 +140,7 @@ def true_effects(twin: Path, result: Uc05Result, truth: Truth) -> dict[str, floa
             acc[0] += row["effect_v"] * row["steps"]
             acc[1] += row["steps"]
     per_phase: dict[str, list[float]] = {}
-    for e in result.effects:
+    for e in effects:
         c = conn.get(e.series.ean)
         if c is None:
             continue
