@@ -33,7 +33,7 @@ Everything except :func:`invoice_contractless`' gate calls is a pure function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -119,21 +119,12 @@ class Uc08Result:
         }
 
 
-def in_population(version: ConnectionVersion) -> bool:
-    """An in-service electricity connection with a smart meter (actual readings)."""
+def in_population(version: ConnectionVersion, commodity: Commodity = Commodity.ELECTRICITY) -> bool:
+    """An in-service connection of ``commodity`` read through a smart meter (actual
+    readings; gas through the electricity meter's M-Bus)."""
     a = version.attributes
     return (
-        version.commodity is Commodity.ELECTRICITY
-        and a.status is PhysicalStatus.IN_SERVICE
-        and a.meter_type is MeterType.SMART
-    )
-
-
-def in_gas_population(version: ConnectionVersion) -> bool:
-    """An in-service gas connection read through a smart meter (actual readings)."""
-    a = version.attributes
-    return (
-        version.commodity is Commodity.GAS
+        version.commodity is commodity
         and a.status is PhysicalStatus.IN_SERVICE
         and a.meter_type is MeterType.SMART
     )
@@ -144,13 +135,13 @@ def population(
     holders: Mapping[tuple[str, date], object | None],
     first: date,
     last: date,
-    member: Callable[[ConnectionVersion], bool] = in_population,
+    commodity: Commodity = Commodity.ELECTRICITY,
 ) -> list[str]:
-    """EANs in the population (``member``) without a contract on ``first`` and ``last``."""
+    """EANs in ``commodity``'s population without a contract on ``first`` and ``last``."""
     return sorted(
         v.ean
         for v in versions
-        if member(v) and holders.get((v.ean, first)) is None
+        if in_population(v, commodity) and holders.get((v.ean, first)) is None
         and holders.get((v.ean, last)) is None
     )  # fmt: skip
 
@@ -291,15 +282,12 @@ def invoice_contractless(
     aside: list[tuple[str, str]] = []
     seq: int | None = None
     found: dict[Commodity, list[str]] = {}
-    for commodity, member in (
-        (Commodity.ELECTRICITY, in_population),
-        (Commodity.GAS, in_gas_population),
-    ):
-        candidates = [v.ean for v in versions if member(v)]
+    for commodity in (Commodity.ELECTRICITY, Commodity.GAS):
+        candidates = [v.ean for v in versions if in_population(v, commodity)]
         holders = gate.register_view.contract_holders(
             [(e, d) for e in candidates for d in (first, last)], commodity
         )
-        eans = population(versions, holders, first, last, member)
+        eans = population(versions, holders, first, last, commodity)
         found[commodity] = eans
         if not eans:
             continue
