@@ -139,28 +139,37 @@ def test_the_model_contract_is_named_on_the_invoice_and_in_its_json(tmp_path: Pa
 BAKKER = "871234560000000031"  # ferraris meter, fixed until 2026-07-01
 
 
-def ingest_day_reading(db: str, store: Path, ean: str, day: date, t1: int, t2: int) -> None:
-    """One daily reading at local midnight of ``day`` into ``store``."""
+def ingest_rows(db: str, store: Path, kind: str, rows: list[dict[str, object]]) -> None:
+    """``rows`` of ``kind`` into ``store``, placed by the register at ``db``."""
     register = open_register(db)
     try:
         with register.session() as s:
             index = ConnectionIndex(s.meter_index(), 230.0)
         hub = open_store(store)
         try:
-            row = reading(ean, local_midnight_utc(day), t1, t2)
-            Ingestor(hub, index, rulebook.vee_rules()).ingest(source("daily_readings", [row]))
+            Ingestor(hub, index, rulebook.vee_rules()).ingest(source(kind, rows))
         finally:
             hub.close()
     finally:
         register.dispose()
 
 
-def stored_switch_readings(store: Path) -> list[dict[str, object]]:
+def stored(store: Path, kind: str) -> list[dict[str, object]]:
+    """Every row of ``kind`` in ``store``."""
     hub = open_store(store, read_only=True)
     try:
-        return hub.read("switch_readings").to_pylist()
+        return hub.read(kind).to_pylist()
     finally:
         hub.close()
+
+
+def ingest_day_reading(db: str, store: Path, ean: str, day: date, t1: int, t2: int) -> None:
+    """One daily reading at local midnight of ``day`` into ``store``."""
+    ingest_rows(db, store, "daily_readings", [reading(ean, local_midnight_utc(day), t1, t2)])
+
+
+def stored_switch_readings(store: Path) -> list[dict[str, object]]:
+    return stored(store, "switch_readings")
 
 
 def test_switch_takes_the_smart_meters_reading_of_the_day_through_the_gate_and_stores_it(
@@ -227,31 +236,17 @@ GAS_DE_VRIES = "871234560000000116"  # gas, smart (M-Bus), variable since 2020-0
 def ingest_gas_hour(db: str, store: Path, ean: str, day: date, volume: int, end: int) -> None:
     """The hourly gas value of the hour from local midnight of ``day`` (dm3): its volume
     and the register at the hour's end."""
-    register = open_register(db)
-    try:
-        with register.session() as s:
-            index = ConnectionIndex(s.meter_index(), 230.0)
-        hub = open_store(store)
-        try:
-            row = {
-                "gas_ean": ean,
-                "start": local_midnight_utc(day),
-                "volume_dm3": volume,
-                "reading_dm3": end,
-            }
-            Ingestor(hub, index, rulebook.vee_rules()).ingest(source("gas_hourly", [row]))
-        finally:
-            hub.close()
-    finally:
-        register.dispose()
+    row = {
+        "gas_ean": ean,
+        "start": local_midnight_utc(day),
+        "volume_dm3": volume,
+        "reading_dm3": end,
+    }
+    ingest_rows(db, store, "gas_hourly", [row])
 
 
 def stored_gas_switch_readings(store: Path) -> list[dict[str, object]]:
-    hub = open_store(store, read_only=True)
-    try:
-        return hub.read("gas_switch_readings").to_pylist()
-    finally:
-        hub.close()
+    return stored(store, "gas_switch_readings")
 
 
 def test_a_gas_switch_reads_the_gas_register_at_midnight_through_the_gate_and_stores_it(
