@@ -26,6 +26,7 @@ from meetpunt.market.pricing import (
 from meetpunt.market.rules import MarketTariffs, market_tariffs
 from meetpunt.report.documents import DocumentKind, MarketDocument, Party, render_html
 from tests.unit.market.conftest import HAND_TARIFFS
+from tests.unit.market.contracts import gas_terms
 
 D = Decimal
 
@@ -74,17 +75,8 @@ def test_the_vzc_and_gas_notes_are_dutch_too(
 ) -> None:
     vzc = vzc_invoice("VZC-1", date(2026, 6, 1), date(2026, 7, 1), D(100), tariffs)
     assert "Nog niet bevestigd: het tarief voor verbruik zonder contract (VZC-tarief)" in page(vzc)
-    gas = ContractTerms(
-        reference="G-NL",
-        commodity=Commodity.GAS,
-        contract_type=ContractType.VARIABLE,
-        tariff=TariffKind.SINGLE,
-        meter_type=MeterType.FERRARIS,
-        start=date(2027, 1, 1),
-        prices=(PriceSet(date(2027, 1, 1), single=D("1.20")),),
-        grid_class="gas_G4",
-        residence=False,
-        gas_area="A",
+    gas = gas_terms(
+        MeterType.FERRARIS, reference="G-NL", start=date(2027, 1, 1), price="1.20", residence=False
     )
     usage = Usage.of([(datetime(2027, 2, 10, 10, tzinfo=UTC), 50, 0)])
     inv = invoice(gas, usage, date(2027, 2, 1), date(2027, 3, 1), tariffs, calendar)
@@ -119,17 +111,7 @@ def test_an_invoice_carries_only_its_own_commoditys_notes(calendar: OffPeakCalen
                     tariffs, calendar)  # fmt: skip
     assert "2026: electricity_tax above 10000 kWh" in power.unconfirmed
     assert not any("gas" in u for u in power.unconfirmed)
-    gas = ContractTerms(
-        reference="G-2",
-        commodity=Commodity.GAS,
-        contract_type=ContractType.VARIABLE,
-        tariff=TariffKind.SINGLE,
-        meter_type=MeterType.SMART,
-        start=date(2026, 1, 1),
-        prices=(PriceSet(date(2026, 1, 1), single=D("1.20")),),
-        grid_class="gas_G4",
-        residence=False,
-    )
+    gas = gas_terms(area=None, reference="G-2", price="1.20", residence=False)
     fuel = invoice(gas, usage, date(2026, 1, 1), date(2026, 3, 1), tariffs, calendar)
     assert "2026: gas_tax above 170000 m3" in fuel.unconfirmed
     assert not any("electricity" in u for u in fuel.unconfirmed)

@@ -15,29 +15,14 @@ from decimal import Decimal
 import pytest
 
 from meetpunt.domain.calendar import OffPeakCalendar
-from meetpunt.domain.capacity import Commodity
 from meetpunt.domain.connection import MeterType
-from meetpunt.domain.contract import ContractType, TariffKind
 from meetpunt.errors import RulesDataError
-from meetpunt.market.pricing import ContractTerms, PriceSet, Usage, invoice
+from meetpunt.market.pricing import Usage, invoice
 from meetpunt.market.rules import GasConversion, MarketTariffs, market_tariffs
 from meetpunt.report.documents import DocumentKind, MarketDocument, Party, render_html
+from tests.unit.market.contracts import gas_terms
 
 D = Decimal
-
-
-def gas_terms(meter: MeterType = MeterType.SMART, area: str | None = "A") -> ContractTerms:
-    return ContractTerms(
-        reference="G-1",
-        commodity=Commodity.GAS,
-        contract_type=ContractType.VARIABLE,
-        tariff=TariffKind.SINGLE,
-        meter_type=meter,
-        start=date(2026, 1, 1),
-        prices=(PriceSet(date(2026, 1, 1), single=D("1.00")),),
-        grid_class="gas_G4",
-        gas_area=area,
-    )
 
 
 def usage(*rows: tuple[str, str]) -> Usage:

@@ -31,6 +31,7 @@ from meetpunt.market.pricing import ContractTerms, Invoice, PriceSet, invoice
 from meetpunt.market.profiles import StandardProfiles, spread, standard_profiles
 from meetpunt.market.rules import MarketTariffs
 from meetpunt.market.switching import ReadingSource, SwitchReading, usage_between
+from tests.unit.market.contracts import gas_terms
 
 D = Decimal
 DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
@@ -161,18 +162,7 @@ def test_gas_follows_the_degree_days_across_the_year_and_each_months_factor(
         reading(first, _24_2_1="5000"), reading(end, _24_2_1="5465"), Commodity.GAS, hand,
         calendar,
     )  # fmt: skip
-    terms = ContractTerms(
-        reference="G-1",
-        commodity=Commodity.GAS,
-        contract_type=ContractType.VARIABLE,
-        tariff=TariffKind.SINGLE,
-        meter_type=MeterType.SMART,
-        start=date(2026, 1, 1),
-        prices=(PriceSet(date(2026, 1, 1), single=D("1.00")),),
-        grid_class="gas_G4",
-        residence=False,
-        gas_area="A",
-    )
+    terms = gas_terms(residence=False)
     inv = invoice(terms, used, first, end, tariffs, calendar)
     assert [(g.measured, g.converted) for g in inv.gas_volumes] == [
         (D(310), D("316.200")),
